@@ -1,0 +1,46 @@
+/** Errors in the shape Google APIs return: `{error: {code, message, errors: [{message, domain, reason}]}}`. */
+export type ErrorReason =
+  | 'notFound'
+  | 'alreadyExists'
+  | 'conditionNotMet'
+  | 'invalid'
+  | 'required'
+  | 'badRequest'
+  | 'resourceNotReady'
+  | 'unsupported';
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: ErrorReason,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  toJSON(): {
+    error: { code: number; message: string; errors: { message: string; domain: string; reason: string }[] };
+  } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        errors: [{ message: this.message, domain: 'global', reason: this.reason }],
+      },
+    };
+  }
+}
+
+export const notFound = (path: string): ApiError =>
+  new ApiError(404, 'notFound', `The resource '${path}' was not found`);
+
+export const alreadyExists = (path: string): ApiError =>
+  new ApiError(409, 'alreadyExists', `The resource '${path}' already exists`);
+
+export const fingerprintMismatch = (): ApiError =>
+  new ApiError(412, 'conditionNotMet', 'Supplied fingerprint does not match current metadata fingerprint.');
+
+export const invalid = (message: string): ApiError => new ApiError(400, 'invalid', message);
+
+export const notReady = (path: string): ApiError =>
+  new ApiError(400, 'resourceNotReady', `The resource '${path}' is not ready`);

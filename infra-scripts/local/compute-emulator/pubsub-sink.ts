@@ -1,0 +1,37 @@
+import { PubSub } from '@google-cloud/pubsub';
+import type { LogEntry } from './audit-log';
+
+export interface PubsubSinkOptions {
+  projectId: string;
+  topic: string;
+  /** `host:port` of the Pub/Sub emulator; defaults to PUBSUB_EMULATOR_HOST. */
+  emulatorHost?: string;
+}
+
+/**
+ * Publishes audit entries as a log sink does: the LogEntry as JSON in the message data, with the
+ * entry's timestamp in the `logging.googleapis.com/timestamp` attribute.
+ */
+export function pubsubSink(options: PubsubSinkOptions): {
+  write: (entry: LogEntry) => Promise<void>;
+  close: () => Promise<void>;
+} {
+  const pubsub = new PubSub({
+    projectId: options.projectId,
+    ...(options.emulatorHost ? { apiEndpoint: options.emulatorHost, emulatorMode: true } : {}),
+  });
+  const topic = pubsub.topic(options.topic);
+  return {
+    async write(entry) {
+      const timestamp = typeof entry.timestamp === 'string' ? entry.timestamp : new Date().toISOString();
+      await topic.publishMessage({
+        data: Buffer.from(JSON.stringify(entry)),
+        attributes: { 'logging.googleapis.com/timestamp': timestamp },
+      });
+    },
+    async close() {
+      await topic.flush();
+      await pubsub.close();
+    },
+  };
+}
