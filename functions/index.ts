@@ -1,0 +1,2 @@
+// Deploy entry: every Cloud Function, exported (and registered) under its name.
+export { instanceEvents } from './instance-events';

@@ -1,0 +1,194 @@
+import { logEntrySchema, pubsubEnvelopeSchema, type LogEntry } from './schema';
+
+/**
+ * What an audit-log entry means for the Consul membership of the instances it names:
+ * - `drain`: the instance is about to go (deletion started, a MIG will delete/recreate/abandon it);
+ * - `remove`: the instance is gone (deleted, preempted, crashed, stopped, suspended, repaired);
+ * - `restore`: the instance is (back) in service (created, started, resumed, or the operation that
+ *   was draining it failed), so maintenance this function set for it is lifted.
+ */
+export type EventAction = 'drain' | 'remove' | 'restore';
+export type Phase = 'first' | 'last' | 'single' | 'none';
+
+export interface EventTarget {
+  project: string;
+  zone: string;
+  name: string;
+  /** Known for instance-level entries; MIG-level entries name instances only. */
+  instanceId?: string;
+}
+
+export interface InstanceEvent {
+  /** Ledger id: insertId, operation id and phase. */
+  id: string;
+  insertId: string;
+  operationId?: string;
+  phase: Phase;
+  method: string;
+  action: EventAction;
+  /** When the change happened (entry `timestamp`), in ms since the epoch: orders events. */
+  time: number;
+  /** For MIG-level entries: the group, so only its members are drained. */
+  group?: string;
+  targets: EventTarget[];
+}
+
+export type ParseResult =
+  | { ok: true; event: InstanceEvent }
+  | { ok: false; outcome: 'malformed' | 'irrelevant'; reason: string; insertId?: string; method?: string };
+
+const instanceNamePattern = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const zonePattern = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
+const projectPattern = /^[a-z][-a-z0-9.:]{4,61}[a-z0-9]$/;
+const instanceIdPattern = /^[0-9]{1,20}$/;
+
+// Methods on one instance: what the first and the last entry of their operation mean.
+const lifecycleMethods = new Map<string, { first: EventAction | null; last: EventAction | null }>([
+  ['compute.instances.delete', { first: 'drain', last: 'remove' }],
+  ['compute.instances.stop', { first: 'drain', last: 'remove' }],
+  ['compute.instances.suspend', { first: 'drain', last: 'remove' }],
+  ['compute.instances.insert', { first: null, last: 'restore' }],
+  ['compute.instances.start', { first: null, last: 'restore' }],
+  ['compute.instances.resume', { first: null, last: 'restore' }],
+]);
+
+// System events: the instance is already gone when they are logged.
+const goneMethods = new Set([
+  'compute.instances.preempted',
+  'compute.instances.hostError',
+  'compute.instances.guestTerminate',
+  'compute.instances.terminateOnHostMaintenance',
+  'compute.instances.repair.recreateInstance',
+]);
+
+// MIG calls that name the instances they will take away: early warnings to drain them.
+const groupMethods = new Set(['deleteInstances', 'recreateInstances', 'abandonInstances']);
+
+/** `v1.compute.instances.delete`, `beta.…` and `compute.instances.preempted` share one form. */
+const normalizeMethod = (methodName: string) => methodName.replace(/^(v1|beta|alpha)\./, '');
+
+function phaseOf(entry: LogEntry): Phase {
+  const first = entry.operation?.first === true;
+  const last = entry.operation?.last === true;
+  if (first && last) return 'single';
+  if (first) return 'first';
+  if (last) return 'last';
+  return 'none';
+}
+
+/** `projects/P/zones/Z/instances/N`, optionally as a full URL or relative to the project. */
+function parseInstancePath(path: string, defaultProject: string): Omit<EventTarget, 'instanceId'> | null {
+  const m = /(?:^|\/)(?:projects\/([^/]+)\/)?zones\/([^/]+)\/instances\/([^/?#]+)$/.exec(path);
+  if (!m) return null;
+  const [, project = defaultProject, zone = '', name = ''] = m;
+  if (!projectPattern.test(project) || !zonePattern.test(zone) || !instanceNamePattern.test(name))
+    return null;
+  return { project, zone, name };
+}
+
+const rejectAs =
+  (entry: { insertId?: string; method?: string }) =>
+  (outcome: 'malformed' | 'irrelevant', reason: string): ParseResult => ({
+    ok: false,
+    outcome,
+    reason,
+    ...entry,
+  });
+
+/** Validates one audit-log entry and says what it means; never throws. */
+export function parseLogEntry(input: unknown): ParseResult {
+  const parsed = logEntrySchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    return { ok: false, outcome: 'malformed', reason: `not a Cloud Audit Log entry: ${issues}` };
+  }
+  const entry = parsed.data;
+  const method = normalizeMethod(entry.protoPayload.methodName);
+  const reject = rejectAs({ insertId: entry.insertId, method });
+  if (!/\/logs\/cloudaudit\.googleapis\.com%2F(activity|system_event)$/.test(entry.logName)) {
+    return reject(
+      'irrelevant',
+      `log ${entry.logName} is neither the activity nor the system_event audit log`,
+    );
+  }
+  const phase = phaseOf(entry);
+  const time = Date.parse(entry.timestamp);
+  const labels = entry.resource.labels ?? {};
+  const project = labels.project_id ?? '';
+  if (!projectPattern.test(project))
+    return reject('malformed', 'resource.labels.project_id is missing or invalid');
+  const base = {
+    id: [entry.insertId, entry.operation?.id ?? '-', phase].join('/'),
+    insertId: entry.insertId,
+    operationId: entry.operation?.id,
+    phase,
+    method,
+    time,
+  };
+  const failed = (entry.protoPayload.status?.code ?? 0) !== 0;
+
+  const groupMethod = /^compute\.(?:region)?[iI]nstanceGroupManagers\.(\w+)$/.exec(method)?.[1];
+  if (groupMethod !== undefined) {
+    if (!groupMethods.has(groupMethod)) return reject('irrelevant', `${method} does not take instances away`);
+    if (failed) return reject('irrelevant', `${method} failed: nothing will be taken away`);
+    if (phase === 'last')
+      return reject('irrelevant', `${method} completed: its instances' own entries follow`);
+    const group =
+      labels.instance_group_manager_name ??
+      /instanceGroupManagers\/([^/]+)$/.exec(entry.protoPayload.resourceName ?? '')?.[1];
+    if (!group) return reject('malformed', `${method} without the group's name`);
+    const listed = entry.protoPayload.request?.instances;
+    if (!Array.isArray(listed) || listed.length === 0 || !listed.every((i) => typeof i === 'string')) {
+      return reject('malformed', `${method} without request.instances`);
+    }
+    const targets = (listed as string[]).map((path) => parseInstancePath(path, project));
+    if (targets.some((t) => t === null))
+      return reject('malformed', `${method}: request.instances has an invalid entry`);
+    return { ok: true, event: { ...base, action: 'drain', group, targets: targets as EventTarget[] } };
+  }
+
+  let action: EventAction | null;
+  const meaning = lifecycleMethods.get(method);
+  if (goneMethods.has(method)) {
+    action = 'remove';
+  } else if (meaning) {
+    // An entry with no operation is treated as the start: draining is the reversible choice.
+    action = phase === 'first' || phase === 'none' ? meaning.first : meaning.last;
+    // A deletion or stop that failed leaves the instance in service: undo the drain.
+    if (failed) action = action === null ? null : 'restore';
+  } else {
+    return reject('irrelevant', `method ${method} does not change instance membership`);
+  }
+  if (action === null) return reject('irrelevant', `${method} (${phase}) needs no action`);
+  if (entry.resource.type !== 'gce_instance') {
+    return reject('malformed', `${method} on resource type ${entry.resource.type}, expected gce_instance`);
+  }
+  const target = parseInstancePath(entry.protoPayload.resourceName ?? '', project);
+  if (!target) return reject('malformed', 'protoPayload.resourceName is not an instance path');
+  const instanceId = labels.instance_id ?? '';
+  if (!instanceIdPattern.test(instanceId))
+    return reject('malformed', 'resource.labels.instance_id is missing or invalid');
+  if (labels.zone !== undefined && labels.zone !== target.zone) {
+    return reject('malformed', `resource.labels.zone ${labels.zone} disagrees with ${target.zone}`);
+  }
+  return { ok: true, event: { ...base, action, targets: [{ ...target, instanceId }] } };
+}
+
+/** Decodes a Pub/Sub envelope (CloudEvent data or push body) and parses the entry inside. */
+export function parsePubsubMessage(data: unknown): ParseResult {
+  const envelope = pubsubEnvelopeSchema.safeParse(data);
+  if (!envelope.success) {
+    return { ok: false, outcome: 'malformed', reason: 'not a Pub/Sub message: message.data is missing' };
+  }
+  const raw = envelope.data.message.data;
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(raw)) {
+    return { ok: false, outcome: 'malformed', reason: 'message.data is not base64' };
+  }
+  let entry: unknown;
+  try {
+    entry = JSON.parse(Buffer.from(raw, 'base64').toString('utf8'));
+  } catch {
+    return { ok: false, outcome: 'malformed', reason: 'message.data is not base64-encoded JSON' };
+  }
+  return parseLogEntry(entry);
+}

@@ -1,0 +1,179 @@
+import type { InstanceLookup } from '../compute/instances';
+import type { CatalogNode } from '../consul/client';
+import type { EventTarget, InstanceEvent } from './parse';
+
+/** Node metadata every agent registers (ARCHITECTURE §1, node identity). */
+export const nodeMetaKeys = {
+  instanceId: 'gce-instance-id',
+  zone: 'gce-zone',
+  project: 'gce-project',
+  group: 'gce-instance-group',
+  role: 'role',
+} as const;
+
+/** Maintenance this function put on a node for one instance id, so it lifts only its own. */
+export interface Maintenance {
+  /** `agent`: the node's own agent (`/v1/agent/maintenance`); `catalog`: a critical catalog check. */
+  mode: 'agent' | 'catalog';
+  node: string;
+  reason: string;
+  /** Time of the event that set it. */
+  eventAt: number;
+}
+
+/** What this function has applied for one instance id: latest event times and its maintenance. */
+export interface InstanceRecord {
+  drainAt?: number;
+  removeAt?: number;
+  restoreAt?: number;
+  maintenance?: Maintenance;
+}
+
+export interface Observation {
+  node: CatalogNode | null;
+  /** `instances.get` for the target's name, made only when `needsLookup` says so. */
+  lookup?: InstanceLookup;
+  /** The record of the resolved instance id, if any. */
+  record: InstanceRecord | null;
+}
+
+export type Step =
+  | { type: 'set-maintenance'; node: string; address: string; instanceId: string; reason: string }
+  | { type: 'clear-maintenance'; node: string; address: string; instanceId: string; maintenance: Maintenance }
+  | { type: 'forget-maintenance'; instanceId: string }
+  | { type: 'deregister'; node: string; modifyIndex: number; instanceId: string }
+  | { type: 'force-leave'; node: string };
+
+export type Decision = 'drain' | 'deregister' | 'restore' | 'skip' | 'retry';
+
+export interface TargetPlan {
+  target: EventTarget;
+  instanceId?: string;
+  decision: Decision;
+  reason: string;
+  steps: Step[];
+  /** Event time recorded on the instance's record once the steps succeed. */
+  mark?: { field: 'drainAt' | 'removeAt' | 'restoreAt'; at: number };
+}
+
+/** Compute states in which an instance still serves; anything else is out of service. */
+const servingStatuses = new Set(['PROVISIONING', 'STAGING', 'RUNNING', 'REPAIRING']);
+
+/** Check id of the fallback drain check registered through the catalog. */
+export const drainCheckId = 'gce-ilb-orchestrator-drain';
+
+export const maintenanceReason = (instanceId: string, method: string) =>
+  `gce-ilb-orchestrator: instance ${instanceId} is going away (${method})`;
+
+/** A node without identity metadata is checked against Compute before anything acts on it. */
+export function needsLookup(event: InstanceEvent, node: CatalogNode | null): boolean {
+  return event.action !== 'restore' && node !== null && !node.meta[nodeMetaKeys.instanceId];
+}
+
+/** The instance id a target refers to: from the event, else the node's metadata, else Compute. */
+export function resolveInstanceId(target: EventTarget, obs: Omit<Observation, 'record'>): string | undefined {
+  if (target.instanceId) return target.instanceId;
+  const fromMeta = obs.node?.meta[nodeMetaKeys.instanceId];
+  if (fromMeta) return fromMeta;
+  return obs.lookup?.found ? obs.lookup.id : undefined;
+}
+
+const later = (at: number | undefined, than: number) => at !== undefined && at > than;
+
+/**
+ * Decides what one event means for one named instance, given what Consul (and, for nodes without
+ * identity, Compute) say now. Pure: the same inputs give the same plan. No action is keyed on the
+ * name alone: the node must carry the event's instance id, or Compute must confirm it.
+ */
+export function planTarget(event: InstanceEvent, target: EventTarget, obs: Observation): TargetPlan {
+  const instanceId = resolveInstanceId(target, obs);
+  const record = obs.record ?? {};
+  const node = obs.node;
+  const nodeId = node?.meta[nodeMetaKeys.instanceId];
+  const skip = (reason: string, steps: Step[] = []): TargetPlan => ({
+    target,
+    instanceId,
+    decision: 'skip',
+    reason,
+    steps,
+    mark: instanceId ? { field: markField[event.action], at: event.time } : undefined,
+  });
+  const act = (decision: Decision, reason: string, steps: Step[]): TargetPlan => ({
+    ...skip(reason, steps),
+    decision,
+  });
+  // Compute's view of a node without metadata: does the name belong to another instance now?
+  const lookupOtherId = obs.lookup?.found && instanceId !== undefined && obs.lookup.id !== instanceId;
+
+  switch (event.action) {
+    case 'drain': {
+      if (!node) return skip('already-gone');
+      const group = node.meta[nodeMetaKeys.group];
+      if (event.group !== undefined && group !== undefined && group !== event.group)
+        return skip('not-in-group');
+      if (instanceId === undefined)
+        return skip(obs.lookup && !obs.lookup.found ? 'already-gone' : 'unidentified');
+      if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) return skip('replacement-present');
+      if (lookupOtherId) return skip('replacement-present');
+      if (later(record.removeAt, event.time) || later(record.restoreAt, event.time))
+        return skip('superseded');
+      if (record.maintenance) return skip('already-draining');
+      return act('drain', 'going-away', [
+        {
+          type: 'set-maintenance',
+          node: node.name,
+          address: node.address,
+          instanceId,
+          reason: maintenanceReason(instanceId, event.method),
+        },
+      ]);
+    }
+    case 'remove': {
+      if (instanceId === undefined) return skip('unidentified');
+      if (later(record.restoreAt, event.time)) return skip('superseded');
+      // A catalog entry removed by an earlier attempt may still be a failed gossip member, which the
+      // leader would register again: force-leave is idempotent, so it is repeated.
+      if (!node) return skip('already-gone', [{ type: 'force-leave', node: target.name }]);
+      if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) return skip('replacement-present');
+      if (lookupOtherId) return skip('replacement-present');
+      if (obs.lookup?.found && servingStatuses.has(obs.lookup.status)) return skip('instance-running');
+      return act('deregister', 'instance-gone', [
+        { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
+        { type: 'force-leave', node: node.name },
+      ]);
+    }
+    case 'restore': {
+      if (instanceId === undefined) return skip('unidentified');
+      const m = record.maintenance;
+      if (!m) return skip('no-maintenance');
+      // A drain that found the node already draining still counts: its time is the record's drainAt.
+      if (Math.max(m.eventAt, record.drainAt ?? -Infinity) > event.time) return skip('superseded');
+      if (!node || node.name !== m.node) {
+        // The node's own agent keeps its maintenance across a restart: wait until it is back.
+        if (m.mode === 'agent' && !node) return act('retry', 'agent-not-registered', []);
+        return act('restore', 'node-gone', [{ type: 'forget-maintenance', instanceId }]);
+      }
+      if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) {
+        return act('restore', 'replacement-present', [{ type: 'forget-maintenance', instanceId }]);
+      }
+      return act('restore', 'back-in-service', [
+        { type: 'clear-maintenance', node: node.name, address: node.address, instanceId, maintenance: m },
+      ]);
+    }
+  }
+}
+
+const markField = { drain: 'drainAt', remove: 'removeAt', restore: 'restoreAt' } as const;
+
+/** Merges an update into a record: times only move forward, so merges commute. */
+export function mergeRecord(
+  record: InstanceRecord | null,
+  mark: TargetPlan['mark'],
+  maintenance: Maintenance | null | undefined,
+): InstanceRecord {
+  const next: InstanceRecord = { ...(record ?? {}) };
+  if (mark) next[mark.field] = Math.max(next[mark.field] ?? -Infinity, mark.at);
+  if (maintenance === null) delete next.maintenance;
+  else if (maintenance) next.maintenance = maintenance;
+  return next;
+}

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+/**
+ * The parts of a Cloud Audit Log `LogEntry` (delivered by a log sink to Pub/Sub) that
+ * instanceEvents reads. Unknown fields are ignored; documented optional fields may be missing or
+ * null in real deliveries.
+ */
+export const logEntrySchema = z.object({
+  insertId: z.string().min(1),
+  logName: z.string().min(1),
+  timestamp: z.iso.datetime({ offset: true }),
+  operation: z
+    .object({
+      id: z.string().min(1),
+      producer: z.string().nullish(),
+      first: z.boolean().nullish(),
+      last: z.boolean().nullish(),
+    })
+    .nullish(),
+  resource: z.object({
+    type: z.string().min(1),
+    labels: z.record(z.string(), z.string()).nullish(),
+  }),
+  protoPayload: z.object({
+    methodName: z.string().min(1),
+    resourceName: z.string().nullish(),
+    request: z.record(z.string(), z.unknown()).nullish(),
+    status: z.object({ code: z.number().int().nullish(), message: z.string().nullish() }).nullish(),
+  }),
+});
+export type LogEntry = z.infer<typeof logEntrySchema>;
+
+/** Pub/Sub message as it arrives in a `messagePublished` CloudEvent (or a raw push body). */
+export const pubsubEnvelopeSchema = z.object({
+  message: z.object({
+    data: z.string().min(1),
+    messageId: z.string().nullish(),
+    publishTime: z.string().nullish(),
+    attributes: z.record(z.string(), z.string()).nullish(),
+  }),
+  subscription: z.string().nullish(),
+});
+export type PubsubEnvelope = z.infer<typeof pubsubEnvelopeSchema>;
+
+/** The CloudEvent type Eventarc uses for Pub/Sub messages. */
+export const messagePublishedType = 'google.cloud.pubsub.topic.v1.messagePublished';

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ConsulApi } from '../consul/client';
+
+/**
+ * Idempotency ledger in Consul KV, for handlers fed by at-least-once delivery.
+ *
+ * One key per event id: `in-progress` (claimed by one delivery, with an expiry so a crashed run
+ * frees it), `completed` (with a small result, kept for the retention) and deleted when the run
+ * fails, so the redelivery runs again. Every write is a compare-and-set, so two deliveries racing
+ * for the same id never both run; each claim carries a random owner so a write that was applied
+ * but whose answer was lost is still recognised as ours.
+ */
+
+const recordSchema = z.object({
+  state: z.enum(['in-progress', 'completed']),
+  owner: z.string(),
+  expiresAt: z.number(),
+  result: z.unknown().optional(),
+});
+type LedgerRecord = z.infer<typeof recordSchema>;
+
+/** Another delivery of the same event is running now: retry later. */
+export class EventInProgressError extends Error {
+  override name = 'EventInProgressError';
+  readonly transient = true;
+}
+
+export type LedgerKv = Pick<ConsulApi, 'kvGet' | 'kvPut' | 'kvDelete'>;
+
+export interface LedgerSettings {
+  kv: LedgerKv;
+  /** KV prefix ending in `/`, e.g. `gce-ilb-orchestrator/ledger/instance-events/`. */
+  prefix: string;
+  inProgressTtlMs: number;
+  retentionMs: number;
+  now?: () => number;
+}
+
+export type LedgerOutcome<T> = { duplicate: false; result: T } | { duplicate: true; result: unknown };
+
+export interface Ledger {
+  keyOf(id: string): string;
+  /**
+   * Runs `work` once per id across duplicate deliveries: a completed id returns its stored result
+   * with `duplicate: true`; an id claimed by a live delivery throws EventInProgressError; a failure
+   * of `work` frees the id and rethrows.
+   */
+  run<T>(id: string, work: () => Promise<T>): Promise<LedgerOutcome<T>>;
+}
+
+export function createLedger(settings: LedgerSettings): Ledger {
+  const now = settings.now ?? Date.now;
+  const keyOf = (id: string) => settings.prefix + encodeURIComponent(id);
+
+  const read = async (key: string) => {
+    const entry = await settings.kv.kvGet(key);
+    if (!entry) return null;
+    const parsed = recordSchema.safeParse(safeJson(entry.value));
+    // An unreadable record is treated as expired, so it is overwritten (by CAS) rather than wedging the id.
+    const record: LedgerRecord = parsed.success
+      ? parsed.data
+      : { state: 'in-progress', owner: '', expiresAt: 0 };
+    return { record, index: entry.modifyIndex };
+  };
+
+  // Claims the id; returns the index of our record, or the completed record of an earlier run.
+  const claim = async (
+    key: string,
+    owner: string,
+  ): Promise<{ index: number } | { completed: LedgerRecord }> => {
+    const mine: LedgerRecord = { state: 'in-progress', owner, expiresAt: now() + settings.inProgressTtlMs };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await read(key);
+      if (current && current.record.owner === owner) return { index: current.index };
+      if (current && current.record.expiresAt > now()) {
+        if (current.record.state === 'completed') return { completed: current.record };
+        throw new EventInProgressError(`event ${key} is being handled by another delivery`);
+      }
+      const index = await settings.kv.kvPut(key, JSON.stringify(mine), current?.index ?? 0);
+      if (index !== null) return { index };
+      // Lost the race (or our write landed but its answer did not): the next read tells who owns it.
+    }
+    throw new EventInProgressError(`event ${key}: could not claim it after repeated conflicts`);
+  };
+
+  return {
+    keyOf,
+    async run<T>(id: string, work: () => Promise<T>): Promise<LedgerOutcome<T>> {
+      const key = keyOf(id);
+      const owner = randomUUID();
+      const claimed = await claim(key, owner);
+      if ('completed' in claimed) return { duplicate: true, result: claimed.completed.result };
+      let result: T;
+      try {
+        result = await work();
+      } catch (err) {
+        // Free the id so the redelivery runs again; if even that fails, the claim expires.
+        await settings.kv.kvDelete(key, claimed.index).catch(() => undefined);
+        throw err;
+      }
+      const done: LedgerRecord = {
+        state: 'completed',
+        owner,
+        expiresAt: now() + settings.retentionMs,
+        result,
+      };
+      // A lost CAS means our claim expired and a later delivery owns the id: it records the outcome.
+      await settings.kv.kvPut(key, JSON.stringify(done), claimed.index);
+      return { duplicate: false, result };
+    },
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

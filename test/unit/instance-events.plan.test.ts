@@ -1,0 +1,301 @@
+import fc from 'fast-check';
+import type { CatalogNode } from '../../shared/consul/client';
+import type { EventAction, EventTarget, InstanceEvent } from '../../shared/instance-events/parse';
+import {
+  mergeRecord,
+  needsLookup,
+  planTarget,
+  type InstanceRecord,
+  type Maintenance,
+  type Observation,
+} from '../../shared/instance-events/plan';
+
+const X = '4512345678901234567';
+const Y = '4512345678901234999';
+const name = 'backend-7k2p';
+
+const target = (instanceId?: string): EventTarget => ({
+  project: 'ilb-demo',
+  zone: 'us-central1-f',
+  name,
+  instanceId,
+});
+const event = (action: EventAction, time: number, extra: Partial<InstanceEvent> = {}): InstanceEvent => ({
+  id: `e-${action}-${time}`,
+  insertId: `i-${time}`,
+  phase: 'single',
+  method: {
+    drain: 'compute.instances.delete',
+    remove: 'compute.instances.delete',
+    restore: 'compute.instances.insert',
+  }[action],
+  action,
+  time,
+  targets: [target(X)],
+  ...extra,
+});
+const node = (meta: Record<string, string>, modifyIndex = 10): CatalogNode => ({
+  name,
+  address: '10.0.0.7',
+  meta,
+  modifyIndex,
+  services: ['backend'],
+});
+const obs = (o: Partial<Observation>): Observation => ({ node: null, record: null, ...o });
+
+describe('planTarget: identity', () => {
+  it('deregisters (CAS on the read index) and force-leaves the node carrying the departed id', () => {
+    const plan = planTarget(event('remove', 5), target(X), obs({ node: node({ 'gce-instance-id': X }, 42) }));
+    expect(plan.decision).toBe('deregister');
+    expect(plan.steps).toEqual([
+      { type: 'deregister', node: name, modifyIndex: 42, instanceId: X },
+      { type: 'force-leave', node: name },
+    ]);
+    expect(plan.mark).toEqual({ field: 'removeAt', at: 5 });
+  });
+
+  it.each(['drain', 'remove'] as const)('%s leaves a same-name replacement alone', (action) => {
+    const plan = planTarget(event(action, 5), target(X), obs({ node: node({ 'gce-instance-id': Y }) }));
+    expect(plan).toMatchObject({ decision: 'skip', reason: 'replacement-present', steps: [] });
+  });
+
+  it('asks Compute about a node without identity metadata, and only then', () => {
+    expect(needsLookup(event('remove', 1), node({}))).toBe(true);
+    expect(needsLookup(event('remove', 1), node({ 'gce-instance-id': X }))).toBe(false);
+    expect(needsLookup(event('remove', 1), null)).toBe(false);
+    expect(needsLookup(event('restore', 1), node({}))).toBe(false);
+  });
+
+  it.each([
+    ['gone from Compute', { found: false } as const, 'deregister', 'instance-gone'],
+    [
+      'stopped, same id',
+      { found: true, id: X, status: 'TERMINATED' } as const,
+      'deregister',
+      'instance-gone',
+    ],
+    ['running, same id', { found: true, id: X, status: 'RUNNING' } as const, 'skip', 'instance-running'],
+    [
+      'another instance owns the name',
+      { found: true, id: Y, status: 'RUNNING' } as const,
+      'skip',
+      'replacement-present',
+    ],
+  ])('node without metadata, instance %s → %s', (_what, lookup, decision, reason) => {
+    const plan = planTarget(event('remove', 5), target(X), obs({ node: node({}), lookup }));
+    expect(plan).toMatchObject({ decision, reason });
+  });
+
+  it('force-leaves (idempotently) but deletes nothing when the node is already gone', () => {
+    const plan = planTarget(event('remove', 5), target(X), obs({}));
+    expect(plan).toMatchObject({
+      decision: 'skip',
+      reason: 'already-gone',
+      steps: [{ type: 'force-leave', node: name }],
+    });
+  });
+
+  it('drains a MIG-named instance only if the node is in that group, with the id from its metadata', () => {
+    const mig = event('drain', 5, { group: 'backend-mig', targets: [target()] });
+    const member = planTarget(
+      mig,
+      target(),
+      obs({ node: node({ 'gce-instance-id': Y, 'gce-instance-group': 'backend-mig' }) }),
+    );
+    expect(member).toMatchObject({
+      decision: 'drain',
+      instanceId: Y,
+      steps: [{ type: 'set-maintenance', instanceId: Y }],
+    });
+    const stranger = planTarget(
+      mig,
+      target(),
+      obs({ node: node({ 'gce-instance-id': Y, 'gce-instance-group': 'other' }) }),
+    );
+    expect(stranger).toMatchObject({ decision: 'skip', reason: 'not-in-group' });
+    const unknown = planTarget(mig, target(), obs({ node: node({}), lookup: { found: false } }));
+    expect(unknown).toMatchObject({ decision: 'skip', reason: 'already-gone' });
+  });
+});
+
+describe('planTarget: maintenance bookkeeping', () => {
+  const maintenance = (eventAt: number, mode: Maintenance['mode'] = 'agent'): Maintenance => ({
+    mode,
+    node: name,
+    reason: `r-${eventAt}`,
+    eventAt,
+  });
+
+  it('does not drain twice', () => {
+    const record: InstanceRecord = { maintenance: maintenance(3) };
+    const plan = planTarget(
+      event('drain', 5),
+      target(X),
+      obs({ node: node({ 'gce-instance-id': X }), record }),
+    );
+    expect(plan).toMatchObject({ decision: 'skip', reason: 'already-draining' });
+  });
+
+  it('lifts only maintenance set by an earlier event for this id', () => {
+    const present = node({ 'gce-instance-id': X });
+    const older = planTarget(
+      event('restore', 9),
+      target(X),
+      obs({ node: present, record: { maintenance: maintenance(3) } }),
+    );
+    expect(older).toMatchObject({
+      decision: 'restore',
+      steps: [{ type: 'clear-maintenance', maintenance: maintenance(3) }],
+    });
+    const newer = planTarget(
+      event('restore', 2),
+      target(X),
+      obs({ node: present, record: { maintenance: maintenance(3) } }),
+    );
+    expect(newer).toMatchObject({ decision: 'skip', reason: 'superseded' });
+    const none = planTarget(event('restore', 9), target(X), obs({ node: present }));
+    expect(none).toMatchObject({ decision: 'skip', reason: 'no-maintenance' });
+  });
+
+  it('waits (retry) for a restarted agent that still holds our maintenance, forgets a catalog check on a gone node', () => {
+    const waiting = planTarget(
+      event('restore', 9),
+      target(X),
+      obs({ record: { maintenance: maintenance(3) } }),
+    );
+    expect(waiting.decision).toBe('retry');
+    const gone = planTarget(
+      event('restore', 9),
+      target(X),
+      obs({ record: { maintenance: maintenance(3, 'catalog') } }),
+    );
+    expect(gone).toMatchObject({
+      decision: 'restore',
+      steps: [{ type: 'forget-maintenance', instanceId: X }],
+    });
+  });
+
+  it('mergeRecord keeps the latest time whatever the merge order', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('drainAt', 'removeAt', 'restoreAt' as const), fc.nat()), {
+          maxLength: 8,
+        }),
+        (marks) => {
+          const apply = (list: typeof marks) =>
+            list.reduce<InstanceRecord>((r, [field, at]) => mergeRecord(r, { field, at }, undefined), {});
+          expect(apply([...marks].reverse())).toEqual(apply(marks));
+        },
+      ),
+    );
+  });
+});
+
+/**
+ * Law: applying one instance's events in any order, with duplicates, ends where time order ends.
+ * The world is a model of Consul for one node name: a live agent re-registers its node after a
+ * deregistration (anti-entropy) and keeps its maintenance across that; a dead one does neither.
+ */
+describe('ordering and duplication law', () => {
+  interface World {
+    running: boolean;
+    node: { modifyIndex: number } | null;
+    agentMaintenance: string | null;
+    catalogCheck: string | null;
+    record: InstanceRecord | null;
+  }
+
+  const apply = (world: World, e: InstanceEvent): 'done' | 'retry' => {
+    const current = world.node ? node({ 'gce-instance-id': X }, world.node.modifyIndex) : null;
+    const plan = planTarget(e, e.targets[0] ?? target(X), obs({ node: current, record: world.record }));
+    if (plan.decision === 'retry') return 'retry';
+    let maintenance: Maintenance | null | undefined;
+    for (const step of plan.steps) {
+      if (step.type === 'set-maintenance') {
+        const mode = world.running ? 'agent' : 'catalog';
+        if (mode === 'agent') world.agentMaintenance = step.reason;
+        else world.catalogCheck = step.reason;
+        maintenance = { mode, node: step.node, reason: step.reason, eventAt: e.time };
+      } else if (step.type === 'clear-maintenance') {
+        if (step.maintenance.mode === 'agent' && world.agentMaintenance === step.maintenance.reason) {
+          world.agentMaintenance = null;
+        }
+        if (step.maintenance.mode === 'catalog') world.catalogCheck = null;
+        maintenance = null;
+      } else if (step.type === 'forget-maintenance') {
+        maintenance = null;
+      } else if (step.type === 'deregister') {
+        if (world.node?.modifyIndex !== step.modifyIndex) return 'done';
+        world.node = world.running ? { modifyIndex: step.modifyIndex + 1 } : null;
+        world.catalogCheck = null;
+      }
+    }
+    world.record = mergeRecord(world.record, plan.mark, maintenance);
+    return 'done';
+  };
+
+  const run = (events: InstanceEvent[], running: boolean) => {
+    const world: World = {
+      running,
+      node: { modifyIndex: 1 },
+      agentMaintenance: null,
+      catalogCheck: null,
+      record: null,
+    };
+    let queue = events;
+    // Redeliveries of what asked for a retry, as Pub/Sub would.
+    for (let round = 0; round < 5 && queue.length > 0; round++)
+      queue = queue.filter((e) => apply(world, e) === 'retry');
+    const drained = world.node !== null && (world.agentMaintenance !== null || world.catalogCheck !== null);
+    return { present: world.node !== null, drained };
+  };
+
+  const timeline = fc
+    .uniqueArray(fc.integer({ min: 1, max: 1000 }), { minLength: 1, maxLength: 6 })
+    .chain((times) =>
+      fc.tuple(
+        fc.array(fc.constantFrom<EventAction>('drain', 'remove', 'restore'), {
+          minLength: times.length,
+          maxLength: times.length,
+        }),
+        fc.constant(times),
+      ),
+    )
+    .map(([actions, times]) => times.map((t, i) => event(actions[i] ?? 'drain', t)));
+
+  it('holds for every permutation with duplicates', () => {
+    fc.assert(
+      fc.property(
+        timeline,
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.infiniteStream(fc.double({ min: 0, max: 1, noNaN: true })),
+        (events, duplicates, noise) => {
+          const inTime = [...events].sort((a, b) => a.time - b.time);
+          const last = inTime[inTime.length - 1];
+          const running = last?.action !== 'remove';
+          const delivered = [...events, ...duplicates.map((d) => events[d % events.length] as InstanceEvent)];
+          const keys = delivered.map(() => noise.next().value as number);
+          const shuffled = delivered
+            .map((e, i) => ({ e, k: keys[i] ?? 0 }))
+            .sort((a, b) => a.k - b.k)
+            .map((x) => x.e);
+          expect(run(shuffled, running)).toEqual(run(inTime, running));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('ends where the last event in time says', () => {
+    fc.assert(
+      fc.property(timeline, (events) => {
+        const inTime = [...events].sort((a, b) => a.time - b.time);
+        const last = inTime[inTime.length - 1] as InstanceEvent;
+        const outcome = run([...events].reverse(), last.action !== 'remove');
+        if (last.action === 'remove') expect(outcome.present).toBe(false);
+        else expect(outcome).toEqual({ present: true, drained: last.action === 'drain' });
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
