@@ -1,0 +1,167 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+
+import type { Logger } from '../../shared/logging';
+import { sendJson } from '../lib/graceful-server';
+
+/** The service the frontend reaches the backend tier through (ARCHITECTURE §1). */
+export const haproxyService = 'haproxy-internal.service.consul';
+export const haproxyPort = 8080;
+
+/** Names to try, zone-local first. */
+export function haproxyNames(zone: string | undefined): string[] {
+  return zone ? [`${zone}.${haproxyService}`, haproxyService] : [haproxyService];
+}
+
+const backendBodySchema = z.object({
+  instance: z.object({
+    id: z.string(),
+    name: z.string(),
+    zone: z.string(),
+    internalIp: z.string(),
+    machineType: z.string().optional(),
+  }),
+  consul: z.object({ node: z.string(), datacenter: z.string() }).nullable().optional(),
+});
+
+export type BackendAnswer = z.infer<typeof backendBodySchema>;
+
+export interface UpstreamResponse {
+  status: number;
+  body: string;
+  haproxyNode: string | undefined;
+  haproxyServer: string | undefined;
+}
+
+export interface FrontendDeps {
+  zone: () => Promise<string | undefined>;
+  /** Resolves a name to IPv4 addresses; an empty list or a rejection means "not found". */
+  resolve: (name: string) => Promise<string[]>;
+  fetchUpstream: (address: string, port: number) => Promise<UpstreamResponse>;
+  now: () => number;
+  logger: Logger;
+}
+
+export type Outcome =
+  | {
+      ok: true;
+      backend: BackendAnswer['instance'];
+      consulNode: string | undefined;
+      haproxy: { name: string; address: string; node: string | undefined; server: string | undefined };
+      latencyMs: number;
+    }
+  | { ok: false; reason: string; tried: string[]; latencyMs: number };
+
+/** Resolves the HAProxy tier and fetches one backend answer through it; never throws. */
+export async function fetchThroughHaproxy(deps: FrontendDeps): Promise<Outcome> {
+  const started = deps.now();
+  const tried: string[] = [];
+  const zone = await deps.zone().catch(() => undefined);
+  let reason = 'no HAProxy found in Consul DNS';
+  for (const name of haproxyNames(zone)) {
+    const addresses = await deps.resolve(name).catch(() => []);
+    for (const address of shuffle(addresses)) {
+      tried.push(`${name} -> ${address}`);
+      try {
+        const upstream = await deps.fetchUpstream(address, haproxyPort);
+        if (upstream.status !== 200) {
+          reason = `HAProxy ${address} answered HTTP ${upstream.status}`;
+          continue;
+        }
+        const body = backendBodySchema.parse(JSON.parse(upstream.body));
+        return {
+          ok: true,
+          backend: body.instance,
+          consulNode: body.consul?.node,
+          haproxy: { name, address, node: upstream.haproxyNode, server: upstream.haproxyServer },
+          latencyMs: deps.now() - started,
+        };
+      } catch (err) {
+        reason = `HAProxy ${address}: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }
+  }
+  return { ok: false, reason, tried, latencyMs: deps.now() - started };
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+const escapes: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => escapes[c]!);
+
+/** Pure: the page for one outcome. */
+export function renderPage(outcome: Outcome): string {
+  const rows: [string, string][] = outcome.ok
+    ? [
+        ['Backend', outcome.backend.name],
+        ['Instance id', outcome.backend.id],
+        ['Backend zone', outcome.backend.zone],
+        ['Backend IP', outcome.backend.internalIp],
+        ['Consul node', outcome.consulNode ?? 'unknown'],
+        ['HAProxy', `${outcome.haproxy.node ?? 'unknown'} (${outcome.haproxy.address})`],
+        ['HAProxy server slot', outcome.haproxy.server ?? 'unknown'],
+        ['Resolved as', outcome.haproxy.name],
+        ['Latency', `${outcome.latencyMs} ms`],
+      ]
+    : [
+        ['Problem', outcome.reason],
+        ['Tried', outcome.tried.length ? outcome.tried.join(', ') : 'nothing resolved'],
+        ['Latency', `${outcome.latencyMs} ms`],
+      ];
+  const title = outcome.ok ? `Served by ${outcome.backend.name}` : 'Backend tier unreachable (502)';
+  const table = rows
+    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:3rem auto;max-width:40rem;color:#222}
+th{text-align:left;padding:.3rem 1rem .3rem 0;color:#555}td{font-family:monospace}
+.bad{color:#b00020}</style></head>
+<body><h1${outcome.ok ? '' : ' class="bad"'}>${escapeHtml(title)}</h1>
+<table>
+${table}
+</table>
+<p>Refresh to see the backends rotate.</p></body></html>
+`;
+}
+
+export function createFrontendHandler(deps: FrontendDeps) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://frontend');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (url.pathname === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (url.pathname !== '/') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    const outcome = await fetchThroughHaproxy(deps);
+    if (!outcome.ok)
+      deps.logger.warn({ reason: outcome.reason, tried: outcome.tried }, 'backend tier unreachable');
+    const status = outcome.ok ? 200 : 502;
+    if (url.searchParams.get('format') === 'json') {
+      sendJson(res, status, outcome);
+      return;
+    }
+    res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.end(renderPage(outcome));
+  };
+}

@@ -1,0 +1,171 @@
+import { Writable } from 'node:stream';
+
+import {
+  createFrontendHandler,
+  escapeHtml,
+  fetchThroughHaproxy,
+  haproxyNames,
+  renderPage,
+  type FrontendDeps,
+  type UpstreamResponse,
+} from '../../services/frontend/app';
+import { fetchUpstream } from '../../services/frontend/upstream';
+import { createGracefulServer, type GracefulServer } from '../../services/lib/graceful-server';
+import { createLogger } from '../../shared/logging';
+
+const logger = createLogger({ name: 'test', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+const backendBody = (name: string) =>
+  JSON.stringify({
+    instance: { id: '1', name, zone: 'us-central1-a', internalIp: '10.0.0.9', machineType: 'e2-small' },
+    consul: { node: name, datacenter: 'dc1' },
+  });
+
+function deps(overrides: Partial<FrontendDeps>): FrontendDeps {
+  let t = 0;
+  return {
+    zone: async () => 'us-central1-a',
+    resolve: async () => [],
+    fetchUpstream: async () => ({
+      status: 200,
+      body: backendBody('b1'),
+      haproxyNode: 'hp1',
+      haproxyServer: 'l1',
+    }),
+    now: () => (t += 5),
+    logger,
+    ...overrides,
+  };
+}
+
+describe('frontend', () => {
+  it('prefers the zone name and falls back to the global one', async () => {
+    expect(haproxyNames('z1')).toEqual([
+      'z1.haproxy-internal.service.consul',
+      'haproxy-internal.service.consul',
+    ]);
+    expect(haproxyNames(undefined)).toEqual(['haproxy-internal.service.consul']);
+    const asked: string[] = [];
+    const outcome = await fetchThroughHaproxy(
+      deps({
+        resolve: async (name) => {
+          asked.push(name);
+          if (name.startsWith('us-central1-a.')) throw new Error('ENOTFOUND');
+          return ['10.1.1.1'];
+        },
+      }),
+    );
+    expect(asked).toEqual([
+      'us-central1-a.haproxy-internal.service.consul',
+      'haproxy-internal.service.consul',
+    ]);
+    expect(outcome).toMatchObject({
+      ok: true,
+      backend: { name: 'b1' },
+      haproxy: { address: '10.1.1.1', node: 'hp1', server: 'l1', name: 'haproxy-internal.service.consul' },
+    });
+  });
+
+  it('tries the next HAProxy when one fails and reports every failure', async () => {
+    const calls: string[] = [];
+    const ok = await fetchThroughHaproxy(
+      deps({
+        resolve: async () => ['10.0.0.1', '10.0.0.2'],
+        fetchUpstream: async (address): Promise<UpstreamResponse> => {
+          calls.push(address);
+          if (calls.length === 1) throw new Error('ECONNREFUSED');
+          return { status: 200, body: backendBody('b2'), haproxyNode: undefined, haproxyServer: undefined };
+        },
+      }),
+    );
+    expect(calls).toHaveLength(2);
+    expect(ok.ok).toBe(true);
+    const bad = await fetchThroughHaproxy(
+      deps({
+        resolve: async () => ['10.0.0.1'],
+        fetchUpstream: async () => ({
+          status: 503,
+          body: '<html>',
+          haproxyNode: 'hp',
+          haproxyServer: undefined,
+        }),
+      }),
+    );
+    expect(bad).toMatchObject({ ok: false, reason: 'HAProxy 10.0.0.1 answered HTTP 503' });
+    const junk = await fetchThroughHaproxy(
+      deps({
+        resolve: async () => ['10.0.0.1'],
+        fetchUpstream: async () => ({
+          status: 200,
+          body: '{"nope":1}',
+          haproxyNode: 'hp',
+          haproxyServer: undefined,
+        }),
+      }),
+    );
+    expect(junk.ok).toBe(false);
+  });
+
+  it('renders a 502 page when nothing resolves, escaping what it shows', async () => {
+    const server = createGracefulServer(createFrontendHandler(deps({})), () => undefined);
+    const port = await server.listen('127.0.0.1', 0);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      expect(res.status).toBe(502);
+      expect(await res.text()).toContain('Backend tier unreachable');
+      const json = await fetch(`http://127.0.0.1:${port}/?format=json`);
+      expect(json.status).toBe(502);
+      expect(await json.json()).toMatchObject({ ok: false, tried: [] });
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    } finally {
+      await server.shutdown(100);
+    }
+    expect(escapeHtml(`<a href="x">&'`)).toBe('&lt;a href=&quot;x&quot;&gt;&amp;&#39;');
+    const page = renderPage({ ok: false, reason: '<script>', tried: [], latencyMs: 3 });
+    expect(page).not.toContain('<script>');
+  });
+});
+
+describe('fetchUpstream over real HTTP', () => {
+  let upstream: GracefulServer;
+  let port: number;
+  beforeAll(async () => {
+    upstream = createGracefulServer(
+      async (_req, res) => {
+        res.writeHead(200, {
+          'Content-Type': 'application/json',
+          'X-ILB-HAProxy': 'hp-7',
+          'X-ILB-Server': 'b3',
+        });
+        res.end(backendBody('b9'));
+      },
+      () => undefined,
+    );
+    port = await upstream.listen('127.0.0.1', 0);
+  });
+  afterAll(() => upstream.shutdown(100));
+
+  it('returns status, body and the HAProxy headers; a refused connection rejects', async () => {
+    const res = await fetchUpstream('127.0.0.1', port);
+    expect(res).toMatchObject({ status: 200, haproxyNode: 'hp-7', haproxyServer: 'b3' });
+    expect(JSON.parse(res.body)).toMatchObject({ instance: { name: 'b9' } });
+    await expect(fetchUpstream('127.0.0.1', 1)).rejects.toThrow();
+  });
+
+  it('renders the page for a real answer', async () => {
+    const handler = createFrontendHandler(
+      deps({ resolve: async () => ['127.0.0.1'], fetchUpstream: (a) => fetchUpstream(a, port) }),
+    );
+    const server = createGracefulServer(handler, () => undefined);
+    const fport = await server.listen('127.0.0.1', 0);
+    try {
+      const res = await fetch(`http://127.0.0.1:${fport}/`);
+      expect(res.status).toBe(200);
+      const html = await res.text();
+      expect(html).toContain('Served by b9');
+      expect(html).toContain('hp-7 (127.0.0.1)');
+    } finally {
+      await server.shutdown(100);
+    }
+  });
+});
