@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Boot-time configuration of this node's Consul agent, from instance metadata; nothing secret is baked.
+#   consul-bootstrap.sh ROLE [SERVICE PORT]
+# Writes $ILB_ROOT/etc/consul.d/{10-agent,20-service}.json and $ILB_ROOT/etc/ilb/instance.env.
+# Metadata attributes read (secrets either inline or as a Secret Manager secret name, `*-secret`):
+#   consul-servers           space-separated join addresses; default: GCE tag auto-join (tag consul-server)
+#   consul-datacenter        default dc1
+#   consul-bootstrap-expect  servers only, default 3
+#   consul-gossip-key        gossip encryption key (required)
+#   consul-agent-token       this role's ACL token (required)
+#   consul-ca-cert           PEM CA; when present, RPC TLS with auto_encrypt is enabled
+# Overrides for the local sandbox (all default to the image's values): ILB_ROOT, GCE_METADATA_HOST,
+# CONSUL_CLIENT_ADDR.
+set -euo pipefail
+
+role=${1:?role}
+service=${2:-}
+port=${3:-}
+root=${ILB_ROOT:-}
+md_host=${GCE_METADATA_HOST:-metadata.google.internal}
+client_addr=${CONSUL_CLIENT_ADDR:-127.0.0.1}
+conf_dir="$root/etc/consul.d"
+env_file="$root/etc/ilb/instance.env"
+
+log() { printf '{"severity":"%s","component":"consul-bootstrap","message":"%s"}\n' "$1" "$2" >&2; }
+
+md() { curl -fsS --retry 5 --retry-connrefused --max-time 5 -H 'Metadata-Flavor: Google' "http://$md_host/computeMetadata/v1/$1"; }
+attr() { md "instance/attributes/$1" 2>/dev/null || true; }
+
+# A secret: the attribute itself, else the Secret Manager secret named by ATTR-secret.
+secret() {
+  local value name token
+  value=$(attr "$1")
+  if [ -n "$value" ]; then printf '%s' "$value"; return; fi
+  name=$(attr "$1-secret")
+  [ -n "$name" ] || return 0
+  token=$(md 'instance/service-accounts/default/token' | jq -r .access_token)
+  curl -fsS --max-time 10 -H "Authorization: Bearer $token" \
+    "https://secretmanager.googleapis.com/v1/projects/$project/secrets/$name/versions/latest:access" |
+    jq -r .payload.data | base64 -d
+}
+
+id=$(md instance/id)
+name=$(md instance/name)
+zone=$(md instance/zone)
+zone=${zone##*/}
+ip=$(md instance/network-interfaces/0/ip)
+project=$(md project/project-id)
+created_by=$(attr created-by)
+group=""
+case $created_by in */instanceGroupManagers/*) group=${created_by##*/} ;; esac
+
+datacenter=$(attr consul-datacenter)
+servers=$(attr consul-servers)
+gossip_key=$(secret consul-gossip-key)
+agent_token=$(secret consul-agent-token)
+ca_cert=$(secret consul-ca-cert)
+if [ -z "$gossip_key" ] || [ -z "$agent_token" ]; then
+  log ERROR "consul-gossip-key and consul-agent-token are required (metadata or Secret Manager)"
+  exit 1
+fi
+
+if [ -n "$servers" ]; then
+  join=$(jq -n --arg s "$servers" '$s | split(" ") | map(select(. != ""))')
+else
+  join=$(jq -n --arg p "$project" '["provider=gce project_name=\($p) tag_value=consul-server"]')
+fi
+
+install -d -m 0750 "$conf_dir" "$root/etc/ilb" "$root/opt/consul/data"
+if [ -n "$ca_cert" ]; then
+  install -d -m 0750 "$conf_dir/tls"
+  printf '%s\n' "$ca_cert" >"$conf_dir/tls/ca.pem"
+  tls=$(jq -n --arg ca "$conf_dir/tls/ca.pem" --arg role "$role" '
+    {tls: {defaults: {ca_file: $ca, verify_outgoing: true}, internal_rpc: {verify_server_hostname: true}}}
+    + (if $role == "consul" then {} else {auto_encrypt: {tls: true}} end)')
+else
+  log WARNING "no consul-ca-cert: RPC without TLS"
+  tls='{}'
+fi
+
+umask 027
+jq -n \
+  --arg dc "${datacenter:-dc1}" --arg name "$name" --arg ip "$ip" --arg client "$client_addr" \
+  --arg data "$root/opt/consul/data" --argjson join "$join" --arg key "$gossip_key" --arg token "$agent_token" \
+  --arg id "$id" --arg zone "$zone" --arg project "$project" --arg group "$group" --arg role "$role" \
+  --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" '
+  {
+    datacenter: $dc, node_name: $name, data_dir: $data,
+    bind_addr: $ip, advertise_addr: $ip, client_addr: $client,
+    retry_join: $join, encrypt: $key, leave_on_terminate: false, skip_leave_on_interrupt: true,
+    disable_update_check: true, log_json: true, enable_script_checks: false,
+    node_meta: {"gce-instance-id": $id, "gce-zone": $zone, "gce-project": $project,
+                "gce-instance-group": $group, role: $role},
+    acl: {enabled: true, default_policy: "deny", down_policy: "extend-cache",
+          enable_token_persistence: false, tokens: {agent: $token, default: $token}}
+  }
+  + (if $role == "consul"
+     then {server: true, bootstrap_expect: (($expect | select(. != "") | tonumber) // 3),
+           ui_config: {enabled: true}, autopilot: {cleanup_dead_servers: true}}
+     else {} end)
+  + $tls' >"$conf_dir/10-agent.json"
+
+if [ -n "$service" ]; then
+  jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" --arg zone "$zone" --arg role "$role" \
+    --arg id "$id" '
+    {service: {name: $svc, port: $port, address: $ip, tags: [$zone, $role],
+               meta: {"gce-instance-id": $id, "gce-zone": $zone},
+               check: {name: "\($svc) /healthz", http: "http://\($ip):\($port)/healthz",
+                       interval: "2s", timeout: "1s", success_before_passing: 1,
+                       failures_before_critical: 2}}}' >"$conf_dir/20-service.json"
+fi
+
+cat >"$env_file" <<ENV
+ILB_ROLE=$role
+ILB_NODE_NAME=$name
+ILB_ZONE=$zone
+ILB_BIND_ADDR=$ip
+CONSUL_HTTP_ADDR=$client_addr:8500
+GCE_METADATA_HOST=$md_host
+ENV
+
+if id consul >/dev/null 2>&1; then chown -R consul:consul "$conf_dir" "$root/opt/consul"; fi
+log INFO "consul agent configured: node $name ($id) in $zone, role $role"

@@ -1,0 +1,61 @@
+import type { ConfigSlot, Pool } from './config';
+import type { RuntimeSlot } from './runtime';
+
+export type SyncPlan =
+  | { kind: 'noop' }
+  | { kind: 'runtime'; commands: string[]; added: string[]; removed: string[] }
+  | { kind: 'reload'; reason: string };
+
+const key = (s: { addr: string; port: number }) => `${s.addr}:${s.port}`;
+
+/**
+ * Pure: the runtime-API commands that turn the running server list into the rendered one.
+ * Departed servers go to maintenance (their in-flight requests finish); a new server takes a
+ * slot that is in maintenance with no connection left, so an old server is never cut off.
+ * A structural change, or more servers than free slots, asks for a hitless reload instead.
+ */
+export function planSync(
+  backend: string,
+  rendered: ConfigSlot[],
+  running: RuntimeSlot[],
+  structureChanged: boolean,
+): SyncPlan {
+  if (structureChanged) return { kind: 'reload', reason: 'configuration structure changed' };
+  const commands: string[] = [];
+  const added: string[] = [];
+  const removed: string[] = [];
+  for (const pool of ['z', 'b'] as Pool[]) {
+    const wanted = new Set(rendered.filter((s) => s.pool === pool && s.enabled).map(key));
+    const slots = running.filter((s) => s.pool === pool);
+    const served = new Set<string>();
+    const touched = new Set<string>();
+    for (const slot of slots) {
+      if (slot.maint) continue;
+      if (wanted.has(key(slot)) && !served.has(key(slot))) {
+        served.add(key(slot));
+        continue;
+      }
+      commands.push(`set server ${backend}/${slot.name} state maint`);
+      removed.push(key(slot));
+      touched.add(slot.name);
+    }
+    for (const want of wanted) {
+      if (served.has(want)) continue;
+      const same = slots.find((s) => s.maint && key(s) === want && !touched.has(s.name));
+      const free =
+        same ?? slots.find((s) => s.maint && s.sessions === 0 && !touched.has(s.name) && !wanted.has(key(s)));
+      if (!free) return { kind: 'reload', reason: `no free ${pool} slot for ${want}` };
+      touched.add(free.name);
+      served.add(want);
+      added.push(want);
+      const [addr, port] = [want.slice(0, want.lastIndexOf(':')), want.slice(want.lastIndexOf(':') + 1)];
+      if (!same) commands.push(`set server ${backend}/${free.name} addr ${addr} port ${port}`);
+      // Consul already saw it healthy; HAProxy's own checks take it out again if that is wrong.
+      commands.push(
+        `set server ${backend}/${free.name} state ready`,
+        `set server ${backend}/${free.name} health up`,
+      );
+    }
+  }
+  return commands.length ? { kind: 'runtime', commands, added, removed } : { kind: 'noop' };
+}

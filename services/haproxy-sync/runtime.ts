@@ -1,0 +1,81 @@
+import { connect } from 'node:net';
+
+import type { Pool } from './config';
+
+/** A server slot as the running HAProxy has it. */
+export interface RuntimeSlot {
+  name: string;
+  pool: Pool;
+  addr: string;
+  port: number;
+  /** Administratively out of rotation (maintenance, forced or from the config's `disabled`). */
+  maint: boolean;
+  /** Connections still open on it: a slot is reused only once its old server is gone. */
+  sessions: number;
+}
+
+/** Sends one command to an HAProxy CLI socket (stats socket or master socket) and returns the answer. */
+export function haproxyCommand(socketPath: string, command: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    const chunks: Buffer[] = [];
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`${command}: timed out`)));
+    socket.on('connect', () => socket.end(`${command}\n`));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+// srv_admin_state bits: forced, inherited, config and resolver maintenance.
+const maintBits = 0x01 | 0x02 | 0x04 | 0x20;
+
+/** Pure: `show servers state <backend>` plus `show stat` CSV to slots. */
+export function parseRuntime(serversState: string, statCsv: string, backend: string): RuntimeSlot[] {
+  const lines = serversState.split('\n').filter((l) => l.trim());
+  const header = lines.find((l) => l.startsWith('# '));
+  if (!header) throw new Error(`unexpected "show servers state" answer: ${serversState.slice(0, 200)}`);
+  const cols = header.slice(2).trim().split(/\s+/);
+  const col = (name: string) => {
+    const i = cols.indexOf(name);
+    if (i < 0) throw new Error(`"show servers state" lacks ${name}`);
+    return i;
+  };
+  const [iBe, iName, iAddr, iAdmin, iPort] = [
+    'be_name',
+    'srv_name',
+    'srv_addr',
+    'srv_admin_state',
+    'srv_port',
+  ].map(col) as [number, number, number, number, number];
+
+  const sessions = new Map<string, number>();
+  const csv = statCsv.split('\n').filter((l) => l.trim());
+  const csvHeader = csv[0]?.replace(/^#\s*/, '').split(',') ?? [];
+  const iPx = csvHeader.indexOf('pxname');
+  const iSv = csvHeader.indexOf('svname');
+  const iScur = csvHeader.indexOf('scur');
+  if (iPx < 0 || iSv < 0 || iScur < 0)
+    throw new Error(`unexpected "show stat" answer: ${statCsv.slice(0, 200)}`);
+  for (const row of csv.slice(1)) {
+    const f = row.split(',');
+    if (f[iPx] === backend) sessions.set(f[iSv] ?? '', Number(f[iScur] ?? 0));
+  }
+
+  const slots: RuntimeSlot[] = [];
+  for (const line of lines) {
+    if (line.startsWith('#') || !/\s/.test(line)) continue;
+    const f = line.trim().split(/\s+/);
+    const name = f[iName] ?? '';
+    if (f[iBe] !== backend || !/^[zb]\d+$/.test(name)) continue;
+    slots.push({
+      name,
+      pool: name[0] as Pool,
+      addr: f[iAddr] ?? '',
+      port: Number(f[iPort]),
+      maint: (Number(f[iAdmin]) & maintBits) !== 0,
+      sessions: sessions.get(name) ?? 0,
+    });
+  }
+  return slots;
+}
