@@ -1,0 +1,327 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomLoopbackPrefix, waitFor } from './net';
+import { startProcess, type ManagedProcess } from './process';
+import { toolPath } from './tools';
+
+/** Consul's default ports; every agent has an address of its own, so they never collide. */
+export const CONSUL_HTTP_PORT = 8500;
+export const CONSUL_DNS_PORT = 8600;
+
+export interface AclTokens {
+  /** The bootstrap (initial management) token: full rights, for setup and tests only. */
+  management: string;
+  /** The agent's own token (node registration, anti-entropy). */
+  agent: string;
+  /** Token for requests without one, DNS included: read-only on nodes and services. */
+  dns: string;
+}
+
+export interface ConsulAgentOptions {
+  nodeName: string;
+  ip: string;
+  server: boolean;
+  /** Agent `-dev` mode: a single in-memory server. */
+  dev?: boolean;
+  bootstrapExpect?: number;
+  retryJoin?: string[];
+  nodeMeta?: Record<string, string>;
+  tokens: AclTokens;
+  gossipKey?: string;
+  /** Extra agent configuration merged over the defaults (Consul's JSON config keys). */
+  extraConfig?: Record<string, unknown>;
+  /** Further config dirs loaded after ours, e.g. a role's /etc/consul.d from packer/. */
+  configDirs?: string[];
+  onOutput?: (chunk: string) => void;
+}
+
+async function consulFetch(
+  httpAddr: string,
+  token: string,
+  method: string,
+  urlPath: string,
+  body?: unknown,
+): Promise<Response> {
+  return fetch(`${httpAddr}${urlPath}`, {
+    method,
+    headers: { 'X-Consul-Token': token, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5_000),
+  });
+}
+
+export class ConsulAgent {
+  readonly httpAddr: string;
+  readonly dns: { host: string; port: number };
+
+  constructor(
+    readonly options: ConsulAgentOptions,
+    readonly process: ManagedProcess,
+    readonly dataDir: string,
+  ) {
+    this.httpAddr = `http://${options.ip}:${CONSUL_HTTP_PORT}`;
+    this.dns = { host: options.ip, port: CONSUL_DNS_PORT };
+  }
+
+  get name(): string {
+    return this.options.nodeName;
+  }
+
+  get ip(): string {
+    return this.options.ip;
+  }
+
+  /** A request to this agent's HTTP API with the given token (the management token by default). */
+  request(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    token = this.options.tokens.management,
+  ): Promise<Response> {
+    return consulFetch(this.httpAddr, token, method, urlPath, body);
+  }
+
+  /** Graceful: the agent leaves the cluster (SIGINT), then its data is removed. */
+  async stop(): Promise<void> {
+    await this.process.stop('SIGINT');
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Abrupt, as a crash or preemption: no leave; the data dir stays for a restart. */
+  async kill(): Promise<void> {
+    await this.process.kill();
+  }
+}
+
+export function gossipKey(): string {
+  return randomBytes(32).toString('base64');
+}
+
+export function aclTokens(): AclTokens {
+  // The harness's agents use the management token as agent token; the images use per-role tokens.
+  const management = randomUUID();
+  return { management, agent: management, dns: randomUUID() };
+}
+
+export async function startConsulAgent(options: ConsulAgentOptions): Promise<ConsulAgent> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), `consul-${options.nodeName}-`));
+  const config = {
+    node_name: options.nodeName,
+    datacenter: 'dc1',
+    data_dir: dataDir,
+    bind_addr: options.ip,
+    advertise_addr: options.ip,
+    client_addr: options.ip,
+    server: options.server,
+    ...(options.bootstrapExpect ? { bootstrap_expect: options.bootstrapExpect } : {}),
+    ...(options.retryJoin ? { retry_join: options.retryJoin, retry_interval: '1s' } : {}),
+    node_meta: options.nodeMeta ?? {},
+    ...(options.gossipKey ? { encrypt: options.gossipKey } : {}),
+    acl: {
+      enabled: true,
+      default_policy: 'deny',
+      down_policy: 'extend-cache',
+      enable_token_persistence: true,
+      tokens: {
+        ...(options.server ? { initial_management: options.tokens.management } : {}),
+        agent: options.tokens.agent,
+        default: options.tokens.dns,
+      },
+    },
+    performance: { raft_multiplier: 1 },
+    disable_update_check: true,
+    log_level: 'warn',
+    log_json: true,
+    ...options.extraConfig,
+  };
+  const configFile = path.join(dataDir, 'harness.json');
+  await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
+
+  const args = ['agent', ...(options.dev ? ['-dev'] : []), `-config-file=${configFile}`];
+  for (const dir of options.configDirs ?? []) args.push(`-config-dir=${dir}`);
+  const httpAddr = `http://${options.ip}:${CONSUL_HTTP_PORT}`;
+  const proc = await startProcess({
+    name: `consul ${options.nodeName}`,
+    command: toolPath('consul'),
+    args,
+    onOutput: options.onOutput,
+    stopTimeoutMs: 15_000,
+    readyTimeoutMs: 60_000,
+    // Up once the HTTP API answers; cluster readiness (leader, ACLs) is checked by the caller.
+    ready: async () =>
+      (await fetch(`${httpAddr}/v1/status/leader`, { signal: AbortSignal.timeout(1_000) })).ok,
+  });
+  return new ConsulAgent(options, proc, dataDir);
+}
+
+/** Waits until the cluster has a leader and ACLs accept the management token, then sets up DNS reads. */
+async function waitUntilServing(agent: ConsulAgent, tokens: AclTokens): Promise<void> {
+  await waitFor(`Consul leader via ${agent.name}`, async () => {
+    const res = await agent.request('GET', '/v1/status/leader');
+    return res.ok && ((await res.json()) as string) !== '';
+  });
+  await waitFor(
+    `Consul ACLs via ${agent.name}`,
+    async () => (await agent.request('GET', '/v1/acl/token/self')).ok,
+  );
+  // DNS answers with the agents' default token: read-only on nodes and services, nothing else.
+  const policy = await agent.request('PUT', '/v1/acl/policy', {
+    Name: 'dns-read',
+    Rules: 'node_prefix "" { policy = "read" }\nservice_prefix "" { policy = "read" }',
+  });
+  if (!policy.ok) throw new Error(`creating the dns-read policy: ${policy.status} ${await policy.text()}`);
+  const token = await agent.request('PUT', '/v1/acl/token', {
+    SecretID: tokens.dns,
+    Description: 'anonymous DNS reads',
+    Policies: [{ Name: 'dns-read' }],
+  });
+  if (!token.ok) throw new Error(`creating the dns token: ${token.status} ${await token.text()}`);
+}
+
+export interface ConsulDev {
+  agent: ConsulAgent;
+  ip: string;
+  httpAddr: string;
+  dns: { host: string; port: number };
+  /** The management (bootstrap) token. */
+  token: string;
+  tokens: AclTokens;
+  stop(): Promise<void>;
+}
+
+/** A single dev-mode Consul server with ACLs enabled (default deny) on its own loopback address. */
+export async function startConsulDev(options: { ip?: string; nodeName?: string } = {}): Promise<ConsulDev> {
+  const tokens = aclTokens();
+  const agent = await startConsulAgent({
+    nodeName: options.nodeName ?? 'consul-dev',
+    ip: options.ip ?? `${randomLoopbackPrefix()}.1`,
+    server: true,
+    dev: true,
+    tokens,
+  });
+  try {
+    await waitUntilServing(agent, tokens);
+  } catch (error) {
+    await agent.stop();
+    throw error;
+  }
+  return {
+    agent,
+    ip: agent.ip,
+    httpAddr: agent.httpAddr,
+    dns: agent.dns,
+    token: tokens.management,
+    tokens,
+    stop: () => agent.stop(),
+  };
+}
+
+export interface ClientOptions {
+  nodeName: string;
+  nodeMeta?: Record<string, string>;
+  ip?: string;
+  configDirs?: string[];
+  extraConfig?: Record<string, unknown>;
+  agentToken?: string;
+}
+
+export class ConsulCluster {
+  readonly clients: ConsulAgent[] = [];
+  private nextClientHost = 10;
+
+  constructor(
+    readonly prefix: string,
+    readonly servers: ConsulAgent[],
+    readonly tokens: AclTokens,
+    readonly gossipKey: string,
+  ) {}
+
+  get token(): string {
+    return this.tokens.management;
+  }
+
+  get joinAddrs(): string[] {
+    return this.servers.map((s) => s.ip);
+  }
+
+  /** The server currently leading, as seen by any live server. */
+  async leader(): Promise<ConsulAgent> {
+    return waitFor('a Consul leader', async () => {
+      for (const server of this.servers.filter((s) => s.process.running)) {
+        const res = await server.request('GET', '/v1/status/leader').catch(() => undefined);
+        if (!res?.ok) continue;
+        const address = ((await res.json()) as string).split(':')[0];
+        const found = this.servers.find((s) => s.ip === address);
+        if (found) return found;
+      }
+      return undefined;
+    });
+  }
+
+  /** A client agent that joins the servers, on the next free address of this cluster's prefix. */
+  async startClient(options: ClientOptions): Promise<ConsulAgent> {
+    const agent = await startConsulAgent({
+      nodeName: options.nodeName,
+      ip: options.ip ?? `${this.prefix}.${this.nextClientHost++}`,
+      server: false,
+      retryJoin: this.joinAddrs,
+      nodeMeta: options.nodeMeta,
+      gossipKey: this.gossipKey,
+      tokens: { ...this.tokens, agent: options.agentToken ?? this.tokens.agent },
+      configDirs: options.configDirs,
+      extraConfig: options.extraConfig,
+    });
+    this.clients.push(agent);
+    // The leader adds a joining node from gossip at once, its metadata comes with the agent's first sync.
+    const wanted = Object.entries(options.nodeMeta ?? {});
+    await waitFor(`${options.nodeName} in the catalog`, async () => {
+      const res = await agent.request('GET', `/v1/catalog/node/${encodeURIComponent(options.nodeName)}`);
+      const node = res.ok
+        ? ((await res.json()) as { Node: { Meta: Record<string, string> | null } } | null)
+        : null;
+      return node !== null && wanted.every(([key, value]) => node.Node.Meta?.[key] === value);
+    });
+    return agent;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.stop()));
+    await Promise.all(this.servers.map((s) => s.stop()));
+  }
+}
+
+/** Servers on `<prefix>.1..n` that bootstrap together, with ACLs (default deny) and gossip encryption. */
+export async function startConsulCluster(
+  options: { servers?: number; prefix?: string; onOutput?: (chunk: string) => void } = {},
+): Promise<ConsulCluster> {
+  const count = options.servers ?? 3;
+  const prefix = options.prefix ?? randomLoopbackPrefix();
+  const tokens = aclTokens();
+  const key = gossipKey();
+  const ips = Array.from({ length: count }, (_, i) => `${prefix}.${i + 1}`);
+  const servers = await Promise.all(
+    ips.map((ip, i) =>
+      startConsulAgent({
+        nodeName: `consul-server-${i + 1}`,
+        ip,
+        server: true,
+        bootstrapExpect: count,
+        retryJoin: ips.filter((other) => other !== ip),
+        nodeMeta: { role: 'consul' },
+        gossipKey: key,
+        tokens,
+        onOutput: options.onOutput,
+      }),
+    ),
+  );
+  const cluster = new ConsulCluster(prefix, servers, tokens, key);
+  try {
+    await waitUntilServing(servers[0]!, tokens);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
