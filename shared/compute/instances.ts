@@ -20,7 +20,11 @@ export class ComputeError extends Error {
   readonly transient = true;
 }
 
-const grpcNotFound = 5;
+// REST errors surface as HTTP statuses (GaxiosError) or, decoded, as gRPC codes (5 = NOT_FOUND).
+const isNotFound = (err: unknown) => {
+  const { code, status } = err as { code?: unknown; status?: unknown };
+  return code === 5 || code === 404 || status === 404;
+};
 
 /**
  * `instances.get` through the official client, constructed on first use. Only the instances client
@@ -41,7 +45,17 @@ export function createInstancesApi(
         const mod = require('@google-cloud/compute/build/src/v1/instances_client') as {
           InstancesClient: typeof InstancesClient;
         };
-        client = new mod.InstancesClient({ ...endpoint, fallback: true });
+        // Credentials never travel over plain http: an http endpoint is a local emulator, called
+        // without authentication.
+        const options: ConstructorParameters<typeof InstancesClient>[0] = { ...endpoint, fallback: true };
+        if (endpoint.protocol === 'http') {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const { googleAuthLibrary } = require('google-gax') as typeof import('google-gax');
+          options.authClient = new googleAuthLibrary.PassThroughClient({
+            transporterOptions: { fetchImplementation: fetch },
+          });
+        }
+        client = new mod.InstancesClient(options);
       }
       try {
         const [instance] = await client.get(
@@ -53,7 +67,7 @@ export function createInstancesApi(
         }
         return { found: true, id: String(instance.id), status: instance.status ?? 'UNKNOWN' };
       } catch (err) {
-        if ((err as { code?: unknown }).code === grpcNotFound) return { found: false };
+        if (isNotFound(err)) return { found: false };
         if (err instanceof ComputeError) throw err;
         throw new ComputeError(`instances.get ${ref.zone}/${ref.name}: ${(err as Error).message}`);
       }

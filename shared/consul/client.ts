@@ -148,21 +148,28 @@ export function createConsulClient(settings: ConsulSettings): ConsulApi {
       if (res.status === 200) return 'deleted';
       const errors = parseJson(txnResultSchema, res.body, 'txn').Errors ?? [];
       // A rolled-back CAS is an answer, not a failure; anything else (e.g. ACL) is a real error.
-      if (errors.every((e) => /index is stale|failed to set node|does not exist|cas/i.test(e.What))) {
+      if (errors.every((e) => /index is stale/i.test(e.What))) {
         return 'conflict';
       }
       throw new ConsulError(`txn delete-cas ${name}: ${errors.map((e) => e.What).join('; ')}`, false, 409);
     },
 
     async forceLeave(name) {
-      try {
-        await transport.request('PUT', `/v1/agent/force-leave/${enc(name)}`, { query: { prune: true } });
-        return 'left';
-      } catch (err) {
-        // Consul answers 500 "agent: No node found with name '...'" for a node that already left the pool.
-        if (err instanceof ConsulError && /no node found/i.test(err.body ?? '')) return 'not-a-member';
-        throw err;
-      }
+      const res = await transport.request('PUT', `/v1/agent/force-leave/${enc(name)}`, {
+        query: { prune: true },
+        expect: [500],
+        // Consul answers once the leave intent was gossiped, up to serf's 5 s broadcast timeout.
+        timeoutMs: Math.max(settings.timeoutMs, 8000),
+      });
+      if (res.status < 300) return 'left';
+      // Consul answers 500 "agent: No node found with name '...'" for a node no longer in the pool.
+      if (/no node found/i.test(res.body)) return 'not-a-member';
+      throw new ConsulError(
+        `force-leave ${name}: HTTP 500: ${res.body.trim().slice(0, 300)}`,
+        true,
+        500,
+        res.body,
+      );
     },
 
     async registerNodeCheck(node, address, check) {
@@ -204,7 +211,7 @@ export function createConsulClient(settings: ConsulSettings): ConsulApi {
       const res = await transport.request('PUT', '/v1/txn', { body: [op], expect: [409] });
       const answer = parseJson(txnResultSchema, res.body, 'txn');
       if (res.status === 409) {
-        if ((answer.Errors ?? []).every((e) => /cas|index/i.test(e.What))) return null;
+        if ((answer.Errors ?? []).every((e) => /index is stale/i.test(e.What))) return null;
         throw new ConsulError(
           `kv cas ${key}: ${(answer.Errors ?? []).map((e) => e.What).join('; ')}`,
           false,

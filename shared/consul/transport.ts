@@ -29,6 +29,8 @@ export interface RequestOptions {
   expect?: readonly number[];
   /** Only idempotent calls are retried after a timeout or a dropped connection. */
   idempotent?: boolean;
+  /** Overrides the per-attempt timeout, for calls Consul answers only after some work. */
+  timeoutMs?: number;
 }
 
 export interface TransportSettings {
@@ -72,7 +74,12 @@ export function createTransport(settings: TransportSettings): ConsulTransport {
     : new http.Agent({ keepAlive });
   const lib = secure ? https : http;
 
-  const once = (method: string, url: URL, payload: string | undefined): Promise<ConsulResponse> =>
+  const once = (
+    method: string,
+    url: URL,
+    payload: string | undefined,
+    timeoutMs: number,
+  ): Promise<ConsulResponse> =>
     new Promise((resolve, reject) => {
       const headers: Record<string, string> = { accept: 'application/json' };
       if (settings.token) headers['x-consul-token'] = settings.token;
@@ -80,7 +87,7 @@ export function createTransport(settings: TransportSettings): ConsulTransport {
         headers['content-type'] = 'application/json';
         headers['content-length'] = String(Buffer.byteLength(payload));
       }
-      const req = lib.request(url, { method, agent, headers, timeout: settings.timeoutMs }, (res) => {
+      const req = lib.request(url, { method, agent, headers, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
@@ -88,7 +95,7 @@ export function createTransport(settings: TransportSettings): ConsulTransport {
         );
         res.on('error', reject);
       });
-      req.on('timeout', () => req.destroy(new Error(`timed out after ${settings.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
       req.on('error', reject);
       req.end(payload);
     });
@@ -109,7 +116,7 @@ export function createTransport(settings: TransportSettings): ConsulTransport {
         if (attempt > 0) await sleep(50 * 2 ** attempt * (0.5 + Math.random()));
         let res: ConsulResponse;
         try {
-          res = await once(method, url, payload);
+          res = await once(method, url, payload, options.timeoutMs ?? settings.timeoutMs);
         } catch (err) {
           lastError = new ConsulError(`${what} to ${settings.baseUrl}: ${(err as Error).message}`, true);
           // A write that may have been applied before the connection dropped is not replayed blindly.

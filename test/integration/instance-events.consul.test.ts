@@ -1,0 +1,314 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createInstancesApi } from '../../shared/compute/instances';
+import { loadConfig } from '../../shared/config';
+import { createConsulClient, type ConsulApi } from '../../shared/consul/client';
+import { createInstanceEventsHandler, type MessageOutcome } from '../../shared/instance-events/execute';
+import { drainCheckId } from '../../shared/instance-events/plan';
+import { createLedger } from '../../shared/ledger/ledger';
+import { createLogger } from '../../shared/logging';
+import {
+  catalogNode,
+  consulGet,
+  nodeChecks,
+  randomSubnet,
+  registerNode,
+  startComputeEdge,
+  startConsulServer,
+  type ComputeEdge,
+  type ConsulServer,
+} from './instance-events.support';
+
+type Json = Record<string, unknown>;
+const fixtures = path.resolve(__dirname, '../../../shared/fixtures/events');
+const fixture = (name: string): Json => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as Json;
+
+let seq = 0;
+/** A delete (or other lifecycle) audit entry for one instance, wrapped as a Pub/Sub message. */
+function message(opts: {
+  name: string;
+  id: string;
+  phase: 'first' | 'last';
+  method?: string;
+  time?: number;
+  insertId?: string;
+}): Json {
+  const entry = fixture(
+    opts.phase === 'first' ? 'audit-instance-delete-first.json' : 'audit-instance-delete-last.json',
+  );
+  const n = ++seq;
+  entry.insertId = opts.insertId ?? `ins-${n}`;
+  entry.timestamp = new Date(opts.time ?? Date.UTC(2026, 10, 26, 10, 0, 0) + n * 1000).toISOString();
+  entry.operation = {
+    id: `operation-${opts.name}-${opts.id}`,
+    [opts.phase]: true,
+    producer: 'compute.googleapis.com',
+  };
+  entry.resource = {
+    type: 'gce_instance',
+    labels: { instance_id: opts.id, project_id: 'ilb-demo', zone: 'us-central1-f' },
+  };
+  const payload = entry.protoPayload as Json;
+  payload.resourceName = `projects/ilb-demo/zones/us-central1-f/instances/${opts.name}`;
+  payload.methodName = opts.method ?? 'v1.compute.instances.delete';
+  return { message: { data: Buffer.from(JSON.stringify(entry)).toString('base64'), messageId: String(n) } };
+}
+
+const meta = (id: string, extra: Record<string, string> = {}) => ({
+  'gce-instance-id': id,
+  'gce-zone': 'us-central1-f',
+  'gce-project': 'ilb-demo',
+  'gce-instance-group': 'backend-mig',
+  role: 'backend',
+  ...extra,
+});
+
+describe('instanceEvents against a real Consul with ACLs', () => {
+  let consul: ConsulServer;
+  let edge: ComputeEdge;
+  let api: ConsulApi;
+  let handle: (data: unknown) => Promise<MessageOutcome>;
+  const logs: Json[] = [];
+
+  const build = (wrap: (api: ConsulApi) => ConsulApi = (a) => a) => {
+    const config = loadConfig({
+      CONSUL_HTTP_ADDR: consul.httpAddr,
+      CONSUL_HTTP_TOKEN: consul.functionToken,
+      COMPUTE_API_ENDPOINT: edge.endpoint,
+      ORCHESTRATOR_CONSUL_TIMEOUT_MS: '1000',
+      // Short, so a claim stranded by the Consul outage frees within the test's redeliveries.
+      ORCHESTRATOR_LEDGER_IN_PROGRESS_TTL_S: '2',
+    });
+    const client = wrap(createConsulClient(config.consul));
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs.push(JSON.parse(chunk.toString()) as Json);
+        done();
+      },
+    });
+    return createInstanceEventsHandler({
+      consul: client,
+      instances: createInstancesApi(config.compute),
+      ledger: createLedger({
+        kv: client,
+        prefix: `${config.kvPrefix}ledger/instance-events/`,
+        inProgressTtlMs: config.ledger.inProgressTtlMs,
+        retentionMs: config.ledger.retentionMs,
+      }),
+      logger: createLogger({ name: 'instanceEvents', destination }),
+      recordPrefix: `${config.kvPrefix}instance-events/instances/`,
+      agentPort: config.consul.agentPort,
+      dryRun: false,
+    });
+  };
+
+  beforeAll(async () => {
+    const subnet = randomSubnet();
+    consul = await startConsulServer(subnet);
+    edge = await startComputeEdge(`${subnet}.250`);
+    api = createConsulClient(
+      loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: consul.token }).consul,
+    );
+    handle = build();
+  });
+
+  afterAll(async () => {
+    await edge?.stop();
+    await consul?.stop();
+  });
+
+  it('drains through the node agent on the first entry, deregisters and force-leaves on the last', async () => {
+    const agent = await consul.startClient('backend-live', meta('1001'));
+    const first = await handle(message({ name: 'backend-live', id: '1001', phase: 'first' }));
+    expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'drain' }] });
+    const checks = await consulGet(agent.httpAddr, consul.token, '/v1/agent/checks');
+    expect(JSON.parse(checks.body)).toHaveProperty('_node_maintenance');
+
+    await agent.crash();
+    const last = await handle(message({ name: 'backend-live', id: '1001', phase: 'last' }));
+    expect(last).toMatchObject({
+      status: 'applied',
+      targets: [{ decision: 'deregister', reason: 'instance-gone' }],
+    });
+    expect(await catalogNode(consul, 'backend-live')).toBeNull();
+    const members = JSON.parse(
+      (await consulGet(consul.httpAddr, consul.token, '/v1/agent/members')).body,
+    ) as {
+      Name: string;
+    }[];
+    expect(members.map((m) => m.Name)).not.toContain('backend-live');
+    // The leader registers a failed gossip member again; force-left and pruned, it stays gone.
+    await new Promise((r) => setTimeout(r, 8000));
+    expect(await catalogNode(consul, 'backend-live')).toBeNull();
+  });
+
+  it('drains a node whose agent is unreachable with a critical catalog check, lifted on restore', async () => {
+    await registerNode(consul, 'backend-noagent', meta('1002'), '10.200.0.2');
+    const t0 = Date.UTC(2026, 10, 26, 11);
+    const drained = await handle(message({ name: 'backend-noagent', id: '1002', phase: 'first', time: t0 }));
+    expect(drained).toMatchObject({
+      targets: [{ decision: 'drain', reason: 'going-away (maintenance via catalog)' }],
+    });
+    expect(await nodeChecks(consul, 'backend-noagent')).toContainEqual(
+      expect.objectContaining({ CheckID: drainCheckId, Status: 'critical' }),
+    );
+    // The deletion failed: the instance stays, so its drain is lifted.
+    const restore = message({ name: 'backend-noagent', id: '1002', phase: 'last', time: t0 + 5000 });
+    const entry = JSON.parse(
+      Buffer.from((restore.message as Json).data as string, 'base64').toString(),
+    ) as Json;
+    (entry.protoPayload as Json).status = { code: 13, message: 'internal error' };
+    const restored = await handle({
+      message: { data: Buffer.from(JSON.stringify(entry)).toString('base64') },
+    });
+    expect(restored).toMatchObject({ targets: [{ decision: 'restore', reason: 'back-in-service' }] });
+    expect((await nodeChecks(consul, 'backend-noagent')).map((c) => c.CheckID)).not.toContain(drainCheckId);
+    expect(await catalogNode(consul, 'backend-noagent')).not.toBeNull();
+  });
+
+  it('leaves a same-name replacement alone', async () => {
+    await registerNode(consul, 'backend-replaced', meta('2002'));
+    const outcome = await handle(message({ name: 'backend-replaced', id: '2001', phase: 'last' }));
+    expect(outcome).toMatchObject({ targets: [{ decision: 'skip', reason: 'replacement-present' }] });
+    expect((await catalogNode(consul, 'backend-replaced'))?.Node.Meta['gce-instance-id']).toBe('2002');
+  });
+
+  it('keeps a node re-registered between the read and the delete (CAS on ModifyIndex)', async () => {
+    await registerNode(consul, 'backend-race', meta('3001'));
+    // Re-registration by the replacement lands right after the function read the node.
+    const racing = build((real) => ({
+      ...real,
+      async catalogNode(name) {
+        const seen = await real.catalogNode(name);
+        if (name === 'backend-race') await registerNode(consul, 'backend-race', meta('3002'), '10.200.0.9');
+        return seen;
+      },
+    }));
+    const outcome = await racing(message({ name: 'backend-race', id: '3001', phase: 'last' }));
+    expect(outcome).toMatchObject({ targets: [{ decision: 'skip', reason: 'modified-concurrently' }] });
+    expect((await catalogNode(consul, 'backend-race'))?.Node.Meta['gce-instance-id']).toBe('3002');
+  });
+
+  it('acts once on a message delivered three times, concurrently', async () => {
+    await registerNode(consul, 'backend-dup', meta('4001'));
+    const msg = message({ name: 'backend-dup', id: '4001', phase: 'last' });
+    let deletes = 0;
+    const counting = build((real) => ({
+      ...real,
+      async deleteNodeCas(name, index) {
+        deletes++;
+        return real.deleteNodeCas(name, index);
+      },
+    }));
+    const settled = await Promise.allSettled([counting(msg), counting(msg), counting(msg)]);
+    // A delivery racing the one in progress is refused (redelivered later), never run twice.
+    const redelivered = await Promise.all(
+      settled.map((s) => (s.status === 'fulfilled' ? s.value : counting(msg))),
+    );
+    expect(redelivered.filter((o) => o.status === 'applied')).toHaveLength(1);
+    expect(redelivered.filter((o) => o.status === 'duplicate')).toHaveLength(2);
+    expect(deletes).toBe(1);
+    expect(await catalogNode(consul, 'backend-dup')).toBeNull();
+  });
+
+  it('checks a node without identity metadata against Compute before removing it', async () => {
+    await registerNode(consul, 'backend-nometa-gone', {});
+    await registerNode(consul, 'backend-nometa-alive', {});
+    edge.instances.set('ilb-demo/us-central1-f/backend-nometa-alive', { id: '5002', status: 'RUNNING' });
+    const gone = await handle(message({ name: 'backend-nometa-gone', id: '5001', phase: 'last' }));
+    expect(gone).toMatchObject({ targets: [{ decision: 'deregister' }] });
+    expect(await catalogNode(consul, 'backend-nometa-gone')).toBeNull();
+    const alive = await handle(message({ name: 'backend-nometa-alive', id: '5001', phase: 'last' }));
+    expect(alive).toMatchObject({ targets: [{ decision: 'skip', reason: 'replacement-present' }] });
+    expect(await catalogNode(consul, 'backend-nometa-alive')).not.toBeNull();
+    expect(edge.calls).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^GET \/compute\/v1\/projects\/ilb-demo\/zones\/us-central1-f\/instances\/backend-nometa-gone/,
+        ),
+      ]),
+    );
+  });
+
+  it('drains the instances a MIG call names, only members of that group', async () => {
+    await registerNode(consul, 'backend-mig-a', meta('6001'), '10.200.0.61');
+    await registerNode(
+      consul,
+      'backend-mig-b',
+      meta('6002', { 'gce-instance-group': 'other-mig' }),
+      '10.200.0.62',
+    );
+    const entry = {
+      insertId: 'mig-entry-1',
+      logName: 'projects/ilb-demo/logs/cloudaudit.googleapis.com%2Factivity',
+      timestamp: '2026-11-26T12:00:00Z',
+      operation: { id: 'operation-mig-1', first: true },
+      resource: {
+        type: 'gce_instance_group_manager',
+        labels: {
+          instance_group_manager_name: 'backend-mig',
+          location: 'us-central1-f',
+          project_id: 'ilb-demo',
+        },
+      },
+      protoPayload: {
+        methodName: 'v1.compute.instanceGroupManagers.deleteInstances',
+        resourceName: 'projects/ilb-demo/zones/us-central1-f/instanceGroupManagers/backend-mig',
+        request: {
+          instances: [
+            'zones/us-central1-f/instances/backend-mig-a',
+            'zones/us-central1-f/instances/backend-mig-b',
+          ],
+        },
+      },
+    };
+    const outcome = await handle({
+      message: { data: Buffer.from(JSON.stringify(entry)).toString('base64') },
+    });
+    expect(outcome).toMatchObject({
+      targets: [
+        { instance: 'backend-mig-a', instanceId: '6001', decision: 'drain' },
+        { instance: 'backend-mig-b', decision: 'skip', reason: 'not-in-group' },
+      ],
+    });
+    expect((await nodeChecks(consul, 'backend-mig-a')).map((c) => c.CheckID)).toContain(drainCheckId);
+    expect((await nodeChecks(consul, 'backend-mig-b')).map((c) => c.CheckID)).not.toContain(drainCheckId);
+  });
+
+  it('acknowledges garbage with one structured log line and changes nothing', async () => {
+    logs.length = 0;
+    const outcome = await handle({ message: { data: Buffer.from('{"hello":1}').toString('base64') } });
+    expect(outcome).toMatchObject({ status: 'rejected' });
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ severity: 'WARNING', decision: 'ignored', outcome: 'malformed' });
+    expect(JSON.stringify(logs)).not.toContain(consul.functionToken);
+  });
+
+  it('loses nothing when Consul restarts in the middle of a batch', async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `backend-batch-${i}`);
+    for (const [i, name] of names.entries()) await registerNode(consul, name, meta(String(7000 + i)));
+    const messages = names.map((name, i) => message({ name, id: String(7000 + i), phase: 'last' }));
+    let pending = messages;
+    let restarted = false;
+    // Pub/Sub redelivers whatever threw; the batch runs until every message was acknowledged.
+    for (let round = 0; round < 10 && pending.length > 0; round++) {
+      const failed: Json[] = [];
+      for (const [i, msg] of pending.entries()) {
+        if (!restarted && i === 7) {
+          restarted = true;
+          await consul.kill();
+          setTimeout(() => void consul.start(), 1500);
+        }
+        await handle(msg).catch(() => failed.push(msg));
+      }
+      if (failed.length > 0) await new Promise((r) => setTimeout(r, 1000));
+      pending = failed;
+    }
+    expect(restarted).toBe(true);
+    expect(pending).toHaveLength(0);
+    for (const name of names) expect(await catalogNode(consul, name)).toBeNull();
+    const ledger = await api.kvGet('gce-ilb-orchestrator/instance-events/instances/7000');
+    expect(JSON.parse(ledger?.value ?? '{}')).toHaveProperty('removeAt');
+  });
+});
