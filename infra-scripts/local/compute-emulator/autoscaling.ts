@@ -12,6 +12,9 @@ export interface InstanceSignal {
 
 export interface Recommendation {
   at: number;
+  /** What the signals asked for, clamped to [min, max], before stabilization and scale-in limits. */
+  raw: number;
+  /** The size the group was given. */
   size: number;
 }
 
@@ -27,6 +30,7 @@ export interface AutoscaleInput {
 }
 
 export interface AutoscaleDecision {
+  raw: number;
   recommendedSize: number;
   details: StatusDetail[];
 }
@@ -34,7 +38,7 @@ export interface AutoscaleDecision {
 /**
  * The autoscaler's decision, a pure function of policy, signal and history, following GCE's rules:
  * each utilization signal asks for ceil(total / target) instances and the largest ask wins; the
- * result is clamped to [min, max]; scale-in is held to the highest recommendation within the
+ * result is clamped to [min, max]; scale-in is held to the highest raw recommendation within the
  * stabilization window and bounded by scale-in controls; `mode` can forbid scaling in or any change.
  */
 export function recommend(input: AutoscaleInput): AutoscaleDecision {
@@ -42,6 +46,7 @@ export function recommend(input: AutoscaleInput): AutoscaleDecision {
   const details: StatusDetail[] = [];
   if (policy.mode === 'OFF') {
     return {
+      raw: targetSize,
       recommendedSize: targetSize,
       details: [{ type: 'MODE_OFF', message: 'Autoscaling is turned off; the group size is not changed.' }],
     };
@@ -81,11 +86,10 @@ export function recommend(input: AutoscaleInput): AutoscaleDecision {
     });
   }
   size = Math.min(Math.max(size, policy.minNumReplicas), policy.maxNumReplicas);
+  const raw = size;
 
   if (size < targetSize) {
-    const recent = input.history
-      .filter((r) => now - r.at <= input.stabilizationSec * 1000)
-      .map((r) => r.size);
+    const recent = input.history.filter((r) => now - r.at <= input.stabilizationSec * 1000).map((r) => r.raw);
     size = Math.min(targetSize, Math.max(size, ...recent));
     const control = policy.scaleInControl;
     const cap = control?.maxScaledInReplicas;
@@ -103,5 +107,5 @@ export function recommend(input: AutoscaleInput): AutoscaleDecision {
     details.push({ type: `MODE_${policy.mode}`, message: `Mode ${policy.mode} does not scale in.` });
     size = targetSize;
   }
-  return { recommendedSize: size, details };
+  return { raw, recommendedSize: size, details };
 }

@@ -70,6 +70,13 @@ export interface EmulatorEvent {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Waits for `p` but no longer than `ms`, leaving no timer behind. */
+async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 /**
  * The imperative shell around the pure planners: holds the resources, runs operations
  * asynchronously, carries out MIG steps through the driver, runs the autoscalers and writes audit logs.
@@ -135,7 +142,7 @@ export class ComputeEmulator {
   async stop(graceful = false): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    await Promise.race([Promise.allSettled([...this.jobs]), sleep(this.opts.shutdownTimeoutMs + 5000)]);
+    await bounded(Promise.allSettled([...this.jobs]), this.opts.shutdownTimeoutMs + 5000);
     await Promise.allSettled(
       [...this.instances.values()].map((i) =>
         graceful ? this.opts.driver.shutdown(i.id, this.opts.shutdownTimeoutMs) : this.opts.driver.kill(i.id),
@@ -493,11 +500,7 @@ export class ComputeEmulator {
   async waitOperation(scope: Scope, name: string): Promise<Operation> {
     const op = this.getOperation(scope, name);
     const done = this.opDone.get(name);
-    if (op.status !== 'DONE' && done) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, this.opts.waitTimeoutMs)))]);
-      clearTimeout(timer);
-    }
+    if (op.status !== 'DONE' && done) await bounded(done, this.opts.waitTimeoutMs);
     return op;
   }
 
@@ -762,7 +765,7 @@ export class ComputeEmulator {
       now,
       stabilizationSec: this.opts.stabilizationSec,
     });
-    history.push({ at: now, size: decision.recommendedSize });
+    history.push({ at: now, raw: decision.raw, size: decision.recommendedSize });
     this.history.set(key, history);
     a.recommendedSize = decision.recommendedSize;
     a.statusDetails = decision.details;

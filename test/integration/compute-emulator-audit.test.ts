@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { pubsubSink, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
+
+const zone = zones[0]!;
+const fixtures = '/work/shared/fixtures/events';
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(join(fixtures, name), 'utf8')) as Record<string, unknown>;
+
+let pstest: ChildProcess;
+let host: string;
+let pubsub: PubSub;
+let sub: Subscription;
+let sink: ReturnType<typeof pubsubSink>;
+let emu: RunningEmulator;
+let c: ReturnType<typeof clients>;
+const received: Record<string, unknown>[] = [];
+
+/** Starts Google's pstest fake and resolves to `host:port` from its first log line. */
+async function startPstest(): Promise<void> {
+  pstest = spawn(join(__dirname, '../../.tools/bin/pubsub-emulator'), ['--port', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: pstest.stdout! });
+  host = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('pubsub emulator did not start')), 15_000);
+    lines.once('line', (l) => {
+      clearTimeout(timer);
+      resolve((JSON.parse(l) as { address: string }).address);
+    });
+  });
+}
+
+beforeAll(async () => {
+  await startPstest();
+  pubsub = new PubSub({ projectId: project, apiEndpoint: host, emulatorMode: true });
+  const [topic] = await pubsub.createTopic('instance-events');
+  [sub] = await topic.createSubscription('audit-test');
+  sub.on('message', (m: Message) => {
+    received.push(JSON.parse(m.data.toString('utf8')) as Record<string, unknown>);
+    expect(m.attributes['logging.googleapis.com/timestamp']).toBeDefined();
+    m.ack();
+  });
+  sink = pubsubSink({ projectId: project, topic: 'instance-events', emulatorHost: host });
+  ({ emu } = await startTestEmulator({ audit: sink.write }));
+  c = clients(emu.port);
+});
+
+afterAll(async () => {
+  await c?.close();
+  await emu?.stop();
+  await sink?.close();
+  await sub?.close();
+  await pubsub?.close();
+  pstest?.kill('SIGTERM');
+});
+
+type Entry = {
+  logName: string;
+  operation: { id: string; first?: boolean; last?: boolean; producer: string };
+  protoPayload: { methodName: string; resourceName: string; request?: { instances?: string[] } };
+  resource: { type: string; labels: Record<string, string> };
+};
+const entries = () => received as unknown as Entry[];
+const byMethod = (m: string) => entries().filter((e) => e.protoPayload.methodName === m);
+
+/** Every key path of a JSON value, e.g. `protoPayload.response.targetId`. */
+function keyPaths(v: unknown, prefix = ''): string[] {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return [prefix];
+  return Object.entries(v as Record<string, unknown>).flatMap(([k, x]) =>
+    keyPaths(x, prefix ? `${prefix}.${k}` : k),
+  );
+}
+
+test('a MIG creating and deleting an instance writes insert and delete entries, first then last, with the fixtures shape', async () => {
+  await c.igms.insert({
+    project,
+    zone,
+    instanceGroupManagerResource: {
+      name: 'backend',
+      baseInstanceName: 'backend',
+      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
+      targetSize: 1,
+    },
+  });
+  await eventually(() => byMethod('v1.compute.instances.insert').length === 2);
+  const [first, last] = byMethod('v1.compute.instances.insert');
+  expect(first!.operation.first).toBe(true);
+  expect(last!.operation.last).toBe(true);
+  expect(first!.operation.id).toBe(last!.operation.id);
+  const [mi] = (await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend' }))[0];
+  expect(first!.resource.labels).toEqual({ instance_id: mi!.id, project_id: project, zone });
+  expect(first!.protoPayload.resourceName).toBe(`projects/${project}/zones/${zone}/instances/${mi!.name}`);
+
+  await c.igms.deleteInstances({
+    project,
+    zone,
+    instanceGroupManager: 'backend',
+    instanceGroupManagersDeleteInstancesRequestResource: { instances: [mi!.instance!] },
+  });
+  await eventually(() => byMethod('v1.compute.instances.delete').length === 2);
+  const [delFirst, delLast] = byMethod('v1.compute.instances.delete');
+  // Same fields as Google's entries (values differ): the function's parser sees what production sends.
+  expect(keyPaths(delFirst).sort()).toEqual(keyPaths(fixture('audit-instance-delete-first.json')).sort());
+  expect(keyPaths(delLast).sort()).toEqual(keyPaths(fixture('audit-instance-delete-last.json')).sort());
+  expect(delFirst!.resource.labels.instance_id).toBe(mi!.id);
+  const group = byMethod('v1.compute.instanceGroupManagers.deleteInstances');
+  expect(group.map((e) => (e.operation.first ? 'first' : 'last'))).toEqual(['first', 'last']);
+  expect(group[0]!.resource.type).toBe('gce_instance_group_manager');
+  expect(group[0]!.protoPayload.request?.instances).toEqual([mi!.instance]);
+});
+
+test('preemption is a system_event entry, then the MIG repair recreates the name with a new id', async () => {
+  const [op] = await c.igms.resize({ project, zone, instanceGroupManager: 'backend', size: 1 });
+  await c.zoneOps.wait({ project, zone, operation: (op.latestResponse as { name: string }).name });
+  await eventually(async () => {
+    const [items] = await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend' });
+    return items.length === 1 && items[0]!.instanceStatus === 'RUNNING';
+  });
+  const [[victim]] = await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend' });
+  await fetch(`${emu.url}/emulator/v1/projects/${project}/zones/${zone}/instances/${victim!.name}/preempt`, {
+    method: 'POST',
+  });
+  await eventually(() => byMethod('compute.instances.preempted').length === 1);
+  const [preempted] = byMethod('compute.instances.preempted');
+  expect(keyPaths(preempted).sort()).toEqual(keyPaths(fixture('audit-instance-preempted.json')).sort());
+  expect(preempted!.logName).toBe(`projects/${project}/logs/cloudaudit.googleapis.com%2Fsystem_event`);
+  expect(preempted!.operation).toMatchObject({
+    first: true,
+    last: true,
+    producer: 'compute.instances.preempted',
+  });
+  expect(preempted!.resource.labels.instance_id).toBe(victim!.id);
+
+  await eventually(() => byMethod('compute.instances.repair.recreateInstance').length === 1);
+  await eventually(() =>
+    byMethod('v1.compute.instances.insert').some(
+      (e) =>
+        e.operation.last &&
+        e.protoPayload.resourceName.endsWith(`/${victim!.name}`) &&
+        e.resource.labels.instance_id !== victim!.id,
+    ),
+  );
+});
