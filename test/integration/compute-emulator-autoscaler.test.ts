@@ -41,7 +41,7 @@ async function report(valueFor: (i: number) => number) {
     name: `projects/${project}`,
     timeSeries: items.map((m, i) => ({
       metric: { type: metric, labels: { tier: 'backend' } },
-      resource: { type: 'gce_instance', labels: { instance_id: m.id!, zone, project_id: project } },
+      resource: { type: 'gce_instance', labels: { instance_id: String(m.id), zone, project_id: project } },
       points: [
         {
           interval: { endTime: { seconds: Math.floor(Date.now() / 1000), nanos: (Date.now() % 1000) * 1e6 } },
