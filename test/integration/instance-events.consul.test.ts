@@ -8,16 +8,15 @@ import { createInstanceEventsHandler, type MessageOutcome } from '../../shared/i
 import { drainCheckId } from '../../shared/instance-events/plan';
 import { createLedger } from '../../shared/ledger/ledger';
 import { createLogger } from '../../shared/logging';
+import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import {
   catalogNode,
-  consulGet,
+  functionToken,
   nodeChecks,
-  randomSubnet,
   registerNode,
+  restartAgent,
   startComputeEdge,
-  startConsulServer,
   type ComputeEdge,
-  type ConsulServer,
 } from './instance-events.support';
 
 type Json = Record<string, unknown>;
@@ -65,7 +64,9 @@ const meta = (id: string, extra: Record<string, string> = {}) => ({
 });
 
 describe('instanceEvents against a real Consul with ACLs', () => {
-  let consul: ConsulServer;
+  let cluster: ConsulCluster;
+  let consul: ConsulAgent;
+  let token: string;
   let edge: ComputeEdge;
   let api: ConsulApi;
   let handle: (data: unknown) => Promise<MessageOutcome>;
@@ -74,7 +75,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   const build = (wrap: (api: ConsulApi) => ConsulApi = (a) => a) => {
     const config = loadConfig({
       CONSUL_HTTP_ADDR: consul.httpAddr,
-      CONSUL_HTTP_TOKEN: consul.functionToken,
+      CONSUL_HTTP_TOKEN: token,
       COMPUTE_API_ENDPOINT: edge.endpoint,
       ORCHESTRATOR_CONSUL_TIMEOUT_MS: '1000',
       // Short, so a claim stranded by the Consul outage frees within the test's redeliveries.
@@ -104,39 +105,35 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   };
 
   beforeAll(async () => {
-    const subnet = randomSubnet();
-    consul = await startConsulServer(subnet);
-    edge = await startComputeEdge(`${subnet}.250`);
-    api = createConsulClient(
-      loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: consul.token }).consul,
-    );
+    cluster = await startConsulCluster({ servers: 1 });
+    consul = cluster.servers[0] as ConsulAgent;
+    token = await functionToken(consul);
+    edge = await startComputeEdge(`${cluster.prefix}.250`);
+    const admin = loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: cluster.token });
+    api = createConsulClient(admin.consul);
     handle = build();
   });
 
   afterAll(async () => {
     await edge?.stop();
-    await consul?.stop();
+    await cluster?.stop();
   });
 
   it('drains through the node agent on the first entry, deregisters and force-leaves on the last', async () => {
-    const agent = await consul.startClient('backend-live', meta('1001'));
+    const agent = await cluster.startClient({ nodeName: 'backend-live', nodeMeta: meta('1001') });
     const first = await handle(message({ name: 'backend-live', id: '1001', phase: 'first' }));
     expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'drain' }] });
-    const checks = await consulGet(agent.httpAddr, consul.token, '/v1/agent/checks');
-    expect(JSON.parse(checks.body)).toHaveProperty('_node_maintenance');
+    const checks = await agent.request('GET', '/v1/agent/checks');
+    expect(await checks.json()).toHaveProperty('_node_maintenance');
 
-    await agent.crash();
+    await agent.kill();
     const last = await handle(message({ name: 'backend-live', id: '1001', phase: 'last' }));
     expect(last).toMatchObject({
       status: 'applied',
       targets: [{ decision: 'deregister', reason: 'instance-gone' }],
     });
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
-    const members = JSON.parse(
-      (await consulGet(consul.httpAddr, consul.token, '/v1/agent/members')).body,
-    ) as {
-      Name: string;
-    }[];
+    const members = (await (await consul.request('GET', '/v1/agent/members')).json()) as { Name: string }[];
     expect(members.map((m) => m.Name)).not.toContain('backend-live');
     // The leader registers a failed gossip member again; force-left and pruned, it stays gone.
     await new Promise((r) => setTimeout(r, 8000));
@@ -282,7 +279,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(outcome).toMatchObject({ status: 'rejected' });
     expect(logs).toHaveLength(1);
     expect(logs[0]).toMatchObject({ severity: 'WARNING', decision: 'ignored', outcome: 'malformed' });
-    expect(JSON.stringify(logs)).not.toContain(consul.functionToken);
+    expect(JSON.stringify(logs)).not.toContain(token);
   });
 
   it('loses nothing when Consul restarts in the middle of a batch', async () => {
@@ -291,6 +288,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const messages = names.map((name, i) => message({ name, id: String(7000 + i), phase: 'last' }));
     let pending = messages;
     let restarted = false;
+    let redelivered = 0;
     // Pub/Sub redelivers whatever threw; the batch runs until every message was acknowledged.
     for (let round = 0; round < 10 && pending.length > 0; round++) {
       const failed: Json[] = [];
@@ -298,17 +296,21 @@ describe('instanceEvents against a real Consul with ACLs', () => {
         if (!restarted && i === 7) {
           restarted = true;
           await consul.kill();
-          setTimeout(() => void consul.start(), 1500);
+          setTimeout(() => void restartAgent(consul), 1500);
         }
         await handle(msg).catch(() => failed.push(msg));
       }
       if (failed.length > 0) await new Promise((r) => setTimeout(r, 1000));
+      redelivered += failed.length;
       pending = failed;
     }
     expect(restarted).toBe(true);
+    expect(redelivered).toBeGreaterThan(0);
     expect(pending).toHaveLength(0);
     for (const name of names) expect(await catalogNode(consul, name)).toBeNull();
-    const ledger = await api.kvGet('gce-ilb-orchestrator/instance-events/instances/7000');
-    expect(JSON.parse(ledger?.value ?? '{}')).toHaveProperty('removeAt');
+    for (const [i] of names.entries()) {
+      const record = await api.kvGet(`gce-ilb-orchestrator/instance-events/instances/${7000 + i}`);
+      expect(JSON.parse(record?.value ?? '{}')).toHaveProperty('removeAt');
+    }
   });
 });
