@@ -45,3 +45,8 @@ export function toolPath(name: ToolName): string {
   }
   throw new Error(`${name} not found; run: bash infra-scripts/install-tools.sh`);
 }
+
+/** The shared/ folder beside the checkout (design, contracts and event fixtures). */
+export function sharedDir(): string {
+  return path.join(repoRoot(), '..', 'shared');
+}
