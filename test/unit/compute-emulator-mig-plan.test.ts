@@ -31,6 +31,7 @@ const inst = (name: string, i: Partial<Instance> = {}): Instance => ({
   networkIP: '127.0.0.2',
   metadata: [],
   labels: {},
+  tags: [],
   machineType: 'e2-small',
   hung: false,
   busy: false,

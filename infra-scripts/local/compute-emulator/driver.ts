@@ -1,12 +1,14 @@
 /** What the emulator needs from whatever runs an instance: the issue-3 launcher, or a test stand-in. */
 export interface InstanceSpec {
   project: string;
+  projectNumber: string;
   zone: string;
   name: string;
   id: string;
   /** The 127.x.y.z address the instance's processes bind. */
   ip: string;
   machineType: string;
+  tags: string[];
   metadata: { key: string; value: string }[];
   labels: Record<string, string>;
 }

@@ -1,7 +1,7 @@
 import type { Logger } from '../../../shared/logging';
 import { type LogEntry, groupActivity, instanceActivity, systemEvent } from './audit-log';
 import { type InstanceSignal, type Recommendation, recommend } from './autoscaling';
-import type { InstanceDriver } from './driver';
+import type { InstanceDriver, InstanceSpec } from './driver';
 import { ApiError, alreadyExists, fingerprintMismatch, invalid, notFound, notReady } from './errors';
 import { type IdSource, randomIds } from './ids';
 import { planReconcile, type Step } from './mig-plan';
@@ -630,6 +630,7 @@ export class ComputeEmulator {
       networkIP: ip,
       metadata,
       labels: template.properties.labels ?? {},
+      tags: template.properties.tags?.items ?? [],
       machineType: template.properties.machineType ?? 'e2-small',
       templateName: template.name,
       igm: igmKey(igm.scope, igm.name),
@@ -648,16 +649,7 @@ export class ComputeEmulator {
     this.instanceAudit(inst, 'v1.compute.instances.insert', 'first', this.migActor, op);
     try {
       inst.status = 'STAGING';
-      await this.opts.driver.create({
-        project: this.project,
-        zone: inst.zone,
-        name: inst.name,
-        id: inst.id,
-        ip,
-        machineType: inst.machineType,
-        metadata,
-        labels: inst.labels,
-      });
+      await this.opts.driver.create(this.specOf(inst));
     } catch (err) {
       this.instances.delete(instanceKey(inst.zone, inst.name));
       this.freeAddresses.push(ip);
@@ -708,16 +700,7 @@ export class ComputeEmulator {
         this.record(method.split('.').pop()!, `${inst.name} (${inst.id})`);
         if (restart && !this.stopped) {
           inst.status = 'STAGING';
-          await this.opts.driver.create({
-            project: this.project,
-            zone: inst.zone,
-            name: inst.name,
-            id: inst.id,
-            ip: inst.networkIP,
-            machineType: inst.machineType,
-            metadata: inst.metadata,
-            labels: inst.labels,
-          });
+          await this.opts.driver.create(this.specOf(inst));
           inst.status = 'RUNNING';
         }
       })()
@@ -939,6 +922,21 @@ export class ComputeEmulator {
   private instanceOfSlot(slot: Slot): Instance | undefined {
     const i = this.instances.get(instanceKey(slot.zone, slot.name));
     return i && i.id === slot.instanceId ? i : undefined;
+  }
+
+  private specOf(inst: Instance): InstanceSpec {
+    return {
+      project: this.project,
+      projectNumber: this.projectNumber,
+      zone: inst.zone,
+      name: inst.name,
+      id: inst.id,
+      ip: inst.networkIP,
+      machineType: inst.machineType,
+      tags: inst.tags,
+      metadata: inst.metadata,
+      labels: inst.labels,
+    };
   }
 
   private apiActor(caller: Caller): Actor {

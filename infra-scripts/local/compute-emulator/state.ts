@@ -39,6 +39,7 @@ export interface Instance {
   /** Metadata items in template order, plus the ones a MIG adds. */
   metadata: { key: string; value: string }[];
   labels: Record<string, string>;
+  tags: string[];
   machineType: string;
   templateName?: string;
   /** Key of the managing group (see `igmKey`), absent once abandoned or for unmanaged instances. */

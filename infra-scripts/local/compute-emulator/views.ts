@@ -46,6 +46,7 @@ export function instanceView(project: string, i: Instance) {
     ],
     metadata: { kind: 'compute#metadata', items: i.metadata },
     labels: i.labels,
+    tags: { items: i.tags },
     scheduling: { automaticRestart: true, onHostMaintenance: 'MIGRATE', preemptible: false },
     selfLink: links.instance(project, i.zone, i.name),
   };

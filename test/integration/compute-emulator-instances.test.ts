@@ -1,0 +1,146 @@
+/**
+ * MIG instances as real role instances (issue-3 launcher: Consul agent + backend app from packer/),
+ * driven through the real Compute client. Needs `npm run build` (the apps run from dist/).
+ */
+import { createLogger } from '../../shared/logging';
+import { startComputeEmulator, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { LauncherDriver } from '../../infra-scripts/local/compute-emulator/launcher-driver';
+import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
+import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
+import { clients, project } from './compute-emulator-helpers';
+
+jest.setTimeout(240_000);
+
+const zone = 'us-central1-a';
+const prefix = randomLoopbackPrefix();
+let cluster: ConsulCluster;
+let md: MetadataServer;
+let emu: RunningEmulator;
+let driver: LauncherDriver;
+let c: ReturnType<typeof clients>;
+
+interface CatalogNode {
+  Node: string;
+  Meta: Record<string, string>;
+}
+
+async function backendNodes(): Promise<CatalogNode[]> {
+  const res = await cluster.servers[0]!.request('GET', '/v1/catalog/nodes?node-meta=role:backend');
+  return res.ok ? ((await res.json()) as CatalogNode[]) : [];
+}
+
+async function passingBackends(): Promise<string[]> {
+  const res = await cluster.servers[0]!.request('GET', '/v1/health/service/backend?passing=true');
+  return res.ok ? ((await res.json()) as { Node: { Node: string } }[]).map((e) => e.Node.Node).sort() : [];
+}
+
+async function managed() {
+  const [items] = await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend-mig' });
+  return items;
+}
+
+beforeAll(async () => {
+  cluster = await startConsulCluster({ servers: 1, prefix });
+  md = createMetadataServer({ port: 9169 });
+  const logger = createLogger({ name: 'compute-emulator-test', level: process.env.LOG_LEVEL ?? 'warn' });
+  driver = new LauncherDriver({
+    metadata: md,
+    logger,
+    shutdownTimeoutMs: 20_000,
+    projectAttributes: {
+      'consul-servers': cluster.joinAddrs.join(' '),
+      'consul-gossip-key': cluster.gossipKey,
+      'consul-agent-token': cluster.tokens.agent,
+      'ilb-drain-seconds': '1',
+    },
+  });
+  emu = await startComputeEmulator({
+    project,
+    zones: [zone],
+    driver,
+    logger,
+    addressPrefix: `${prefix}.`,
+    shutdownTimeoutMs: 20_000,
+    reconcileIntervalMs: 500,
+  });
+  emu.emulator.addTemplate('backend-tmpl', { labels: { role: 'backend' }, tags: { items: ['backend'] } });
+  c = clients(emu.port);
+});
+
+afterAll(async () => {
+  await c?.close();
+  await emu?.stop();
+  await md?.stop();
+  await cluster?.stop();
+});
+
+test('a MIG boots backend instances that register in Consul with their GCE identity', async () => {
+  await c.igms.insert({
+    project,
+    zone,
+    instanceGroupManagerResource: {
+      name: 'backend-mig',
+      baseInstanceName: 'backend',
+      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
+      targetSize: 2,
+    },
+  });
+  await waitFor('two passing backends', async () => (await passingBackends()).length === 2, {
+    timeoutMs: 120_000,
+  });
+  const items = await managed();
+  const nodes = await backendNodes();
+  for (const m of items) {
+    const node = nodes.find((n) => n.Node === m.name);
+    expect(node?.Meta).toMatchObject({
+      'gce-instance-id': String(m.id),
+      'gce-zone': zone,
+      'gce-instance-group': 'backend-mig',
+    });
+  }
+});
+
+test('deleteInstances runs the shutdown script: the node leaves Consul by itself', async () => {
+  const [victim, keeper] = await managed();
+  await c.igms.deleteInstances({
+    project,
+    zone,
+    instanceGroupManager: 'backend-mig',
+    instanceGroupManagersDeleteInstancesRequestResource: { instances: [victim!.instance!] },
+  });
+  await waitFor(
+    'the deleted node gone from the catalog',
+    async () => !(await backendNodes()).some((n) => n.Node === victim!.name),
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(await passingBackends()).toEqual([keeper!.name]);
+  // The instance is gone once its shutdown script has finished and its processes stopped.
+  await waitFor(
+    'the instance stopped',
+    async () => (await managed()).length === 1 && driver.names().length === 1,
+    {
+      timeoutMs: 30_000,
+    },
+  );
+  expect(driver.names()).toEqual([keeper!.name]);
+});
+
+test('preemption leaves a stale node behind; the MIG recreates the name and the new id registers', async () => {
+  const [victim] = await managed();
+  const res = await fetch(
+    `${emu.url}/emulator/v1/projects/${project}/zones/${zone}/instances/${victim!.name}/preempt`,
+    { method: 'POST' },
+  );
+  expect(res.status).toBe(200);
+  await waitFor(
+    'the same name registered with a new instance id',
+    async () => {
+      const node = (await backendNodes()).find((n) => n.Node === victim!.name);
+      const [now] = await managed();
+      return node !== undefined && now!.id !== victim!.id && node.Meta['gce-instance-id'] === String(now!.id);
+    },
+    { timeoutMs: 150_000 },
+  );
+});
