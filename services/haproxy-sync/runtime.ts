@@ -27,8 +27,9 @@ export function haproxyCommand(socketPath: string, command: string, timeoutMs = 
   });
 }
 
-// srv_admin_state bits: forced, inherited, config and resolver maintenance.
-const maintBits = 0x01 | 0x02 | 0x04 | 0x20;
+// srv_admin_state: forced, inherited and resolver maintenance (HAProxy's SRV_ADMF_MAINT). The
+// config's `disabled` bit (0x04) stays set after `state ready`, so it alone does not mean maintenance.
+const maintBits = 0x01 | 0x02 | 0x20;
 
 /** Pure: `show servers state <backend>` plus `show stat` CSV to slots. */
 export function parseRuntime(serversState: string, statCsv: string, backend: string): RuntimeSlot[] {

@@ -124,6 +124,7 @@ describe('parseRuntime', () => {
 # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
 3 backends 1 z1 127.77.3.11 2 0 1 1 1 8 2 0 6 0 0 0 - 8080 - 0 0 - - 0
 3 backends 3 z3 127.0.0.1 0 5 1 1 1 1 0 0 14 0 0 0 - 1 - 0 0 - - 0
+3 backends 4 z4 127.77.3.14 2 4 1 1 1 1 0 0 14 0 0 0 - 8080 - 0 0 - - 0
 `;
     const stat = `# pxname,svname,qcur,qmax,scur,smax,slim
 backends,z1,0,0,4,9,
@@ -132,6 +133,8 @@ backends,z3,0,0,0,0,
     expect(parseRuntime(state, stat, 'backends')).toEqual([
       slot('z1', '127.77.3.11', 8080, false, 4),
       slot('z3', '127.0.0.1', 1, true, 0),
+      // Configured `disabled`, then `state ready`: serving.
+      slot('z4', '127.77.3.14', 8080, false, 0),
     ]);
     expect(() => parseRuntime('Unknown command', stat, 'backends')).toThrow();
   });

@@ -1,0 +1,100 @@
+import { Agent, request } from 'node:http';
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  /** Failure reasons (HTTP status or error code) with their counts. */
+  reasons: Record<string, number>;
+  /** Per-request latency in ms, successful requests only. */
+  latencies: number[];
+  /** Which backend answered (the X-ILB-Server slot or the body's instance name), with counts. */
+  servedBy: Record<string, number>;
+  durationMs: number;
+}
+
+export interface Load {
+  /** Results so far, without stopping. */
+  snapshot(): LoadResult;
+  stop(): Promise<LoadResult>;
+}
+
+/**
+ * Closed-loop HTTP load: `concurrency` workers on keep-alive connections, each sending its next
+ * request when the previous one is answered. Bounded by whoever calls stop().
+ */
+export function startLoad(options: {
+  host: string;
+  port: number;
+  path?: string;
+  method?: string;
+  concurrency?: number;
+  timeoutMs?: number;
+  /** Pauses between a worker's requests, to keep the rate moderate. */
+  pauseMs?: number;
+}): Load {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency ?? 8 });
+  const result: LoadResult = { ok: 0, failed: 0, reasons: {}, latencies: [], servedBy: {}, durationMs: 0 };
+  const started = performance.now();
+  let running = true;
+
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const fail = (reason: string) => {
+        result.failed++;
+        result.reasons[reason] = (result.reasons[reason] ?? 0) + 1;
+        resolve();
+      };
+      const req = request(
+        {
+          host: options.host,
+          port: options.port,
+          path: options.path ?? '/',
+          method: options.method ?? 'GET',
+          agent,
+          timeout: options.timeoutMs ?? 10_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+          res.on('end', () => {
+            if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
+            result.ok++;
+            result.latencies.push(performance.now() - t0);
+            const body = Buffer.concat(chunks).toString('utf8');
+            const name = /"name":"([^"]+)"/.exec(body)?.[1] ?? String(res.headers['x-ilb-server'] ?? '?');
+            result.servedBy[name] = (result.servedBy[name] ?? 0) + 1;
+            resolve();
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+      req.end();
+    });
+
+  const workers = Array.from({ length: options.concurrency ?? 8 }, async () => {
+    while (running) {
+      await once();
+      if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
+    }
+  });
+
+  const snapshot = (): LoadResult => ({ ...result, durationMs: performance.now() - started });
+  return {
+    snapshot,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      agent.destroy();
+      return snapshot();
+    },
+  };
+}
+
+export function percentile(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}

@@ -1,0 +1,197 @@
+/**
+ * The whole load-balancing system from the files under packer/: 3 Consul servers, backend,
+ * haproxy and frontend "instances" (agent + role processes via launchInstance), the metadata stand-in.
+ * Needs `npm run build` first (the instances run the apps from dist/).
+ */
+import { randomInt } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+
+import { startLoad } from '../../bench/lib/load';
+import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
+import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
+import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
+import { randomLoopbackPrefix, sleep, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
+
+jest.setTimeout(300_000);
+
+const zone = 'us-central1-a';
+const prefix = randomLoopbackPrefix();
+let cluster: ConsulCluster;
+let md: MetadataServer;
+const instances: LocalInstance[] = [];
+let nextHost = 20;
+const logs: string[] = [];
+
+async function boot(
+  role: Role,
+  name: string,
+): Promise<{ instance: LocalInstance; id: string; name: string }> {
+  const ip = `${prefix}.${nextHost++}`;
+  const id = `${randomInt(1, 9)}${String(randomInt(0, 1e9)).padStart(9, '0')}${String(randomInt(0, 1e9)).padStart(9, '0')}`;
+  const metadataHost = await md.addInstance({
+    id,
+    name,
+    zone,
+    ip,
+    projectId: 'demo-project',
+    projectNumber: '424242',
+    tags: [role],
+    attributes: {
+      'created-by': `projects/424242/zones/${zone}/instanceGroupManagers/${role}-mig`,
+      'consul-servers': cluster.joinAddrs.join(' '),
+      'consul-gossip-key': cluster.gossipKey,
+      'consul-agent-token': cluster.tokens.agent,
+      'ilb-drain-seconds': '4',
+    },
+  });
+  const instance = await launchInstance({
+    role,
+    ip,
+    metadataHost,
+    onOutput: (unit, chunk) => logs.push(`[${name} ${unit}] ${chunk}`),
+  });
+  instances.push(instance);
+  return { instance, id, name };
+}
+
+async function activeServers(haproxy: LocalInstance): Promise<string[]> {
+  const socket = `${haproxy.root}/run/haproxy/admin.sock`;
+  const [state, stat] = await Promise.all([
+    haproxyCommand(socket, 'show servers state backends'),
+    haproxyCommand(socket, 'show stat -1 4 -1'),
+  ]);
+  return parseRuntime(state, stat, 'backends')
+    .filter((s) => !s.maint)
+    .map((s) => s.addr)
+    .sort();
+}
+
+interface FrontendJson {
+  ok: boolean;
+  backend?: { name: string };
+  haproxy?: { node?: string };
+}
+async function frontendPage(frontend: LocalInstance): Promise<FrontendJson> {
+  const res = await fetch(`http://${frontend.ip}:80/?format=json`, { signal: AbortSignal.timeout(5_000) });
+  return (await res.json()) as FrontendJson;
+}
+
+let backendA: Awaited<ReturnType<typeof boot>>;
+let backendB: Awaited<ReturnType<typeof boot>>;
+let haproxy: LocalInstance;
+let frontend: LocalInstance;
+
+beforeAll(async () => {
+  cluster = await startConsulCluster({ servers: 3, prefix });
+  md = createMetadataServer({ port: 9169 });
+  [backendA, backendB] = await Promise.all([boot('backend', 'backend-a1'), boot('backend', 'backend-b2')]);
+  haproxy = (await boot('haproxy', 'haproxy-h1')).instance;
+  frontend = (await boot('frontend', 'frontend-f1')).instance;
+});
+
+afterAll(async () => {
+  // Every instance's output, for a failure's post-mortem (test-artifacts/ is git-ignored).
+  await mkdir('test-artifacts', { recursive: true });
+  await writeFile('test-artifacts/system-lb.log', logs.join(''));
+  await Promise.all(instances.map((i) => i.kill().catch(() => undefined)));
+  await md?.stop();
+  await cluster?.stop();
+});
+
+describe('the load-balancing system, from the packer/ files', () => {
+  it('registers every node with the identity contract', async () => {
+    type CatalogNode = {
+      Node: { Meta: Record<string, string> | null };
+      Services: Record<string, { Tags: string[] }>;
+    };
+    const node = await waitFor('backend-a1 registered with its service', async () => {
+      const res = await cluster.servers[0]!.request('GET', '/v1/catalog/node/backend-a1');
+      const body = res.ok ? ((await res.json()) as CatalogNode | null) : null;
+      return body?.Node.Meta && Object.keys(body.Services).length ? body : undefined;
+    });
+    expect(node.Node.Meta).toEqual({
+      'gce-instance-id': backendA.id,
+      'gce-zone': zone,
+      'gce-project': 'demo-project',
+      'gce-instance-group': 'backend-mig',
+      role: 'backend',
+      'consul-network-segment': expect.any(String),
+    });
+    expect(Object.values(node.Services).map((s) => s.Tags)).toEqual([[zone, 'backend']]);
+  });
+
+  it('serves the frontend page from both backends in turn, through HAProxy', async () => {
+    const seen = new Set<string>();
+    await waitFor(
+      'both backends on the frontend page',
+      async () => {
+        const page = await frontendPage(frontend);
+        if (page.ok && page.backend) seen.add(page.backend.name);
+        return seen.size === 2;
+      },
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    expect([...seen].sort()).toEqual(['backend-a1', 'backend-b2']);
+    const page = await frontendPage(frontend);
+    expect(page.haproxy?.node).toBe('haproxy-h1');
+    const html = await (await fetch(`http://${frontend.ip}:80/`)).text();
+    expect(html).toMatch(/Served by backend-(a1|b2)/);
+  });
+
+  it('drains a gracefully removed backend under load without a failed request', async () => {
+    const load = startLoad({ host: haproxy.ip, port: 8080, concurrency: 6, pauseMs: 10 });
+    await sleep(1_000);
+    const t0 = Date.now();
+    const stopping = backendA.instance.shutdown();
+    await waitFor(
+      'backend-a1 out of HAProxy',
+      async () => !(await activeServers(haproxy)).includes(backendA.instance.ip),
+      {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      },
+    );
+    const removalMs = Date.now() - t0;
+    await stopping;
+    await sleep(1_000);
+    const result = await load.stop();
+    console.log(
+      `graceful removal: out of HAProxy in ${removalMs} ms; ${result.ok} ok, ${result.failed} failed`,
+    );
+    expect(removalMs).toBeLessThan(10_000);
+    expect(result.reasons).toEqual({});
+    expect(result.ok).toBeGreaterThan(200);
+  });
+
+  it('sends traffic to a new backend', async () => {
+    const backendC = await boot('backend', 'backend-c3');
+    await waitFor(
+      'backend-c3 answering',
+      async () => (await frontendPage(frontend)).backend?.name === 'backend-c3',
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      },
+    );
+    expect(await activeServers(haproxy)).toEqual([backendB.instance.ip, backendC.instance.ip].sort());
+  });
+
+  it('fails no GET when a backend is killed abruptly under load', async () => {
+    const load = startLoad({ host: haproxy.ip, port: 8080, concurrency: 6, pauseMs: 10 });
+    await sleep(1_000);
+    await backendB.instance.kill();
+    await waitFor(
+      'backend-b2 out of HAProxy',
+      async () => !(await activeServers(haproxy)).includes(backendB.instance.ip),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      },
+    );
+    await sleep(1_000);
+    const result = await load.stop();
+    console.log(`abrupt kill: ${result.ok} ok, ${result.failed} failed`);
+    expect(result.reasons).toEqual({});
+    expect(result.servedBy['backend-c3']).toBeGreaterThan(0);
+  });
+});
