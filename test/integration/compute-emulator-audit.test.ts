@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { pubsubSink, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { startPubsubEmulator, type PubsubEmulator } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 
 const zone = zones[0]!;
@@ -11,8 +10,7 @@ const fixtures = '/work/shared/fixtures/events';
 const fixture = (name: string) =>
   JSON.parse(readFileSync(join(fixtures, name), 'utf8')) as Record<string, unknown>;
 
-let pstest: ChildProcess;
-let host: string;
+let pstest: PubsubEmulator;
 let pubsub: PubSub;
 let sub: Subscription;
 let sink: ReturnType<typeof pubsubSink>;
@@ -20,24 +18,9 @@ let emu: RunningEmulator;
 let c: ReturnType<typeof clients>;
 const received: Record<string, unknown>[] = [];
 
-/** Starts Google's pstest fake and resolves to `host:port` from its first log line. */
-async function startPstest(): Promise<void> {
-  pstest = spawn(join(__dirname, '../../.tools/bin/pubsub-emulator'), ['--port', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: pstest.stdout! });
-  host = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('pubsub emulator did not start')), 15_000);
-    lines.once('line', (l) => {
-      clearTimeout(timer);
-      resolve((JSON.parse(l) as { address: string }).address);
-    });
-  });
-}
-
 beforeAll(async () => {
-  await startPstest();
-  pubsub = new PubSub({ projectId: project, apiEndpoint: host, emulatorMode: true });
+  pstest = await startPubsubEmulator();
+  pubsub = new PubSub({ projectId: project, apiEndpoint: pstest.host, emulatorMode: true });
   const [topic] = await pubsub.createTopic('instance-events');
   [sub] = await topic.createSubscription('audit-test');
   sub.on('message', (m: Message) => {
@@ -45,7 +28,7 @@ beforeAll(async () => {
     expect(m.attributes['logging.googleapis.com/timestamp']).toBeDefined();
     m.ack();
   });
-  sink = pubsubSink({ projectId: project, topic: 'instance-events', emulatorHost: host });
+  sink = pubsubSink({ projectId: project, topic: 'instance-events', emulatorHost: pstest.host });
   ({ emu } = await startTestEmulator({ audit: sink.write }));
   c = clients(emu.port);
 });
@@ -56,7 +39,7 @@ afterAll(async () => {
   await sink?.close();
   await sub?.close();
   await pubsub?.close();
-  pstest?.kill('SIGTERM');
+  await pstest?.stop();
 });
 
 type Entry = {

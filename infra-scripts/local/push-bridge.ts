@@ -1,0 +1,166 @@
+/**
+ * Delivers Pub/Sub subscriptions to function URLs as CloudEvents, as Eventarc does for Pub/Sub
+ * triggers: binary content mode (`ce-*` headers, body `{message, subscription}`), a 2xx acks, anything
+ * else (or a timeout) is retried with exponential backoff.
+ *
+ *   const bridge = await startPushBridge({ projectId, emulatorHost, logger,
+ *     routes: [{ topic: 'instance-events', subscription: 'eventarc-instance-events', url: 'http://127.0.0.1:8081/' }] });
+ *   bridge.stats(); await bridge.stop();
+ */
+import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
+import { z } from 'zod';
+import type { Logger } from '../../shared/logging';
+
+export const routeSchema = z.object({
+  topic: z.string().min(1),
+  subscription: z.string().min(1),
+  url: z.url(),
+});
+export type Route = z.infer<typeof routeSchema>;
+
+export interface PushBridgeOptions {
+  projectId: string;
+  /** `host:port` of the Pub/Sub emulator. */
+  emulatorHost: string;
+  routes: Route[];
+  logger: Logger;
+  /** Per-delivery timeout (Eventarc uses the function's timeout). */
+  timeoutMs?: number;
+  /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface RouteStats {
+  subscription: string;
+  url: string;
+  delivered: number;
+  failed: number;
+  lastError?: string;
+}
+
+export interface PushBridge {
+  stats(): RouteStats[];
+  stop(): Promise<void>;
+}
+
+/** Pure: the HTTP request Eventarc makes for one Pub/Sub message. */
+export function cloudEventRequest(
+  projectId: string,
+  route: Route,
+  message: { id: string; data: Buffer; attributes: Record<string, string>; publishTime: Date },
+): { headers: Record<string, string>; body: string } {
+  const publishTime = message.publishTime.toISOString();
+  return {
+    headers: {
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+      'ce-source': `//pubsub.googleapis.com/projects/${projectId}/topics/${route.topic}`,
+      'ce-id': message.id,
+      'ce-time': publishTime,
+    },
+    body: JSON.stringify({
+      message: {
+        data: message.data.toString('base64'),
+        messageId: message.id,
+        publishTime,
+        attributes: message.attributes,
+      },
+      subscription: `projects/${projectId}/subscriptions/${route.subscription}`,
+    }),
+  };
+}
+
+export async function startPushBridge(options: PushBridgeOptions): Promise<PushBridge> {
+  const routes = z.array(routeSchema).parse(options.routes);
+  const { logger } = options;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const minBackoff = options.minBackoffMs ?? 200;
+  const maxBackoff = options.maxBackoffMs ?? 10_000;
+  const pubsub = new PubSub({
+    projectId: options.projectId,
+    apiEndpoint: options.emulatorHost,
+    emulatorMode: true,
+  });
+  const subscriptions: Subscription[] = [];
+  const stats: RouteStats[] = [];
+  const attempts = new Map<string, number>();
+  const timers = new Set<NodeJS.Timeout>();
+  let stopping = false;
+
+  for (const route of routes) {
+    const topic = pubsub.topic(route.topic);
+    const [exists] = await topic.subscription(route.subscription).exists();
+    if (!exists)
+      await topic.createSubscription(route.subscription, {
+        ackDeadlineSeconds: Math.ceil(timeoutMs / 1000) + 10,
+      });
+    const sub = pubsub.subscription(route.subscription, { flowControl: { maxMessages: 10 } });
+    const stat: RouteStats = { subscription: route.subscription, url: route.url, delivered: 0, failed: 0 };
+    stats.push(stat);
+
+    const deliver = async (m: Message) => {
+      const req = cloudEventRequest(options.projectId, route, {
+        id: m.id,
+        data: m.data,
+        attributes: m.attributes,
+        publishTime: m.publishTime,
+      });
+      let problem: string | undefined;
+      try {
+        const res = await fetch(route.url, {
+          method: 'POST',
+          headers: req.headers,
+          body: req.body,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await res.arrayBuffer();
+        if (!res.ok) problem = `HTTP ${res.status}`;
+      } catch (err) {
+        problem = err instanceof Error ? err.message : String(err);
+      }
+      if (!problem) {
+        stat.delivered++;
+        attempts.delete(m.id);
+        m.ack();
+        return;
+      }
+      stat.failed++;
+      stat.lastError = problem;
+      const n = (attempts.get(m.id) ?? 0) + 1;
+      attempts.set(m.id, n);
+      if (attempts.size > 10_000) attempts.delete(attempts.keys().next().value!);
+      const delay = Math.min(maxBackoff, minBackoff * 2 ** (n - 1));
+      logger.warn(
+        { subscription: route.subscription, messageId: m.id, attempt: n, retryInMs: delay, problem },
+        'delivery failed; will retry',
+      );
+      // Nacking later rather than at once is the backoff: the emulator redelivers a nacked message immediately.
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!stopping) m.nack();
+      }, delay);
+      timers.add(timer);
+    };
+    sub.on('message', (m: Message) => void deliver(m));
+    sub.on('error', (err: Error) =>
+      logger.error({ err, subscription: route.subscription }, 'subscription error'),
+    );
+    subscriptions.push(sub);
+    logger.info(
+      { topic: route.topic, subscription: route.subscription, url: route.url },
+      'push route active',
+    );
+  }
+
+  return {
+    stats: () => stats.map((s) => ({ ...s })),
+    async stop() {
+      stopping = true;
+      for (const t of timers) clearTimeout(t);
+      await Promise.all(subscriptions.map((s) => s.close()));
+      await pubsub.close();
+    },
+  };
+}
