@@ -1,0 +1,156 @@
+/**
+ * The sandbox's status page: tiers, instances per zone with their Consul health, autoscaler policies,
+ * recent lifecycle events and the orchestrator's actions, refreshed every 2 s. `POST /api/scenarios/NAME`
+ * runs a scenario inside the sandbox and streams its report (what `npm run scenario` calls).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../../../shared/logging';
+import type { RunningEmulator } from '../compute-emulator';
+import { snapshot } from '../compute-emulator/server';
+import type { ConsulCluster } from '../launch';
+import type { PushBridge } from '../push-bridge';
+import { page } from './page';
+
+export type ActionLog = {
+  at: string;
+  function: string;
+  decision: string;
+  message: string;
+  detail: unknown;
+}[];
+
+export type ScenarioRunner = (name: string, out: (line: string) => void) => Promise<void>;
+
+export interface StatusPageOptions {
+  port: number;
+  host?: string;
+  compute: RunningEmulator;
+  consul: ConsulCluster;
+  actions: ActionLog;
+  bridge: PushBridge;
+  logger: Logger;
+}
+
+export interface StatusPage {
+  url: string;
+  setScenarioRunner(run: ScenarioRunner): void;
+  stop(): Promise<void>;
+}
+
+interface HealthCheck {
+  Node: string;
+  CheckID: string;
+  ServiceName: string;
+  Status: string;
+}
+interface CatalogNode {
+  Node: string;
+  Address: string;
+  Meta: Record<string, string> | null;
+}
+
+/** Consul's view, read through any live server: nodes with their meta and checks, and the leader. */
+async function consulView(consul: ConsulCluster) {
+  for (const server of consul.servers.filter((s) => s.process.running)) {
+    try {
+      const get = async <T>(p: string): Promise<T> => {
+        const res = await server.request('GET', p);
+        if (!res.ok) throw new Error(`${p}: ${res.status}`);
+        return (await res.json()) as T;
+      };
+      const [leader, nodes, checks] = await Promise.all([
+        get<string>('/v1/status/leader'),
+        get<CatalogNode[]>('/v1/catalog/nodes'),
+        get<HealthCheck[]>('/v1/health/state/any'),
+      ]);
+      return {
+        leader,
+        servers: consul.servers.map((s) => ({
+          name: s.options.nodeName,
+          ip: s.ip,
+          running: s.process.running,
+        })),
+        nodes: nodes.map((n) => ({
+          name: n.Node,
+          address: n.Address,
+          meta: n.Meta ?? {},
+          checks: checks
+            .filter((c) => c.Node === n.Node)
+            .map((c) => ({ id: c.CheckID, service: c.ServiceName, status: c.Status })),
+        })),
+      };
+    } catch {
+      continue;
+    }
+  }
+  return {
+    leader: '',
+    servers: consul.servers.map((s) => ({ name: s.options.nodeName, ip: s.ip, running: s.process.running })),
+    nodes: [],
+  };
+}
+
+export async function startStatusPage(options: StatusPageOptions): Promise<StatusPage> {
+  let runner: ScenarioRunner | undefined;
+  let running: string | undefined;
+  const state = async () => ({
+    at: new Date().toISOString(),
+    compute: snapshot(options.compute.emulator),
+    consul: await consulView(options.consul),
+    actions: options.actions.slice(-50),
+    deliveries: options.bridge.stats(),
+    scenario: running ?? null,
+  });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/api/state') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(await state()));
+      return;
+    }
+    const scenario = /^\/api\/scenarios\/([a-z-]+)$/.exec(url.pathname);
+    if (req.method === 'POST' && scenario) {
+      if (!runner) return void res.writeHead(503).end('scenarios are not available yet\n');
+      if (running) return void res.writeHead(409).end(`scenario ${running} is still running\n`);
+      running = scenario[1]!;
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      try {
+        await runner(running, (line) => res.write(`${line}\n`));
+      } catch (err) {
+        res.write(`FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
+      } finally {
+        running = undefined;
+        res.end();
+      }
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      options.logger.error({ err }, 'status page request failed');
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, resolve);
+  });
+  const url = `http://${host}:${(server.address() as AddressInfo).port}/`;
+  return {
+    url,
+    setScenarioRunner: (run) => (runner = run),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
