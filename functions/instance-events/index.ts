@@ -45,7 +45,15 @@ export async function instanceEvents(event: CloudEvent<unknown>): Promise<void> 
     );
     return;
   }
-  await handler()(event.data);
+  try {
+    await handler()(event.data);
+  } catch (err) {
+    logger.error(
+      { decision: 'retry', reason: (err as Error).message, eventId: event.id },
+      'instance event failed: redelivery',
+    );
+    throw err;
+  }
 }
 
 functions.cloudEvent('instanceEvents', instanceEvents);

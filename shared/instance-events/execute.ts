@@ -55,10 +55,15 @@ const maintenanceSchema = z.object({
 });
 const recordSchema = z.object({
   drainAt: z.number().optional(),
-  removeAt: z.number().optional(),
   restoreAt: z.number().optional(),
   maintenance: maintenanceSchema.optional(),
 });
+
+interface StoredRecord {
+  record: InstanceRecord | null;
+  /** ModifyIndex of the record's key, 0 when absent (a CAS then creates it). */
+  index: number;
+}
 
 /** The node's own agent answers quickly or not at all: a dead instance must not stall the event. */
 const agentCallOptions = { timeoutMs: 1500, retries: 0 };
@@ -67,22 +72,25 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   const { consul, logger } = deps;
   const recordKey = (instanceId: string) => `${deps.recordPrefix}${instanceId}`;
 
-  const readRecord = async (instanceId: string) => {
+  const readRecord = async (instanceId: string): Promise<StoredRecord> => {
     const entry = await consul.kvGet(recordKey(instanceId));
     if (!entry) return { record: null, index: 0 };
     const parsed = recordSchema.safeParse(safeJson(entry.value));
     return { record: parsed.success ? (parsed.data as InstanceRecord) : null, index: entry.modifyIndex };
   };
 
+  // Starts from the record read while observing; reads again only when a concurrent update won.
   const writeRecord = async (
     instanceId: string,
+    seen: StoredRecord,
     mark: TargetPlan['mark'],
     maintenance: Maintenance | null | undefined,
   ) => {
+    let { record, index } = seen;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const { record, index } = await readRecord(instanceId);
       const next = mergeRecord(record, mark, maintenance);
       if ((await consul.kvPut(recordKey(instanceId), JSON.stringify(next), index)) !== null) return;
+      ({ record, index } = await readRecord(instanceId));
     }
     throw new RetryableError(`instance record ${instanceId}: too many concurrent updates`);
   };
@@ -93,8 +101,8 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       ? await deps.instances.get({ project: target.project, zone: target.zone, name: target.name })
       : undefined;
     const instanceId = resolveInstanceId(target, { node, lookup });
-    const record = instanceId ? (await readRecord(instanceId)).record : null;
-    return { node, lookup, record };
+    const stored: StoredRecord = instanceId ? await readRecord(instanceId) : { record: null, index: 0 };
+    return { observation: { node, lookup, record: stored.record }, stored };
   };
 
   // Drains through the node's own agent when it answers as that instance; otherwise through a
@@ -150,7 +158,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   };
 
   /** Runs a plan's steps; returns the final decision (a lost CAS turns a deregistration into a skip). */
-  const execute = async (plan: TargetPlan): Promise<TargetOutcome> => {
+  const execute = async (plan: TargetPlan, stored: StoredRecord): Promise<TargetOutcome> => {
     const outcome: TargetOutcome = {
       instance: plan.target.name,
       instanceId: plan.instanceId,
@@ -185,7 +193,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
           break;
       }
     }
-    if (plan.instanceId && plan.mark) await writeRecord(plan.instanceId, plan.mark, maintenance);
+    if (plan.instanceId && plan.mark) await writeRecord(plan.instanceId, stored, plan.mark, maintenance);
     return outcome;
   };
 
@@ -197,9 +205,10 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       const started = performance.now();
       let outcome: TargetOutcome;
       try {
-        const plan = planTarget(event, target, await observe(event, target));
+        const { observation, stored } = await observe(event, target);
+        const plan = planTarget(event, target, observation);
         outcome = act
-          ? await execute(plan)
+          ? await execute(plan, stored)
           : {
               instance: target.name,
               instanceId: plan.instanceId,

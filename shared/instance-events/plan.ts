@@ -21,10 +21,13 @@ export interface Maintenance {
   eventAt: number;
 }
 
-/** What this function has applied for one instance id: latest event times and its maintenance. */
+/**
+ * What this function has applied for one instance id: the latest drain and restore times and
+ * its maintenance. Removals need no record: a deleted node is its own tombstone, and an agent that
+ * comes back is followed by a restore (property-tested in instance-events.plan.test.ts).
+ */
 export interface InstanceRecord {
   drainAt?: number;
-  removeAt?: number;
   restoreAt?: number;
   maintenance?: Maintenance;
 }
@@ -53,7 +56,7 @@ export interface TargetPlan {
   reason: string;
   steps: Step[];
   /** Event time recorded on the instance's record once the steps succeed. */
-  mark?: { field: 'drainAt' | 'removeAt' | 'restoreAt'; at: number };
+  mark?: { field: 'drainAt' | 'restoreAt'; at: number };
 }
 
 /** Compute states in which an instance still serves; anything else is out of service. */
@@ -96,7 +99,10 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
     decision: 'skip',
     reason,
     steps,
-    mark: instanceId ? { field: markField[event.action], at: event.time } : undefined,
+    mark:
+      instanceId && event.action !== 'remove'
+        ? { field: markField[event.action], at: event.time }
+        : undefined,
   });
   const act = (decision: Decision, reason: string, steps: Step[]): TargetPlan => ({
     ...skip(reason, steps),
@@ -115,8 +121,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         return skip(obs.lookup && !obs.lookup.found ? 'already-gone' : 'unidentified');
       if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) return skip('replacement-present');
       if (lookupOtherId) return skip('replacement-present');
-      if (later(record.removeAt, event.time) || later(record.restoreAt, event.time))
-        return skip('superseded');
+      if (later(record.restoreAt, event.time)) return skip('superseded');
       if (record.maintenance) return skip('already-draining');
       return act('drain', 'going-away', [
         {
@@ -163,7 +168,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
   }
 }
 
-const markField = { drain: 'drainAt', remove: 'removeAt', restore: 'restoreAt' } as const;
+const markField = { drain: 'drainAt', restore: 'restoreAt' } as const;
 
 /** Merges an update into a record: times only move forward, so merges commute. */
 export function mergeRecord(

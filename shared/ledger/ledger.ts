@@ -70,6 +70,9 @@ export function createLedger(settings: LedgerSettings): Ledger {
     owner: string,
   ): Promise<{ index: number } | { completed: LedgerRecord }> => {
     const mine: LedgerRecord = { state: 'in-progress', owner, expiresAt: now() + settings.inProgressTtlMs };
+    // Most ids are new: try to create the record first and read it only when that loses.
+    const created = await settings.kv.kvPut(key, JSON.stringify(mine), 0);
+    if (created !== null) return { index: created };
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await read(key);
       if (current && current.record.owner === owner) return { index: current.index };

@@ -285,7 +285,9 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   it('loses nothing when Consul restarts in the middle of a batch', async () => {
     const names = Array.from({ length: 20 }, (_, i) => `backend-batch-${i}`);
     for (const [i, name] of names.entries()) await registerNode(consul, name, meta(String(7000 + i)));
-    const messages = names.map((name, i) => message({ name, id: String(7000 + i), phase: 'last' }));
+    const messages = names.map((name, i) =>
+      message({ name, id: String(7000 + i), phase: 'last', insertId: `batch-${i}` }),
+    );
     let pending = messages;
     let restarted = false;
     let redelivered = 0;
@@ -308,9 +310,10 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(redelivered).toBeGreaterThan(0);
     expect(pending).toHaveLength(0);
     for (const name of names) expect(await catalogNode(consul, name)).toBeNull();
-    for (const [i] of names.entries()) {
-      const record = await api.kvGet(`gce-ilb-orchestrator/instance-events/instances/${7000 + i}`);
-      expect(JSON.parse(record?.value ?? '{}')).toHaveProperty('removeAt');
+    for (const [i, name] of names.entries()) {
+      const id = encodeURIComponent(`batch-${i}/operation-${name}-${7000 + i}/last`);
+      const entry = await api.kvGet(`gce-ilb-orchestrator/ledger/instance-events/${id}`);
+      expect(JSON.parse(entry?.value ?? '{}')).toMatchObject({ state: 'completed' });
     }
   });
 });

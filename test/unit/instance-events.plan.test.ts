@@ -51,7 +51,8 @@ describe('planTarget: identity', () => {
       { type: 'deregister', node: name, modifyIndex: 42, instanceId: X },
       { type: 'force-leave', node: name },
     ]);
-    expect(plan.mark).toEqual({ field: 'removeAt', at: 5 });
+    // A removal leaves no record: the deleted node is its own tombstone.
+    expect(plan.mark).toBeUndefined();
   });
 
   it.each(['drain', 'remove'] as const)('%s leaves a same-name replacement alone', (action) => {
@@ -178,7 +179,7 @@ describe('planTarget: maintenance bookkeeping', () => {
   it('mergeRecord keeps the latest time whatever the merge order', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.constantFrom('drainAt', 'removeAt', 'restoreAt' as const), fc.nat()), {
+        fc.array(fc.tuple(fc.constantFrom('drainAt', 'restoreAt' as const), fc.nat()), {
           maxLength: 8,
         }),
         (marks) => {

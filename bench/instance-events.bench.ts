@@ -1,0 +1,212 @@
+/**
+ * instanceEvents: event → node gone from the catalog latency (p50/p99) and events per second for
+ * one function instance against a local Consul (ACLs on, the function's least-privilege token)
+ * holding 1,000 nodes; and the function's cold start. Prints figures, asserts nothing.
+ * Run after `npm run build`: node dist/bench/instance-events.bench.js
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../shared/config';
+import { createInstancesApi } from '../shared/compute/instances';
+import { createConsulClient, type ConsulApi } from '../shared/consul/client';
+import { createInstanceEventsHandler } from '../shared/instance-events/execute';
+import { createLedger } from '../shared/ledger/ledger';
+import { createLogger } from '../shared/logging';
+import {
+  repoRoot,
+  startConsulCluster,
+  stopAllProcesses,
+  type ConsulAgent,
+} from '../infra-scripts/local/launch';
+
+const NODES = 1000;
+const SEQUENTIAL = 300;
+const CONCURRENCY = 16;
+const COLD_STARTS = 5;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const ms = (v: number) => `${v.toFixed(1)} ms`;
+const nodeName = (i: number) => `backend-${String(i).padStart(4, '0')}`;
+const instanceId = (i: number) => String(4_500_000_000_000_000_000n + BigInt(i));
+
+async function put(server: ConsulAgent, urlPath: string, body: unknown): Promise<string> {
+  const res = await server.request('PUT', urlPath, body);
+  const text = await res.text();
+  if (!res.ok) throw new Error(`PUT ${urlPath}: ${res.status} ${text}`);
+  return text;
+}
+
+/** 1,000 nodes with identity metadata and a backend service, 32 per transaction. */
+async function registerNodes(server: ConsulAgent): Promise<void> {
+  for (let start = 0; start < NODES; start += 32) {
+    const ops = [];
+    for (let i = start; i < Math.min(NODES, start + 32); i++) {
+      const name = nodeName(i);
+      ops.push({
+        Node: {
+          Verb: 'set',
+          Node: {
+            Node: name,
+            Address: `10.${(i >> 8) & 255}.${i & 255}.7`,
+            Meta: { 'gce-instance-id': instanceId(i), 'gce-zone': 'us-central1-f', role: 'backend' },
+          },
+        },
+      });
+      ops.push({
+        Service: { Verb: 'set', Node: name, Service: { ID: 'backend', Service: 'backend', Port: 8080 } },
+      });
+    }
+    await put(server, '/v1/txn', ops);
+  }
+}
+
+/** A delete-done audit entry for node i, as Pub/Sub delivers it. */
+function message(i: number): unknown {
+  const entry = {
+    insertId: `bench-${i}`,
+    logName: 'projects/ilb-demo/logs/cloudaudit.googleapis.com%2Factivity',
+    timestamp: new Date(Date.UTC(2026, 10, 26, 10) + i).toISOString(),
+    operation: { id: `operation-bench-${i}`, last: true, producer: 'compute.googleapis.com' },
+    resource: {
+      type: 'gce_instance',
+      labels: { instance_id: instanceId(i), project_id: 'ilb-demo', zone: 'us-central1-f' },
+    },
+    protoPayload: {
+      methodName: 'v1.compute.instances.delete',
+      resourceName: `projects/ilb-demo/zones/us-central1-f/instances/${nodeName(i)}`,
+    },
+  };
+  return { message: { data: Buffer.from(JSON.stringify(entry)).toString('base64'), messageId: String(i) } };
+}
+
+function coldStarts(): number[] {
+  const entry = path.join(repoRoot(), 'dist/functions/index.js');
+  const script = `
+    const t0 = performance.now();
+    require(${JSON.stringify(entry)});
+    const ready = require('@google-cloud/functions-framework/testing').getFunction('instanceEvents');
+    if (!ready) throw new Error('instanceEvents not registered');
+    process.stdout.write(String(performance.now() - t0));`;
+  const times: number[] = [];
+  for (let run = 0; run < COLD_STARTS; run++) {
+    const started = performance.now();
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: repoRoot(), encoding: 'utf8' });
+    if (res.status !== 0) throw new Error(`cold start run failed: ${res.stderr}`);
+    times.push(performance.now() - started);
+    say(
+      `  cold start ${run + 1}: require ${ms(Number(res.stdout))}, process start to ready ${ms(times[run] ?? 0)}`,
+    );
+  }
+  return times.sort((a, b) => a - b);
+}
+
+async function main(): Promise<void> {
+  say(`setting up: 1 Consul server (ACLs), ${NODES} nodes`);
+  const cluster = await startConsulCluster({ servers: 1 });
+  try {
+    const server = cluster.servers[0] as ConsulAgent;
+    const rules = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/instance-events.hcl'), 'utf8');
+    await put(server, '/v1/acl/policy', { Name: 'instance-events', Rules: rules });
+    const token = JSON.parse(
+      await put(server, '/v1/acl/token', { Policies: [{ Name: 'instance-events' }] }),
+    ) as {
+      SecretID: string;
+    };
+    await registerNodes(server);
+
+    const config = loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: token.SecretID });
+    const real = createConsulClient(config.consul);
+    const goneAt = new Map<string, number>();
+    // Time at which each node left the catalog: the moment its CAS delete was acknowledged.
+    const consul: ConsulApi = {
+      ...real,
+      async deleteNodeCas(name, index) {
+        const result = await real.deleteNodeCas(name, index);
+        if (result === 'deleted') goneAt.set(name, performance.now());
+        return result;
+      },
+    };
+    const handle = createInstanceEventsHandler({
+      consul,
+      instances: createInstancesApi(config.compute),
+      ledger: createLedger({
+        kv: consul,
+        prefix: `${config.kvPrefix}ledger/instance-events/`,
+        inProgressTtlMs: config.ledger.inProgressTtlMs,
+        retentionMs: config.ledger.retentionMs,
+      }),
+      // The log lines are built and serialized as in production, then dropped.
+      logger: createLogger({
+        name: 'instanceEvents',
+        destination: new Writable({ write: (_c, _e, done) => done() }),
+      }),
+      recordPrefix: `${config.kvPrefix}instance-events/instances/`,
+      agentPort: config.consul.agentPort,
+      dryRun: false,
+    });
+
+    const gone: number[] = [];
+    const handled: number[] = [];
+    const run = async (i: number) => {
+      const t0 = performance.now();
+      const outcome = await handle(message(i));
+      handled.push(performance.now() - t0);
+      if (outcome.status !== 'applied') throw new Error(`event ${i}: ${JSON.stringify(outcome)}`);
+      const at = goneAt.get(nodeName(i));
+      if (at === undefined) throw new Error(`node ${nodeName(i)} was not deregistered`);
+      gone.push(at - t0);
+    };
+
+    say(`\nlatency: ${SEQUENTIAL} delete events one after another`);
+    for (let i = 0; i < SEQUENTIAL; i++) await run(i);
+    const goneSorted = [...gone].sort((a, b) => a - b);
+    const handledSorted = [...handled].sort((a, b) => a - b);
+    say(`  event -> node gone from catalog: p50 ${ms(pct(goneSorted, 50))}, p99 ${ms(pct(goneSorted, 99))}`);
+    say(
+      `  event -> handled (ledger, CAS delete, force-leave, records): p50 ${ms(pct(handledSorted, 50))}, p99 ${ms(pct(handledSorted, 99))}`,
+    );
+
+    const rest = Array.from({ length: NODES - SEQUENTIAL }, (_, k) => SEQUENTIAL + k);
+    say(`\nthroughput: ${rest.length} delete events, ${CONCURRENCY} in flight`);
+    gone.length = 0;
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < rest.length) await run(rest[next++] as number);
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const concurrentGone = [...gone].sort((a, b) => a - b);
+    say(
+      `  ${(rest.length / seconds).toFixed(0)} events/s (${rest.length} events in ${seconds.toFixed(2)} s)`,
+    );
+    say(`  function CPU: ${((used.user + used.system) / 1000 / rest.length).toFixed(2)} ms per event`);
+    say(
+      `  event -> node gone under load: p50 ${ms(pct(concurrentGone, 50))}, p99 ${ms(pct(concurrentGone, 99))}`,
+    );
+    const left = await (await server.request('GET', '/v1/catalog/nodes')).json();
+    say(`  nodes left in the catalog: ${(left as unknown[]).length} (the Consul server itself)`);
+  } finally {
+    await cluster.stop();
+  }
+
+  say(
+    `\ncold start: require the built entry until instanceEvents is registered (${COLD_STARTS} fresh processes)`,
+  );
+  const cold = coldStarts();
+  say(`  median process start to ready ${ms(pct(cold, 50))}, worst ${ms(cold[cold.length - 1] ?? NaN)}`);
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => void stopAllProcesses());
