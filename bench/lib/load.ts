@@ -31,6 +31,11 @@ export function startLoad(options: {
   timeoutMs?: number;
   /** Pauses between a worker's requests, to keep the rate moderate. */
   pauseMs?: number;
+  /**
+   * Target rate over all workers. Each worker keeps its own schedule, so a refused connection (which
+   * fails at once) does not turn into a flood of failures: failures count time, not loop speed.
+   */
+  ratePerSec?: number;
 }): Load {
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency ?? 8 });
   const result: LoadResult = { ok: 0, failed: 0, reasons: {}, latencies: [], servedBy: {}, durationMs: 0 };
@@ -74,8 +79,17 @@ export function startLoad(options: {
       req.end();
     });
 
-  const workers = Array.from({ length: options.concurrency ?? 8 }, async () => {
+  const concurrency = options.concurrency ?? 8;
+  const intervalMs = options.ratePerSec ? (1000 * concurrency) / options.ratePerSec : 0;
+  const workers = Array.from({ length: concurrency }, async (_, w) => {
+    let next = performance.now() + (intervalMs * w) / concurrency;
     while (running) {
+      if (intervalMs) {
+        const wait = next - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        // Behind schedule (a slow answer): carry on from now, without a catch-up burst.
+        next = Math.max(next, performance.now() - intervalMs) + intervalMs;
+      }
       await once();
       if (options.pauseMs) await new Promise((r) => setTimeout(r, options.pauseMs));
     }
