@@ -294,7 +294,7 @@ function seed(compute: RunningEmulator): void {
       target: target('backend'),
       autoscalingPolicy: {
         minNumReplicas: 2,
-        maxNumReplicas: 6,
+        maxNumReplicas: 4,
         coolDownPeriodSec: 20,
         mode: 'ON',
         customMetricUtilizations: [

@@ -1,0 +1,274 @@
+/**
+ * Scenarios run inside a live sandbox; each drives one situation, watches what the system does about
+ * it (bounded in time) and reports both. `npm run scenario -- NAME` reaches them through the status
+ * page; e2e tests call `runScenario` directly and assert on the returned outcome.
+ */
+import { startLoad, type LoadResult } from '../../../bench/lib/load';
+import type { Caller } from '../compute-emulator/emulator';
+import type { Instance } from '../compute-emulator/state';
+import { sleep } from '../launch';
+import { type Sandbox, sandboxRegion } from './sandbox';
+
+export const scenarioNames = [
+  'load',
+  'scale-in',
+  'kill-backend',
+  'preempt',
+  'recreate-same-name',
+  'lose-consul-server',
+] as const;
+export type ScenarioName = (typeof scenarioNames)[number];
+
+export type Out = (line: string) => void;
+export type Outcome = Record<string, unknown>;
+
+const caller: Caller = { userAgent: 'sandbox-scenario' };
+const region = { kind: 'regions' as const, name: sandboxRegion };
+
+interface CatalogNode {
+  Node: string;
+  Meta: Record<string, string> | null;
+}
+
+/** Polls until `check` returns a value, printing `what` every 10 s; gives up after `ms`. */
+async function watch<T>(
+  out: Out,
+  what: string,
+  ms: number,
+  check: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const deadline = Date.now() + ms;
+  let lastSay = Date.now();
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) {
+      out(`  gave up waiting for ${what} after ${Math.round(ms / 1000)} s`);
+      return undefined;
+    }
+    if (Date.now() - lastSay > 10_000) {
+      out(`  … still waiting for ${what}`);
+      lastSay = Date.now();
+    }
+    await sleep(1000);
+  }
+}
+
+async function catalogNode(sb: Sandbox, name: string): Promise<CatalogNode | undefined> {
+  for (const s of sb.consul.servers.filter((x) => x.process.running)) {
+    const res = await s.request('GET', `/v1/catalog/node/${encodeURIComponent(name)}`).catch(() => undefined);
+    if (!res?.ok) continue;
+    const body = (await res.json()) as { Node: CatalogNode } | null;
+    return body?.Node ?? undefined;
+  }
+  return undefined;
+}
+
+async function passing(sb: Sandbox, service: string): Promise<string[]> {
+  for (const s of sb.consul.servers.filter((x) => x.process.running)) {
+    const res = await s.request('GET', `/v1/health/service/${service}?passing=true`).catch(() => undefined);
+    if (!res?.ok) continue;
+    return ((await res.json()) as { Node: { Node: string } }[]).map((e) => e.Node.Node).sort();
+  }
+  return [];
+}
+
+function loadOn(sb: Sandbox, ratePerSec: number) {
+  const url = new URL(sb.frontendUrl() ?? 'http://127.0.0.1:1/');
+  return startLoad({
+    host: url.hostname,
+    port: Number(url.port || 80),
+    path: '/?format=json',
+    concurrency: 8,
+    ratePerSec,
+    timeoutMs: 5000,
+  });
+}
+
+const summary = (r: LoadResult) =>
+  `${r.ok} ok, ${r.failed} failed${r.failed ? ` (${JSON.stringify(r.reasons)})` : ''} in ${Math.round(r.durationMs / 1000)} s`;
+
+const group = (sb: Sandbox, name: string) => sb.compute.emulator.getIgm(region, name);
+const members = (sb: Sandbox, igm: string): Instance[] =>
+  sb.compute.emulator
+    .managedInstances(group(sb, igm))
+    .flatMap((m) =>
+      m.instance && m.instance.status === 'RUNNING' && m.slot.action === 'NONE' ? [m.instance] : [],
+    );
+
+const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome>> = {
+  async load(sb, out) {
+    const before = group(sb, 'backend').targetSize;
+    out(`Sending ~60 requests/s through the frontend for up to 90 s; backend group has ${before} instances.`);
+    out('The backend autoscaler targets 15 requests/s per instance (HAProxy stats, read every 5 s).');
+    const load = loadOn(sb, 60);
+    const grown = await watch(out, 'the backend group to scale out', 90_000, async () => {
+      const size = group(sb, 'backend').targetSize;
+      return size > before ? size : undefined;
+    });
+    if (grown) {
+      out(
+        `Autoscaler raised the backend group ${before} -> ${grown}; waiting for the new instances to serve.`,
+      );
+      await watch(out, 'new backends passing in Consul', 90_000, async () =>
+        (await passing(sb, 'backend')).length >= grown ? true : undefined,
+      );
+    }
+    const result = await load.stop();
+    const after = group(sb, 'backend').targetSize;
+    const healthy = await passing(sb, 'backend');
+    out(`Load: ${summary(result)}. Backend group now ${after}, ${healthy.length} passing in Consul.`);
+    return { before, after, passing: healthy.length, ok: result.ok, failed: result.failed };
+  },
+
+  async 'scale-in'(sb, out) {
+    const before = group(sb, 'backend').targetSize;
+    const min = sb.compute.emulator.getAutoscaler(region, 'backend-autoscaler').policy.minNumReplicas;
+    out(
+      `No load now. Backend group has ${before}; the autoscaler scales in to ${min} after its stabilization window.`,
+    );
+    const shrunk = await watch(out, 'the backend group to scale in', 240_000, async () =>
+      group(sb, 'backend').targetSize === min && members(sb, 'backend').length === min ? true : undefined,
+    );
+    const healthy = await passing(sb, 'backend');
+    out(
+      shrunk
+        ? `Scaled in ${before} -> ${min}; deleted instances ran their shutdown script (drain, consul leave). ${healthy.length} backends passing.`
+        : `Did not scale in to ${min}.`,
+    );
+    return { before, after: group(sb, 'backend').targetSize, passing: healthy.length };
+  },
+
+  async 'kill-backend'(sb, out) {
+    const victim = members(sb, 'backend')[0];
+    if (!victim) throw new Error('no running backend');
+    out(
+      `Crashing backend ${victim.name} (${victim.id}) in ${victim.zone}: its processes are killed; GCE restarts it (host error).`,
+    );
+    const load = loadOn(sb, 20);
+    sb.compute.emulator.crash(victim.zone, victim.name);
+    const critical = await watch(out, `${victim.name} to fail its Consul check`, 30_000, async () =>
+      (await passing(sb, 'backend')).includes(victim.name) ? undefined : true,
+    );
+    out(
+      critical
+        ? `Consul marked ${victim.name} critical; HAProxy stopped sending it traffic.`
+        : 'Consul never saw it fail.',
+    );
+    const back = await watch(out, `${victim.name} to pass again`, 90_000, async () =>
+      (await passing(sb, 'backend')).includes(victim.name) ? true : undefined,
+    );
+    const result = await load.stop();
+    out(
+      `${victim.name} ${back ? 'restarted and passes again' : 'did not come back'}. Traffic meanwhile: ${summary(result)}.`,
+    );
+    return {
+      instance: victim.name,
+      sawCritical: !!critical,
+      recovered: !!back,
+      ok: result.ok,
+      failed: result.failed,
+    };
+  },
+
+  async preempt(sb, out) {
+    const victim = members(sb, 'backend')[0];
+    if (!victim) throw new Error('no running backend');
+    out(
+      `Preempting backend ${victim.name} (${victim.id}): killed without its shutdown script, so it never leaves Consul itself.`,
+    );
+    sb.compute.emulator.preempt(victim.zone, victim.name);
+    out('Audit log: compute.instances.preempted -> Pub/Sub instance-events -> instanceEvents.');
+    const gone = await watch(
+      out,
+      `the stale node ${victim.name}/${victim.id} to leave the catalog`,
+      90_000,
+      async () => {
+        const node = await catalogNode(sb, victim.name);
+        return node?.Meta?.['gce-instance-id'] !== victim.id ? true : undefined;
+      },
+    );
+    out(
+      gone
+        ? `The node with id ${victim.id} is no longer in the catalog.`
+        : 'The stale node is still registered.',
+    );
+    const replaced = await watch(out, `the MIG to recreate ${victim.name}`, 150_000, async () => {
+      const node = await catalogNode(sb, victim.name);
+      const now = members(sb, 'backend').find((i) => i.name === victim.name);
+      return now && now.id !== victim.id && node?.Meta?.['gce-instance-id'] === now.id ? now.id : undefined;
+    });
+    out(
+      replaced
+        ? `The MIG recreated ${victim.name} with id ${replaced}; it registered itself.`
+        : 'No replacement registered.',
+    );
+    return { instance: victim.name, oldId: victim.id, staleRemoved: !!gone, newId: replaced ?? null };
+  },
+
+  async 'recreate-same-name'(sb, out) {
+    const victim = members(sb, 'backend')[0];
+    if (!victim) throw new Error('no running backend');
+    out(`Recreating ${victim.name} (${victim.id}) through the MIG: same name, new id.`);
+    sb.compute.emulator.actOnInstances(
+      region,
+      'backend',
+      'recreateInstances',
+      [`zones/${victim.zone}/instances/${victim.name}`],
+      caller,
+    );
+    const newId = await watch(out, `${victim.name} back with a new id in Consul`, 150_000, async () => {
+      const node = await catalogNode(sb, victim.name);
+      const now = members(sb, 'backend').find((i) => i.name === victim.name);
+      return now && now.id !== victim.id && node?.Meta?.['gce-instance-id'] === now.id ? now.id : undefined;
+    });
+    // The delete of the old id arrives after the new node registered: the orchestrator must not remove it.
+    await sleep(15_000);
+    const node = await catalogNode(sb, victim.name);
+    const kept = node?.Meta?.['gce-instance-id'] === newId;
+    out(
+      newId
+        ? `${victim.name} now has id ${newId}; ${kept ? "the node stayed registered after the old id's events" : 'the node was wrongly removed'}.`
+        : 'The instance did not come back.',
+    );
+    return { instance: victim.name, oldId: victim.id, newId: newId ?? null, stillRegistered: kept };
+  },
+
+  async 'lose-consul-server'(sb, out) {
+    const leader = await sb.consul.leader();
+    out(`Stopping the Consul leader ${leader.options.nodeName} (${leader.ip}); 2 of 3 servers keep quorum.`);
+    await leader.stop();
+    const next = await watch(out, 'a new leader', 60_000, async () => {
+      const l = await sb.consul.leader();
+      return l === leader ? undefined : l;
+    });
+    const res = await fetch(`${sb.frontendUrl()}?format=json`, { signal: AbortSignal.timeout(5000) }).catch(
+      () => undefined,
+    );
+    const serving = res?.ok === true;
+    const backends = await passing(sb, 'backend');
+    out(
+      `New leader: ${next?.options.nodeName ?? 'none'}. Frontend ${serving ? 'still serves' : 'fails'}; ${backends.length} backends passing. ` +
+        'The stopped server stays down for the rest of this sandbox (restart the sandbox to get 3 back).',
+    );
+    return {
+      stopped: leader.options.nodeName,
+      newLeader: next?.options.nodeName ?? null,
+      serving,
+      backends: backends.length,
+    };
+  },
+};
+
+export function isScenario(name: string): name is ScenarioName {
+  return (scenarioNames as readonly string[]).includes(name);
+}
+
+export async function runScenario(sb: Sandbox, name: string, out: Out): Promise<Outcome> {
+  if (!isScenario(name)) throw new Error(`unknown scenario ${name}; known: ${scenarioNames.join(', ')}`);
+  const t0 = Date.now();
+  out(`== scenario ${name}`);
+  const outcome = await scenarios[name](sb, out);
+  out(`== ${name} done in ${Math.round((Date.now() - t0) / 1000)} s: ${JSON.stringify(outcome)}`);
+  return outcome;
+}
