@@ -5,7 +5,8 @@
 # and hand the token to the function as CONSUL_HTTP_TOKEN (a Secret Manager secret mounted as an
 # env var) or CONSUL_HTTP_TOKEN_FILE (mounted as a file).
 #
-# What each rule is for:
+# What each rule is for (there is no service rule: maintenance and deletion act on the node,
+# and its services follow):
 # - node write: read a node's identity metadata, delete it with `/v1/txn` delete-cas, register
 #   and remove the fallback drain check on it, and enable/disable maintenance on the node's own
 #   agent (`/v1/agent/maintenance` needs node:write on that agent's node name).
@@ -15,10 +16,6 @@ node_prefix "" {
 # Consul servers are never departed instances of a MIG this function drains or deregisters:
 # the longer prefix wins, so their nodes stay read-only for this token.
 node_prefix "consul-" {
-  policy = "read"
-}
-# service read: list the services of the node being drained (for the logs), nothing more.
-service_prefix "" {
   policy = "read"
 }
 # agent read: `/v1/agent/self` on a node's agent, to check it is the instance before draining it.

