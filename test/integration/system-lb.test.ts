@@ -4,13 +4,27 @@
  * Needs `npm run build` first (the instances run the apps from dist/).
  */
 import { randomInt } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
 
 import { startLoad } from '../../bench/lib/load';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
-import { randomLoopbackPrefix, sleep, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
+import {
+  randomLoopbackPrefix,
+  sleep,
+  startConsulCluster,
+  toolPath,
+  waitFor,
+  type ConsulCluster,
+} from '../harness';
+
+const run = promisify(execFile);
 
 jest.setTimeout(300_000);
 
@@ -20,6 +34,7 @@ let cluster: ConsulCluster;
 let md: MetadataServer;
 const instances: LocalInstance[] = [];
 let nextHost = 20;
+let roleTokens: Record<Role, string>;
 const logs: string[] = [];
 
 async function boot(
@@ -40,7 +55,7 @@ async function boot(
       'created-by': `projects/424242/zones/${zone}/instanceGroupManagers/${role}-mig`,
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': cluster.tokens.agent,
+      'consul-agent-token': roleTokens[role],
       'ilb-drain-seconds': '4',
     },
   });
@@ -81,8 +96,39 @@ let backendB: Awaited<ReturnType<typeof boot>>;
 let haproxy: LocalInstance;
 let frontend: LocalInstance;
 
+/** The instances run the apps from dist/: build when a source under services/ is newer (npm test does not build). */
+async function ensureAppsBuilt(): Promise<void> {
+  const built = await stat('dist/services/backend/main.js').catch(() => undefined);
+  const sources = (await readdir('services', { recursive: true })).filter((f) => f.endsWith('.ts'));
+  const newest = Math.max(
+    ...(await Promise.all(sources.map(async (f) => (await stat(`services/${f}`)).mtimeMs))),
+  );
+  if (!built || built.mtimeMs < newest) {
+    await run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json']).catch(
+      (err: { stdout?: string }) => {
+        // Errors elsewhere in the tree still emit; only a missing app is fatal.
+        if (!existsSync('dist/services/backend/main.js'))
+          throw new Error(`build failed: ${err.stdout ?? ''}`);
+      },
+    );
+  }
+}
+
 beforeAll(async () => {
+  await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 3, prefix });
+  // Per-role least-privilege agent tokens, made by the script an operator runs.
+  const { stdout } = await run('bash', ['packer/consul/files/acl-setup.sh'], {
+    env: {
+      ...process.env,
+      PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
+      CONSUL_HTTP_ADDR: cluster.servers[0]!.httpAddr,
+      CONSUL_HTTP_TOKEN: cluster.token,
+    },
+  });
+  roleTokens = z
+    .object({ consul: z.guid(), backend: z.guid(), frontend: z.guid(), haproxy: z.guid() })
+    .parse(JSON.parse(stdout));
   md = createMetadataServer({ port: 9169 });
   [backendA, backendB] = await Promise.all([boot('backend', 'backend-a1'), boot('backend', 'backend-b2')]);
   haproxy = (await boot('haproxy', 'haproxy-h1')).instance;
@@ -118,6 +164,13 @@ describe('the load-balancing system, from the packer/ files', () => {
       'consul-network-segment': expect.any(String),
     });
     expect(Object.values(node.Services).map((s) => s.Tags)).toEqual([[zone, 'backend']]);
+    // Least privilege: a backend's token cannot pose as the HAProxy tier.
+    const impostor = await fetch(`http://${backendA.instance.ip}:8500/v1/agent/service/register`, {
+      method: 'PUT',
+      headers: { 'X-Consul-Token': roleTokens.backend },
+      body: JSON.stringify({ Name: 'haproxy-internal', Port: 8080 }),
+    });
+    expect(impostor.status).toBe(403);
   });
 
   it('serves the frontend page from both backends in turn, through HAProxy', async () => {
