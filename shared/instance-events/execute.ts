@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { InstancesApi } from '../compute/instances';
 import { nodeMaintenanceCheckId, type ConsulApi } from '../consul/client';
+import { readJson } from '../consul/kv-json';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
 import { parsePubsubMessage, type EventTarget, type InstanceEvent } from './parse';
@@ -53,7 +54,7 @@ const maintenanceSchema = z.object({
   reason: z.string(),
   eventAt: z.number(),
 });
-const recordSchema = z.object({
+const recordSchema: z.ZodType<InstanceRecord> = z.object({
   drainAt: z.number().optional(),
   restoreAt: z.number().optional(),
   maintenance: maintenanceSchema.optional(),
@@ -65,6 +66,13 @@ interface StoredRecord {
   index: number;
 }
 
+const outcomeOf = (plan: TargetPlan): TargetOutcome => ({
+  instance: plan.target.name,
+  instanceId: plan.instanceId,
+  decision: plan.decision,
+  reason: plan.reason,
+});
+
 /** The node's own agent answers quickly or not at all: a dead instance must not stall the event. */
 const agentCallOptions = { timeoutMs: 1500, retries: 0 };
 
@@ -73,10 +81,8 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   const recordKey = (instanceId: string) => `${deps.recordPrefix}${instanceId}`;
 
   const readRecord = async (instanceId: string): Promise<StoredRecord> => {
-    const entry = await consul.kvGet(recordKey(instanceId));
-    if (!entry) return { record: null, index: 0 };
-    const parsed = recordSchema.safeParse(safeJson(entry.value));
-    return { record: parsed.success ? (parsed.data as InstanceRecord) : null, index: entry.modifyIndex };
+    const stored = await readJson(consul, recordKey(instanceId), recordSchema);
+    return { record: stored?.value ?? null, index: stored?.index ?? 0 };
   };
 
   // Starts from the record read while observing; reads again only when a concurrent update won.
@@ -159,12 +165,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
 
   /** Runs a plan's steps; returns the final decision (a lost CAS turns a deregistration into a skip). */
   const execute = async (plan: TargetPlan, stored: StoredRecord): Promise<TargetOutcome> => {
-    const outcome: TargetOutcome = {
-      instance: plan.target.name,
-      instanceId: plan.instanceId,
-      decision: plan.decision,
-      reason: plan.reason,
-    };
+    const outcome = outcomeOf(plan);
     if (plan.decision === 'retry') throw new RetryableError(`${plan.target.name}: ${plan.reason}`);
     let maintenance: Maintenance | null | undefined;
     for (const step of plan.steps) {
@@ -207,14 +208,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       try {
         const { observation, stored } = await observe(event, target);
         const plan = planTarget(event, target, observation);
-        outcome = act
-          ? await execute(plan, stored)
-          : {
-              instance: target.name,
-              instanceId: plan.instanceId,
-              decision: plan.decision,
-              reason: plan.reason,
-            };
+        outcome = act ? await execute(plan, stored) : outcomeOf(plan);
         if (!act)
           logger.info({ instance: target.name, eventId: event.id, plan }, 'dry run: plan not applied');
       } catch (err) {
@@ -277,12 +271,4 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
     }
     return { status: 'applied', eventId: event.id, targets: run.result };
   };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

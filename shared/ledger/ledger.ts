@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ConsulApi } from '../consul/client';
+import { readJson } from '../consul/kv-json';
 
 /**
  * Idempotency ledger in Consul KV, for handlers fed by at-least-once delivery.
@@ -54,14 +55,11 @@ export function createLedger(settings: LedgerSettings): Ledger {
   const keyOf = (id: string) => settings.prefix + encodeURIComponent(id);
 
   const read = async (key: string) => {
-    const entry = await settings.kv.kvGet(key);
-    if (!entry) return null;
-    const parsed = recordSchema.safeParse(safeJson(entry.value));
-    // An unreadable record is treated as expired, so it is overwritten (by CAS) rather than wedging the id.
-    const record: LedgerRecord = parsed.success
-      ? parsed.data
-      : { state: 'in-progress', owner: '', expiresAt: 0 };
-    return { record, index: entry.modifyIndex };
+    const stored = await readJson(settings.kv, key, recordSchema);
+    if (!stored) return null;
+    // An unreadable record counts as expired, so it is overwritten (by CAS) rather than wedging the id.
+    const record: LedgerRecord = stored.value ?? { state: 'in-progress', owner: '', expiresAt: 0 };
+    return { record, index: stored.index };
   };
 
   // Claims the id; returns the index of our record, or the completed record of an earlier run.
@@ -113,12 +111,4 @@ export function createLedger(settings: LedgerSettings): Ledger {
       return { duplicate: false, result };
     },
   };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
