@@ -101,6 +101,11 @@ export class LauncherDriver implements InstanceDriver {
     return (ticks - prev.ticks) / 100 / ((now - prev.at) / 1000);
   }
 
+  /** Where a running instance keeps its /etc, /opt and /run (e.g. HAProxy's admin socket). */
+  rootOf(id: string): string | undefined {
+    return this.running.get(id)?.instance.root;
+  }
+
   /** Every instance still running, by name. */
   names(): string[] {
     return [...this.running.values()].map((e) => e.spec.name);

@@ -25,6 +25,7 @@ import {
   tcpOpen,
   waitFor,
 } from '../launch';
+import { haproxyCommand, parseRuntime } from '../../../services/haproxy-sync/runtime';
 import { createMetadataServer, type MetadataServer } from '../metadata-server';
 import { type PushBridge, startPushBridge } from '../push-bridge';
 import { type ActionLog, startStatusPage, type StatusPage } from '../status-page/server';
@@ -151,7 +152,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     );
 
     say('[5/7] starting the metrics agent and the functions');
-    const agent = startMetricsAgent(compute, logger);
+    const agent = startMetricsAgent(compute, driver, logger);
     stops.push(async () => agent.stop());
     const actions: ActionLog = [];
     const fnRoutes: { topic: string; subscription: string; url: string }[] = [];
@@ -338,7 +339,11 @@ export function parseStatsCsv(csv: string): Record<string, string>[] {
  * Stands in for the Ops Agent: every 5 s reads each HAProxy's stats and writes per-instance request
  * rates (haproxy frontend rate; backend server rates summed over HAProxies) as custom metrics.
  */
-function startMetricsAgent(compute: RunningEmulator, logger: Logger): { stop(): void } {
+function startMetricsAgent(
+  compute: RunningEmulator,
+  driver: LauncherDriver,
+  logger: Logger,
+): { stop(): void } {
   const emu = compute.emulator;
   const tick = async () => {
     const instances = emu.allInstances().filter((i) => i.status === 'RUNNING');
@@ -363,9 +368,17 @@ function startMetricsAgent(compute: RunningEmulator, logger: Logger): { stop(): 
         resource: resource(h),
         points: point(Number(front?.req_rate ?? front?.rate ?? 0)),
       });
-      for (const r of rows.filter((r) => r.pxname === 'backends' && r.addr)) {
-        const ip = r.addr!.split(':')[0]!;
-        backendRate.set(ip, (backendRate.get(ip) ?? 0) + Number(r.rate || 0));
+      // The stats CSV has no server addresses; the runtime API maps each slot to the backend it holds.
+      const root = driver.rootOf(h.id);
+      if (!root) continue;
+      const socket = `${root}/run/haproxy/admin.sock`;
+      const [state, stat] = await Promise.all([
+        haproxyCommand(socket, 'show servers state backends'),
+        haproxyCommand(socket, 'show stat -1 4 -1'),
+      ]);
+      for (const slot of parseRuntime(state, stat, 'backends')) {
+        const rate = Number(rows.find((r) => r.pxname === 'backends' && r.svname === slot.name)?.rate || 0);
+        backendRate.set(slot.addr, (backendRate.get(slot.addr) ?? 0) + rate);
       }
     }
     for (const be of instances.filter((i) => i.labels.role === 'backend')) {
