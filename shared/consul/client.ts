@@ -12,7 +12,7 @@ const catalogNodeSchema = z.object({
   ModifyIndex: z.number().int().nonnegative(),
 });
 
-const nodeServicesSchema = z.object({ Node: catalogNodeSchema }).nullable();
+const catalogNodeAnswerSchema = z.object({ Node: catalogNodeSchema }).nullable();
 
 const txnResultSchema = z.object({
   Results: z.array(z.object({ KV: z.object({ ModifyIndex: z.number().int() }).nullish() })).nullish(),
@@ -123,7 +123,7 @@ export function createConsulClient(settings: ConsulSettings): ConsulApi {
     async catalogNode(name) {
       const res = await transport.request('GET', `/v1/catalog/node/${enc(name)}`, { expect: [404] });
       if (res.status === 404) return null;
-      const data = parseJson(nodeServicesSchema, res.body, 'catalog/node');
+      const data = parseJson(catalogNodeAnswerSchema, res.body, 'catalog/node');
       if (!data) return null;
       return {
         name: data.Node.Node,

@@ -93,6 +93,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
   const record = obs.record ?? {};
   const node = obs.node;
   const nodeId = node?.meta[nodeMetaKeys.instanceId];
+  // Recorded, so a later-delivered older event knows it is superseded.
   const skip = (reason: string, steps: Step[] = []): TargetPlan => ({
     target,
     instanceId,
@@ -104,23 +105,26 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         ? { field: markField[event.action], at: event.time }
         : undefined,
   });
+  // Not about this instance at all (another one owns the name, or another group): nothing recorded.
+  const ignore = (reason: string): TargetPlan => ({ ...skip(reason), mark: undefined });
   const act = (decision: Decision, reason: string, steps: Step[]): TargetPlan => ({
     ...skip(reason, steps),
     decision,
   });
-  // Compute's view of a node without metadata: does the name belong to another instance now?
-  const lookupOtherId = obs.lookup?.found && instanceId !== undefined && obs.lookup.id !== instanceId;
+  // The name belongs to another instance now: by the node's metadata, or by Compute for a node without.
+  const replaced =
+    (nodeId ? nodeId !== instanceId : false) ||
+    Boolean(obs.lookup?.found && instanceId !== undefined && obs.lookup.id !== instanceId);
 
   switch (event.action) {
     case 'drain': {
       if (!node) return skip('already-gone');
       const group = node.meta[nodeMetaKeys.group];
       if (event.group !== undefined && group !== undefined && group !== event.group)
-        return skip('not-in-group');
+        return ignore('not-in-group');
       if (instanceId === undefined)
-        return skip(obs.lookup && !obs.lookup.found ? 'already-gone' : 'unidentified');
-      if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) return skip('replacement-present');
-      if (lookupOtherId) return skip('replacement-present');
+        return ignore(obs.lookup && !obs.lookup.found ? 'already-gone' : 'unidentified');
+      if (replaced) return ignore('replacement-present');
       if (later(record.restoreAt, event.time)) return skip('superseded');
       if (record.maintenance) return skip('already-draining');
       return act('drain', 'going-away', [
@@ -134,13 +138,12 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       ]);
     }
     case 'remove': {
-      if (instanceId === undefined) return skip('unidentified');
+      if (instanceId === undefined) return ignore('unidentified');
       if (later(record.restoreAt, event.time)) return skip('superseded');
       // A catalog entry removed by an earlier attempt may still be a failed gossip member, which the
       // leader would register again: force-leave is idempotent, so it is repeated.
       if (!node) return skip('already-gone', [{ type: 'force-leave', node: target.name }]);
-      if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) return skip('replacement-present');
-      if (lookupOtherId) return skip('replacement-present');
+      if (replaced) return ignore('replacement-present');
       if (obs.lookup?.found && servingStatuses.has(obs.lookup.status)) return skip('instance-running');
       return act('deregister', 'instance-gone', [
         { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
@@ -148,7 +151,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       ]);
     }
     case 'restore': {
-      if (instanceId === undefined) return skip('unidentified');
+      if (instanceId === undefined) return ignore('unidentified');
       const m = record.maintenance;
       if (!m) return skip('no-maintenance');
       // A drain that found the node already draining still counts: its time is the record's drainAt.
@@ -158,7 +161,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         if (m.mode === 'agent' && !node) return act('retry', 'agent-not-registered', []);
         return act('restore', 'node-gone', [{ type: 'forget-maintenance', instanceId }]);
       }
-      if (nodeId !== undefined && nodeId !== '' && nodeId !== instanceId) {
+      if (replaced) {
         return act('restore', 'replacement-present', [{ type: 'forget-maintenance', instanceId }]);
       }
       return act('restore', 'back-in-service', [

@@ -57,6 +57,8 @@ describe('planTarget: identity', () => {
   it.each(['drain', 'remove'] as const)('%s leaves a same-name replacement alone', (action) => {
     const plan = planTarget(event(action, 5), target(X), obs({ node: node({ 'gce-instance-id': Y }) }));
     expect(plan).toMatchObject({ decision: 'skip', reason: 'replacement-present', steps: [] });
+    // Nothing is recorded about an instance the event does not concern.
+    expect(plan.mark).toBeUndefined();
   });
 
   it('asks Compute about a node without identity metadata, and only then', () => {
@@ -112,7 +114,7 @@ describe('planTarget: identity', () => {
       target(),
       obs({ node: node({ 'gce-instance-id': Y, 'gce-instance-group': 'other' }) }),
     );
-    expect(stranger).toMatchObject({ decision: 'skip', reason: 'not-in-group' });
+    expect(stranger).toMatchObject({ decision: 'skip', reason: 'not-in-group', mark: undefined });
     const unknown = planTarget(mig, target(), obs({ node: node({}), lookup: { found: false } }));
     expect(unknown).toMatchObject({ decision: 'skip', reason: 'already-gone' });
   });
