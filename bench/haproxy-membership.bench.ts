@@ -38,6 +38,25 @@ const argsSchema = z.object({
 
 const zone = 'bench-zone-a';
 
+interface Change {
+  at: number;
+  name: string;
+  out: boolean;
+}
+
+/**
+ * Pure: how long each change took to show in the traffic: the last answer from a removed backend,
+ * or the first from a returning one, after the change (Consul, quiescence, apply, all included).
+ */
+export function effectDelays(answers: [number, string][], changes: Change[]): number[] {
+  return changes.map((change, i) => {
+    const until = changes[i + 1]?.at ?? Infinity;
+    const from = answers.filter(([t, name]) => name === change.name && t >= change.at && t < until);
+    if (change.out) return from.length ? from[from.length - 1]![0] - change.at : 0;
+    return from.length ? from[0]![0] - change.at : NaN;
+  });
+}
+
 interface Way {
   label: string;
   host: string;
@@ -94,7 +113,7 @@ async function main(): Promise<void> {
       });
     }
 
-    const results: [Way, LoadResult][] = [];
+    const results: [Way, LoadResult, Change[]][] = [];
     for (const way of ways) {
       process.stderr.write(`running ${way.label}: ${args.changes} changes, ${args['gap-ms']} ms apart\n`);
       const load = startLoad({
@@ -104,13 +123,16 @@ async function main(): Promise<void> {
         ratePerSec: args.rate,
       });
       await sleep(1_000);
+      const changes: Change[] = [];
       for (let i = 0; i < args.changes; i++) {
         // Half the changes take a backend out (maintenance, as a shutdown script does), half bring it back.
-        const backend = backends[Math.floor(i / 2) % backends.length]!;
-        await setMaintenance(cluster, backend, i % 2 === 0);
+        const index = Math.floor(i / 2) % backends.length;
+        const out = i % 2 === 0;
+        changes.push({ at: performance.now(), name: `backend-${index + 1}`, out });
+        await setMaintenance(cluster, backends[index]!, out);
         await sleep(args['gap-ms']);
       }
-      results.push([way, await load.stop()]);
+      results.push([way, await load.stop(), changes]);
     }
     print(results, args.changes, args.rate);
   } finally {
@@ -180,8 +202,8 @@ async function startTutorial(
   return ip;
 }
 
-function print(results: [Way, LoadResult][], changes: number, rate: number): void {
-  const rows = results.map(([way, r]) => ({
+function print(results: [Way, LoadResult, Change[]][], changes: number, rate: number): void {
+  const rows = results.map(([way, r, made]) => ({
     way: way.label,
     requests: r.ok + r.failed,
     'req/s': Math.round(((r.ok + r.failed) * 1000) / r.durationMs),
@@ -192,6 +214,8 @@ function print(results: [Way, LoadResult][], changes: number, rate: number): voi
     'p50 ms': percentile(r.latencies, 50).toFixed(2),
     'p99 ms': percentile(r.latencies, 99).toFixed(2),
     'max ms': Math.max(...r.latencies).toFixed(1),
+    'change→effect p50 ms': percentile(effectDelays(r.answers, made), 50).toFixed(0),
+    'change→effect max ms': Math.max(...effectDelays(r.answers, made)).toFixed(0),
     reasons: Object.entries(r.reasons)
       .map(([k, v]) => `${k}:${v}`)
       .join(' '),

@@ -9,6 +9,8 @@ export interface LoadResult {
   latencies: number[];
   /** Which backend answered (the X-ILB-Server slot or the body's instance name), with counts. */
   servedBy: Record<string, number>;
+  /** When (performance.now()) each successful answer came, and from which backend. */
+  answers: [number, string][];
   durationMs: number;
 }
 
@@ -38,7 +40,15 @@ export function startLoad(options: {
   ratePerSec?: number;
 }): Load {
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency ?? 8 });
-  const result: LoadResult = { ok: 0, failed: 0, reasons: {}, latencies: [], servedBy: {}, durationMs: 0 };
+  const result: LoadResult = {
+    ok: 0,
+    failed: 0,
+    reasons: {},
+    latencies: [],
+    servedBy: {},
+    answers: [],
+    durationMs: 0,
+  };
   const started = performance.now();
   let running = true;
 
@@ -70,6 +80,7 @@ export function startLoad(options: {
             const body = Buffer.concat(chunks).toString('utf8');
             const name = /"name":"([^"]+)"/.exec(body)?.[1] ?? String(res.headers['x-ilb-server'] ?? '?');
             result.servedBy[name] = (result.servedBy[name] ?? 0) + 1;
+            result.answers.push([performance.now(), name]);
             resolve();
           });
         },
