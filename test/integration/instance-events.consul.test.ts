@@ -141,6 +141,32 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
   });
 
+  it("lifts on restart only the maintenance it set, never an operator's", async () => {
+    const agent = await cluster.startClient({ nodeName: 'backend-restart', nodeMeta: meta('1101') });
+    const maintenance = async () =>
+      ((await (await agent.request('GET', '/v1/agent/checks')).json()) as Record<string, { Notes: string }>)[
+        '_node_maintenance'
+      ];
+    const at = (minute: number) => Date.UTC(2026, 10, 26, 12, minute);
+    const event = (method: string, phase: 'first' | 'last', minute: number) =>
+      message({ name: 'backend-restart', id: '1101', phase, method, time: at(minute) });
+
+    await handle(event('v1.compute.instances.stop', 'first', 1));
+    expect((await maintenance())?.Notes).toMatch(/instance 1101/);
+    const started = await handle(event('v1.compute.instances.start', 'last', 2));
+    expect(started).toMatchObject({ targets: [{ decision: 'restore', reason: 'back-in-service' }] });
+    expect(await maintenance()).toBeUndefined();
+
+    // An operator has the node in maintenance for their own reason; Consul keeps one maintenance
+    // per node, so the function's drain leaves the operator's in place, and its restore too.
+    const operator = await agent.request('PUT', '/v1/agent/maintenance?enable=true&reason=disk%20swap');
+    expect(operator.ok).toBe(true);
+    await handle(event('v1.compute.instances.stop', 'first', 3));
+    await handle(event('v1.compute.instances.start', 'last', 4));
+    expect((await maintenance())?.Notes).toBe('disk swap');
+    await agent.stop();
+  });
+
   it('drains a node whose agent is unreachable with a critical catalog check, lifted on restore', async () => {
     await registerNode(consul, 'backend-noagent', meta('1002'), '10.200.0.2');
     const t0 = Date.UTC(2026, 10, 26, 11);
