@@ -28,7 +28,7 @@ const run = promisify(execFile);
 
 jest.setTimeout(300_000);
 
-const zone = 'us-central1-a';
+const mainZone = 'us-central1-a';
 const prefix = randomLoopbackPrefix();
 let cluster: ConsulCluster;
 let md: MetadataServer;
@@ -40,6 +40,7 @@ const logs: string[] = [];
 async function boot(
   role: Role,
   name: string,
+  zone = mainZone,
 ): Promise<{ instance: LocalInstance; id: string; name: string }> {
   const ip = `${prefix}.${nextHost++}`;
   const id = `${randomInt(1, 9)}${String(randomInt(0, 1e9)).padStart(9, '0')}${String(randomInt(0, 1e9)).padStart(9, '0')}`;
@@ -84,7 +85,7 @@ async function activeServers(haproxy: LocalInstance): Promise<string[]> {
 interface FrontendJson {
   ok: boolean;
   backend?: { name: string };
-  haproxy?: { node?: string };
+  haproxy?: { node?: string; name?: string };
 }
 async function frontendPage(frontend: LocalInstance): Promise<FrontendJson> {
   const res = await fetch(`http://${frontend.ip}:80/?format=json`, { signal: AbortSignal.timeout(5_000) });
@@ -93,6 +94,7 @@ async function frontendPage(frontend: LocalInstance): Promise<FrontendJson> {
 
 let backendA: Awaited<ReturnType<typeof boot>>;
 let backendB: Awaited<ReturnType<typeof boot>>;
+let backendC: Awaited<ReturnType<typeof boot>>;
 let haproxy: LocalInstance;
 let frontend: LocalInstance;
 
@@ -157,13 +159,13 @@ describe('the load-balancing system, from the packer/ files', () => {
     });
     expect(node.Node.Meta).toEqual({
       'gce-instance-id': backendA.id,
-      'gce-zone': zone,
+      'gce-zone': mainZone,
       'gce-project': 'demo-project',
       'gce-instance-group': 'backend-mig',
       role: 'backend',
       'consul-network-segment': expect.any(String),
     });
-    expect(Object.values(node.Services).map((s) => s.Tags)).toEqual([[zone, 'backend']]);
+    expect(Object.values(node.Services).map((s) => s.Tags)).toEqual([[mainZone, 'backend']]);
     // Least privilege: a backend's token cannot pose as the HAProxy tier.
     const impostor = await fetch(`http://${backendA.instance.ip}:8500/v1/agent/service/register`, {
       method: 'PUT',
@@ -187,6 +189,8 @@ describe('the load-balancing system, from the packer/ files', () => {
     expect([...seen].sort()).toEqual(['backend-a1', 'backend-b2']);
     const page = await frontendPage(frontend);
     expect(page.haproxy?.node).toBe('haproxy-h1');
+    // Found through dnsmasq and Consul DNS by its zone tag, not the fallback name.
+    expect(page.haproxy?.name).toBe(`${mainZone}.haproxy-internal.service.consul`);
     const html = await (await fetch(`http://${frontend.ip}:80/`)).text();
     expect(html).toMatch(/Served by backend-(a1|b2)/);
   });
@@ -217,7 +221,7 @@ describe('the load-balancing system, from the packer/ files', () => {
   });
 
   it('sends traffic to a new backend', async () => {
-    const backendC = await boot('backend', 'backend-c3');
+    backendC = await boot('backend', 'backend-c3');
     await waitFor(
       'backend-c3 answering',
       async () => (await frontendPage(frontend)).backend?.name === 'backend-c3',
@@ -247,4 +251,36 @@ describe('the load-balancing system, from the packer/ files', () => {
     expect(result.reasons).toEqual({});
     expect(result.servedBy['backend-c3']).toBeGreaterThan(0);
   });
+
+  it('keeps other zones as backup, used only when the zone has no healthy backend', async () => {
+    const backendD = await boot('backend', 'backend-d4', 'us-central1-b');
+    await waitFor('backend-d4 as a backup server', async () =>
+      (await activeServers(haproxy)).includes(backendD.instance.ip),
+    );
+    expect(await servedBy(40)).toEqual({ 'backend-c3': 40 });
+    await backendC.instance.shutdown();
+    await waitFor(
+      'backend-c3 out of HAProxy',
+      async () => !(await activeServers(haproxy)).includes(backendC.instance.ip),
+    );
+    expect(await servedBy(40)).toEqual({ 'backend-d4': 40 });
+  });
+
+  it('answers a clear 502 page, and keeps serving, when the HAProxy tier is gone', async () => {
+    await haproxy.kill();
+    const res = await fetch(`http://${frontend.ip}:80/`);
+    expect(res.status).toBe(502);
+    expect(await res.text()).toContain('Backend tier unreachable');
+    expect((await fetch(`http://${frontend.ip}:80/healthz`)).status).toBe(200);
+  });
 });
+
+async function servedBy(count: number): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    const res = await fetch(`http://${haproxy.ip}:8080/`, { signal: AbortSignal.timeout(5_000) });
+    const name = ((await res.json()) as { instance: { name: string } }).instance.name;
+    seen[name] = (seen[name] ?? 0) + 1;
+  }
+  return seen;
+}
