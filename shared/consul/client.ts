@@ -76,6 +76,9 @@ export interface ConsulApi {
   /** Compare-and-set (`cas` 0: create only if absent). Returns the new ModifyIndex, or null if the CAS lost. */
   kvPut(key: string, value: string, cas: number): Promise<number | null>;
   kvDelete(key: string, cas: number): Promise<boolean>;
+  /** Keys directly under `prefix`, folders ending in `/` (`?keys&separator=/`). */
+  kvFolders(prefix: string): Promise<string[]>;
+  kvDeleteTree(prefix: string): Promise<void>;
   /** The same settings (token, TLS, timeouts) aimed at another agent, e.g. a node's own. */
   agentAt(host: string, port: number, options?: { timeoutMs?: number; retries?: number }): ConsulAgentApi;
 }
@@ -217,6 +220,18 @@ export function createConsulClient(settings: ConsulSettings): ConsulApi {
     async kvDelete(key, cas) {
       const res = await transport.request('DELETE', `/v1/kv/${encKey(key)}`, { query: { cas } });
       return res.body.trim() === 'true';
+    },
+
+    async kvFolders(prefix) {
+      const res = await transport.request('GET', `/v1/kv/${encKey(prefix)}`, {
+        query: { keys: true, separator: '/' },
+        expect: [404],
+      });
+      return res.status === 404 ? [] : parseJson(z.array(z.string()), res.body, 'kv keys');
+    },
+
+    async kvDeleteTree(prefix) {
+      await transport.request('DELETE', `/v1/kv/${encKey(prefix)}`, { query: { recurse: true } });
     },
 
     agentAt(host, port, options = {}) {

@@ -261,7 +261,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
     }
     if (deps.dryRun)
       return { status: 'planned', eventId: event.id, targets: await processEvent(event, false) };
-    const run = await deps.ledger.run(event.id, () => processEvent(event, true));
+    const run = await deps.ledger.run({ id: event.id, at: event.time }, () => processEvent(event, true));
     if (run.duplicate) {
       logger.info(
         { decision: 'duplicate', eventId: event.id },

@@ -8,7 +8,8 @@ import { readJson } from '../consul/kv-json';
  *
  * One key per event id: `in-progress` (claimed by one delivery, with an expiry so a crashed run
  * frees it), `completed` (with a small result, kept for the retention) and deleted when the run
- * fails, so the redelivery runs again. Every write is a compare-and-set, so two deliveries racing
+ * fails, so the redelivery runs again. Keys sit in a folder per UTC day of the event, so records
+ * past the retention go with one delete-tree per day (done at most once a day per instance). Every write is a compare-and-set, so two deliveries racing
  * for the same id never both run; each claim carries a random owner so a write that was applied
  * but whose answer was lost is still recognised as ours.
  */
@@ -27,7 +28,7 @@ export class EventInProgressError extends Error {
   readonly transient = true;
 }
 
-export type LedgerKv = Pick<ConsulApi, 'kvGet' | 'kvPut' | 'kvDelete'>;
+export type LedgerKv = Pick<ConsulApi, 'kvGet' | 'kvPut' | 'kvDelete' | 'kvFolders' | 'kvDeleteTree'>;
 
 export interface LedgerSettings {
   kv: LedgerKv;
@@ -40,19 +41,43 @@ export interface LedgerSettings {
 
 export type LedgerOutcome<T> = { duplicate: false; result: T } | { duplicate: true; result: unknown };
 
-export interface Ledger {
-  keyOf(id: string): string;
-  /**
-   * Runs `work` once per id across duplicate deliveries: a completed id returns its stored result
-   * with `duplicate: true`; an id claimed by a live delivery throws EventInProgressError; a failure
-   * of `work` frees the id and rethrows.
-   */
-  run<T>(id: string, work: () => Promise<T>): Promise<LedgerOutcome<T>>;
+/** An event's id and the time it happened (every delivery of it must give the same time). */
+export interface LedgerEvent {
+  id: string;
+  at: number;
 }
+
+export interface Ledger {
+  keyOf(event: LedgerEvent): string;
+  /**
+   * Runs `work` once per event across duplicate deliveries: a completed event returns its stored
+   * result with `duplicate: true`; one claimed by a live delivery throws EventInProgressError; a
+   * failure of `work` frees the event and rethrows.
+   */
+  run<T>(event: LedgerEvent, work: () => Promise<T>): Promise<LedgerOutcome<T>>;
+  /** Deletes the day folders older than the retention; returns the folders deleted. */
+  purge(): Promise<string[]>;
+}
+
+const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const dayMs = 24 * 3600 * 1000;
 
 export function createLedger(settings: LedgerSettings): Ledger {
   const now = settings.now ?? Date.now;
-  const keyOf = (id: string) => settings.prefix + encodeURIComponent(id);
+  const keyOf = (event: LedgerEvent) =>
+    `${settings.prefix}${dayOf(event.at)}/${encodeURIComponent(event.id)}`;
+  let purgedOn = '';
+
+  const purge = async () => {
+    // One day of margin: an event at 23:59 must still be found the whole retention later.
+    const cutoff = dayOf(now() - settings.retentionMs - dayMs);
+    const folders = await settings.kv.kvFolders(settings.prefix);
+    const old = folders.filter(
+      (f) => /^\d{4}-\d{2}-\d{2}\/$/.test(f.slice(settings.prefix.length)) && f < settings.prefix + cutoff,
+    );
+    for (const folder of old) await settings.kv.kvDeleteTree(folder);
+    return old;
+  };
 
   const read = async (key: string) => {
     const stored = await readJson(settings.kv, key, recordSchema);
@@ -87,8 +112,9 @@ export function createLedger(settings: LedgerSettings): Ledger {
 
   return {
     keyOf,
-    async run<T>(id: string, work: () => Promise<T>): Promise<LedgerOutcome<T>> {
-      const key = keyOf(id);
+    purge,
+    async run<T>(event: LedgerEvent, work: () => Promise<T>): Promise<LedgerOutcome<T>> {
+      const key = keyOf(event);
       const owner = randomUUID();
       const claimed = await claim(key, owner);
       if ('completed' in claimed) return { duplicate: true, result: claimed.completed.result };
@@ -108,6 +134,11 @@ export function createLedger(settings: LedgerSettings): Ledger {
       };
       // A lost CAS means our claim expired and a later delivery owns the id: it records the outcome.
       await settings.kv.kvPut(key, JSON.stringify(done), claimed.index);
+      if (purgedOn !== dayOf(now())) {
+        purgedOn = dayOf(now());
+        // Housekeeping never fails the event: a purge that did not happen is retried tomorrow.
+        await purge().catch(() => undefined);
+      }
       return { duplicate: false, result };
     },
   };

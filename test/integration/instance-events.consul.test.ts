@@ -321,6 +321,20 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(real).toMatchObject({ status: 'applied', targets: [{ decision: 'deregister' }] });
   });
 
+  it("purges expired ledger days with the function's own token", async () => {
+    const expired = 'gce-ilb-orchestrator/ledger/instance-events/2020-01-01/some-event';
+    expect(await api.kvPut(expired, '{}', 0)).not.toBeNull();
+    const config = loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: token });
+    const ledger = createLedger({
+      kv: createConsulClient(config.consul),
+      prefix: `${config.kvPrefix}ledger/instance-events/`,
+      inProgressTtlMs: config.ledger.inProgressTtlMs,
+      retentionMs: config.ledger.retentionMs,
+    });
+    expect(await ledger.purge()).toEqual(['gce-ilb-orchestrator/ledger/instance-events/2020-01-01/']);
+    expect(await api.kvGet(expired)).toBeNull();
+  });
+
   it('acknowledges garbage with one structured log line and changes nothing', async () => {
     logs.length = 0;
     const outcome = await handle({ message: { data: Buffer.from('{"hello":1}').toString('base64') } });
@@ -360,7 +374,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     for (const name of names) expect(await catalogNode(consul, name)).toBeNull();
     for (const [i, name] of names.entries()) {
       const id = encodeURIComponent(`batch-${i}/operation-${name}-${7000 + i}/last`);
-      const entry = await api.kvGet(`gce-ilb-orchestrator/ledger/instance-events/${id}`);
+      const entry = await api.kvGet(`gce-ilb-orchestrator/ledger/instance-events/2026-11-26/${id}`);
       expect(JSON.parse(entry?.value ?? '{}')).toMatchObject({ state: 'completed' });
     }
   });

@@ -9,7 +9,10 @@ describe('idempotency ledger in real Consul KV', () => {
   let n = 0;
   const prefix = () => `gce-ilb-orchestrator/ledger/test-${++n}/`;
   const ledgerAt = (p: string, now?: () => number) =>
-    createLedger({ kv, prefix: p, inProgressTtlMs: 60_000, retentionMs: 3_600_000, now });
+    createLedger({ kv, prefix: p, inProgressTtlMs: 60_000, retentionMs: 7 * day, now });
+  const day = 24 * 3600 * 1000;
+  const t0 = Date.UTC(2026, 10, 26, 10);
+  const evt = (id: string, at = t0) => ({ id, at });
 
   beforeAll(async () => {
     consul = await startConsulDev();
@@ -23,20 +26,20 @@ describe('idempotency ledger in real Consul KV', () => {
     const ledger = ledgerAt(prefix());
     let runs = 0;
     const work = async () => ({ run: ++runs });
-    expect(await ledger.run('evt/1', work)).toEqual({ duplicate: false, result: { run: 1 } });
-    expect(await ledger.run('evt/1', work)).toEqual({ duplicate: true, result: { run: 1 } });
+    expect(await ledger.run(evt('evt/1'), work)).toEqual({ duplicate: false, result: { run: 1 } });
+    expect(await ledger.run(evt('evt/1'), work)).toEqual({ duplicate: true, result: { run: 1 } });
     expect(runs).toBe(1);
-    const stored = await kv.kvGet(ledger.keyOf('evt/1'));
+    const stored = await kv.kvGet(ledger.keyOf(evt('evt/1')));
     expect(JSON.parse(stored?.value ?? '{}')).toMatchObject({ state: 'completed' });
   });
 
   it('frees the id when the work fails, so the redelivery runs it', async () => {
     const ledger = ledgerAt(prefix());
-    await expect(ledger.run('evt', () => Promise.reject(new Error('Consul hiccup')))).rejects.toThrow(
+    await expect(ledger.run(evt('evt'), () => Promise.reject(new Error('Consul hiccup')))).rejects.toThrow(
       'Consul hiccup',
     );
-    expect(await kv.kvGet(ledger.keyOf('evt'))).toBeNull();
-    expect(await ledger.run('evt', async () => 'ok')).toEqual({ duplicate: false, result: 'ok' });
+    expect(await kv.kvGet(ledger.keyOf(evt('evt')))).toBeNull();
+    expect(await ledger.run(evt('evt'), async () => 'ok')).toEqual({ duplicate: false, result: 'ok' });
   });
 
   it('refuses a delivery while another one holds the id, and takes over an expired claim', async () => {
@@ -45,18 +48,18 @@ describe('idempotency ledger in real Consul KV', () => {
     const ledger = ledgerAt(p, () => clock);
     let release!: () => void;
     const holding = ledger.run(
-      'evt',
+      evt('evt'),
       () => new Promise<string>((resolve) => (release = () => resolve('first'))),
     );
     await new Promise((r) => setTimeout(r, 200));
-    await expect(ledger.run('evt', async () => 'second')).rejects.toBeInstanceOf(EventInProgressError);
+    await expect(ledger.run(evt('evt'), async () => 'second')).rejects.toBeInstanceOf(EventInProgressError);
     // The holder "crashed": its claim outlives the TTL and another delivery takes over.
     clock += 61_000;
-    expect(await ledger.run('evt', async () => 'third')).toEqual({ duplicate: false, result: 'third' });
+    expect(await ledger.run(evt('evt'), async () => 'third')).toEqual({ duplicate: false, result: 'third' });
     release();
     // The late holder's completion loses its CAS and does not overwrite the new owner's record.
     expect(await holding).toEqual({ duplicate: false, result: 'first' });
-    const stored = JSON.parse((await kv.kvGet(ledgerAt(p).keyOf('evt')))?.value ?? '{}') as {
+    const stored = JSON.parse((await kv.kvGet(ledgerAt(p).keyOf(evt('evt'))))?.value ?? '{}') as {
       result?: string;
     };
     expect(stored.result).toBe('third');
@@ -64,15 +67,32 @@ describe('idempotency ledger in real Consul KV', () => {
 
   it('overwrites an unreadable record instead of wedging the id', async () => {
     const ledger = ledgerAt(prefix());
-    expect(await kv.kvPut(ledger.keyOf('evt'), 'not json', 0)).not.toBeNull();
-    expect(await ledger.run('evt', async () => 1)).toEqual({ duplicate: false, result: 1 });
+    expect(await kv.kvPut(ledger.keyOf(evt('evt')), 'not json', 0)).not.toBeNull();
+    expect(await ledger.run(evt('evt'), async () => 1)).toEqual({ duplicate: false, result: 1 });
+  });
+
+  it('files events by their day and purges the days past the retention once a day', async () => {
+    const p = prefix();
+    const old = evt('old', t0);
+    const recent = evt('recent', t0 + 28 * day);
+    const then = ledgerAt(p, () => t0);
+    await then.run(old, async () => 1);
+    expect(then.keyOf(old)).toBe(`${p}2026-11-26/old`);
+    expect(await kv.kvGet(then.keyOf(old))).not.toBeNull();
+    // A month later, the first completed event of the day purges the expired day folders.
+    const now = ledgerAt(p, () => t0 + 30 * day);
+    await now.run(recent, async () => 2);
+    expect(await kv.kvGet(now.keyOf(old))).toBeNull();
+    expect(await kv.kvFolders(p)).toEqual([`${p}2026-12-24/`]);
+    expect(await now.run(recent, async () => 3)).toEqual({ duplicate: true, result: 2 });
+    expect(await now.purge()).toEqual([]);
   });
 
   it('lets exactly one of many concurrent deliveries run', async () => {
     const ledger = ledgerAt(prefix());
     let runs = 0;
     const outcomes = await Promise.allSettled(
-      Array.from({ length: 8 }, () => ledger.run('evt', async () => ++runs)),
+      Array.from({ length: 8 }, () => ledger.run(evt('evt'), async () => ++runs)),
     );
     expect(runs).toBe(1);
     expect(outcomes.filter((o) => o.status === 'fulfilled' && !o.value.duplicate)).toHaveLength(1);
