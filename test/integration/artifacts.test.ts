@@ -66,10 +66,15 @@ describe('scripts', () => {
 describe('Consul agent configs written at boot', () => {
   let md: MetadataServer;
   let caPem: string;
+  let serverCert: string;
+  let serverKey: string;
   beforeAll(async () => {
     md = createMetadataServer({ port: 0 });
     await run(toolPath('consul'), ['tls', 'ca', 'create'], { cwd: tmp });
+    await run(toolPath('consul'), ['tls', 'cert', 'create', '-server', '-dc', 'dc1'], { cwd: tmp });
     caPem = await readFile(path.join(tmp, 'consul-agent-ca.pem'), 'utf8');
+    serverCert = await readFile(path.join(tmp, 'dc1-server-consul-0.pem'), 'utf8');
+    serverKey = await readFile(path.join(tmp, 'dc1-server-consul-0-key.pem'), 'utf8');
   });
   afterAll(() => md.stop());
 
@@ -94,6 +99,12 @@ describe('Consul agent configs written at boot', () => {
           'consul-gossip-key': 'H2KsGsrh3rvRzgeLHqSXIGjZKB8cDlStvMdpGvNlb0c=',
           'consul-agent-token': '00000000-0000-4000-8000-00000000000a',
           ...(tls ? { 'consul-ca-cert': caPem } : {}),
+          ...(tls && role === 'consul'
+            ? { 'consul-server-cert': serverCert, 'consul-server-key': serverKey }
+            : {}),
+          ...(role === 'consul'
+            ? { 'consul-initial-management-token': '00000000-0000-4000-8000-0000000000ff' }
+            : {}),
         },
       });
       const env = { ...process.env, ILB_ROOT: root, GCE_METADATA_HOST: metadataHost, CONSUL_CLIENT_ADDR: ip };
@@ -118,8 +129,20 @@ describe('Consul agent configs written at boot', () => {
         acl: { enabled: true, default_policy: 'deny' },
         retry_join: [`${prefix}.1`, `${prefix}.2`],
         ...(role === 'consul' ? { server: true, bootstrap_expect: 3 } : {}),
-        ...(tls ? { tls: { defaults: { verify_outgoing: true } } } : {}),
+        ...(tls && role === 'consul'
+          ? {
+              tls: { defaults: { verify_incoming: true, verify_outgoing: true } },
+              auto_encrypt: { allow_tls: true },
+            }
+          : {}),
+        ...(tls && role !== 'consul'
+          ? { tls: { defaults: { verify_outgoing: true } }, auto_encrypt: { tls: true } }
+          : {}),
       });
+      const tokens = (agent.acl as { tokens: Record<string, string> }).tokens;
+      expect(Object.keys(tokens).sort()).toEqual(
+        role === 'consul' ? ['agent', 'default', 'initial_management'] : ['agent', 'default'],
+      );
       if (role !== 'consul') {
         const service = JSON.parse(await readFile(path.join(confDir, '20-service.json'), 'utf8')) as {
           service: { tags: string[]; check: { http: string } };

@@ -9,6 +9,8 @@
 #   consul-gossip-key        gossip encryption key (required)
 #   consul-agent-token       this role's ACL token (required)
 #   consul-ca-cert           PEM CA; when present, RPC TLS with auto_encrypt is enabled
+#   consul-server-cert/-key  servers with TLS: their certificate and key (the key: Secret Manager)
+#   consul-initial-management-token  servers only, optional: ACL bootstrap token for a new cluster
 # Overrides for the local sandbox (all default to the image's values): ILB_ROOT, GCE_METADATA_HOST,
 # CONSUL_CLIENT_ADDR.
 set -euo pipefail
@@ -55,6 +57,8 @@ servers=$(attr consul-servers)
 gossip_key=$(secret consul-gossip-key)
 agent_token=$(secret consul-agent-token)
 ca_cert=$(secret consul-ca-cert)
+initial_management=""
+if [ "$role" = consul ]; then initial_management=$(secret consul-initial-management-token); fi
 if [ -z "$gossip_key" ] || [ -z "$agent_token" ]; then
   log ERROR "consul-gossip-key and consul-agent-token are required (metadata or Secret Manager)"
   exit 1
@@ -70,9 +74,28 @@ install -d -m 0750 "$conf_dir" "$root/etc/ilb" "$root/opt/consul/data"
 if [ -n "$ca_cert" ]; then
   install -d -m 0750 "$conf_dir/tls"
   printf '%s\n' "$ca_cert" >"$conf_dir/tls/ca.pem"
-  tls=$(jq -n --arg ca "$conf_dir/tls/ca.pem" --arg role "$role" '
-    {tls: {defaults: {ca_file: $ca, verify_outgoing: true}, internal_rpc: {verify_server_hostname: true}}}
-    + (if $role == "consul" then {} else {auto_encrypt: {tls: true}} end)')
+  if [ "$role" = consul ]; then
+    # Servers present their own certificate and hand clients theirs (auto_encrypt).
+    server_cert=$(secret consul-server-cert)
+    server_key=$(secret consul-server-key)
+    if [ -z "$server_cert" ] || [ -z "$server_key" ]; then
+      log ERROR "a server with consul-ca-cert needs consul-server-cert and consul-server-key"
+      exit 1
+    fi
+    printf '%s\n' "$server_cert" >"$conf_dir/tls/server.pem"
+    (umask 077 && printf '%s\n' "$server_key" >"$conf_dir/tls/server-key.pem")
+  fi
+  tls=$(jq -n --arg dir "$conf_dir/tls" --arg role "$role" '
+    if $role == "consul" then
+      {tls: {defaults: {ca_file: "\($dir)/ca.pem", cert_file: "\($dir)/server.pem",
+                        key_file: "\($dir)/server-key.pem", verify_incoming: true, verify_outgoing: true},
+             internal_rpc: {verify_server_hostname: true}, https: {verify_incoming: false}},
+       auto_encrypt: {allow_tls: true}}
+    else
+      {tls: {defaults: {ca_file: "\($dir)/ca.pem", verify_outgoing: true},
+             internal_rpc: {verify_server_hostname: true}},
+       auto_encrypt: {tls: true}}
+    end')
 else
   log WARNING "no consul-ca-cert: RPC without TLS"
   tls='{}'
@@ -83,7 +106,7 @@ jq -n \
   --arg dc "${datacenter:-dc1}" --arg name "$name" --arg ip "$ip" --arg client "$client_addr" \
   --arg data "$root/opt/consul/data" --argjson join "$join" --arg key "$gossip_key" --arg token "$agent_token" \
   --arg id "$id" --arg zone "$zone" --arg project "$project" --arg group "$group" --arg role "$role" \
-  --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" '
+  --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" --arg mgmt "$initial_management" '
   {
     datacenter: $dc, node_name: $name, data_dir: $data,
     bind_addr: $ip, advertise_addr: $ip, client_addr: $client,
@@ -98,7 +121,8 @@ jq -n \
      then {server: true, bootstrap_expect: (($expect | select(. != "") | tonumber) // 3),
            ui_config: {enabled: true}, autopilot: {cleanup_dead_servers: true}}
      else {} end)
-  + $tls' >"$conf_dir/10-agent.json"
+  + $tls
+  | if $mgmt != "" then .acl.tokens.initial_management = $mgmt else . end' >"$conf_dir/10-agent.json"
 
 if [ -n "$service" ]; then
   jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" --arg zone "$zone" --arg role "$role" \
