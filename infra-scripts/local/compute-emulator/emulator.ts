@@ -99,6 +99,7 @@ export class ComputeEmulator {
   private auditChain: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private stopped = false;
+  private closed = false;
   private readonly migActor: Actor;
 
   constructor(private readonly options: EmulatorOptions) {
@@ -138,18 +139,29 @@ export class ComputeEmulator {
     );
   }
 
-  /** Stops the loops, lets in-flight work finish, then removes every instance (gracefully if asked). */
+  /**
+   * Stops the loops and removes every instance: gracefully (shutdown scripts) if asked, else killed
+   * first so that work in flight (a delete waiting on a shutdown script) ends at once. Audit entries
+   * still queued get a few seconds; nothing is written after stop returns.
+   */
   async stop(graceful = false): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    await bounded(Promise.allSettled([...this.jobs]), this.opts.shutdownTimeoutMs + 5000);
-    await Promise.allSettled(
-      [...this.instances.values()].map((i) =>
-        graceful ? this.opts.driver.shutdown(i.id, this.opts.shutdownTimeoutMs) : this.opts.driver.kill(i.id),
-      ),
-    );
+    const all = () => [...this.instances.values()];
+    if (graceful) {
+      await bounded(Promise.allSettled([...this.jobs]), this.opts.shutdownTimeoutMs + 5000);
+      await Promise.allSettled(
+        all().map((i) => this.opts.driver.shutdown(i.id, this.opts.shutdownTimeoutMs)),
+      );
+    } else {
+      await Promise.allSettled(all().map((i) => this.opts.driver.kill(i.id)));
+      await bounded(Promise.allSettled([...this.jobs]), 10_000);
+      // Instances whose boot was in flight came up meanwhile.
+      await Promise.allSettled(all().map((i) => this.opts.driver.kill(i.id)));
+    }
     this.instances.clear();
-    await this.auditChain;
+    await bounded(this.auditChain, 5000);
+    this.closed = true;
   }
 
   // ---- seeding (what deploy scripts create once) ------------------------------------------------
@@ -903,7 +915,7 @@ export class ComputeEmulator {
   // Entries are written in order, one at a time, as a sink forwards a log; failures are logged.
   private emit(entry: LogEntry): void {
     const write = this.options.audit;
-    if (!write) return;
+    if (!write || this.closed) return;
     this.auditChain = this.auditChain.then(() =>
       write(entry).catch((err: unknown) => this.opts.logger.error({ err }, 'audit log entry not delivered')),
     );
