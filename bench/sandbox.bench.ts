@@ -1,0 +1,138 @@
+/**
+ * What the sandbox costs: start-up time (per phase), memory of the whole process tree once up, the
+ * Compute emulator's latency through the real client, how long a MIG instance takes to boot and to
+ * be deleted (shutdown script included), and how long stopping everything takes.
+ *   npm run build && node dist/bench/sandbox.bench.js [--calls 200]
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { googleAuthLibrary } from 'google-gax';
+import { RegionInstanceGroupManagersClient } from '@google-cloud/compute/build/src/v1/region_instance_group_managers_client';
+import { createLogger } from '../shared/logging';
+import { sandboxRegion, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
+import { randomLoopbackPrefix, stopAllProcesses } from '../infra-scripts/local/launch';
+import { percentile } from './lib/load';
+
+process.env.METADATA_SERVER_DETECTION ??= 'none';
+
+/** RSS in MiB of this process and all its descendants, from /proc. */
+function treeRssMiB(root: number): { processes: number; mib: number } {
+  const parent = new Map<number, number>();
+  const rss = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(entry), Number(fields[1]));
+      rss.set(Number(entry), (Number(fields[21]) * 4096) / 1024 / 1024);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p && hops < 64; p = parent.get(p), hops++)
+      if (p === root) return true;
+    return false;
+  };
+  let mib = 0;
+  let processes = 0;
+  for (const [pid, r] of rss) {
+    if (!inTree(pid)) continue;
+    mib += r;
+    processes++;
+  }
+  return { processes, mib: Math.round(mib) };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { calls: { type: 'string', default: '200' } } });
+  const calls = Math.min(Math.max(Number(values.calls), 1), 5000);
+  const logger = createLogger({ name: 'sandbox-bench', level: 'warn' });
+  const t0 = performance.now();
+  const phases: { phase: string; atMs: number }[] = [];
+  const sb = await startSandbox({
+    logger,
+    prefix: randomLoopbackPrefix(),
+    statusPort: 0,
+    progress: (line) => {
+      if (line.startsWith('[')) phases.push({ phase: line, atMs: Math.round(performance.now() - t0) });
+    },
+  });
+  try {
+    const startupMs = Math.round(performance.now() - t0);
+    const memory = treeRssMiB(process.pid);
+
+    const client = new RegionInstanceGroupManagersClient({
+      apiEndpoint: '127.0.0.1',
+      port: sb.compute.port,
+      protocol: 'http',
+      authClient: new googleAuthLibrary.PassThroughClient({
+        transporterOptions: { fetchImplementation: fetch },
+      }),
+    });
+    const latencies: number[] = [];
+    for (let i = 0; i < calls; i++) {
+      const c0 = performance.now();
+      await client.listManagedInstances({
+        project: sb.project,
+        region: sandboxRegion,
+        instanceGroupManager: 'backend',
+      });
+      latencies.push(performance.now() - c0);
+    }
+    latencies.sort((a, b) => a - b);
+
+    // One more backend: from resize to RUNNING, then back: from resize to gone (shutdown script included).
+    const emu = sb.compute.emulator;
+    const region = { kind: 'regions' as const, name: sandboxRegion };
+    emu.getAutoscaler(region, 'backend-autoscaler').policy.mode = 'OFF';
+    const r0 = performance.now();
+    emu.resize(region, 'backend', 3, { userAgent: 'bench' });
+    await emu.settled(120_000);
+    const bootMs = Math.round(performance.now() - r0);
+    const d0 = performance.now();
+    emu.resize(region, 'backend', 2, { userAgent: 'bench' });
+    await emu.settled(120_000);
+    const deleteMs = Math.round(performance.now() - d0);
+    await client.close();
+
+    const s0 = performance.now();
+    await sb.stop();
+    const stopMs = Math.round(performance.now() - s0);
+    const figures = {
+      startupMs,
+      phases,
+      processes: memory.processes,
+      rssMiB: memory.mib,
+      listManagedInstances: {
+        calls,
+        p50Ms: +percentile(latencies, 50).toFixed(2),
+        p95Ms: +percentile(latencies, 95).toFixed(2),
+      },
+      instanceBootMs: bootMs,
+      instanceDeleteMs: deleteMs,
+      stopMs,
+    };
+    process.stdout.write(
+      [
+        `sandbox up in ${(startupMs / 1000).toFixed(1)} s (5 instances, 3 Consul servers, functions: ${sb.functions.join(', ') || 'none'})`,
+        `memory once up: ${memory.mib} MiB RSS over ${memory.processes} processes (bench process included)`,
+        `listManagedInstances via the real client: p50 ${figures.listManagedInstances.p50Ms} ms, p95 ${figures.listManagedInstances.p95Ms} ms over ${calls} calls`,
+        `one backend instance: boot ${bootMs} ms, delete with shutdown script ${deleteMs} ms`,
+        `stop everything: ${stopMs} ms`,
+        JSON.stringify(figures),
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await sb.stop();
+    await stopAllProcesses();
+  }
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`${String(err)}\n`);
+  await stopAllProcesses();
+  process.exit(1);
+});
