@@ -192,6 +192,10 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
         case 'force-leave':
           await consul.forceLeave(step.node);
           break;
+        case 'forget-instance':
+          // A lost CAS leaves a small stale record behind, harmless for an id never seen again.
+          await consul.kvDelete(recordKey(step.instanceId), stored.index);
+          break;
       }
     }
     if (plan.instanceId && plan.mark) await writeRecord(plan.instanceId, stored, plan.mark, maintenance);

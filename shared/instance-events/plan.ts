@@ -44,6 +44,8 @@ export type Step =
   | { type: 'set-maintenance'; node: string; address: string; instanceId: string; reason: string }
   | { type: 'clear-maintenance'; node: string; address: string; instanceId: string; maintenance: Maintenance }
   | { type: 'forget-maintenance'; instanceId: string }
+  /** The instance is deleted for good (ids are never reused): its record goes too. */
+  | { type: 'forget-instance'; instanceId: string }
   | { type: 'deregister'; node: string; modifyIndex: number; instanceId: string }
   | { type: 'force-leave'; node: string };
 
@@ -93,17 +95,19 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
   const record = obs.record ?? {};
   const node = obs.node;
   const nodeId = node?.meta[nodeMetaKeys.instanceId];
-  // Recorded, so a later-delivered older event knows it is superseded.
+  // Recorded, so a later-delivered older event knows it is superseded. Not for removals (a deleted
+  // node is its own tombstone) nor creations (nothing about an instance happens before it exists).
+  const mark =
+    instanceId && event.action !== 'remove' && event.method !== 'compute.instances.insert'
+      ? { field: markField[event.action], at: event.time }
+      : undefined;
   const skip = (reason: string, steps: Step[] = []): TargetPlan => ({
     target,
     instanceId,
     decision: 'skip',
     reason,
     steps,
-    mark:
-      instanceId && event.action !== 'remove'
-        ? { field: markField[event.action], at: event.time }
-        : undefined,
+    mark,
   });
   // Not about this instance at all (another one owns the name, or another group): nothing recorded.
   const ignore = (reason: string): TargetPlan => ({ ...skip(reason), mark: undefined });
@@ -140,14 +144,19 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
     case 'remove': {
       if (instanceId === undefined) return ignore('unidentified');
       if (later(record.restoreAt, event.time)) return skip('superseded');
+      const forget: Step[] =
+        event.method === 'compute.instances.delete' && obs.record
+          ? [{ type: 'forget-instance', instanceId }]
+          : [];
       // A catalog entry removed by an earlier attempt may still be a failed gossip member, which the
       // leader would register again: force-leave is idempotent, so it is repeated.
-      if (!node) return skip('already-gone', [{ type: 'force-leave', node: target.name }]);
+      if (!node) return skip('already-gone', [{ type: 'force-leave', node: target.name }, ...forget]);
       if (replaced) return ignore('replacement-present');
       if (obs.lookup?.found && servingStatuses.has(obs.lookup.status)) return skip('instance-running');
       return act('deregister', 'instance-gone', [
         { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
         { type: 'force-leave', node: node.name },
+        ...forget,
       ]);
     }
     case 'restore': {

@@ -126,6 +126,10 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'drain' }] });
     const checks = await agent.request('GET', '/v1/agent/checks');
     expect(await checks.json()).toHaveProperty('_node_maintenance');
+    const record = await api.kvGet('gce-ilb-orchestrator/instance-events/instances/1001');
+    expect(JSON.parse(record?.value ?? '{}')).toMatchObject({
+      maintenance: { mode: 'agent', node: 'backend-live' },
+    });
 
     await agent.kill();
     const last = await handle(message({ name: 'backend-live', id: '1001', phase: 'last' }));
@@ -134,6 +138,8 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       targets: [{ decision: 'deregister', reason: 'instance-gone' }],
     });
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
+    // Deleted for good: the instance's record goes with it.
+    expect(await api.kvGet('gce-ilb-orchestrator/instance-events/instances/1001')).toBeNull();
     const members = (await (await consul.request('GET', '/v1/agent/members')).json()) as { Name: string }[];
     expect(members.map((m) => m.Name)).not.toContain('backend-live');
     // The leader registers a failed gossip member again; force-left and pruned, it stays gone.

@@ -24,10 +24,11 @@ const event = (action: EventAction, time: number, extra: Partial<InstanceEvent> 
   id: `e-${action}-${time}`,
   insertId: `i-${time}`,
   phase: 'single',
+  // Stop/start cycles: the realistic way one instance id goes back and forth.
   method: {
-    drain: 'compute.instances.delete',
-    remove: 'compute.instances.delete',
-    restore: 'compute.instances.insert',
+    drain: 'compute.instances.stop',
+    remove: 'compute.instances.stop',
+    restore: 'compute.instances.start',
   }[action],
   action,
   time,
@@ -86,6 +87,25 @@ describe('planTarget: identity', () => {
   ])('node without metadata, instance %s → %s', (_what, lookup, decision, reason) => {
     const plan = planTarget(event('remove', 5), target(X), obs({ node: node({}), lookup }));
     expect(plan).toMatchObject({ decision, reason });
+  });
+
+  it('forgets the record of an instance deleted for good, not of a stopped one', () => {
+    const deleted = event('remove', 5, { method: 'compute.instances.delete' });
+    const record: InstanceRecord = { drainAt: 3 };
+    const present = obs({ node: node({ 'gce-instance-id': X }), record });
+    const forget = { type: 'forget-instance', instanceId: X };
+    expect(planTarget(deleted, target(X), present).steps).toContainEqual(forget);
+    expect(planTarget(deleted, target(X), obs({ record })).steps).toContainEqual(forget);
+    const stopped = planTarget(event('remove', 5), target(X), present);
+    expect(stopped.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave']);
+  });
+
+  it('records nothing for a creation: no event about an instance precedes it', () => {
+    const created = event('restore', 5, { method: 'compute.instances.insert' });
+    expect(
+      planTarget(created, target(X), obs({ node: node({ 'gce-instance-id': X }) })).mark,
+    ).toBeUndefined();
+    expect(planTarget(event('restore', 5), target(X), obs({})).mark).toEqual({ field: 'restoreAt', at: 5 });
   });
 
   it('force-leaves (idempotently) but deletes nothing when the node is already gone', () => {
@@ -224,6 +244,9 @@ describe('ordering and duplication law', () => {
         }
         if (step.maintenance.mode === 'catalog') world.catalogCheck = null;
         maintenance = null;
+      } else if (step.type === 'forget-instance') {
+        world.record = null;
+        return 'done';
       } else if (step.type === 'forget-maintenance') {
         maintenance = null;
       } else if (step.type === 'deregister') {
