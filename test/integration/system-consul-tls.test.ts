@@ -1,0 +1,152 @@
+/**
+ * The Consul tier from packer/consul alone: 3 servers (bootstrap_expect, retry_join, gossip key,
+ * TLS with verify_incoming, ACL default deny, all from instance metadata), the per-role tokens made
+ * by acl-setup.sh, and a backend instance whose agent gets its certificate through auto_encrypt.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+
+import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
+import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
+import { randomLoopbackPrefix, toolPath, waitFor } from '../harness';
+
+jest.setTimeout(180_000);
+const run = promisify(execFile);
+
+const prefix = randomLoopbackPrefix();
+const serverIps = [1, 2, 3].map((n) => `${prefix}.${n}`);
+const management = randomUUID();
+const gossipKey = randomBytes(32).toString('base64');
+let md: MetadataServer;
+let tmp: string;
+let tls: Record<string, string>;
+const instances: LocalInstance[] = [];
+
+async function boot(role: Role, name: string, ip: string, attributes: Record<string, string>) {
+  const metadataHost = await md.addInstance({
+    id: String(Date.now()) + String(instances.length),
+    name,
+    zone: 'us-central1-c',
+    ip,
+    projectId: 'tls-project',
+    projectNumber: '7',
+    attributes: {
+      'consul-servers': serverIps.join(' '),
+      'consul-gossip-key': gossipKey,
+      'consul-ca-cert': tls.ca!,
+      'ilb-drain-seconds': '1',
+      ...attributes,
+    },
+  });
+  const instance = await launchInstance({ role, ip, metadataHost });
+  instances.push(instance);
+  return instance;
+}
+
+const consul = (ip: string, urlPath: string, token: string = management, init: RequestInit = {}) =>
+  fetch(`http://${ip}:8500${urlPath}`, { ...init, headers: { 'X-Consul-Token': token } });
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'ilb-tls-'));
+  await run(toolPath('consul'), ['tls', 'ca', 'create'], { cwd: tmp });
+  await run(toolPath('consul'), ['tls', 'cert', 'create', '-server', '-dc', 'dc1'], { cwd: tmp });
+  tls = {
+    ca: await readFile(path.join(tmp, 'consul-agent-ca.pem'), 'utf8'),
+    cert: await readFile(path.join(tmp, 'dc1-server-consul-0.pem'), 'utf8'),
+    key: await readFile(path.join(tmp, 'dc1-server-consul-0-key.pem'), 'utf8'),
+  };
+  md = createMetadataServer({ port: 0 });
+});
+
+afterAll(async () => {
+  await Promise.all(instances.map((i) => i.kill().catch(() => undefined)));
+  await md?.stop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('Consul servers from the packer/consul image files', () => {
+  let backendToken: string;
+
+  it('form a TLS, gossip-encrypted, ACL default-deny cluster from metadata alone', async () => {
+    await Promise.all(
+      serverIps.map((ip, i) =>
+        boot('consul', `consul-s${i + 1}`, ip, {
+          'consul-agent-token': management,
+          'consul-initial-management-token': management,
+          'consul-server-cert': tls.cert!,
+          'consul-server-key': tls.key!,
+          'consul-bootstrap-expect': '3',
+        }),
+      ),
+    );
+    await waitFor('three raft peers', async () => {
+      const res = await consul(serverIps[0]!, '/v1/operator/raft/configuration');
+      return res.ok && ((await res.json()) as { Servers: unknown[] }).Servers.length === 3;
+    });
+    // An unknown token is refused.
+    expect((await consul(serverIps[0]!, '/v1/catalog/nodes', randomUUID())).status).toBe(403);
+  });
+
+  it('give each role a least-privilege token through acl-setup.sh', async () => {
+    const { stdout } = await run('bash', ['packer/consul/files/acl-setup.sh'], {
+      env: {
+        ...process.env,
+        PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
+        CONSUL_HTTP_ADDR: `${serverIps[0]}:8500`,
+        CONSUL_HTTP_TOKEN: management,
+      },
+    });
+    const tokens = z
+      .object({ backend: z.guid(), haproxy: z.guid(), frontend: z.guid(), consul: z.guid() })
+      .parse(JSON.parse(stdout));
+    backendToken = tokens.backend;
+    // Run twice: the same tokens come back.
+    const again = await run('bash', ['packer/consul/files/acl-setup.sh'], {
+      env: {
+        ...process.env,
+        PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
+        CONSUL_HTTP_ADDR: `${serverIps[0]}:8500`,
+        CONSUL_HTTP_TOKEN: management,
+      },
+    });
+    expect(JSON.parse(again.stdout)).toEqual(tokens);
+  });
+
+  it('register a backend whose agent gets its TLS certificate by auto_encrypt', async () => {
+    const backend = await boot('backend', 'backend-t1', `${prefix}.20`, {
+      'consul-agent-token': backendToken,
+    });
+    await waitFor('backend-t1 passing', async () => {
+      const res = await consul(serverIps[0]!, '/v1/health/service/backend?passing=true');
+      const entries = res.ok ? ((await res.json()) as { Node: { Node: string } }[]) : [];
+      return entries.some((e) => e.Node.Node === 'backend-t1');
+    });
+    const self = (await (await consul(backend.ip, '/v1/agent/self')).json()) as {
+      DebugConfig: { AutoEncryptTLS: boolean; TLS: { InternalRPC: { VerifyServerHostname: boolean } } };
+    };
+    expect(self.DebugConfig.AutoEncryptTLS).toBe(true);
+    expect(self.DebugConfig.TLS.InternalRPC.VerifyServerHostname).toBe(true);
+    // Requests without a token get the backend role's rights: no KV, no other service.
+    expect((await consul(backend.ip, '/v1/kv/anything', '')).status).toBe(403);
+    const register = await consul(backend.ip, '/v1/agent/service/register', '', {
+      method: 'PUT',
+      body: JSON.stringify({ Name: 'frontend', Port: 80 }),
+    });
+    expect(register.status).toBe(403);
+  });
+
+  it('keep quorum when a server leaves through its shutdown script', async () => {
+    await instances.find((i) => i.ip === serverIps[2])!.shutdown();
+    await waitFor('two raft peers', async () => {
+      const res = await consul(serverIps[0]!, '/v1/operator/raft/configuration');
+      return res.ok && ((await res.json()) as { Servers: unknown[] }).Servers.length === 2;
+    });
+    const leader = await consul(serverIps[0]!, '/v1/status/leader');
+    expect(((await leader.json()) as string).length).toBeGreaterThan(0);
+  });
+});
