@@ -9,10 +9,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../shared/config';
-import { createInstancesApi } from '../shared/compute/instances';
 import { createConsulClient, type ConsulApi } from '../shared/consul/client';
-import { createInstanceEventsHandler } from '../shared/instance-events/execute';
-import { createLedger } from '../shared/ledger/ledger';
+import { instanceEventsFromConfig } from '../shared/instance-events/wire';
 import { createLogger } from '../shared/logging';
 import {
   repoRoot,
@@ -133,23 +131,13 @@ async function main(): Promise<void> {
         return result;
       },
     };
-    const handle = createInstanceEventsHandler({
+    const handle = instanceEventsFromConfig(config, {
       consul,
-      instances: createInstancesApi(config.compute),
-      ledger: createLedger({
-        kv: consul,
-        prefix: `${config.kvPrefix}ledger/instance-events/`,
-        inProgressTtlMs: config.ledger.inProgressTtlMs,
-        retentionMs: config.ledger.retentionMs,
-      }),
       // The log lines are built and serialized as in production, then dropped.
       logger: createLogger({
         name: 'instanceEvents',
         destination: new Writable({ write: (_c, _e, done) => done() }),
       }),
-      recordPrefix: `${config.kvPrefix}instance-events/instances/`,
-      agentPort: config.consul.agentPort,
-      dryRun: false,
     });
 
     const gone: number[] = [];

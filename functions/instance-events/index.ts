@@ -1,11 +1,9 @@
 import * as functions from '@google-cloud/functions-framework';
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { createInstancesApi } from '../../shared/compute/instances';
 import { loadConfig } from '../../shared/config';
-import { createConsulClient } from '../../shared/consul/client';
-import { createInstanceEventsHandler, type MessageOutcome } from '../../shared/instance-events/execute';
+import type { MessageOutcome } from '../../shared/instance-events/execute';
 import { messagePublishedType } from '../../shared/instance-events/schema';
-import { createLedger } from '../../shared/ledger/ledger';
+import { instanceEventsFromConfig } from '../../shared/instance-events/wire';
 import { createLogger } from '../../shared/logging';
 
 const logger = createLogger({ name: 'instanceEvents' });
@@ -15,22 +13,7 @@ let handle: ((data: unknown) => Promise<MessageOutcome>) | undefined;
 function handler() {
   if (!handle) {
     const config = loadConfig();
-    const consul = createConsulClient(config.consul);
-    handle = createInstanceEventsHandler({
-      consul,
-      instances: createInstancesApi(config.compute),
-      ledger: createLedger({
-        kv: consul,
-        prefix: `${config.kvPrefix}ledger/instance-events/`,
-        inProgressTtlMs: config.ledger.inProgressTtlMs,
-        retentionMs: config.ledger.retentionMs,
-      }),
-      logger,
-      recordPrefix: `${config.kvPrefix}instance-events/instances/`,
-      agentPort: config.consul.agentPort,
-      dryRun: config.dryRun,
-      project: config.project,
-    });
+    handle = instanceEventsFromConfig(config, { logger });
     logger.info({ consul: config.consul.baseUrl, dryRun: config.dryRun }, 'instanceEvents ready');
   }
   return handle;

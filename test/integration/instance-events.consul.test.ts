@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { createInstancesApi } from '../../shared/compute/instances';
 import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulApi } from '../../shared/consul/client';
-import { createInstanceEventsHandler, type MessageOutcome } from '../../shared/instance-events/execute';
+import type { MessageOutcome } from '../../shared/instance-events/execute';
 import { drainCheckId } from '../../shared/instance-events/plan';
+import { instanceEventsFromConfig, instanceEventsKeys } from '../../shared/instance-events/wire';
 import { createLedger } from '../../shared/ledger/ledger';
 import { createLogger } from '../../shared/logging';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
@@ -89,19 +89,9 @@ describe('instanceEvents against a real Consul with ACLs', () => {
         done();
       },
     });
-    return createInstanceEventsHandler({
+    return instanceEventsFromConfig(config, {
       consul: client,
-      instances: createInstancesApi(config.compute),
-      ledger: createLedger({
-        kv: client,
-        prefix: `${config.kvPrefix}ledger/instance-events/`,
-        inProgressTtlMs: config.ledger.inProgressTtlMs,
-        retentionMs: config.ledger.retentionMs,
-      }),
       logger: createLogger({ name: 'instanceEvents', destination }),
-      recordPrefix: `${config.kvPrefix}instance-events/instances/`,
-      agentPort: config.consul.agentPort,
-      dryRun: config.dryRun,
     });
   };
 
@@ -333,7 +323,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const config = loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: token });
     const ledger = createLedger({
       kv: createConsulClient(config.consul),
-      prefix: `${config.kvPrefix}ledger/instance-events/`,
+      prefix: instanceEventsKeys(config.kvPrefix).ledger,
       inProgressTtlMs: config.ledger.inProgressTtlMs,
       retentionMs: config.ledger.retentionMs,
     });
