@@ -37,6 +37,7 @@ describe('instanceEvents through the Functions Framework', () => {
   let consul: ConsulAgent;
   let server: Server;
   let url: string;
+  const savedEnv = { ...process.env };
 
   beforeAll(async () => {
     cluster = await startConsulCluster({ servers: 1 });
@@ -50,6 +51,7 @@ describe('instanceEvents through the Functions Framework', () => {
   });
 
   afterAll(async () => {
+    process.env = savedEnv;
     if (server) await new Promise((resolve) => server.close(resolve));
     await cluster?.stop();
   });
