@@ -30,6 +30,7 @@ beforeAll(async () => {
     stabilizationSec: 30,
     progress: out,
   });
+  sb.status.setScenarioRunner(async (name, write) => void (await runScenario(sb, name, write)));
   out(`sandbox up in ${sb.startupMs} ms`);
 }, 300_000);
 
@@ -115,8 +116,19 @@ test("recreate-same-name: the new instance stays registered through the old one'
   expect(o.stillRegistered).toBe(true);
 });
 
-test('kill-backend: Consul sees the failure, traffic is routed around it, and it comes back', async () => {
-  const o = await runScenario(sb, 'kill-backend', out);
+/** Runs a scenario the way `npm run scenario` does: POST to the status page, report streamed back. */
+async function viaStatusPage(name: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${sb.statusUrl}api/scenarios/${name}`, { method: 'POST' });
+  expect(res.status).toBe(200);
+  const text = await res.text();
+  report.push(text);
+  const done = new RegExp(`^== ${name} done in \\d+ s: (.*)$`, 'm').exec(text);
+  expect(done).not.toBeNull();
+  return JSON.parse(done![1]!) as Record<string, unknown>;
+}
+
+test('kill-backend (through the status page, as the CLI runs it): Consul sees the failure, traffic is routed around it, and it comes back', async () => {
+  const o = await viaStatusPage('kill-backend');
   expect(o.sawCritical).toBe(true);
   expect(o.recovered).toBe(true);
   expect(Number(o.failed)).toBeLessThanOrEqual(Number(o.ok) * 0.05);

@@ -917,7 +917,11 @@ export class ComputeEmulator {
     const write = this.options.audit;
     if (!write || this.closed) return;
     this.auditChain = this.auditChain.then(() =>
-      write(entry).catch((err: unknown) => this.opts.logger.error({ err }, 'audit log entry not delivered')),
+      this.closed
+        ? undefined
+        : write(entry).catch((err: unknown) =>
+            this.opts.logger.error({ err }, 'audit log entry not delivered'),
+          ),
     );
   }
 

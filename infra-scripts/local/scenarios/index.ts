@@ -130,6 +130,10 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
     const shrunk = await watch(out, 'the backend group to scale in', 240_000, async () =>
       group(sb, 'backend').targetSize === min && members(sb, 'backend').length === min ? true : undefined,
     );
+    // Consul's view settles a check interval later than the group's.
+    await watch(out, `${min} backends passing in Consul`, 60_000, async () =>
+      (await passing(sb, 'backend')).length === min ? true : undefined,
+    );
     const healthy = await passing(sb, 'backend');
     out(
       shrunk

@@ -64,6 +64,8 @@ export interface Sandbox {
   pubsub: PubsubEmulator;
   compute: RunningEmulator;
   statusUrl: string;
+  /** `status.setScenarioRunner(...)` makes `npm run scenario` reach the scenarios. */
+  status: StatusPage;
   frontendUrl: () => string | undefined;
   haproxyStatsUrls: () => string[];
   actions: ActionLog;
@@ -245,6 +247,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       pubsub,
       compute,
       statusUrl: status.url,
+      status,
       frontendUrl,
       haproxyStatsUrls,
       actions,
