@@ -14,7 +14,6 @@ import {
   functionToken,
   nodeChecks,
   registerNode,
-  restartAgent,
   startComputeEdge,
   type ComputeEdge,
 } from './instance-events.support';
@@ -356,7 +355,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
         if (!restarted && i === 7) {
           restarted = true;
           await consul.kill();
-          setTimeout(() => void restartAgent(consul), 1500);
+          setTimeout(() => void consul.restart(), 1500);
         }
         await handle(msg).catch(() => failed.push(msg));
       }

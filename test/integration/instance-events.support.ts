@@ -1,12 +1,12 @@
 /**
  * What the instanceEvents integration tests add to the harness: the function's least-privilege
- * token from the policy file, a restart of a killed server with its data, catalog helpers, and a
- * tiny stand-in for Google's Compute edge answering `instances.get`.
+ * token from the policy file, catalog helpers, and a tiny stand-in for Google's Compute edge
+ * answering `instances.get`.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { startProcess, toolPath, waitFor, type ConsulAgent } from '../harness';
+import { type ConsulAgent } from '../harness';
 
 export const policyFile = path.resolve(__dirname, '../../infra-scripts/acl/instance-events.hcl');
 
@@ -26,21 +26,6 @@ export async function functionToken(server: ConsulAgent): Promise<string> {
     'token',
   );
   return (JSON.parse(token) as { SecretID: string }).SecretID;
-}
-
-/** Starts a killed agent again from its data dir and config, as a rebooted machine would. */
-export async function restartAgent(agent: ConsulAgent): Promise<void> {
-  await startProcess({
-    name: `consul ${agent.name} (restarted)`,
-    command: toolPath('consul'),
-    args: ['agent', `-config-file=${path.join(agent.dataDir, 'harness.json')}`],
-    ready: async () =>
-      (await fetch(`${agent.httpAddr}/v1/status/leader`, { signal: AbortSignal.timeout(1000) })).ok,
-  });
-  await waitFor(`${agent.name} leader after restart`, async () => {
-    const res = await agent.request('GET', '/v1/status/leader');
-    return res.ok && ((await res.json()) as string) !== '';
-  });
 }
 
 /** Registers a catalog node (no agent behind it), as a departed instance leaves behind. */

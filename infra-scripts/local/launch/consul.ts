@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomLoopbackPrefix, waitFor } from './net';
-import { startProcess, type ManagedProcess } from './process';
+import { startProcess, type ManagedProcess, type ProcessSpec } from './process';
 import { toolPath } from './tools';
 
 /** Consul's default ports; every agent has an address of its own, so they never collide. */
@@ -58,11 +58,26 @@ export class ConsulAgent {
 
   constructor(
     readonly options: ConsulAgentOptions,
-    readonly process: ManagedProcess,
+    private current: ManagedProcess,
     readonly dataDir: string,
+    private readonly spec: ProcessSpec,
   ) {
     this.httpAddr = `http://${options.ip}:${CONSUL_HTTP_PORT}`;
     this.dns = { host: options.ip, port: CONSUL_DNS_PORT };
+  }
+
+  get process(): ManagedProcess {
+    return this.current;
+  }
+
+  /** Starts a killed agent again from its data dir, as a rebooted machine would, until it sees a leader. */
+  async restart(): Promise<void> {
+    if (this.current.running) throw new Error(`${this.name} is still running`);
+    this.current = await startProcess({ ...this.spec, name: `${this.spec.name} (restarted)` });
+    await waitFor(`${this.name} to see a leader after its restart`, async () => {
+      const res = await this.request('GET', '/v1/status/leader');
+      return res.ok && ((await res.json()) as string) !== '';
+    });
   }
 
   get name(): string {
@@ -142,7 +157,7 @@ export async function startConsulAgent(options: ConsulAgentOptions): Promise<Con
   const args = ['agent', ...(options.dev ? ['-dev'] : []), `-config-file=${configFile}`];
   for (const dir of options.configDirs ?? []) args.push(`-config-dir=${dir}`);
   const httpAddr = `http://${options.ip}:${CONSUL_HTTP_PORT}`;
-  const proc = await startProcess({
+  const spec: ProcessSpec = {
     name: `consul ${options.nodeName}`,
     command: toolPath('consul'),
     args,
@@ -152,8 +167,8 @@ export async function startConsulAgent(options: ConsulAgentOptions): Promise<Con
     // Up once the HTTP API answers; cluster readiness (leader, ACLs) is checked by the caller.
     ready: async () =>
       (await fetch(`${httpAddr}/v1/status/leader`, { signal: AbortSignal.timeout(1_000) })).ok,
-  });
-  return new ConsulAgent(options, proc, dataDir);
+  };
+  return new ConsulAgent(options, await startProcess(spec), dataDir, spec);
 }
 
 /** Waits until the cluster has a leader and ACLs accept the management token, then sets up DNS reads. */
