@@ -35,6 +35,8 @@ if [ "$role" = haproxy ]; then
   install -d -m 0755 "$root/etc/consul-template" "$root/etc/haproxy"
   install -m 0644 "$src/haproxy/files/consul-template.hcl" "$src/haproxy/files/haproxy.cfg.ctmpl" \
     "$root/etc/consul-template/"
+  # The package's sample config must not pass for the first render at boot.
+  rm -f "$root/etc/haproxy/haproxy.cfg"
 fi
 echo "$units" >"$root/etc/ilb/units"
 
