@@ -7,7 +7,7 @@
  *     routes: [{ topic: 'instance-events', subscription: 'eventarc-instance-events', url: 'http://127.0.0.1:8081/' }] });
  *   bridge.stats(); await bridge.stop();
  */
-import { type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
+import { Duration, type Message, PubSub, type Subscription } from '@google-cloud/pubsub';
 import { z } from 'zod';
 import type { Logger } from '../../shared/logging';
 
@@ -96,7 +96,11 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
       await topic.createSubscription(route.subscription, {
         ackDeadlineSeconds: Math.ceil(timeoutMs / 1000) + 10,
       });
-    const sub = pubsub.subscription(route.subscription, { flowControl: { maxMessages: 10 } });
+    // Closing nacks what is in hand and waits 2 s at most (the default waits for the ack flush, up to minutes).
+    const sub = pubsub.subscription(route.subscription, {
+      flowControl: { maxMessages: 10 },
+      closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 2 }) },
+    });
     const stat: RouteStats = { subscription: route.subscription, url: route.url, delivered: 0, failed: 0 };
     stats.push(stat);
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { Duration, PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { pubsubSink, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startPubsubEmulator, type PubsubEmulator } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
@@ -22,7 +22,10 @@ beforeAll(async () => {
   pstest = await startPubsubEmulator();
   pubsub = new PubSub({ projectId: project, apiEndpoint: pstest.host, emulatorMode: true });
   const [topic] = await pubsub.createTopic('instance-events');
-  [sub] = await topic.createSubscription('audit-test');
+  await topic.createSubscription('audit-test');
+  sub = topic.subscription('audit-test', {
+    closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 2 }) },
+  });
   sub.on('message', (m: Message) => {
     received.push(JSON.parse(m.data.toString('utf8')) as Record<string, unknown>);
     expect(m.attributes['logging.googleapis.com/timestamp']).toBeDefined();
