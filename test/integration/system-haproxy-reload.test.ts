@@ -1,7 +1,8 @@
 /**
  * haproxy-sync's two paths against real consul-template and HAProxy (packer/haproxy files through
  * the instance launcher): servers that fit the declared slots change live; growing past them (a
- * structural change) is a master-worker reload. Neither fails a request under load.
+ * structural change) is a master-worker reload. Neither fails a request under load. And the L7
+ * retry policy: idempotent requests are replayed on another server, others never.
  */
 import { createServer, type Server } from 'node:http';
 
@@ -19,12 +20,24 @@ let cluster: ConsulCluster;
 let md: MetadataServer;
 let haproxy: LocalInstance;
 const backends: Server[] = [];
+const attempts = new Map<string, number>();
 
 /** A stand-in backend: answers like the real app, registered in the catalog as healthy. */
 async function addBackend(n: number): Promise<void> {
   const ip = `${prefix}.${100 + n}`;
   const name = `ext-backend-${n}`;
-  const server = createServer((_req, res) => {
+  const server = createServer((req, res) => {
+    // `/die?id=X`: the first attempt of X dies mid-request, as a backend that crashes would.
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const id = url.searchParams.get('id');
+    if (url.pathname === '/die' && id) {
+      const seen = (attempts.get(id) ?? 0) + 1;
+      attempts.set(id, seen);
+      if (seen === 1) {
+        req.socket.destroy();
+        return;
+      }
+    }
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ instance: { name } }));
   });
@@ -89,7 +102,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-describe('haproxy-sync', () => {
+describe('HAProxy from packer/haproxy with haproxy-sync', () => {
   it('fills declared slots live: same master, same worker, no failed request', async () => {
     const before = await workers();
     const load = startLoad({ host: haproxy.ip, port: 8080, concurrency: 4, pauseMs: 5 });
@@ -126,5 +139,14 @@ describe('haproxy-sync', () => {
       return current.length === 1 ? current : undefined;
     });
     expect(after).not.toEqual(before);
+  });
+
+  it('retries a GET on another server when a backend dies mid-request, never a POST', async () => {
+    const get = await fetch(`http://${haproxy.ip}:8080/die?id=get-1`);
+    expect(get.status).toBe(200);
+    expect(attempts.get('get-1')).toBe(2);
+    const post = await fetch(`http://${haproxy.ip}:8080/die?id=post-1`, { method: 'POST', body: 'x' });
+    expect(post.status).toBe(502);
+    expect(attempts.get('post-1')).toBe(1);
   });
 });
