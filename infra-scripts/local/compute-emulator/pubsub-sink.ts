@@ -29,8 +29,14 @@ export function pubsubSink(options: PubsubSinkOptions): {
         attributes: { 'logging.googleapis.com/timestamp': timestamp },
       });
     },
+    /** Flushes what is queued, for 5 s at most: the emulator may be gone already at teardown. */
     async close() {
-      await topic.flush();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        topic.flush(),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000))),
+      ]);
+      clearTimeout(timer);
       await pubsub.close();
     },
   };
