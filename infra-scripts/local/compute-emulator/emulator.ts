@@ -919,9 +919,9 @@ export class ComputeEmulator {
     this.auditChain = this.auditChain.then(() =>
       this.closed
         ? undefined
-        : write(entry).catch((err: unknown) =>
-            this.opts.logger.error({ err }, 'audit log entry not delivered'),
-          ),
+        : write(entry).catch((err: unknown) => {
+            if (!this.closed) this.opts.logger.error({ err }, 'audit log entry not delivered');
+          }),
     );
   }
 
