@@ -30,14 +30,3 @@ export const randomIds: IdSource = {
       .slice(0, length);
   },
 };
-
-/** A predictable source for tests: ids count up from a seed. */
-export function sequentialIds(seed = 1000000000000000000n): IdSource {
-  let n = seed;
-  let s = 0;
-  return {
-    numericId: () => String(n++),
-    suffix: (length) => (s++).toString(36).padStart(length, '0').slice(-length),
-    hex: (length) => (s++).toString(16).padStart(length, '0').slice(-length),
-  };
-}

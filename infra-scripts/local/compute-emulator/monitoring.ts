@@ -33,7 +33,7 @@ const point = z.object({
   }),
   value,
 });
-export const timeSeriesSchema = z.object({
+const timeSeriesSchema = z.object({
   metric: z.object({
     type: z.string().regex(/^custom\.googleapis\.com\/[\w./-]+$/, 'custom metric types only'),
     labels: labels.optional(),
@@ -44,7 +44,7 @@ export const timeSeriesSchema = z.object({
   unit: z.string().optional(),
   points: z.array(point).length(1, 'each time series must contain exactly one point'),
 });
-export const createBodySchema = z.object({ timeSeries: z.array(timeSeriesSchema).min(1).max(200) });
+const createBodySchema = z.object({ timeSeries: z.array(timeSeriesSchema).min(1).max(200) });
 
 type Labels = Record<string, string>;
 type Point = z.infer<typeof point>;

@@ -147,7 +147,6 @@ export const igmKey = (scope: Scope, name: string): string => `${scope.kind}/${s
 export const links = {
   zone: (project: string, zone: string) => `${apiBase}/projects/${project}/zones/${zone}`,
   region: (project: string, region: string) => `${apiBase}/projects/${project}/regions/${region}`,
-  scope: (project: string, scope: Scope) => `${apiBase}/${scopePath(project, scope)}`,
   instance: (project: string, zone: string, name: string) =>
     `${apiBase}/projects/${project}/zones/${zone}/instances/${name}`,
   template: (project: string, name: string) =>
