@@ -238,6 +238,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       actions,
       bridge,
       logger,
+      links: () => ({
+        frontend: frontendUrl() ?? '',
+        ...Object.fromEntries(haproxyStatsUrls().map((u, i) => [`HAProxy stats ${i + 1}`, u])),
+        'Consul UI': `${consul.servers.find((s) => s.process.running)?.httpAddr ?? ''}/ui`,
+      }),
     });
     stops.push(() => status.stop());
 

@@ -7,8 +7,9 @@ export const page = `<!doctype html>
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #202124; background: #f8f9fa; }
   h1 { font-size: 1.3rem; margin: 0 0 .2rem; } h2 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
-  .muted { color: #5f6368; } .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }
-  .card { background: #fff; border: 1px solid #dadce0; border-radius: 8px; padding: .8rem 1rem; }
+  .muted { color: #5f6368; } .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(600px, 1fr)); gap: 1rem; }
+  .card { background: #fff; border: 1px solid #dadce0; border-radius: 8px; padding: .8rem 1rem; overflow-x: auto; }
+  td { white-space: nowrap; } a { color: #1a73e8; }
   table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .2rem .4rem; border-bottom: 1px solid #eee; font-size: 13px; }
   .ok { color: #188038; font-weight: 600; } .bad { color: #d93025; font-weight: 600; } .warn { color: #e37400; font-weight: 600; }
   code { font-size: 12px; }
@@ -17,6 +18,7 @@ export const page = `<!doctype html>
 <body>
 <h1>gce-ilb-orchestrator sandbox</h1>
 <div class="muted" id="updated">loading…</div>
+<div id="links"></div>
 <div id="scenario"></div>
 <h2>Tiers</h2><div class="grid" id="tiers"></div>
 <h2>Consul</h2><div class="card" id="consul"></div>
@@ -36,6 +38,7 @@ function health(consul, name, id) {
 }
 function render(s) {
   document.getElementById('updated').textContent = 'updated ' + new Date(s.at).toLocaleTimeString() + ' · project ' + s.compute.project;
+  document.getElementById('links').innerHTML = Object.entries(s.links).map(([k, v]) => esc(k) + ': <a href="' + esc(v) + '">' + esc(v) + '</a>').join(' · ');
   document.getElementById('scenario').innerHTML = s.scenario ? '<p class="warn">scenario running: ' + esc(s.scenario) + '</p>' : '';
   const autoscalers = s.compute.autoscalers;
   document.getElementById('tiers').innerHTML = s.compute.groups.map((g) => {

@@ -30,6 +30,8 @@ export interface StatusPageOptions {
   actions: ActionLog;
   bridge: PushBridge;
   logger: Logger;
+  /** Where to look (frontend, HAProxy stats, Consul UI), recomputed as instances come and go. */
+  links: () => Record<string, string>;
 }
 
 export interface StatusPage {
@@ -96,6 +98,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
   let running: string | undefined;
   const state = async () => ({
     at: new Date().toISOString(),
+    links: options.links(),
     compute: snapshot(options.compute.emulator),
     consul: await consulView(options.consul),
     actions: options.actions.slice(-50),
