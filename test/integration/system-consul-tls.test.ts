@@ -114,7 +114,7 @@ describe('Consul servers from the packer/consul image files', () => {
         CONSUL_HTTP_TOKEN: management,
       },
     });
-    expect(JSON.parse(again.stdout)).toEqual(tokens);
+    expect(JSON.parse(again.stdout)).toEqual(JSON.parse(stdout));
   });
 
   it('register a backend whose agent gets its TLS certificate by auto_encrypt', async () => {

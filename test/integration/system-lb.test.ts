@@ -34,7 +34,7 @@ let cluster: ConsulCluster;
 let md: MetadataServer;
 const instances: LocalInstance[] = [];
 let nextHost = 20;
-let roleTokens: Record<Role, string>;
+let roleTokens: Record<Role | `${Role}-default`, string>;
 const logs: string[] = [];
 
 async function boot(
@@ -57,6 +57,7 @@ async function boot(
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
       'consul-agent-token': roleTokens[role],
+      'consul-default-token': roleTokens[`${role}-default`],
       'ilb-drain-seconds': '4',
     },
   });
@@ -128,9 +129,17 @@ beforeAll(async () => {
       CONSUL_HTTP_TOKEN: cluster.token,
     },
   });
+  const names = ['consul', 'backend', 'frontend', 'haproxy'] as const;
   roleTokens = z
-    .object({ consul: z.guid(), backend: z.guid(), frontend: z.guid(), haproxy: z.guid() })
-    .parse(JSON.parse(stdout));
+    .object(
+      Object.fromEntries(
+        names.flatMap((r) => [
+          [r, z.guid()],
+          [`${r}-default`, z.guid()],
+        ]),
+      ),
+    )
+    .parse(JSON.parse(stdout)) as typeof roleTokens;
   md = createMetadataServer({ port: 9169 });
   [backendA, backendB] = await Promise.all([boot('backend', 'backend-a1'), boot('backend', 'backend-b2')]);
   haproxy = (await boot('haproxy', 'haproxy-h1')).instance;
@@ -173,6 +182,11 @@ describe('the load-balancing system, from the packer/ files', () => {
       body: JSON.stringify({ Name: 'haproxy-internal', Port: 8080 }),
     });
     expect(impostor.status).toBe(403);
+    // Without a token, a local caller only reads: it cannot put the node in maintenance.
+    const maint = await fetch(`http://${backendA.instance.ip}:8500/v1/agent/maintenance?enable=true`, {
+      method: 'PUT',
+    });
+    expect(maint.status).toBe(403);
   });
 
   it('serves the frontend page from both backends in turn, through HAProxy', async () => {

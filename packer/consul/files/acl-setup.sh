@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One-off, by an operator or the deploy, with a management token: one least-privilege policy and one
-# agent token per role, from acl/<role>.hcl. Idempotent (policies updated, tokens reused).
+# token per file acl/<name>.hcl: <role> for the agent itself (consul-agent-token), <role>-default
+# for requests without a token (consul-default-token). Idempotent (policies updated, tokens reused).
 #   CONSUL_HTTP_ADDR=... CONSUL_HTTP_TOKEN=<management> acl-setup.sh [--secret-manager PROJECT]
 # Without --secret-manager it prints {"<role>": "<token secret>", ...} on stdout for the caller to
 # store; with it, each token goes to the Secret Manager secret consul-agent-token-<role> and nothing
-# secret is printed. Instances then get `consul-agent-token-secret: consul-agent-token-<role>`.
+# secret is printed. Instances then get `consul-agent-token-secret: consul-agent-token-<role>`
+# (and `consul-default-token-secret: consul-agent-token-<role>-default`).
 set -euo pipefail
 
 dir=$(cd "$(dirname "$0")/acl" && pwd)

@@ -8,6 +8,7 @@
 #   consul-bootstrap-expect  servers only, default 3
 #   consul-gossip-key        gossip encryption key (required)
 #   consul-agent-token       this role's ACL token (required)
+#   consul-default-token     read-only token for requests without one (DNS, apps); default: the agent's
 #   consul-ca-cert           PEM CA; when present, RPC TLS with auto_encrypt is enabled
 #   consul-server-cert/-key  servers with TLS: their certificate and key (the key: Secret Manager)
 #   consul-initial-management-token  servers only, optional: ACL bootstrap token for a new cluster
@@ -56,6 +57,8 @@ datacenter=$(attr consul-datacenter)
 servers=$(attr consul-servers)
 gossip_key=$(secret consul-gossip-key)
 agent_token=$(secret consul-agent-token)
+# Requests without a token (DNS, consul-template, the apps) get this read-only token when given.
+default_token=$(secret consul-default-token)
 ca_cert=$(secret consul-ca-cert)
 initial_management=""
 if [ "$role" = consul ]; then initial_management=$(secret consul-initial-management-token); fi
@@ -105,6 +108,7 @@ umask 027
 jq -n \
   --arg dc "${datacenter:-dc1}" --arg name "$name" --arg ip "$ip" --arg client "$client_addr" \
   --arg data "$root/opt/consul/data" --argjson join "$join" --arg key "$gossip_key" --arg token "$agent_token" \
+  --arg default "${default_token:-$agent_token}" \
   --arg id "$id" --arg zone "$zone" --arg project "$project" --arg group "$group" --arg role "$role" \
   --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" --arg mgmt "$initial_management" '
   {
@@ -115,7 +119,7 @@ jq -n \
     node_meta: {"gce-instance-id": $id, "gce-zone": $zone, "gce-project": $project,
                 "gce-instance-group": $group, role: $role},
     acl: {enabled: true, default_policy: "deny", down_policy: "extend-cache",
-          enable_token_persistence: false, tokens: {agent: $token, default: $token}}
+          enable_token_persistence: false, tokens: {agent: $token, default: $default}}
   }
   + (if $role == "consul"
      then {server: true, bootstrap_expect: (($expect | select(. != "") | tonumber) // 3),
@@ -125,9 +129,10 @@ jq -n \
   | if $mgmt != "" then .acl.tokens.initial_management = $mgmt else . end' >"$conf_dir/10-agent.json"
 
 if [ -n "$service" ]; then
+  # The service carries the role token: anti-entropy would otherwise use the read-only default token.
   jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" --arg zone "$zone" --arg role "$role" \
-    --arg id "$id" '
-    {service: {name: $svc, port: $port, address: $ip, tags: [$zone, $role],
+    --arg id "$id" --arg token "$agent_token" '
+    {service: {name: $svc, port: $port, address: $ip, tags: [$zone, $role], token: $token,
                meta: {"gce-instance-id": $id, "gce-zone": $zone},
                check: {name: "\($svc) /healthz", http: "http://\($ip):\($port)/healthz",
                        interval: "2s", timeout: "1s", success_before_passing: 1,
