@@ -34,7 +34,7 @@ export const launchOptionsSchema = z.object({
   ip: z.ipv4(),
   /** GCE_METADATA_HOST for this instance (see ../metadata-server.ts). */
   metadataHost: z.string().min(1),
-  /** How long the shutdown script may run before the instance is killed, as GCE's shutdown window. */
+  /** How long an ExecStop (the shutdown script) may run before it is cut, as GCE's shutdown window. */
   shutdownTimeoutMs: z.number().int().positive().default(60_000),
 });
 
