@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 
+import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { randomLoopbackPrefix, toolPath, waitFor } from '../harness';
@@ -52,6 +53,7 @@ const consul = (ip: string, urlPath: string, token: string = management, init: R
   fetch(`http://${ip}:8500${urlPath}`, { ...init, headers: { 'X-Consul-Token': token } });
 
 beforeAll(async () => {
+  await ensureAppsBuilt();
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ilb-tls-'));
   await run(toolPath('consul'), ['tls', 'ca', 'create'], { cwd: tmp });
   await run(toolPath('consul'), ['tls', 'cert', 'create', '-server', '-dc', 'dc1'], { cwd: tmp });

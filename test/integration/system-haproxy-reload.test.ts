@@ -7,6 +7,7 @@
 import { createServer, type Server } from 'node:http';
 
 import { startLoad } from '../../bench/lib/load';
+import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
@@ -72,6 +73,7 @@ async function workers(): Promise<string[]> {
 }
 
 beforeAll(async () => {
+  await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 3, prefix });
   md = createMetadataServer({ port: 0 });
   for (let n = 1; n <= 2; n++) await addBackend(n);

@@ -5,14 +5,14 @@
  */
 import { randomInt } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 
 import { startLoad } from '../../bench/lib/load';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
+import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
 import {
@@ -98,24 +98,6 @@ let backendB: Awaited<ReturnType<typeof boot>>;
 let backendC: Awaited<ReturnType<typeof boot>>;
 let haproxy: LocalInstance;
 let frontend: LocalInstance;
-
-/** The instances run the apps from dist/: build when a source under services/ is newer (npm test does not build). */
-async function ensureAppsBuilt(): Promise<void> {
-  const built = await stat('dist/services/backend/main.js').catch(() => undefined);
-  const sources = (await readdir('services', { recursive: true })).filter((f) => f.endsWith('.ts'));
-  const newest = Math.max(
-    ...(await Promise.all(sources.map(async (f) => (await stat(`services/${f}`)).mtimeMs))),
-  );
-  if (!built || built.mtimeMs < newest) {
-    await run(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json']).catch(
-      (err: { stdout?: string }) => {
-        // Errors elsewhere in the tree still emit; only a missing app is fatal.
-        if (!existsSync('dist/services/backend/main.js'))
-          throw new Error(`build failed: ${err.stdout ?? ''}`);
-      },
-    );
-  }
-}
 
 beforeAll(async () => {
   await ensureAppsBuilt();
