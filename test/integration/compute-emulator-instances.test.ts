@@ -127,6 +127,32 @@ test('deleteInstances runs the shutdown script: the node leaves Consul by itself
   expect(driver.names()).toEqual([keeper!.name]);
 });
 
+test('hang freezes an instance: GCE still says RUNNING while Consul sees it fail; unhang brings it back', async () => {
+  const [target] = await managed();
+  const control = (action: string) =>
+    fetch(`${emu.url}/emulator/v1/projects/${project}/zones/${zone}/instances/${target!.name}/${action}`, {
+      method: 'POST',
+    });
+  expect((await control('hang')).status).toBe(200);
+  await waitFor(
+    'the frozen backend failing its check',
+    async () => !(await passingBackends()).includes(target!.name!),
+    {
+      timeoutMs: 30_000,
+    },
+  );
+  const [inst] = await c.instances.get({ project, zone, instance: target!.name! });
+  expect(inst.status).toBe('RUNNING');
+  expect((await control('unhang')).status).toBe(200);
+  await waitFor(
+    'the thawed backend passing again',
+    async () => (await passingBackends()).includes(target!.name!),
+    {
+      timeoutMs: 30_000,
+    },
+  );
+});
+
 test('preemption leaves a stale node behind; the MIG recreates the name and the new id registers', async () => {
   const [victim] = await managed();
   const res = await fetch(
