@@ -95,7 +95,8 @@ describe('Consul agent configs written at boot', () => {
         projectId: 'ci-project',
         projectNumber: '99',
         attributes: {
-          'consul-servers': `${prefix}.1 ${prefix}.2`,
+          // Both spellings: the tutorial's underscore on the TLS cases.
+          [tls ? 'consul_servers' : 'consul-servers']: `${prefix}.1 ${prefix}.2`,
           'consul-gossip-key': 'H2KsGsrh3rvRzgeLHqSXIGjZKB8cDlStvMdpGvNlb0c=',
           'consul-agent-token': '00000000-0000-4000-8000-00000000000a',
           ...(tls ? { 'consul-ca-cert': caPem } : {}),

@@ -3,7 +3,8 @@
 #   consul-bootstrap.sh ROLE [SERVICE PORT]
 # Writes $ILB_ROOT/etc/consul.d/{10-agent,20-service}.json and $ILB_ROOT/etc/ilb/instance.env.
 # Metadata attributes read (secrets either inline or as a Secret Manager secret name, `*-secret`):
-#   consul-servers           space-separated join addresses; default: GCE tag auto-join (tag consul-server)
+#   consul-servers           space-separated join addresses (or consul_servers); default: GCE tag
+#                            auto-join (tag consul-server)
 #   consul-datacenter        default dc1
 #   consul-bootstrap-expect  servers only, default 3
 #   consul-gossip-key        gossip encryption key (required)
@@ -55,6 +56,8 @@ case $created_by in */instanceGroupManagers/*) group=${created_by##*/} ;; esac
 
 datacenter=$(attr consul-datacenter)
 servers=$(attr consul-servers)
+# The original tutorial's spelling is accepted too.
+if [ -z "$servers" ]; then servers=$(attr consul_servers); fi
 gossip_key=$(secret consul-gossip-key)
 agent_token=$(secret consul-agent-token)
 # Requests without a token (DNS, consul-template, the apps) get this read-only token when given.
