@@ -169,9 +169,10 @@ test('scale-in: without load the group returns to its minimum, its leavers drain
   expect(catalog.sort()).toEqual(names.sort());
 });
 
-test('lose-consul-server: a new leader is elected and the frontend keeps serving', async () => {
+test('lose-consul-server: a new leader is elected, the frontend keeps serving, the restarted server rejoins', async () => {
   const o = await runScenario(sb, 'lose-consul-server', out);
   expect(o.newLeader).toEqual(expect.stringMatching(/^consul-server-\d$/));
   expect(o.newLeader).not.toBe(o.stopped);
   expect(o.serving).toBe(true);
+  expect(o.rejoined).toBe(true);
 });
