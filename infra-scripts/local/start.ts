@@ -1,49 +1,69 @@
-// `npm start`: the local sandbox. For now: a 3-server Consul cluster (ACLs, gossip encryption) and the
-// Pub/Sub emulator with the orchestrator's topics; prints how to reach them and stops all on Ctrl-C.
-import { PubSub } from '@google-cloud/pubsub';
+// `npm start`: the whole system on this machine, offline (see scenarios/sandbox.ts): 3 Consul servers,
+// the Pub/Sub and Compute + Monitoring emulators, backend/haproxy/frontend MIGs of real instances with
+// autoscalers, the orchestrator's functions behind the push bridge, and a status page. Prints where to
+// look; Ctrl-C stops everything and leaves no process behind.
 import { createLogger } from '../../shared/logging';
-import { startConsulCluster, startPubsubEmulator, stopAllProcesses } from './launch';
+import { stopAllProcesses } from './launch';
+import { runScenario, scenarioNames } from './scenarios';
+import { startSandbox, topics } from './scenarios/sandbox';
 
-// Google's clients must not look for a real metadata server here.
-process.env.METADATA_SERVER_DETECTION = 'none';
-const log = createLogger({ name: 'sandbox' });
-const topics = ['instance-events', 'scaling-alerts', 'health-sweep'];
+const log = createLogger({ name: 'sandbox', level: process.env.LOG_LEVEL ?? 'warn' });
+const say = (line: string) => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<void> {
-  const prefix = process.env.SANDBOX_PREFIX ?? '127.0.10';
-  log.info({ prefix }, 'starting 3 Consul servers');
-  const consul = await startConsulCluster({ servers: 3, prefix });
-  log.info('starting the Pub/Sub emulator');
-  const emulator = await startPubsubEmulator({ host: `${prefix}.1`, port: 8085 });
-  const pubsub = new PubSub({ projectId: 'sandbox-project', apiEndpoint: emulator.host, emulatorMode: true });
-  for (const name of topics) await pubsub.createTopic(name);
-  await pubsub.close();
+  // Google's libraries must not go looking for a real metadata server from here.
+  process.env.METADATA_SERVER_DETECTION ??= 'none';
+  const statusPort = Number(process.env.SANDBOX_STATUS_PORT ?? 8088);
+  const sb = await startSandbox({
+    logger: log,
+    prefix: process.env.SANDBOX_PREFIX ?? '127.0.10',
+    statusPort,
+    progress: say,
+  });
+  sb.status.setScenarioRunner(async (name, write) => void (await runScenario(sb, name, write)));
 
-  process.stdout.write(
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      say('second interrupt: killing everything now');
+      await stopAllProcesses();
+      process.exit(1);
+    }
+    stopping = true;
+    say(`\n${signal}: stopping the sandbox`);
+    const t0 = Date.now();
+    await sb.stop();
+    await stopAllProcesses();
+    say(`stopped in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  const consul = sb.consul.servers[0]!;
+  say(
     [
       '',
-      'Sandbox is up:',
-      `  Consul API      ${consul.servers[0]!.httpAddr}   (export CONSUL_HTTP_ADDR=${consul.servers[0]!.httpAddr})`,
-      `  Consul DNS      dig @${consul.servers[0]!.ip} -p 8600 consul.service.consul`,
-      `  Consul token    export CONSUL_HTTP_TOKEN=${consul.token}   (management token of this throwaway sandbox)`,
-      `  Pub/Sub         export PUBSUB_EMULATOR_HOST=${emulator.host}   topics: ${topics.join(', ')}`,
+      `Sandbox is up in ${(sb.startupMs / 1000).toFixed(1)} s:`,
+      `  Status page     ${sb.statusUrl}   (tiers, instances, health, autoscalers, events, actions)`,
+      `  Frontend        ${sb.frontendUrl() ?? '(none running)'}   (answers through HAProxy)`,
+      ...sb.haproxyStatsUrls().map((u) => `  HAProxy stats   ${u}`),
+      `  Consul UI/API   ${consul.httpAddr}/ui   (export CONSUL_HTTP_ADDR=${consul.httpAddr})`,
+      `  Consul token    export CONSUL_HTTP_TOKEN=${sb.consul.token}   (management token of this throwaway sandbox)`,
+      `  Consul DNS      dig @${consul.ip} -p 8600 backend.service.consul`,
+      `  Pub/Sub         export PUBSUB_EMULATOR_HOST=${sb.pubsub.host}   topics: ${topics.join(', ')}`,
+      `  Compute API     ${sb.compute.url}/compute/v1/projects/${sb.project}/...   (COMPUTE_API_ENDPOINT=${sb.compute.url})`,
+      `  Functions       ${sb.functions.join(', ') || 'none built yet'}`,
       '',
+      `Scenarios, from another terminal: npm run scenario -- <${scenarioNames.join('|')}>`,
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );
-
-  const shutdown = async () => {
-    log.info('stopping the sandbox');
-    await stopAllProcesses();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void shutdown());
-  process.once('SIGTERM', () => void shutdown());
 }
 
 main().catch(async (error: unknown) => {
-  log.error({ err: error }, 'sandbox failed to start');
+  log.fatal({ err: error }, 'sandbox failed to start');
   await stopAllProcesses();
   process.exit(1);
 });
