@@ -79,9 +79,10 @@ build_tool() {
   shopt -u nullglob
   stamp=$(cat "${sources[@]}" | sha256sum | cut -c1-16)-$go_version
   if [ -x "$bin/$name" ] && [ "$(cat "$stamps/$name" 2>/dev/null)" = "$stamp" ]; then return 0; fi
-  local version=""
-  if [ "$pkg" != . ]; then version=$(cd "$dir" && go list -m -f '{{.Version}}' "$pkg"); fi
-  say "building $name $version with $go_version (the first build of Consul takes several minutes)"
+  local version="" hint=""
+  if [ "$pkg" != . ]; then version=" $(cd "$dir" && go list -m -f '{{.Version}}' "$pkg")"; fi
+  if [ "$name" = consul ]; then hint=" (a first build takes several minutes)"; fi
+  say "building $name$version with $go_version$hint"
   local t0=$SECONDS
   with_progress "build $name" bash -c "cd '$dir' && go build -trimpath -o '$bin/$name.tmp.$$' '$pkg'"
   mv "$bin/$name.tmp.$$" "$bin/$name"
