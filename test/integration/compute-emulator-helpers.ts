@@ -67,6 +67,7 @@ export async function startTestEmulator(
     operationDelayMs: 150,
     reconcileIntervalMs: 300,
     autoscaleIntervalMs: 500,
+    restartDelayMs: 300,
     ...overrides,
   });
   emu.emulator.addTemplate('backend-tmpl', {

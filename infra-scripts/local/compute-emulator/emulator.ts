@@ -51,6 +51,8 @@ export interface EmulatorOptions {
   stabilizationSec?: number;
   /** Who the audit log says called the API. */
   principalEmail?: string;
+  /** How long a crashed instance stays down before its automatic restart (a host error costs a reboot). */
+  restartDelayMs?: number;
 }
 
 export interface Caller {
@@ -99,6 +101,9 @@ export class ComputeEmulator {
   private auditChain: Promise<void> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private stopped = false;
+  private requestStop: () => void = () => undefined;
+  /** Resolves when stop() begins, so waits (a crashed instance's reboot) end early. */
+  private readonly stopRequested = new Promise<void>((resolve) => (this.requestStop = resolve));
   private closed = false;
   private readonly migActor: Actor;
 
@@ -121,6 +126,7 @@ export class ComputeEmulator {
       autoscaleIntervalMs: options.autoscaleIntervalMs ?? 5000,
       stabilizationSec: options.stabilizationSec ?? 600,
       principalEmail: options.principalEmail ?? `operator@${options.project}.iam.gserviceaccount.com`,
+      restartDelayMs: options.restartDelayMs ?? 10_000,
     };
     for (let n = 2; n <= 254; n++) this.freeAddresses.push(`${this.opts.addressPrefix}${n}`);
     this.migActor = {
@@ -146,6 +152,7 @@ export class ComputeEmulator {
    */
   async stop(graceful = false): Promise<void> {
     this.stopped = true;
+    this.requestStop();
     for (const t of this.timers) clearInterval(t);
     const all = () => [...this.instances.values()];
     if (graceful) {
@@ -710,6 +717,7 @@ export class ComputeEmulator {
         inst.hung = false;
         this.emitSystemEvent(inst, method, message);
         this.record(method.split('.').pop()!, `${inst.name} (${inst.id})`);
+        if (restart) await bounded(this.stopRequested, this.opts.restartDelayMs);
         if (restart && !this.stopped) {
           inst.status = 'STAGING';
           await this.opts.driver.create(this.specOf(inst));

@@ -136,6 +136,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       reconcileIntervalMs: 2000,
       autoscaleIntervalMs: 5000,
       stabilizationSec: options.stabilizationSec ?? 60,
+      restartDelayMs: 8000,
     });
     stops.push(() => compute.stop());
     seed(compute);
