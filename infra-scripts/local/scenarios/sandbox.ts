@@ -5,9 +5,13 @@
  * orchestrator's functions in the Functions Framework behind the push bridge, and a scheduler.
  * Used by `npm start` (start.ts), the scenarios and the e2e tests.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { PubSub } from '@google-cloud/pubsub';
+import { z } from 'zod';
 import type { Logger } from '../../../shared/logging';
 import { startComputeEmulator, pubsubSink, type RunningEmulator } from '../compute-emulator';
 import type { Caller } from '../compute-emulator/emulator';
@@ -23,6 +27,7 @@ import {
   startProcess,
   startPubsubEmulator,
   tcpOpen,
+  toolPath,
   waitFor,
 } from '../launch';
 import { haproxyCommand, parseRuntime } from '../../../services/haproxy-sync/runtime';
@@ -33,6 +38,8 @@ import { type ActionLog, startStatusPage, type StatusPage } from '../status-page
 export const sandboxProject = 'sandbox-project';
 export const sandboxZones = ['us-central1-a', 'us-central1-b'];
 export const sandboxRegion = 'us-central1';
+export const sandboxRoles = ['backend', 'haproxy', 'frontend'] as const;
+export type SandboxRole = (typeof sandboxRoles)[number];
 export const topics = ['instance-events', 'scaling-alerts', 'health-sweep'] as const;
 export const metrics = {
   backendRate: 'custom.googleapis.com/ilb/backend/request_rate',
@@ -95,6 +102,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     say('[1/7] starting 3 Consul servers');
     const consul = await startConsulCluster({ servers: 3, prefix });
     stops.push(() => consul.stop());
+    // Least privilege, as in production: the management token only sets up ACLs (and is printed
+    // for the operator); instances get their role's tokens, the functions their own.
+    const roleTokens = await setupRoleTokens(consul);
+    const instanceEventsToken = await instanceEventsFunctionToken(consul);
 
     say('[2/7] starting the Pub/Sub emulator');
     const pubsub = await startPubsubEmulator({ host: `${prefix}.1`, port: 8085 });
@@ -119,7 +130,6 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       projectAttributes: {
         'consul-servers': consul.joinAddrs.join(' '),
         'consul-gossip-key': consul.gossipKey,
-        'consul-agent-token': consul.tokens.agent,
         'ilb-drain-seconds': '3',
       },
     });
@@ -139,7 +149,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       restartDelayMs: 8000,
     });
     stops.push(() => compute.stop());
-    seed(compute);
+    seed(compute, roleTokens);
 
     say('[4/7] booting instances: backend and haproxy in 2 zones, a frontend (this takes a while)');
     const emu = compute.emulator;
@@ -175,10 +185,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
           `--port=${port}`,
         ],
         env: {
-          ...process.env,
+          ...envWithoutConsulToken(),
           GOOGLE_CLOUD_PROJECT: sandboxProject,
           CONSUL_HTTP_ADDR: consul.servers[0]!.httpAddr,
-          CONSUL_HTTP_TOKEN: consul.token,
+          ...functionConsulToken(f.target, instanceEventsToken),
           COMPUTE_API_ENDPOINT: compute.url,
           METADATA_SERVER_DETECTION: 'none',
         },
@@ -268,16 +278,74 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   }
 }
 
+type RoleTokens = Record<SandboxRole | `${SandboxRole}-default`, string>;
+
+/**
+ * Runs the operator's packer/consul/files/acl-setup.sh against the sandbox's cluster with the
+ * management token: per role an agent token `<role>` and a read-only `<role>-default` token.
+ */
+async function setupRoleTokens(consul: ConsulCluster): Promise<RoleTokens> {
+  const { stdout } = await promisify(execFile)(
+    'bash',
+    [path.join(repoRoot(), 'packer/consul/files/acl-setup.sh')],
+    {
+      env: {
+        ...envWithoutConsulToken(),
+        PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
+        CONSUL_HTTP_ADDR: consul.servers[0]!.httpAddr,
+        CONSUL_HTTP_TOKEN: consul.token,
+      },
+    },
+  );
+  const schema = z.object(
+    Object.fromEntries(sandboxRoles.flatMap((r) => [r, `${r}-default`].map((k) => [k, z.guid()]))),
+  );
+  return schema.parse(JSON.parse(stdout)) as RoleTokens;
+}
+
+/** A token holding only infra-scripts/acl/instance-events.hcl, as the deployed instanceEvents gets. */
+async function instanceEventsFunctionToken(consul: ConsulCluster): Promise<string> {
+  const server = consul.servers[0]!;
+  const rules = await readFile(path.join(repoRoot(), 'infra-scripts/acl/instance-events.hcl'), 'utf8');
+  const policy = await server.request('PUT', '/v1/acl/policy', { Name: 'instance-events', Rules: rules });
+  if (!policy.ok)
+    throw new Error(`creating the instance-events policy: ${policy.status} ${await policy.text()}`);
+  const token = await server.request('PUT', '/v1/acl/token', {
+    Description: 'fn instanceEvents',
+    Policies: [{ Name: 'instance-events' }],
+  });
+  if (!token.ok) throw new Error(`creating the instanceEvents token: ${token.status} ${await token.text()}`);
+  return z.object({ SecretID: z.guid() }).parse(await token.json()).SecretID;
+}
+
+/** This process's environment minus a Consul token the operator may have exported (the management one). */
+function envWithoutConsulToken(): NodeJS.ProcessEnv {
+  const { CONSUL_HTTP_TOKEN: _token, CONSUL_HTTP_TOKEN_FILE: _file, ...env } = process.env;
+  return env;
+}
+
+/** Each function's Consul token: its own least-privilege one; none (anonymous) without a policy. */
+function functionConsulToken(target: string, instanceEventsToken: string): Record<string, string> {
+  return target === 'instanceEvents' ? { CONSUL_HTTP_TOKEN: instanceEventsToken } : {};
+}
+
 /** Templates, MIGs and autoscalers, as the deploy scripts create them in a project. */
-function seed(compute: RunningEmulator): void {
+function seed(compute: RunningEmulator, tokens: RoleTokens): void {
   const emu = compute.emulator;
   const region = { kind: 'regions' as const, name: sandboxRegion };
-  for (const role of ['backend', 'haproxy', 'frontend']) {
+  // MIG base instance names start with the role: the role tokens' node rules are `<role>-` prefixes.
+  for (const role of sandboxRoles) {
     emu.addTemplate(`${role}-tmpl`, {
       machineType: 'e2-small',
       labels: { role },
       tags: { items: [role] },
-      metadata: { items: [{ key: 'ilb-role', value: role }] },
+      metadata: {
+        items: [
+          { key: 'ilb-role', value: role },
+          { key: 'consul-agent-token', value: tokens[role] },
+          { key: 'consul-default-token', value: tokens[`${role}-default`] },
+        ],
+      },
     });
   }
   emu.insertIgm(
