@@ -229,7 +229,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         .filter((i) => i.labels.role === 'haproxy' && i.status === 'RUNNING')
         .map((i) => `http://${i.networkIP}:8404/stats`);
 
-    say('[6/7] waiting for the frontend to answer through HAProxy');
+    say('[6/7] waiting for the frontend to answer through HAProxy and every node to be healthy');
     await waitFor(
       'the frontend serving a backend answer',
       async () => {
@@ -239,6 +239,30 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         return res.ok && ((await res.json()) as { ok?: boolean }).ok === true;
       },
       { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    // "Up" means what the status page will show: every instance a Consul node with all checks passing.
+    await waitFor(
+      'every running instance to be a healthy Consul node',
+      async () => {
+        const leader = await consul.leader();
+        const [nodes, checks] = await Promise.all([
+          leader
+            .request('GET', '/v1/catalog/nodes')
+            .then(async (r) => (await r.json()) as { Node: string; Meta: Record<string, string> | null }[]),
+          leader
+            .request('GET', '/v1/health/state/any')
+            .then(async (r) => (await r.json()) as { Node: string; Status: string }[]),
+        ]);
+        return emu
+          .allInstances()
+          .filter((i) => i.status === 'RUNNING')
+          .every(
+            (i) =>
+              nodes.some((n) => n.Node === i.name && n.Meta?.['gce-instance-id'] === i.id) &&
+              checks.filter((c) => c.Node === i.name).every((c) => c.Status === 'passing'),
+          );
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
     );
 
     say('[7/7] starting the status page');
