@@ -33,7 +33,7 @@ import {
 import { haproxyCommand, parseRuntime } from '../../../services/haproxy-sync/runtime';
 import { createMetadataServer, type MetadataServer } from '../metadata-server';
 import { type PushBridge, startPushBridge } from '../push-bridge';
-import { type ActionLog, startStatusPage, type StatusPage } from '../status-page/server';
+import { type ActionLog, consulView, startStatusPage, type StatusPage } from '../status-page/server';
 
 export const sandboxProject = 'sandbox-project';
 export const sandboxZones = ['us-central1-a', 'us-central1-b'];
@@ -244,23 +244,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     await waitFor(
       'every running instance to be a healthy Consul node',
       async () => {
-        const leader = await consul.leader();
-        const [nodes, checks] = await Promise.all([
-          leader
-            .request('GET', '/v1/catalog/nodes')
-            .then(async (r) => (await r.json()) as { Node: string; Meta: Record<string, string> | null }[]),
-          leader
-            .request('GET', '/v1/health/state/any')
-            .then(async (r) => (await r.json()) as { Node: string; Status: string }[]),
-        ]);
+        const { nodes } = await consulView(consul);
         return emu
           .allInstances()
           .filter((i) => i.status === 'RUNNING')
-          .every(
-            (i) =>
-              nodes.some((n) => n.Node === i.name && n.Meta?.['gce-instance-id'] === i.id) &&
-              checks.filter((c) => c.Node === i.name).every((c) => c.Status === 'passing'),
-          );
+          .every((i) => {
+            const node = nodes.find((n) => n.name === i.name);
+            return node?.meta['gce-instance-id'] === i.id && node.checks.every((c) => c.status === 'passing');
+          });
       },
       { timeoutMs: 120_000, intervalMs: 500 },
     );

@@ -53,7 +53,7 @@ interface CatalogNode {
 }
 
 /** Consul's view, read through any live server: nodes with their meta and checks, and the leader. */
-async function consulView(consul: ConsulCluster) {
+export async function consulView(consul: ConsulCluster) {
   for (const server of consul.servers.filter((s) => s.process.running)) {
     try {
       const get = async <T>(p: string): Promise<T> => {
