@@ -76,13 +76,27 @@ function phaseOf(entry: LogEntry): Phase {
   return 'none';
 }
 
-/** `projects/P/zones/Z/instances/N`, optionally as a full URL or relative to the project. */
-function parseInstancePath(path: string, defaultProject: string): Omit<EventTarget, 'instanceId'> | null {
+const projectNumberPattern = /^[0-9]{1,19}$/;
+
+/**
+ * `projects/P/zones/Z/instances/N`, as a full URL, relative to the project, or bare `N` when the
+ * zone is known (group requests may list instances either way). P may be the project id or its
+ * number: when a MIG acts itself, Google logs `projects/<number>/…` (see test/fixtures/events). The
+ * project a target belongs to is always `project`, the entry's `resource.labels.project_id`; a path
+ * naming another project id is refused.
+ */
+function parseInstancePath(
+  path: string,
+  project: string,
+  defaultZone?: string,
+): Omit<EventTarget, 'instanceId'> | null {
   const m = /(?:^|\/)(?:projects\/([^/]+)\/)?zones\/([^/]+)\/instances\/([^/?#]+)$/.exec(path);
-  if (!m) return null;
-  const [, project = defaultProject, zone = '', name = ''] = m;
-  if (!projectPattern.test(project) || !zonePattern.test(zone) || !instanceNamePattern.test(name))
+  const [pathProject, zone, name] = m
+    ? [m[1], m[2] ?? '', m[3] ?? '']
+    : [undefined, defaultZone ?? '', path];
+  if (pathProject !== undefined && pathProject !== project && !projectNumberPattern.test(pathProject))
     return null;
+  if (!zonePattern.test(zone) || !instanceNamePattern.test(name)) return null;
   return { project, zone, name };
 }
 
@@ -141,7 +155,11 @@ export function parseLogEntry(input: unknown): ParseResult {
     if (!Array.isArray(listed) || listed.length === 0 || !listed.every((i) => typeof i === 'string')) {
       return reject('malformed', `${method} without request.instances`);
     }
-    const targets = (listed as string[]).map((path) => parseInstancePath(path, project));
+    const groupZone =
+      labels.zone ??
+      labels.location ??
+      /\/zones\/([^/]+)\/instanceGroupManagers\//.exec(entry.protoPayload.resourceName ?? '')?.[1];
+    const targets = (listed as string[]).map((path) => parseInstancePath(path, project, groupZone));
     if (targets.some((t) => t === null))
       return reject('malformed', `${method}: request.instances has an invalid entry`);
     return { ok: true, event: { ...base, action: 'drain', group, targets: targets as EventTarget[] } };

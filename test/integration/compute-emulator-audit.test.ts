@@ -1,14 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Duration, PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { pubsubSink, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { eventFixture } from '../fixtures/events';
 import { startPubsubEmulator, type PubsubEmulator } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 
 const zone = zones[0]!;
-const fixtures = '/work/shared/fixtures/events';
-const fixture = (name: string) =>
-  JSON.parse(readFileSync(join(fixtures, name), 'utf8')) as Record<string, unknown>;
+const fixture = (name: string) => eventFixture(name);
 
 let pstest: PubsubEmulator;
 let pubsub: PubSub;

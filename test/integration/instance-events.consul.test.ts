@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulApi } from '../../shared/consul/client';
@@ -8,6 +6,7 @@ import { drainCheckId } from '../../shared/instance-events/plan';
 import { instanceEventsFromConfig, instanceEventsKeys } from '../../shared/instance-events/wire';
 import { createLedger } from '../../shared/ledger/ledger';
 import { createLogger } from '../../shared/logging';
+import { eventFixture } from '../fixtures/events';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import {
   catalogNode,
@@ -19,8 +18,7 @@ import {
 } from './instance-events.support';
 
 type Json = Record<string, unknown>;
-const fixtures = path.resolve(__dirname, '../../../shared/fixtures/events');
-const fixture = (name: string): Json => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as Json;
+const fixture = (name: string) => eventFixture<Json>(name);
 
 let seq = 0;
 /** A delete (or other lifecycle) audit entry for one instance, wrapped as a Pub/Sub message. */

@@ -1,15 +1,13 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import path from 'node:path';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 // Registers `instanceEvents`; its configuration is read on the first event, set in beforeAll.
 import '../../functions/instance-events';
+import { eventFixture } from '../fixtures/events';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import { catalogNode, functionToken, registerNode } from './instance-events.support';
 
 type Json = Record<string, unknown>;
-const fixtures = path.resolve(__dirname, '../../../shared/fixtures/events');
-const fixture = (name: string): Json => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as Json;
+const fixture = (name: string) => eventFixture<Json>(name);
 
 /** The fixture's `-last` entry (base64 in a Pub/Sub message) retargeted at another node. */
 function pubsubMessage(name: string, instanceId: string): Json {

@@ -1,18 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { eventFixture } from '../fixtures/events';
 import { cloudEventRequest } from '../../infra-scripts/local/push-bridge';
 import { parseStatsCsv } from '../../infra-scripts/local/scenarios/sandbox';
 
 test('the push bridge builds the Eventarc request whose body matches the fixture CloudEvent data', () => {
-  const fixture = JSON.parse(
-    readFileSync('/work/shared/fixtures/events/cloudevent-pubsub-instance-delete-last.json', 'utf8'),
-  ) as {
+  const fixture = eventFixture<{
     source: string;
     type: string;
     data: {
       message: { data: string; messageId: string; publishTime: string; attributes: Record<string, string> };
       subscription: string;
     };
-  };
+  }>('cloudevent-pubsub-instance-delete-last.json');
   const m = fixture.data.message;
   const req = cloudEventRequest(
     'ilb-demo',

@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { parseLogEntry, parsePubsubMessage } from '../../shared/instance-events/parse';
+import { eventFixture } from '../fixtures/events';
 
-const fixtures = path.resolve(__dirname, '../../../shared/fixtures/events');
-const fixture = (name: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as Record<string, unknown>;
+const fixture = (name: string) => eventFixture(name);
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64');
 
 type Json = Record<string, unknown>;
