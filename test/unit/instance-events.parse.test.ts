@@ -245,3 +245,71 @@ describe('malformed and irrelevant input', () => {
     expect(parsePubsubMessage(data)).toMatchObject({ ok: false, outcome: 'malformed' });
   });
 });
+
+describe('project ids and project numbers (Google logs a MIG’s own calls with the number)', () => {
+  it('a MIG’s own deletion names the project by number and still targets the labelled project', () => {
+    const entry = fixture('audit-instance-delete-last.json');
+    expect((entry.protoPayload as Json).resourceName).toMatch(/^projects\/\d+\//);
+    expect(parseLogEntry(entry)).toMatchObject({
+      ok: true,
+      event: { action: 'remove', targets: [{ project: 'ilb-demo', name: 'backend-7k2p' }] },
+    });
+  });
+
+  it('a person’s gcloud deletion names the project by id', () => {
+    expect(parseLogEntry(fixture('audit-instance-delete-by-user-last.json'))).toMatchObject({
+      ok: true,
+      event: {
+        action: 'remove',
+        targets: [
+          {
+            project: 'ilb-demo',
+            zone: 'us-central1-c',
+            name: 'frontend-2x8q',
+            instanceId: '3312345678901234599',
+          },
+        ],
+      },
+    });
+  });
+
+  it('refuses a resource name in another project id than the labels say', () => {
+    const entry = withPayload(fixture('audit-instance-delete-by-user-last.json'), {
+      resourceName: 'projects/other-project/zones/us-central1-c/instances/frontend-2x8q',
+    });
+    expect(parseLogEntry(entry)).toMatchObject({ ok: false, outcome: 'malformed' });
+  });
+
+  it('reads group requests that list instances by bare name or under the project number', () => {
+    const entry: Json = {
+      insertId: 'mig-2',
+      logName: 'projects/ilb-demo/logs/cloudaudit.googleapis.com%2Factivity',
+      timestamp: '2026-11-26T10:13:00Z',
+      operation: { id: 'operation-mig-2', first: true },
+      resource: {
+        type: 'gce_instance_group_manager',
+        labels: {
+          instance_group_manager_name: 'backend-mig',
+          location: 'us-central1-f',
+          project_id: 'ilb-demo',
+        },
+      },
+      protoPayload: {
+        methodName: 'v1.compute.instanceGroupManagers.recreateInstances',
+        resourceName: 'projects/123456789012/zones/us-central1-f/instanceGroupManagers/backend-mig',
+        request: {
+          instances: ['backend-a', 'projects/123456789012/zones/us-central1-f/instances/backend-b'],
+        },
+      },
+    };
+    expect(parseLogEntry(entry)).toMatchObject({
+      ok: true,
+      event: {
+        targets: [
+          { project: 'ilb-demo', zone: 'us-central1-f', name: 'backend-a' },
+          { project: 'ilb-demo', zone: 'us-central1-f', name: 'backend-b' },
+        ],
+      },
+    });
+  });
+});
