@@ -91,9 +91,7 @@ function parseInstancePath(
   defaultZone?: string,
 ): Omit<EventTarget, 'instanceId'> | null {
   const m = /(?:^|\/)(?:projects\/([^/]+)\/)?zones\/([^/]+)\/instances\/([^/?#]+)$/.exec(path);
-  const [pathProject, zone, name] = m
-    ? [m[1], m[2] ?? '', m[3] ?? '']
-    : [undefined, defaultZone ?? '', path];
+  const [pathProject, zone, name] = m ? [m[1], m[2] ?? '', m[3] ?? ''] : [undefined, defaultZone ?? '', path];
   if (pathProject !== undefined && pathProject !== project && !projectNumberPattern.test(pathProject))
     return null;
   if (!zonePattern.test(zone) || !instanceNamePattern.test(name)) return null;
