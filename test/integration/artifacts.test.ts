@@ -1,12 +1,14 @@
 /**
- * CI checks of the image artifacts: `packer validate` + `packer fmt`, `shellcheck`, `consul validate`
- * on the configs the startup scripts write, and `haproxy -c` on configs consul-template renders.
+ * CI checks of the image artifacts: `packer validate` + `packer fmt` and what the template uploads and
+ * runs, `shellcheck`, `consul validate` on the configs the startup scripts write, and `haproxy -c` on
+ * configs consul-template renders.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { z } from 'zod';
 
 import { pathMapper, roles } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
@@ -32,25 +34,82 @@ async function scripts(dir: string): Promise<string[]> {
   return out;
 }
 
-describe('packer templates', () => {
+describe('packer template', () => {
+  const template = path.join(packer, 'image.pkr.hcl');
+  let app: string;
+  beforeAll(async () => {
+    app = path.join(tmp, 'app');
+    await mkdir(path.join(app, 'dist'), { recursive: true });
+    await writeFile(path.join(app, 'package.json'), '{}');
+    await writeFile(path.join(app, 'package-lock.json'), '{}');
+  });
+
+  const Plan = z.object({ uploads: z.array(z.string()), install: z.array(z.string()) });
+  /** What the template uploads and runs for these variables (`packer console` prints a string as is). */
+  async function plan(vars: string[]): Promise<z.infer<typeof Plan>> {
+    const pending = run(toolPath('packer'), ['console', ...vars, template]);
+    pending.child.stdin?.end('jsonencode({ uploads = local.uploads, install = local.install })\n');
+    return Plan.parse(JSON.parse((await pending).stdout));
+  }
+
+  it('and its required_plugins file are formatted', async () => {
+    await run(toolPath('packer'), ['fmt', '-check', template]);
+    await run(toolPath('packer'), ['fmt', '-check', path.join(packer, 'plugins.pkr.hcl')]);
+  });
+
+  it('rejects an unknown role', async () => {
+    const vars = ['-var', 'role=haproxy-x', '-var', 'project_id=ci-project'];
+    // Packer 1.6.6 prints its errors on stdout.
+    const output = await run(toolPath('packer'), ['validate', ...vars, template]).then(
+      () => null,
+      (e: { stdout?: string; stderr?: string }) => `${e.stdout ?? ''}${e.stderr ?? ''}`,
+    );
+    expect(output).toMatch(/role must be one of/);
+  });
+
+  const packages: Record<(typeof roles)[number], string> = {
+    consul: '',
+    backend: '',
+    haproxy: 'haproxy',
+    frontend: 'dnsmasq',
+  };
   it.each(roles)(
-    '%s validates with Packer 1.6.6 (without the required_plugins file) and is formatted',
+    '%s validates with Packer 1.6.6 (without the required_plugins file); its uploads hold what it runs',
     async (role) => {
-      const app = path.join(tmp, 'app');
-      await mkdir(path.join(app, 'dist'), { recursive: true });
-      await writeFile(path.join(app, 'package.json'), '{}');
-      await writeFile(path.join(app, 'package-lock.json'), '{}');
-      const template = path.join(packer, role, `${role}.pkr.hcl`);
-      const vars = [
-        '-var',
-        'project_id=ci-project',
-        ...(role === 'consul' ? [] : ['-var', `app_dir=${app}`]),
-      ];
+      const vars = ['-var', `role=${role}`, '-var', 'project_id=ci-project', '-var', `app_dir=${app}`];
       await run(toolPath('packer'), ['validate', ...vars, template]);
-      await run(toolPath('packer'), ['fmt', '-check', template]);
-      await run(toolPath('packer'), ['fmt', '-check', path.join(packer, role, 'plugins.pkr.hcl')]);
       // A missing required variable must fail, or this check proves nothing.
-      await expect(run(toolPath('packer'), ['validate', ...vars.slice(2), template])).rejects.toThrow();
+      await expect(run(toolPath('packer'), ['validate', ...vars.slice(0, 2), template])).rejects.toThrow();
+
+      const { uploads, install } = await plan(vars);
+      // The file provisioner puts each source, file or folder, under its own name in /tmp/ilb/.
+      const staged = path.join(tmp, `upload-${role}`);
+      for (const source of uploads) {
+        await cp(source, path.join(staged, path.basename(source)), { recursive: true });
+      }
+      const commands = install.map((line) => line.replaceAll('/tmp/ilb', staged));
+      expect(commands[0]).toBe('set -euo pipefail');
+      expect(commands).toContain(`bash ${staged}/consul/files/install-packages.sh '${packages[role]}'`);
+      expect(commands.includes(`bash ${staged}/consul/files/install-app.sh ${staged}`)).toBe(
+        role !== 'consul',
+      );
+      expect(commands.at(-1)).toBe(`rm -rf ${staged}`);
+      // Every script it runs was uploaded, and so was the app for the roles that have one.
+      for (const line of commands.filter((l) => l.startsWith('bash '))) {
+        await access(line.split(' ')[1] ?? '');
+      }
+      expect((await readdir(staged)).sort()).toEqual(
+        role === 'consul' ? ['consul'] : ['consul', 'dist', 'package-lock.json', 'package.json', role].sort(),
+      );
+
+      // The role's install step, run on the staged uploads into a temp root.
+      const root = path.join(tmp, `image-${role}`);
+      const installRole = `bash ${staged}/consul/files/install-role.sh ${role} ${staged}`;
+      expect(commands).toContain(installRole);
+      await run('bash', ['-c', installRole], { env: { ...process.env, ILB_ROOT: root } });
+      expect(await readFile(path.join(root, 'opt/ilb/bin/startup.sh'), 'utf8')).toBe(
+        await readFile(path.join(packer, role, 'files/startup.sh'), 'utf8'),
+      );
     },
   );
 });
