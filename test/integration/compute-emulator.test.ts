@@ -422,3 +422,39 @@ describe('regional groups, autoscalers and operations', () => {
     expect(group.status?.autoscaler).toContain('/autoscalers/haproxy-as');
   });
 });
+
+describe('routing', () => {
+  test("another project's resources, unknown paths and wrong methods are 404 notFound", async () => {
+    const other = await fetch(
+      `${emu.url}/compute/v1/projects/someone-else/zones/${zoneA}/instanceGroupManagers`,
+    );
+    expect(other.status).toBe(404);
+    expect(await other.json()).toMatchObject({
+      error: {
+        message: "The resource 'projects/someone-else' was not found",
+        errors: [{ reason: 'notFound' }],
+      },
+    });
+    const unknown = await fetch(`${emu.url}/compute/v1/projects/${project}/zones/${zoneA}/disks`);
+    expect(unknown.status).toBe(404);
+    const wrongMethod = await fetch(`${emu.url}/compute/v1/projects/${project}/zones/${zoneA}/autoscalers`, {
+      method: 'DELETE',
+    });
+    expect(wrongMethod.status).toBe(404);
+  });
+
+  test('the state control lists every group the API lists', async () => {
+    const res = await fetch(`${emu.url}/emulator/v1/state`);
+    expect(res.status).toBe(200);
+    const state = (await res.json()) as {
+      project: string;
+      groups: { name: string }[];
+    };
+    const [zonal] = await c.igms.list({ project, zone: zoneA });
+    const [regional] = await c.regionIgms.list({ project, region });
+    expect(state.project).toBe(project);
+    expect(state.groups.map((g) => g.name).sort()).toEqual(
+      [...zonal, ...regional].map((g) => g.name!).sort(),
+    );
+  });
+});

@@ -1,0 +1,94 @@
+import { groupActivity, instanceActivity, type LogEntry, type Phase, systemEvent } from './audit-log';
+import { type Actor, bounded, type Runtime } from './runtime';
+import type { Igm, Instance, Operation } from './state';
+
+export type AuditWriter = (entry: LogEntry) => Promise<void>;
+
+/**
+ * The one place the emulator writes audit logs: builds entries (audit-log.ts) with the clock and ids
+ * and sends them through the sink in order, one at a time, as a log sink forwards a log.
+ */
+export class AuditEmitter {
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly write: AuditWriter | undefined,
+  ) {}
+
+  /** An activity entry for an instance operation (`first` when it starts, `last` when it ends). */
+  instance(inst: Instance, methodName: string, phase: Phase, actor: Actor, op: Operation): void {
+    this.emit(
+      instanceActivity({
+        ...this.common(),
+        methodName,
+        phase,
+        ...actor,
+        operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: inst.id },
+        zone: inst.zone,
+        instanceName: inst.name,
+        instanceId: inst.id,
+      }),
+    );
+  }
+
+  /** Both activity entries of a group request, e.g. `deleteInstances` with its `{instances}`. */
+  group(igm: Igm, methodName: string, actor: Actor, op: Operation, request: Record<string, unknown>): void {
+    for (const phase of ['first', 'last'] as const) {
+      this.emit(
+        groupActivity({
+          ...this.common(),
+          methodName,
+          phase,
+          ...actor,
+          operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: igm.id },
+          scope: igm.scope,
+          igmName: igm.name,
+          igmId: igm.id,
+          request,
+        }),
+      );
+    }
+  }
+
+  /** A system event (preemption, host error, MIG repair): GCE acting on its own. */
+  system(inst: Instance, methodName: string, message: string): void {
+    const { clock, ids } = this.rt.settings;
+    this.emit(
+      systemEvent({
+        ...this.common(),
+        zone: inst.zone,
+        instanceName: inst.name,
+        instanceId: inst.id,
+        methodName,
+        operationId: `systemevent-${clock()}-${ids.hex(13)}`,
+        message,
+      }),
+    );
+  }
+
+  /** Gives entries still queued up to `ms`; nothing is written afterwards. */
+  async close(ms: number): Promise<void> {
+    await bounded(this.chain, ms);
+    this.closed = true;
+  }
+
+  private common() {
+    const { clock, ids } = this.rt.settings;
+    return { project: this.rt.project, at: new Date(clock()), insertId: ids.suffix(12) };
+  }
+
+  // Entries are chained so they arrive in order; a failed delivery is logged and the chain goes on.
+  private emit(entry: LogEntry): void {
+    const write = this.write;
+    if (!write || this.closed) return;
+    this.chain = this.chain.then(() =>
+      this.closed
+        ? undefined
+        : write(entry).catch((err: unknown) => {
+            if (!this.closed) this.rt.settings.logger.error({ err }, 'audit log entry not delivered');
+          }),
+    );
+  }
+}
