@@ -110,6 +110,10 @@ export type AutoscalerState = z.infer<typeof autoscalerStateSchema>;
 
 export const emptyState = (): AutoscalerState => ({ leases: {}, closed: {}, original: {}, changes: [] });
 
+/** KV key of an autoscaler's record, under the orchestrator's prefix (ending in `/`). */
+export const stateKey = (kvPrefix: string, ref: AutoscalerRef): string =>
+  `${kvPrefix}scaling-alerts/autoscalers/${autoscalerKey(ref)}`;
+
 // ---- Plans ----
 
 export type PolicyPatch = {
@@ -198,7 +202,12 @@ export function scheduleName(prefix: string, incidentId: string): string {
   return `${prefix}${body ? `${body}-` : ''}${hash}`;
 }
 
-/** One-time schedule: cron for the minute `start` (UTC) with its year, so it runs once. */
+/**
+ * One-time schedule: cron for the minute `start` (UTC) with its year, so it runs once. The start is
+ * the current minute, already begun when Compute reads it: the interval [start, start + duration)
+ * contains now. (Not yet checked against real GCE: if it ignored a start in the past, the start
+ * would have to move to the next minute.)
+ */
 export function oneTimeCron(start: number): string {
   const d = new Date(start);
   return `${d.getUTCMinutes()} ${d.getUTCHours()} ${d.getUTCDate()} ${d.getUTCMonth() + 1} * ${d.getUTCFullYear()}`;

@@ -11,6 +11,7 @@ import {
   planSweep,
   requestIdFor,
   scheduleName,
+  stateKey,
   type Autoscaler,
   type AutoscalerState,
   type AutoscalingPolicy,
@@ -363,6 +364,18 @@ describe('changes a schedule cannot express: recorded, held by the strongest, re
     expect(w.policy).toEqual(p);
   });
 
+  it("scaleInControl: never looser than the operator's own setting", () => {
+    const p = { ...basePolicy(), scaleInControl: { maxScaledInReplicas: { fixed: 0 }, timeWindowSec: 1200 } };
+    const w = new World(p);
+    const plan = w.notify(incident('a', 'open'), {
+      type: 'scale-in-control',
+      maxScaledInReplicas: 2,
+      timeWindowSec: 600,
+    });
+    expect(plan).toMatchObject({ decision: 'noop' });
+    expect(w.policy).toEqual(p);
+  });
+
   it('mode: ONLY_SCALE_OUT while an incident is open, then the original', () => {
     const w = new World();
     const change: Change = { type: 'mode', mode: 'ONLY_SCALE_OUT' };
@@ -458,6 +471,12 @@ describe('guardrails', () => {
 });
 
 describe('identifiers', () => {
+  it('each autoscaler has its own KV record', () => {
+    expect(stateKey('gce-ilb-orchestrator/', ref)).toBe(
+      'gce-ilb-orchestrator/scaling-alerts/autoscalers/projects/ilb-demo/zones/us-central1-b/autoscalers/ilb-haproxy-us-central1-b',
+    );
+  });
+
   it('request ids are name-based UUIDs: stable, distinct per name', () => {
     expect(requestIdFor('x')).toBe(requestIdFor('x'));
     expect(requestIdFor('x')).not.toBe(requestIdFor('y'));
