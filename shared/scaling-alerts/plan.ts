@@ -175,6 +175,8 @@ export const metricTypes = {
 const hourMs = 3600_000;
 const defaultTombstoneRetentionMs = 7 * 24 * hourMs;
 const scheduleTimeZone = 'Etc/UTC';
+/** GCE allows at most 128 scaling schedules per autoscaler. */
+const maxSchedules = 128;
 
 // ---- Helpers ----
 
@@ -385,15 +387,29 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
   // Floors: one schedule per lease; ours are recognised by the prefix, others are never touched.
   const schedules: Record<string, ScalingSchedule | null> = {};
   const current = policy.scalingSchedules ?? {};
-  const desired = new Map<string, ScalingSchedule>();
+  const desired = new Map<string, { s: ScalingSchedule; incidentId: string }>();
   for (const l of of('raise-min')) {
-    desired.set(scheduleName(prefix, l.incidentId), leaseSchedule(l, floorFor(l.change, policy, tier)));
+    const s = leaseSchedule(l, floorFor(l.change, policy, tier));
+    desired.set(scheduleName(prefix, l.incidentId), { s, incidentId: l.incidentId });
   }
-  for (const [name, s] of desired) {
+  const stale = Object.keys(current).filter((name) => name.startsWith(prefix) && !desired.has(name));
+  for (const name of stale) {
+    schedules[name] = null;
+    reverted = true;
+  }
+  let count = Object.keys(current).length - stale.length;
+  for (const [name, { s, incidentId }] of desired) {
     const cur = Object.prototype.hasOwnProperty.call(current, name) ? current[name] : undefined;
     const want = s.minRequiredReplicas ?? 0;
-    if (!cur || cur.disabled || (cur.minRequiredReplicas ?? 0) < want) {
-      escalate(`schedule ${name} (floor ${want})`, () => (schedules[name] = s));
+    if (!cur && count >= maxSchedules) {
+      refused.push(
+        `${incidentId}: the autoscaler already has ${maxSchedules} scaling schedules, GCE's limit`,
+      );
+    } else if (!cur || cur.disabled || (cur.minRequiredReplicas ?? 0) < want) {
+      escalate(`schedule ${name} (floor ${want})`, () => {
+        schedules[name] = s;
+        if (!cur) count++;
+      });
     } else if ((cur.minRequiredReplicas ?? 0) > want) {
       schedules[name] = s;
       reverted = true;
@@ -404,12 +420,6 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
     ) {
       schedules[name] = s;
       renewed = true;
-    }
-  }
-  for (const name of Object.keys(current)) {
-    if (name.startsWith(prefix) && !desired.has(name)) {
-      schedules[name] = null;
-      reverted = true;
     }
   }
   if (Object.keys(schedules).length) patch.scalingSchedules = schedules;

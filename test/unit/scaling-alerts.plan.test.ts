@@ -462,6 +462,23 @@ describe('guardrails', () => {
     expect(Object.keys(w.state?.leases ?? {})).toEqual(['c']);
   });
 
+  it("refuses a new floor when the autoscaler has GCE's 128 schedules", () => {
+    const full = basePolicy();
+    full.scalingSchedules = Object.fromEntries(
+      Array.from({ length: 128 }, (_, i) => [
+        `other-${i}`,
+        { minRequiredReplicas: 1, schedule: '0 8 * * *', durationSec: 600 },
+      ]),
+    );
+    const w = new World(full);
+    const plan = w.notify(incident('a', 'open'), raise(2));
+    expect(plan).toMatchObject({
+      decision: 'refuse',
+      reason: expect.stringMatching(/128 scaling schedules/),
+    });
+    expect(plan.patch).toBeUndefined();
+  });
+
   it('a closed incident is forgotten after the retention', () => {
     const w = new World();
     w.notify(incident('a', 'closed'), raise(2));
