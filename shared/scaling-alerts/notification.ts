@@ -28,12 +28,15 @@ const epochSeconds = z.union([
     .transform(Number),
 ]);
 
+/** Google's ids look like `0.nl3v8fkx2a1q`; anything else that could be a path or `__proto__` is refused. */
+export const incidentIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'a letter or digit, then letters, digits, . _ : -');
+
 export const incidentSchema = z.object({
-  incident_id: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits, . _ : -'),
+  incident_id: incidentIdSchema,
   state: z.string().max(32),
   started_at: epochSeconds,
   ended_at: epochSeconds.nullish(),

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Incident } from './notification';
+import { incidentIdSchema, type Incident } from './notification';
 import {
   autoscalerKey,
   changeSchema,
+  metricTypeSchema,
   type AutoscalerRef,
   type Change,
   type RuleFile,
@@ -77,7 +78,7 @@ export type ScalingSchedule = z.infer<typeof scalingScheduleSchema>;
 // ---- This function's record of one autoscaler (KV, written by CAS) ----
 
 export const leaseSchema = z.object({
-  incidentId: z.string().min(1),
+  incidentId: incidentIdSchema,
   rule: z.string(),
   tier: z.string(),
   change: changeSchema,
@@ -90,15 +91,15 @@ export const leaseSchema = z.object({
 export type Lease = z.infer<typeof leaseSchema>;
 
 export const autoscalerStateSchema = z.object({
-  leases: z.record(z.string(), leaseSchema).default({}),
+  leases: z.record(incidentIdSchema, leaseSchema).default({}),
   /** Incidents seen closed (id → close time, ms), so an `open` delivered late changes nothing. */
-  closed: z.record(z.string(), z.number()).default({}),
+  closed: z.record(incidentIdSchema, z.number()).default({}),
   /** Values before this function first overrode them; `null`: the field was absent. */
   original: z
     .object({
       cpuTarget: z.number().optional(),
       lbTarget: z.number().optional(),
-      customTargets: z.record(z.string(), z.number()).optional(),
+      customTargets: z.record(metricTypeSchema, z.number()).optional(),
       scaleInControl: scaleInControlSchema.nullable().optional(),
       mode: z.string().nullable().optional(),
     })
@@ -337,8 +338,6 @@ interface Reconciled {
   state: AutoscalerState;
   withheld: string[];
   refused: string[];
-  /** Something got stronger or weaker (not a mere renewal): counts for cooldown and the hourly limit. */
-  changed: boolean;
   escalated: boolean;
   reverted: boolean;
   renewed: boolean;
@@ -578,6 +577,7 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
     original.mode = undefined;
   }
 
+  // Something got stronger or weaker (not a mere renewal): counts for cooldown and the hourly limit.
   const changed = escalated || reverted;
   const cleanOriginal = Object.fromEntries(
     Object.entries(original).filter(([, v]) => v !== undefined),
@@ -587,7 +587,6 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
     state: { ...state, leases, original: cleanOriginal, changes: changed ? [...recent, now] : recent },
     withheld,
     refused,
-    changed,
     escalated,
     reverted,
     renewed,
@@ -737,7 +736,10 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
     generation = existing?.generation ?? 0;
     const leases = { ...state.leases };
     delete leases[incident.id];
-    const closedAt = Math.max(incident.time, state.closed[incident.id] ?? 0);
+    const seen = Object.prototype.hasOwnProperty.call(state.closed, incident.id)
+      ? state.closed[incident.id]
+      : 0;
+    const closedAt = Math.max(incident.time, seen ?? 0);
     state = { ...state, leases, closed: { ...state.closed, [incident.id]: closedAt } };
     fallback = { decision: 'noop', reason: existing ? 'closed' : 'closed: no lease was held' };
   }

@@ -13,6 +13,11 @@ const zoneName = z.string().regex(/^[a-z]+-[a-z]+[0-9]+-[a-z]$/, 'a zone such as
 const regionName = z.string().regex(/^[a-z]+-[a-z]+[0-9]+$/, 'a region such as us-central1');
 const projectId = z.string().regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, 'a project id');
 const labelKey = z.string().min(1).max(63);
+/** A Monitoring metric type, e.g. `custom.googleapis.com/ilb/backend/request_rate`. */
+export const metricTypeSchema = z
+  .string()
+  .max(256)
+  .regex(/^[a-z][-a-z0-9.]*\.[a-z]+\/[-A-Za-z0-9_./]+$/, 'a metric type such as custom.googleapis.com/x/y');
 const labelValue = z.string().max(63);
 
 /** A zonal or regional autoscaler. */
@@ -56,7 +61,7 @@ export const changeSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal('custom-metric-target'),
-      metric: z.string().min(1).max(256),
+      metric: metricTypeSchema,
       target: z.number().positive(),
     })
     .strict(),
@@ -103,7 +108,7 @@ export const tierSchema = z
         loadBalancing: targetRange.optional(),
         customMetrics: z
           .record(
-            z.string().min(1).max(256),
+            metricTypeSchema,
             z
               .object({ min: z.number().positive(), max: z.number().positive() })
               .strict()

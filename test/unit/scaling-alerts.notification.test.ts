@@ -104,6 +104,7 @@ describe('parseNotification: closures, versions and shapes', () => {
     ['no incident', { version: '1.2' }],
     ['no incident id', withIncident(open(), { incident_id: undefined })],
     ['an incident id with a slash', withIncident(open(), { incident_id: '0.x/../y' })],
+    ['an incident id like __proto__', withIncident(open(), { incident_id: '__proto__' })],
     ['a start in milliseconds as text', withIncident(open(), { started_at: '2026-11-26T10:00:00Z' })],
     ['a closed incident without ended_at', withIncident(closed(), { ended_at: null })],
     ['an end before the start', withIncident(closed(), { ended_at: 1 })],

@@ -5,6 +5,7 @@ import type { Incident } from '../../shared/scaling-alerts/notification';
 import {
   applyMergePatch,
   autoscalerSchema,
+  autoscalerStateSchema,
   floorFor,
   metricTypes,
   planIncident,
@@ -211,6 +212,16 @@ describe('floors are leases: one-time scaling schedules', () => {
     expect(late).toMatchObject({ decision: 'noop', reason: expect.stringMatching(/^closed-before-open/) });
     expect(w.policy).toEqual(basePolicy());
     expect(w.state?.leases).toEqual({});
+  });
+
+  it('incident ids named like Object properties are plain ids', () => {
+    const w = new World();
+    w.notify(incident('constructor', 'closed', T0 + min), raise(2));
+    expect(w.state?.closed).toEqual({ constructor: T0 + min });
+    w.notify(incident('constructor', 'open'), raise(2));
+    expect(w.policy).toEqual(basePolicy());
+    w.notify(incident('toString', 'open'), raise(2));
+    expect(Object.keys(w.state?.leases ?? {})).toEqual(['toString']);
   });
 
   it('a cancelled incident counts as closed', () => {
@@ -498,6 +509,32 @@ describe('identifiers', () => {
     expect(requestIdFor('x')).toBe(requestIdFor('x'));
     expect(requestIdFor('x')).not.toBe(requestIdFor('y'));
     expect(requestIdFor('0.nl3v8fkx2a1q|open|0|zones/us-central1-b/autoscalers/a')).toMatch(uuidV5);
+  });
+
+  it('a KV record cannot smuggle __proto__ or path-like keys', () => {
+    const lease = JSON.stringify({
+      incidentId: 'a',
+      rule: 'r',
+      tier: 't',
+      change: raise(1),
+      grantedAt: 0,
+      expiresAt: 1,
+      generation: 0,
+    });
+    const parse = (text: string) => autoscalerStateSchema.safeParse(JSON.parse(text));
+    expect(parse(`{"leases":{"a":${lease}}}`).success).toBe(true);
+    expect(parse('{"closed":{"../x":1}}').success).toBe(false);
+    for (const text of [
+      `{"leases":{"__proto__":${lease}}}`,
+      '{"original":{"customTargets":{"__proto__":1}}}',
+    ]) {
+      const r = parse(text);
+      // Dropped, never turned into a prototype.
+      const data = r.success ? r.data : undefined;
+      expect(Object.getPrototypeOf(data?.leases)).toBe(Object.prototype);
+      expect(Object.keys(data?.leases ?? { x: 1 })).toEqual([]);
+      expect(Object.keys(data?.original.customTargets ?? {})).toEqual([]);
+    }
   });
 
   it('schedule names are valid Compute names for any incident id, and distinct', () => {
