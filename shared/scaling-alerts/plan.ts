@@ -85,7 +85,7 @@ export const leaseSchema = z.object({
   /** When the lease was granted or last renewed (ms). */
   grantedAt: z.number(),
   expiresAt: z.number(),
-  /** 0 when granted, +1 per renewal: part of the request id. */
+  /** 0 when first granted, +1 per renewal or re-grant: part of the request id. */
   generation: z.number().int().min(0),
 });
 export type Lease = z.infer<typeof leaseSchema>;
@@ -647,7 +647,8 @@ function finish(
     withheld: r.withheld,
     refused: r.refused,
     patch: hasPatch ? { name: ctx.autoscaler.name, autoscalingPolicy: r.patch } : undefined,
-    requestId: hasPatch ? requestIdFor(`${requestName}|${key}`) : undefined,
+    // The patch itself is part of the name: one trigger never reuses an id for different content.
+    requestId: hasPatch ? requestIdFor(`${requestName}|${key}|${JSON.stringify(r.patch)}`) : undefined,
     state: sameJson(prev, r.state) ? undefined : r.state,
     metrics: [
       { type: metricTypes.decision, labels: { ...labels, decision }, value: 1 },
@@ -700,11 +701,13 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
   let state = pruneTombstones(prev, now, ctx.tombstoneRetentionMs ?? defaultTombstoneRetentionMs);
   const policy = ctx.autoscaler.autoscalingPolicy;
   let fallback: { decision: Decision; reason: string } = { decision: 'noop', reason: 'in-force' };
-  let generation = 0;
+  // Names the request: the incident, its state and the lease it acts under.
+  let trigger = `${incident.id}|${incident.state}`;
 
   if (incident.state === 'open') {
     if (Object.prototype.hasOwnProperty.call(state.closed, incident.id)) {
       fallback = { decision: 'noop', reason: 'closed-before-open: the incident is already closed' };
+      trigger += '|after-close';
     } else {
       const existing = Object.prototype.hasOwnProperty.call(state.leases, incident.id)
         ? state.leases[incident.id]
@@ -713,10 +716,11 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
       const why = inadmissible(target.change, policy, ctx.tier);
       if (why && !existing) return refusal(ctx, incident.id, `not allowed: ${why}`);
       if (existing && sameJson(existing.change, target.change) && existing.expiresAt - now > leaseMs / 2) {
-        generation = existing.generation;
+        trigger += `|${existing.generation}|${existing.grantedAt}`;
         fallback = { decision: 'noop', reason: 'lease-current' };
       } else {
-        generation = existing && existing.expiresAt > now ? existing.generation + 1 : 0;
+        const generation = existing ? existing.generation + 1 : 0;
+        trigger += `|${generation}|${now}`;
         const lease: Lease = {
           incidentId: incident.id,
           rule: target.rule,
@@ -733,7 +737,7 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
     const existing = Object.prototype.hasOwnProperty.call(state.leases, incident.id)
       ? state.leases[incident.id]
       : undefined;
-    generation = existing?.generation ?? 0;
+    trigger += `|${existing?.generation ?? '-'}`;
     const leases = { ...state.leases };
     delete leases[incident.id];
     const seen = Object.prototype.hasOwnProperty.call(state.closed, incident.id)
@@ -745,7 +749,7 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
   }
 
   const r = reconcile(ctx, state);
-  return finish(ctx, prev, r, `${incident.id}|${incident.state}|${generation}`, incident.id, fallback);
+  return finish(ctx, prev, r, trigger, incident.id, fallback);
 }
 
 /**
@@ -766,7 +770,7 @@ export function planSweep(ctx: PlanContext): Plan {
   const expired = Object.keys(prev.leases)
     .filter((id) => !Object.prototype.hasOwnProperty.call(r.state.leases, id))
     .sort();
-  return finish(ctx, prev, r, `sweep|${expired.join(',')}|${JSON.stringify(r.patch)}`, undefined, {
+  return finish(ctx, prev, r, `sweep|${Math.floor(ctx.now / 60_000)}|${expired.join(',')}`, undefined, {
     decision: 'noop',
     reason: expired.length ? `expired: ${expired.join(', ')}` : 'in-force',
   });

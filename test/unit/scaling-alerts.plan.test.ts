@@ -191,6 +191,17 @@ describe('floors are leases: one-time scaling schedules', () => {
     expect(w.state?.changes).toEqual([T0]);
   });
 
+  it('a lease granted again after it expired acts again, under a new request id', () => {
+    const w = new World();
+    const first = w.notify(incident('a', 'open'), raise(2), T0, 600);
+    w.sweep(T0 + 11 * min);
+    const again = w.notify(incident('a', 'open'), raise(2), T0 + 12 * min, 600);
+    expect(again).toMatchObject({ decision: 'apply', reason: 'escalate' });
+    expect(again.requestId).toMatch(uuidV5);
+    expect(again.requestId).not.toBe(first.requestId);
+    expect(w.floor()).toBe(4);
+  });
+
   it('closing removes the schedule and remembers the incident', () => {
     const w = new World();
     const open = w.notify(incident('a', 'open'), raise(2));
