@@ -25,6 +25,8 @@ const arbCase = fc.record({
       status: fc.constantFrom('RUNNING', 'RUNNING', 'RUNNING', 'STOPPING', 'STAGING'),
       action: fc.constantFrom('NONE', 'NONE', 'NONE', 'RECREATING'),
       node: health,
+      /** Minutes since the sweep first saw its problem, as its mark says. */
+      problemAgo: fc.option(fc.integer({ min: 0, max: 30 })),
     }),
     { selector: (i) => i.n, maxLength: 20 },
   ),
@@ -55,14 +57,21 @@ const arbCase = fc.record({
     fc.record({ n: fc.integer({ min: 1, max: 60 }), kind: fc.constantFrom('missing', 'same', 'other') }),
     { maxLength: 8 },
   ),
-  incomplete: fc.option(
-    fc.record({
-      source: fc.constantFrom('compute', 'consul', 'kv'),
-      status: fc.constantFrom('partial', 'failed'),
-    }),
-    { freq: 4 },
+  // Mostly complete reads, so that the other rules get exercised too.
+  incomplete: fc.oneof(
+    { weight: 4, arbitrary: fc.constant(null) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        source: fc.constantFrom('compute', 'consul', 'kv'),
+        status: fc.constantFrom('partial', 'failed'),
+      }),
+    },
   ),
-  unread: fc.subarray([GA, GB], { maxLength: 1 }),
+  unread: fc.oneof(
+    { weight: 6, arbitrary: fc.constant([]) },
+    { weight: 1, arbitrary: fc.subarray([GA, GB], { minLength: 1, maxLength: 1 }) },
+  ),
   unstable: fc.subarray([GA, GB]),
   bucket: fc.option(
     fc.record({
@@ -100,14 +109,30 @@ function build(c: Case): { cfg: ReturnType<typeof config>; obs: Observation } {
         o.modifyIndex,
       ),
     ),
-    marks: c.marks.map((m): [string, SweepMark] => [
-      id(m.n),
-      {
-        absentCount: m.absentCount,
-        ...(m.criticalAgo !== null ? { criticalSince: at - m.criticalAgo * MIN } : {}),
-        ...(m.missingAgo !== null ? { missingSince: at - m.missingAgo * MIN } : {}),
-      },
-    ]),
+    marks: [
+      ...c.instances.flatMap((i): Array<[string, SweepMark]> =>
+        i.problemAgo === null
+          ? []
+          : [
+              [
+                id(i.n),
+                {
+                  absentCount: 0,
+                  criticalSince: at - i.problemAgo * MIN,
+                  missingSince: at - i.problemAgo * MIN,
+                },
+              ],
+            ],
+      ),
+      ...c.marks.map((m): [string, SweepMark] => [
+        id(m.n),
+        {
+          absentCount: m.absentCount,
+          ...(m.criticalAgo !== null ? { criticalSince: at - m.criticalAgo * MIN } : {}),
+          ...(m.missingAgo !== null ? { missingSince: at - m.missingAgo * MIN } : {}),
+        },
+      ]),
+    ],
     records: c.records.map((r) => [id(r.n), { maintenance: r.maintenance }]),
     lookups: c.lookups.map((l) => [
       id(l.n),
