@@ -81,7 +81,9 @@ export interface GroupSummary {
   role: string;
   isStable: boolean;
   members: number;
+  /** RUNNING with no current action. */
   running: number;
+  /** Running, with a passing node. */
   healthy: number;
   broken: number;
   orphans: number;
@@ -106,6 +108,8 @@ export interface InstanceFinding {
 
 export interface SweepReport {
   at: number;
+  /** What was read: members of the watched groups, catalog nodes, nodes of watched groups. */
+  seen: { groups: number; members: number; nodes: number; nodesInGroups: number };
   /** Why the whole sweep only reports; empty when it may act. */
   reportOnly: Array<'incomplete-read' | 'all-zones-dead'>;
   incompleteReads: ReadOutcome[];
@@ -314,9 +318,11 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
     }
     return n;
   };
+  // A group that was not read completely says nothing about its nodes' absence.
+  const unreadGroups = new Set(incompleteReads.filter((r) => r.source === 'compute').map((r) => r.what));
   for (const { node, identity, group } of [...inGroups].sort(byKey((n) => n.node.name))) {
     const id = identity.instanceId;
-    if (live.has(id)) continue;
+    if (live.has(id) || unreadGroups.has(group.key)) continue;
     const finding: NodeFinding = {
       node: node.name,
       instanceId: id,
@@ -487,6 +493,12 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
 
   const report: SweepReport = {
     at: now,
+    seen: {
+      groups: obs.groups.length,
+      members: obs.groups.reduce((sum, g) => sum + g.members.length, 0),
+      nodes: obs.nodes.length,
+      nodesInGroups: inGroups.length,
+    },
     reportOnly,
     incompleteReads,
     zones,

@@ -417,16 +417,22 @@ describe('planSweep: partition safety', () => {
   });
 
   it.each([
-    ['a Consul read failed', { reads: [{ source: 'consul', what: 'health/state/any', status: 'failed' }] }],
-    ['a group was listed partially', { reads: [{ source: 'compute', what: GA, status: 'partial' }] }],
-    ['a group was not read at all', { unread: [GB] }],
-  ] as const)('is report-only, writes no mark and takes no token when %s', (_what, extra) => {
+    [
+      'a Consul read failed',
+      { reads: [{ source: 'consul', what: 'health/state/any', status: 'failed' }] },
+      3,
+    ],
+    ['a group was listed partially', { reads: [{ source: 'compute', what: GA, status: 'partial' }] }, 3],
+    // The broken instance is in the group not read: only the deregistration and the purge are left.
+    ['a group was not read at all', { unread: [GA] }, 2],
+  ] as const)('is report-only, writes no mark and takes no token when %s', (_what, extra, refusals) => {
     const plan = planSweep(
       config(),
       world([{ n: 1, node: 'critical' }, { n: 2 }, { n: 3 }], {
         ...extra,
         reads: extra && 'reads' in extra ? [...extra.reads] : [],
-        nodes: [node('backend-a-gone-1', id(901))],
+        // In zone B: the partially listed group is backend-a.
+        nodes: [node('backend-b-gone-1', id(901), 'passing', ZB)],
         marks: [...marksFor([1]), [id(901), { absentCount: 5 }]],
       }),
     );
@@ -435,7 +441,29 @@ describe('planSweep: partition safety', () => {
     expect(plan.actions).toEqual([]);
     expect(plan.marks).toEqual([]);
     expect(plan.bucket).toBeNull();
-    expect(plan.report.refused.map((r) => r.reason)).toEqual(Array(3).fill('incomplete-read'));
+    expect(plan.report.refused.map((r) => r.reason)).toEqual(Array(refusals).fill('incomplete-read'));
+  });
+
+  it('judges no node of a group it could not list completely', () => {
+    const plan = planSweep(
+      config(),
+      world([{ n: 1 }, { n: 2, zone: ZB }], {
+        reads: [{ source: 'compute', what: GA, status: 'partial' }],
+        nodes: [node('backend-a-gone-1', id(901)), node('backend-b-gone-1', id(902), 'passing', ZB)],
+        marks: [
+          [id(901), { absentCount: 5 }],
+          [id(902), { absentCount: 5 }],
+        ],
+      }),
+    );
+    expect(plan.report.stale.map((x) => x.node)).toEqual(['backend-b-gone-1']);
+    expect(plan.report.refused).toEqual([
+      {
+        action: expect.objectContaining({ type: 'deregister', node: 'backend-b-gone-1' }),
+        reason: 'incomplete-read',
+      },
+      { action: { type: 'purge-ledger' }, reason: 'incomplete-read' },
+    ]);
   });
 });
 
@@ -503,6 +531,7 @@ describe('planSweep: report and metrics', () => {
       { nodes: [node('backend-a-gone-1', id(901))], marks: [[id(901), { absentCount: 2 }]] },
     );
     const plan = planSweep(config(), obs);
+    expect(plan.report.seen).toEqual({ groups: 2, members: 5, nodes: 4, nodesInGroups: 4 });
     expect(plan.report.groups).toEqual([
       { key: GA, role: 'backend', isStable: true, members: 4, running: 3, healthy: 1, broken: 0, orphans: 0 },
       { key: GB, role: 'backend', isStable: true, members: 1, running: 1, healthy: 0, broken: 0, orphans: 0 },
