@@ -127,7 +127,7 @@ const instancePath = /\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/?#]+)$
 
 /** Compute ids are uint64: a decimal string within range (no precision lost on the way). */
 export const isInstanceId = (v: string): boolean =>
-  instanceIdPattern.test(v) && BigInt(v) <= 18_446_744_073_709_551_615n;
+  instanceIdPattern.test(v) && (v.length < 20 || v <= '18446744073709551615');
 
 const rawManagedInstance = z.object({
   // JSON gives a string; a client that decoded it as a number is only trusted while it is exact.
