@@ -8,11 +8,15 @@ import type { BucketState } from './token-bucket';
  * answers into it. Everything read from Consul (node names, metadata, checks, KV) is attacker-
  * controlled: it is validated here, and whatever fails validation can only make the sweep do less.
  *
- * Compute v1 shapes (REST reference, `instanceGroupManagers.listManagedInstances` and
- * `regionInstanceGroupManagers.listManagedInstances`, response `managedInstances[]` +
- * `nextPageToken`; resource `ManagedInstance`:
- * https://cloud.google.com/compute/docs/reference/rest/v1/instanceGroupManagers/listManagedInstances):
- * - `id`: uint64 as a decimal string in JSON; may exceed 2^53, so it stays a string;
+ * Compute v1 shapes, checked against Google's reference for `instanceGroupManagers.listManagedInstances`
+ * (https://cloud.google.com/workflows/docs/reference/googleapis/compute/v1/instanceGroupManagers/listManagedInstances),
+ * its response (`managedInstances[]` + `nextPageToken`,
+ * https://cloud.google.com/python/docs/reference/compute/latest/google.cloud.compute_v1.types.InstanceGroupManagersListManagedInstancesResponse),
+ * `ManagedInstance` (https://cloud.google.com/php/docs/reference/cloud-compute/latest/V1.ManagedInstance,
+ * and `google.cloud.compute.v1.ManagedInstance` in @google-cloud/compute's protos.json); the same for
+ * `regionInstanceGroupManagers`:
+ * - `id`: uint64 (a decimal string in REST JSON); may exceed 2^53, so it stays a string (the Node
+ *   client types it `number|Long|string`: its adapter passes a string);
  * - `instance`: the instance's URL (`…/projects/<p>/zones/<z>/instances/<name>`);
  * - `instanceStatus`: PROVISIONING, STAGING, RUNNING, STOPPING, STOPPED, SUSPENDING, SUSPENDED,
  *   REPAIRING, TERMINATED, DEPROVISIONING, PENDING…; empty while the instance does not exist (with `id`);
