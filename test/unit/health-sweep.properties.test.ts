@@ -283,6 +283,58 @@ describe('planSweep properties', () => {
     );
   });
 
+  it('converges: in a still world, every stale node of a watched group goes, and nothing else', () => {
+    fc.assert(
+      fc.property(arbCase, (c) => {
+        const calm = {
+          ...c,
+          incomplete: null,
+          unread: [],
+          lookups: [],
+          bucket: null,
+          // Nothing looks dead, so no zone is partitioned.
+          instances: c.instances.map((i) => ({ ...i, node: 'passing' as const })),
+          others: c.others.map((o) => ({ ...o, health: 'passing' as const })),
+        };
+        const { cfg, obs } = build(calm);
+        const deregistered = new Set<string>();
+        let current: Observation = obs;
+        for (let sweep = 0; sweep <= cfg.thresholds.absentSweeps; sweep++) {
+          const plan = planSweep(cfg, current);
+          for (const a of plan.actions) if (a.type === 'deregister') deregistered.add(a.node);
+          // The world after the sweep: its marks written, its nodes gone, a minute later.
+          const marks = new Map(current.marks);
+          for (const w of plan.marks) {
+            if (w.op === 'put') marks.set(w.instanceId, { value: w.mark, modifyIndex: 1 });
+            else marks.delete(w.instanceId);
+          }
+          current = {
+            ...current,
+            at: current.at + 10 * MIN,
+            marks,
+            nodes: current.nodes.filter((n) => !deregistered.has(n.name)),
+            bucket: plan.bucket ? { value: plan.bucket.state, modifyIndex: 1 } : current.bucket,
+          };
+        }
+        const live = liveIds(obs);
+        const keys = new Set(
+          cfg.groups.map((g) => `${g.name}/${g.scope.kind === 'zone' ? g.scope.zone : ''}`),
+        );
+        const expected = obs.nodes.filter(
+          (n) =>
+            n.identity &&
+            !live.has(n.identity.instanceId) &&
+            keys.has(`${n.identity.group}/${n.identity.zone}`),
+        );
+        const names = new Set(expected.map((n) => n.name));
+        for (const name of deregistered) expect(names.has(name)).toBe(true);
+        // Nothing is stale before the Nth sweep, so that sweep has the whole burst.
+        if (names.size <= cfg.thresholds.tokenBucket.burst) expect(deregistered).toEqual(names);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('deregisters a node that stays absent exactly on the Nth sweep, without a lookup', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 6 }), (n) => {
