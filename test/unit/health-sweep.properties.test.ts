@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { resolveBudget } from '../../shared/health-sweep/config';
+import { resolveBudget, scopeHolds } from '../../shared/health-sweep/config';
 import type { NodeHealth, Observation, ReadOutcome, SweepMark } from '../../shared/health-sweep/observe';
 import { planSweep, type SweepPlan } from '../../shared/health-sweep/plan';
 import { refill } from '../../shared/health-sweep/token-bucket';
@@ -15,6 +15,8 @@ const health = fc.constantFrom<NodeHealth | null>(
   null,
 );
 const zone = fc.constantFrom(ZA, ZB);
+/** Nodes may also sit in a zone no watched group covers. */
+const nodeZone = fc.constantFrom(ZA, ZB, 'us-east1-b');
 
 /** Worlds where ids of nodes, marks, records and lookups overlap the live ones on purpose. */
 const arbCase = fc.record({
@@ -33,7 +35,7 @@ const arbCase = fc.record({
   others: fc.array(
     fc.record({
       n: fc.integer({ min: 1, max: 60 }),
-      zone,
+      zone: nodeZone,
       health,
       // A node under the name of an instance (a same-name reuse), or its own.
       reuseName: fc.boolean(),
@@ -165,7 +167,16 @@ describe('planSweep properties', () => {
           if (a.type !== 'deregister') continue;
           expect(live.has(a.instanceId)).toBe(false);
           const claimed = obs.nodes.filter((n) => n.name === a.node && n.modifyIndex === a.modifyIndex);
-          expect(claimed.some((n) => n.identity?.instanceId === a.instanceId)).toBe(true);
+          const identity = claimed.find((n) => n.identity?.instanceId === a.instanceId)?.identity;
+          expect(identity).toBeDefined();
+          // Only nodes of watched groups: never a Consul server or another group's node.
+          const watched = cfg.groups.filter(
+            (g) =>
+              g.project === identity?.project &&
+              g.name === identity.group &&
+              scopeHolds(g.scope, identity.zone),
+          );
+          expect(watched.map((g) => g.key)).toEqual([a.group]);
           // Compute said the instance exists: kept.
           const lookup = obs.lookups.get(a.instanceId);
           expect(lookup?.found && lookup.id === a.instanceId).toBeFalsy();
