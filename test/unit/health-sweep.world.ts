@@ -1,0 +1,126 @@
+/** Builders of sweep observations for the health-sweep planner tests. */
+import type { InstanceLookup } from '../../shared/compute/instances';
+import { parseHealthSweepConfig, type HealthSweepConfig } from '../../shared/health-sweep/config';
+import type {
+  GroupObservation,
+  NodeHealth,
+  Observation,
+  ReadOutcome,
+  Stored,
+  SweepMark,
+  SweepNode,
+} from '../../shared/health-sweep/observe';
+import type { BucketState } from '../../shared/health-sweep/token-bucket';
+
+export const P = 'ilb-demo';
+export const ZA = 'us-central1-a';
+export const ZB = 'us-central1-b';
+export const GA = `projects/${P}/zones/${ZA}/instanceGroupManagers/backend-a`;
+export const GB = `projects/${P}/zones/${ZB}/instanceGroupManagers/backend-b`;
+export const T0 = Date.UTC(2026, 10, 27, 12, 0, 0);
+/** Ids beyond 2^53, as real ones are. */
+export const id = (n: number) => (4_512_345_678_901_234_000n + BigInt(n)).toString();
+
+export function config(
+  extra: Record<string, unknown> = {},
+  thresholds: Record<string, unknown> = {},
+): HealthSweepConfig {
+  return parseHealthSweepConfig({
+    groups: [
+      { project: P, zone: ZA, name: 'backend-a', role: 'backend' },
+      { project: P, zone: ZB, name: 'backend-b', role: 'backend' },
+    ],
+    thresholds: {
+      absentSweeps: 3,
+      brokenGraceSeconds: 300,
+      bootGraceSeconds: 600,
+      maxRecreations: 10,
+      healthyMinimum: 0,
+      tokenBucket: { ratePerMinute: 6, burst: 100 },
+      ...thresholds,
+    },
+    ...extra,
+  });
+}
+
+export interface Inst {
+  n: number;
+  zone?: string;
+  status?: string;
+  action?: string;
+  /** The instance's Consul node: null for none. */
+  node?: NodeHealth | null;
+  /** The node's name when it differs from the instance's. */
+  nodeName?: string;
+}
+
+export const instName = (n: number, zone = ZA) => `backend-${zone.slice(-1)}-${n}`;
+export const instUrl = (n: number, zone = ZA) =>
+  `https://compute.googleapis.com/compute/v1/projects/${P}/zones/${zone}/instances/${instName(n, zone)}`;
+
+export function node(
+  name: string,
+  instanceId: string,
+  health: NodeHealth = 'passing',
+  zone = ZA,
+  modifyIndex = 100,
+): SweepNode {
+  return {
+    name,
+    address: '10.0.0.1',
+    modifyIndex,
+    identity: { instanceId, zone, project: P, group: `backend-${zone.slice(-1)}`, role: 'backend' },
+    health,
+  };
+}
+
+export interface WorldExtras {
+  at?: number;
+  nodes?: SweepNode[];
+  marks?: Array<[string, SweepMark | null, number?]>;
+  records?: Array<[string, { maintenance: boolean } | null, number?]>;
+  bucket?: Stored<BucketState>;
+  lookups?: Array<[string, InstanceLookup]>;
+  reads?: readonly ReadOutcome[];
+  unstable?: readonly string[];
+  /** Groups left out of the observation. */
+  unread?: readonly string[];
+}
+
+/** A world of instances in the two backend groups (by zone) and their nodes. */
+export function world(instances: Inst[], x: WorldExtras = {}): Observation {
+  const groups: GroupObservation[] = [GA, GB]
+    .filter((key) => !x.unread?.includes(key))
+    .map((key) => ({ key, isStable: !x.unstable?.includes(key), members: [] }));
+  const nodes: SweepNode[] = [];
+  for (const i of instances) {
+    const zone = i.zone ?? ZA;
+    const group = groups.find((g) => g.key === (zone === ZA ? GA : GB));
+    group?.members.push({
+      id: id(i.n),
+      name: instName(i.n, zone),
+      project: P,
+      zone,
+      instance: instUrl(i.n, zone),
+      instanceStatus: i.status ?? 'RUNNING',
+      currentAction: i.action ?? 'NONE',
+    });
+    const health = i.node === undefined ? 'passing' : i.node;
+    if (health !== null)
+      nodes.push(node(i.nodeName ?? instName(i.n, zone), id(i.n), health, zone, 1000 + i.n));
+  }
+  return {
+    at: x.at ?? T0,
+    groups,
+    nodes: [...nodes, ...(x.nodes ?? [])],
+    marks: new Map(
+      (x.marks ?? []).map(([k, value, modifyIndex]) => [k, { value, modifyIndex: modifyIndex ?? 7 }]),
+    ),
+    records: new Map(
+      (x.records ?? []).map(([k, value, modifyIndex]) => [k, { value, modifyIndex: modifyIndex ?? 9 }]),
+    ),
+    bucket: x.bucket ?? { value: null, modifyIndex: 0 },
+    lookups: new Map(x.lookups ?? []),
+    reads: [...(x.reads ?? [])],
+  };
+}
