@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { googleAuthLibrary } from 'google-gax';
 import { RegionInstanceGroupManagersClient } from '@google-cloud/compute/build/src/v1/region_instance_group_managers_client';
 import { createLogger } from '../shared/logging';
-import { sandboxRegion, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
+import { startSandbox } from '../infra-scripts/local/scenarios/sandbox';
+import { sandboxRegion } from '../infra-scripts/local/scenarios/topology';
 import { randomLoopbackPrefix, stopAllProcesses } from '../infra-scripts/local/launch';
 import { percentile } from './lib/load';
 
