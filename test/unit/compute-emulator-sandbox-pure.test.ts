@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { eventFixture } from '../fixtures/events';
 import { cloudEventRequest } from '../../infra-scripts/local/push-bridge';
 import { parseStatsCsv } from '../../services/haproxy-sync/stats';
+import { parseUnit } from '../../infra-scripts/local/instance';
 import { instancePrefix } from '../../infra-scripts/local/scenarios/topology';
 import { nodeStanding, type ViewNode } from '../../infra-scripts/local/status-page/consul-view';
 
@@ -82,4 +84,9 @@ describe('nodeStanding', () => {
   it('tells a healthy node registered without its metadata apart', () => {
     expect(nodeStanding([node({})], instance)).toBe('no-identity');
   });
+});
+
+test('the Consul agent unit confirms the node metadata once the agent is up, never failing the unit', () => {
+  const unit = parseUnit('consul', readFileSync('packer/consul/files/consul.service', 'utf8'));
+  expect(unit.execStartPost).toEqual(['-/opt/ilb/bin/consul-bootstrap.sh --confirm-node-meta']);
 });

@@ -55,6 +55,9 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
+/** What the progress lines say when an instance had to register its node metadata again. */
+export const repairNote = 'catalog lacked its node metadata after join; registered again';
+
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const started = Date.now();
   const { logger } = options;
@@ -92,6 +95,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       metadata: md,
       logger,
       shutdownTimeoutMs: 30_000,
+      // The agent unit's ExecStartPost repairs a node the leader registered without its metadata.
+      onOutput: (instance, unit, chunk) => {
+        if (unit === 'consul' && chunk.includes('lacked this node')) say(`      ${instance}: ${repairNote}`);
+      },
       projectAttributes: {
         'consul-servers': consul.joinAddrs.join(' '),
         'consul-gossip-key': consul.gossipKey,
@@ -205,7 +212,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
 /**
  * "Up" means what the status page will show: every running instance a live Consul node, all checks
- * passing, carrying its own instance id. Nodes still waited for are named in the progress lines.
+ * passing, carrying its own instance id. A node without its metadata is named in the progress lines:
+ * Consul's leader can register a joining member without it (consul-bootstrap.sh --confirm-node-meta).
  */
 async function waitForHealthyNodes(
   compute: RunningEmulator,

@@ -70,7 +70,8 @@ export async function consulView(consul: ConsulCluster): Promise<ConsulView> {
 /**
  * Pure: how an instance stands in Consul. `healthy` needs the leader's serfHealth check (a live
  * member) and every check passing. `no-identity`: healthy, but the catalog entry lacks the agent's
- * node metadata. `stale`: the node of that name carries another instance's id.
+ * node metadata (a join race, see consul-bootstrap.sh --confirm-node-meta). `stale`: the node of that
+ * name carries another instance's id.
  */
 export type NodeStanding = 'missing' | 'no-identity' | 'stale' | 'unhealthy' | 'healthy';
 
