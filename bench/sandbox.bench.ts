@@ -1,15 +1,17 @@
 /**
  * What the sandbox costs: start-up time (per phase), memory of the whole process tree once up, the
  * Compute emulator's latency through the real client, how long a MIG instance takes to boot and to
- * be deleted (shutdown script included), and how long stopping everything takes.
- *   npm run build && node dist/bench/sandbox.bench.js [--calls 200]
+ * be deleted (shutdown script included), how long stopping everything takes, and the start-up time
+ * over consecutive start-ups (min / median / max; the first one above counts as one of them).
+ *   npm run build && node dist/bench/sandbox.bench.js [--calls 200] [--startups 5]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { googleAuthLibrary } from 'google-gax';
 import { RegionInstanceGroupManagersClient } from '@google-cloud/compute/build/src/v1/region_instance_group_managers_client';
-import { createLogger } from '../shared/logging';
-import { sandboxRegion, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
+import { createLogger, type Logger } from '../shared/logging';
+import { repairNote, type Sandbox, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
+import { sandboxRegion } from '../infra-scripts/local/scenarios/topology';
 import { randomLoopbackPrefix, stopAllProcesses } from '../infra-scripts/local/launch';
 import { percentile } from './lib/load';
 
@@ -45,22 +47,70 @@ function treeRssMiB(root: number): { processes: number; mib: number } {
   return { processes, mib: Math.round(mib) };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { calls: { type: 'string', default: '200' } } });
-  const calls = Math.min(Math.max(Number(values.calls), 1), 5000);
-  const logger = createLogger({ name: 'sandbox-bench', level: 'warn' });
+interface Startup {
+  sb: Sandbox;
+  ms: number;
+  phases: { phase: string; atMs: number }[];
+  /** Nodes seen healthy in Consul but without their metadata while waiting (a join race). */
+  withoutIdentity: string[];
+  /** Instances whose agent unit found its node without metadata after join and registered it again. */
+  repaired: string[];
+}
+
+async function startOnce(logger: Logger): Promise<Startup> {
   const t0 = performance.now();
-  const phases: { phase: string; atMs: number }[] = [];
+  const phases: Startup['phases'] = [];
+  const withoutIdentity = new Set<string>();
+  const repaired: string[] = [];
   const sb = await startSandbox({
     logger,
     prefix: randomLoopbackPrefix(),
     statusPort: 0,
     progress: (line) => {
       if (line.startsWith('[')) phases.push({ phase: line, atMs: Math.round(performance.now() - t0) });
+      for (const m of line.matchAll(/([\w-]+): no-identity/g)) withoutIdentity.add(m[1]!);
+      if (line.endsWith(repairNote)) repaired.push(line.trim().split(':')[0]!);
     },
   });
+  return {
+    sb,
+    ms: Math.round(performance.now() - t0),
+    phases,
+    withoutIdentity: [...withoutIdentity],
+    repaired,
+  };
+}
+
+/** Start-ups after the first, each stopped before the next; returns every start-up's figures. */
+async function consecutiveStartups(logger: Logger, first: Startup, count: number) {
+  const runs = [{ ms: first.ms, withoutIdentity: first.withoutIdentity, repaired: first.repaired }];
+  for (let i = 1; i < count; i++) {
+    const run = await startOnce(logger);
+    await run.sb.stop();
+    await stopAllProcesses();
+    runs.push({ ms: run.ms, withoutIdentity: run.withoutIdentity, repaired: run.repaired });
+    process.stdout.write(`start-up ${i + 1}/${count}: ${(run.ms / 1000).toFixed(1)} s\n`);
+  }
+  const sorted = runs.map((r) => r.ms).sort((a, b) => a - b);
+  return {
+    runs,
+    minMs: sorted[0]!,
+    medianMs: sorted[Math.floor((sorted.length - 1) / 2)]!,
+    maxMs: sorted[sorted.length - 1]!,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { calls: { type: 'string', default: '200' }, startups: { type: 'string', default: '5' } },
+  });
+  const calls = Math.min(Math.max(Number(values.calls), 1), 5000);
+  const startups = Math.min(Math.max(Number(values.startups), 1), 20);
+  const logger = createLogger({ name: 'sandbox-bench', level: 'warn' });
+  const first = await startOnce(logger);
+  const { sb, phases } = first;
   try {
-    const startupMs = Math.round(performance.now() - t0);
+    const startupMs = first.ms;
     const memory = treeRssMiB(process.pid);
 
     const client = new RegionInstanceGroupManagersClient({
@@ -100,6 +150,8 @@ async function main(): Promise<void> {
     const s0 = performance.now();
     await sb.stop();
     const stopMs = Math.round(performance.now() - s0);
+    await stopAllProcesses();
+    const repeated = await consecutiveStartups(logger, first, startups);
     const figures = {
       startupMs,
       phases,
@@ -113,6 +165,7 @@ async function main(): Promise<void> {
       instanceBootMs: bootMs,
       instanceDeleteMs: deleteMs,
       stopMs,
+      startups: repeated,
     };
     process.stdout.write(
       [
@@ -121,6 +174,8 @@ async function main(): Promise<void> {
         `listManagedInstances via the real client: p50 ${figures.listManagedInstances.p50Ms} ms, p95 ${figures.listManagedInstances.p95Ms} ms over ${calls} calls`,
         `one backend instance: boot ${bootMs} ms, delete with shutdown script ${deleteMs} ms`,
         `stop everything: ${stopMs} ms`,
+        `${startups} consecutive start-ups: min ${(repeated.minMs / 1000).toFixed(1)} s, median ${(repeated.medianMs / 1000).toFixed(1)} s, max ${(repeated.maxMs / 1000).toFixed(1)} s` +
+          ` (${repeated.runs.map((r) => (r.ms / 1000).toFixed(1)).join(', ')}; nodes seen without metadata: ${repeated.runs.flatMap((r) => r.withoutIdentity).join(', ') || 'none'}; re-registered by their agent unit: ${repeated.runs.flatMap((r) => r.repaired).join(', ') || 'none'})`,
         JSON.stringify(figures),
         '',
       ].join('\n'),

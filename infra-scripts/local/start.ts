@@ -5,7 +5,8 @@
 import { createLogger } from '../../shared/logging';
 import { stopAllProcesses } from './launch';
 import { runScenario, scenarioNames } from './scenarios';
-import { startSandbox, topics } from './scenarios/sandbox';
+import { topics } from './scenarios/functions-host';
+import { startSandbox } from './scenarios/sandbox';
 
 const log = createLogger({ name: 'sandbox', level: process.env.LOG_LEVEL ?? 'warn' });
 const say = (line: string) => process.stdout.write(`${line}\n`);

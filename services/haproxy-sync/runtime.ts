@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 
 import type { Pool } from './config';
+import { parseStatsCsv } from './stats';
 
 /** A server slot as the running HAProxy has it. */
 export interface RuntimeSlot {
@@ -50,18 +51,12 @@ export function parseRuntime(serversState: string, statCsv: string, backend: str
     'srv_port',
   ].map(col) as [number, number, number, number, number];
 
-  const sessions = new Map<string, number>();
-  const csv = statCsv.split('\n').filter((l) => l.trim());
-  const csvHeader = csv[0]?.replace(/^#\s*/, '').split(',') ?? [];
-  const iPx = csvHeader.indexOf('pxname');
-  const iSv = csvHeader.indexOf('svname');
-  const iScur = csvHeader.indexOf('scur');
-  if (iPx < 0 || iSv < 0 || iScur < 0)
+  const stats = parseStatsCsv(statCsv);
+  if (!['pxname', 'svname', 'scur'].every((c) => stats.columns.includes(c)))
     throw new Error(`unexpected "show stat" answer: ${statCsv.slice(0, 200)}`);
-  for (const row of csv.slice(1)) {
-    const f = row.split(',');
-    if (f[iPx] === backend) sessions.set(f[iSv] ?? '', Number(f[iScur] ?? 0));
-  }
+  const sessions = new Map(
+    stats.rows.filter((r) => r.pxname === backend).map((r) => [r.svname ?? '', Number(r.scur ?? 0)]),
+  );
 
   const slots: RuntimeSlot[] = [];
   for (const line of lines) {

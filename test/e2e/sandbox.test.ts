@@ -11,7 +11,8 @@ import { chromium } from 'playwright-core';
 import { RegionAutoscalersClient } from '@google-cloud/compute/build/src/v1/region_autoscalers_client';
 import { createLogger } from '../../shared/logging';
 import { runScenario } from '../../infra-scripts/local/scenarios';
-import { sandboxRegion, startSandbox, type Sandbox } from '../../infra-scripts/local/scenarios/sandbox';
+import { startSandbox, type Sandbox } from '../../infra-scripts/local/scenarios/sandbox';
+import { sandboxRegion } from '../../infra-scripts/local/scenarios/topology';
 import { randomLoopbackPrefix } from '../harness';
 
 jest.setTimeout(300_000);

@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { eventFixture } from '../fixtures/events';
 import { cloudEventRequest } from '../../infra-scripts/local/push-bridge';
-import { parseStatsCsv } from '../../infra-scripts/local/scenarios/sandbox';
+import { parseStatsCsv } from '../../services/haproxy-sync/stats';
+import { parseUnit } from '../../infra-scripts/local/instance';
+import { instancePrefix } from '../../infra-scripts/local/scenarios/topology';
+import { nodeStanding, type ViewNode } from '../../infra-scripts/local/status-page/consul-view';
 
 test('the push bridge builds the Eventarc request whose body matches the fixture CloudEvent data', () => {
   const fixture = eventFixture<{
@@ -38,9 +42,51 @@ test('the push bridge builds the Eventarc request whose body matches the fixture
 
 test('HAProxy stats CSV rows are keyed by the header names', () => {
   const csv = '# pxname,svname,rate,req_rate\ninternal,FRONTEND,3,61\nbackends,z1,60,\n';
-  expect(parseStatsCsv(csv)).toEqual([
-    { pxname: 'internal', svname: 'FRONTEND', rate: '3', req_rate: '61' },
-    { pxname: 'backends', svname: 'z1', rate: '60', req_rate: '' },
-  ]);
-  expect(parseStatsCsv('not csv')).toEqual([]);
+  expect(parseStatsCsv(csv)).toEqual({
+    columns: ['pxname', 'svname', 'rate', 'req_rate'],
+    rows: [
+      { pxname: 'internal', svname: 'FRONTEND', rate: '3', req_rate: '61' },
+      { pxname: 'backends', svname: 'z1', rate: '60', req_rate: '' },
+    ],
+  });
+  expect(parseStatsCsv('Unknown command')).toEqual({ columns: [], rows: [] });
+});
+
+test('instances live on the /24 after the servers', () => {
+  expect(instancePrefix('127.0.10')).toBe('127.0.11.');
+  expect(instancePrefix('127.31.255')).toBe('127.31.0.');
+});
+
+describe('nodeStanding', () => {
+  const instance = { name: 'backend-a1b2', id: '1001' };
+  const serf = { id: 'serfHealth', service: '', status: 'passing' };
+  const service = { id: 'service:backend', service: 'backend', status: 'passing' };
+  const node = (meta: Record<string, string>, checks = [serf, service]): ViewNode => ({
+    name: 'backend-a1b2',
+    address: '127.0.11.5',
+    meta,
+    checks,
+  });
+
+  it('is healthy only as a live member with its own id and every check passing', () => {
+    expect(nodeStanding([node({ 'gce-instance-id': '1001' })], instance)).toBe('healthy');
+    expect(nodeStanding([], instance)).toBe('missing');
+    expect(nodeStanding([node({ 'gce-instance-id': '999' })], instance)).toBe('stale');
+    expect(nodeStanding([node({ 'gce-instance-id': '1001' }, [service])], instance)).toBe('unhealthy');
+    expect(
+      nodeStanding(
+        [node({ 'gce-instance-id': '1001' }, [serf, { ...service, status: 'critical' }])],
+        instance,
+      ),
+    ).toBe('unhealthy');
+  });
+
+  it('tells a healthy node registered without its metadata apart', () => {
+    expect(nodeStanding([node({})], instance)).toBe('no-identity');
+  });
+});
+
+test('the Consul agent unit confirms the node metadata once the agent is up, never failing the unit', () => {
+  const unit = parseUnit('consul', readFileSync('packer/consul/files/consul.service', 'utf8'));
+  expect(unit.execStartPost).toEqual(['-/opt/ilb/bin/consul-bootstrap.sh --confirm-node-meta']);
 });

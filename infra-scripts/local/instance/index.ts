@@ -1,7 +1,8 @@
 /**
  * Runs one local "instance" of a role from the very files the images bake (packer/<role>/ and
  * packer/consul/files): `install-role.sh` lays them out under a temp root, then the role's systemd
- * units run in their order (ExecStartPre, ExecStart, EnvironmentFile, KillSignal, ExecStop), with
+ * units run in their order (ExecStartPre, ExecStart, ExecStartPost, EnvironmentFile, KillSignal,
+ * ExecStop; a `-` command may fail, as in systemd), with
  * the image's absolute paths mapped into that root and to the locally built tools.
  *
  *   const md = createMetadataServer();
@@ -64,6 +65,8 @@ export interface Unit {
   environment: Record<string, string>;
   execStartPre: string[];
   execStart: string | undefined;
+  /** Run once ExecStart is up (for a long-running process: once it is ready). */
+  execStartPost: string[];
   execStop: string | undefined;
   killSignal: NodeJS.Signals;
 }
@@ -77,6 +80,7 @@ export function parseUnit(name: string, text: string): Unit {
     environment: {},
     execStartPre: [],
     execStart: undefined,
+    execStartPost: [],
     execStop: undefined,
     killSignal: 'SIGTERM',
   };
@@ -93,6 +97,7 @@ export function parseUnit(name: string, text: string): Unit {
       unit.environment[k!] = v.join('=');
     } else if (key === 'ExecStartPre') unit.execStartPre.push(value);
     else if (key === 'ExecStart') unit.execStart = value;
+    else if (key === 'ExecStartPost') unit.execStartPost.push(value);
     else if (key === 'ExecStop') unit.execStop = value;
     else if (key === 'KillSignal') unit.killSignal = value as NodeJS.Signals;
   }
@@ -207,7 +212,10 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
       output(unit.name)(result.stdout + result.stderr);
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`${unit.name}: ${line} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+      const failure = `${unit.name}: ${line} failed: ${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`;
+      // systemd's `-` prefix: the command's failure does not fail the unit.
+      if (line.startsWith('-')) output(unit.name)(failure);
+      else throw new Error(failure);
     }
   };
 
@@ -247,6 +255,7 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
       if (!unit.execStart) continue;
       if (unit.type === 'oneshot') {
         await runOnce(unit, unit.execStart, env);
+        for (const line of unit.execStartPost) await runOnce(unit, line, env);
         continue;
       }
       const [command, ...args] = splitCommand(map(unit.execStart), env as Record<string, string>);
@@ -260,6 +269,7 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
         ready: name === 'consul' ? () => agentUp(opts.ip) : undefined,
       });
       processes.set(name, proc);
+      for (const line of unit.execStartPost) await runOnce(unit, line, env);
     }
   } catch (err) {
     await instance.kill();

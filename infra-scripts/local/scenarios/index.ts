@@ -7,7 +7,8 @@ import { startLoad, type LoadResult } from '../../../bench/lib/load';
 import type { Caller } from '../compute-emulator/emulator';
 import type { Instance } from '../compute-emulator/state';
 import { sleep } from '../launch';
-import { type Sandbox, sandboxRegion } from './sandbox';
+import type { Sandbox } from './sandbox';
+import { sandboxRegion } from './topology';
 
 export const scenarioNames = [
   'load',

@@ -32,7 +32,8 @@ const cls = (s) => (s === 'passing' || s === 'RUNNING' ? 'ok' : s === 'critical'
 function health(consul, name, id) {
   const node = consul.nodes.find((n) => n.name === name);
   if (!node) return '<span class="warn">not in catalog</span>';
-  const stale = node.meta['gce-instance-id'] && node.meta['gce-instance-id'] !== id ? ' <span class="bad">(stale id)</span>' : '';
+  const nodeId = node.meta['gce-instance-id'];
+  const stale = !nodeId ? ' <span class="warn">(no metadata)</span>' : nodeId !== id ? ' <span class="bad">(stale id)</span>' : '';
   const checks = node.checks.map((c) => '<span class="' + cls(c.status) + '">' + esc(c.service || c.id) + ':' + esc(c.status) + '</span>').join(' ');
   return checks + stale;
 }

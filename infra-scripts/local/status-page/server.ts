@@ -10,6 +10,7 @@ import type { RunningEmulator } from '../compute-emulator';
 import { snapshot } from '../compute-emulator/server';
 import type { ConsulCluster } from '../launch';
 import type { PushBridge } from '../push-bridge';
+import { consulView } from './consul-view';
 import { page } from './page';
 
 export type ActionLog = {
@@ -38,59 +39,6 @@ export interface StatusPage {
   url: string;
   setScenarioRunner(run: ScenarioRunner): void;
   stop(): Promise<void>;
-}
-
-interface HealthCheck {
-  Node: string;
-  CheckID: string;
-  ServiceName: string;
-  Status: string;
-}
-interface CatalogNode {
-  Node: string;
-  Address: string;
-  Meta: Record<string, string> | null;
-}
-
-/** Consul's view, read through any live server: nodes with their meta and checks, and the leader. */
-export async function consulView(consul: ConsulCluster) {
-  for (const server of consul.servers.filter((s) => s.process.running)) {
-    try {
-      const get = async <T>(p: string): Promise<T> => {
-        const res = await server.request('GET', p);
-        if (!res.ok) throw new Error(`${p}: ${res.status}`);
-        return (await res.json()) as T;
-      };
-      const [leader, nodes, checks] = await Promise.all([
-        get<string>('/v1/status/leader'),
-        get<CatalogNode[]>('/v1/catalog/nodes'),
-        get<HealthCheck[]>('/v1/health/state/any'),
-      ]);
-      return {
-        leader,
-        servers: consul.servers.map((s) => ({
-          name: s.options.nodeName,
-          ip: s.ip,
-          running: s.process.running,
-        })),
-        nodes: nodes.map((n) => ({
-          name: n.Node,
-          address: n.Address,
-          meta: n.Meta ?? {},
-          checks: checks
-            .filter((c) => c.Node === n.Node)
-            .map((c) => ({ id: c.CheckID, service: c.ServiceName, status: c.Status })),
-        })),
-      };
-    } catch {
-      continue;
-    }
-  }
-  return {
-    leader: '',
-    servers: consul.servers.map((s) => ({ name: s.options.nodeName, ip: s.ip, running: s.process.running })),
-    nodes: [],
-  };
 }
 
 export async function startStatusPage(options: StatusPageOptions): Promise<StatusPage> {

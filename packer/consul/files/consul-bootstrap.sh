@@ -2,6 +2,13 @@
 # Boot-time configuration of this node's Consul agent, from instance metadata; nothing secret is baked.
 #   consul-bootstrap.sh ROLE [SERVICE PORT]
 # Writes $ILB_ROOT/etc/consul.d/{10-agent,20-service}.json and $ILB_ROOT/etc/ilb/instance.env.
+#   consul-bootstrap.sh --confirm-node-meta     (consul.service ExecStartPost, once the agent is up)
+# Makes sure the catalog holds this node with the agent's node metadata: when a member joins, the
+# leader registers it (serfHealth) from a read of the catalog made before the agent's own first sync
+# committed, and that write can land after the sync and clear the node's Meta. The agent then counts
+# its node info as synced until its next full anti-entropy sync (1-2 min later), so for that long the
+# node has no gce-instance-id. Once the leader's serfHealth check is in, its registration is done and
+# does not recur; this writes the node info the agent would, if it is still missing. Always exits 0.
 # Metadata attributes read (secrets either inline or as a Secret Manager secret name, `*-secret`):
 #   consul-servers           space-separated join addresses (or consul_servers); default: GCE tag
 #                            auto-join (tag consul-server)
@@ -17,6 +24,39 @@
 # CONSUL_CLIENT_ADDR.
 set -euo pipefail
 
+log() { printf '{"severity":"%s","component":"consul-bootstrap","message":"%s"}\n' "$1" "$2" >&2; }
+
+confirm_node_meta() {
+  local conf="${ILB_ROOT:-}/etc/consul.d/10-agent.json" addr token self name node body
+  addr="http://$(jq -r .client_addr "$conf"):8500"
+  token=$(jq -r .acl.tokens.agent "$conf")
+  api() { curl -fsS --max-time 5 -H "X-Consul-Token: $token" "$@"; }
+  for _ in $(seq 1 120); do
+    if self=$(api "$addr/v1/agent/self") && name=$(jq -r .Config.NodeName <<<"$self") &&
+      api "$addr/v1/health/node/$name" | jq -e 'any(.[]; .CheckID == "serfHealth")' >/dev/null &&
+      node=$(api "$addr/v1/catalog/node/$name" | jq -c .Node); then
+      if jq -e --argjson self "$self" '.Meta == $self.Meta' <<<"$node" >/dev/null; then
+        log INFO "node metadata confirmed in the catalog"
+        return 0
+      fi
+      # What the agent's own node sync sends (ID, addresses, metadata).
+      body=$(jq -c '{ID: .Config.NodeID, Node: .Config.NodeName, Address: .Member.Addr,
+                     TaggedAddresses: .DebugConfig.TaggedAddresses, NodeMeta: .Meta}' <<<"$self")
+      if api -X PUT --data "$body" "$addr/v1/catalog/register" >/dev/null; then
+        log WARNING "the catalog lacked this node's metadata after join; registered it again"
+        return 0
+      fi
+    fi
+    sleep 0.5
+  done
+  log WARNING "could not confirm this node's metadata in the catalog; the agent's anti-entropy will restore it"
+}
+
+if [ "${1:-}" = --confirm-node-meta ]; then
+  confirm_node_meta || true
+  exit 0
+fi
+
 role=${1:?role}
 service=${2:-}
 port=${3:-}
@@ -25,8 +65,6 @@ md_host=${GCE_METADATA_HOST:-metadata.google.internal}
 client_addr=${CONSUL_CLIENT_ADDR:-127.0.0.1}
 conf_dir="$root/etc/consul.d"
 env_file="$root/etc/ilb/instance.env"
-
-log() { printf '{"severity":"%s","component":"consul-bootstrap","message":"%s"}\n' "$1" "$2" >&2; }
 
 md() { curl -fsS --retry 5 --retry-connrefused --max-time 5 -H 'Metadata-Flavor: Google' "http://$md_host/computeMetadata/v1/$1"; }
 attr() { md "instance/attributes/$1" 2>/dev/null || true; }

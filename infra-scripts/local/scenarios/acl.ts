@@ -1,0 +1,59 @@
+/**
+ * The sandbox's Consul ACLs, least privilege as in production: the management token only sets them
+ * up (and is printed for the operator); instances get their role's tokens, functions their own.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { type ConsulCluster, repoRoot, toolPath } from '../launch';
+import { type RoleTokens, sandboxRoles } from './topology';
+
+/**
+ * Runs the operator's packer/consul/files/acl-setup.sh against the sandbox's cluster with the
+ * management token: per role an agent token `<role>` and a read-only `<role>-default` token.
+ */
+export async function setupRoleTokens(consul: ConsulCluster): Promise<RoleTokens> {
+  const { stdout } = await promisify(execFile)(
+    'bash',
+    [path.join(repoRoot(), 'packer/consul/files/acl-setup.sh')],
+    {
+      env: {
+        ...envWithoutConsulToken(),
+        PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
+        CONSUL_HTTP_ADDR: consul.servers[0]!.httpAddr,
+        CONSUL_HTTP_TOKEN: consul.token,
+      },
+    },
+  );
+  const schema = z.object(
+    Object.fromEntries(sandboxRoles.flatMap((r) => [r, `${r}-default`].map((k) => [k, z.guid()]))),
+  );
+  return schema.parse(JSON.parse(stdout)) as RoleTokens;
+}
+
+/** A token holding only infra-scripts/acl/<policy>.hcl, as the deployed function gets. */
+export async function functionToken(
+  consul: ConsulCluster,
+  policy: string,
+  description: string,
+): Promise<string> {
+  const server = consul.servers[0]!;
+  const rules = await readFile(path.join(repoRoot(), 'infra-scripts/acl', `${policy}.hcl`), 'utf8');
+  const created = await server.request('PUT', '/v1/acl/policy', { Name: policy, Rules: rules });
+  if (!created.ok)
+    throw new Error(`creating the ${policy} policy: ${created.status} ${await created.text()}`);
+  const token = await server.request('PUT', '/v1/acl/token', {
+    Description: description,
+    Policies: [{ Name: policy }],
+  });
+  if (!token.ok) throw new Error(`creating the ${description} token: ${token.status} ${await token.text()}`);
+  return z.object({ SecretID: z.guid() }).parse(await token.json()).SecretID;
+}
+
+/** This process's environment minus a Consul token the operator may have exported (the management one). */
+export function envWithoutConsulToken(): NodeJS.ProcessEnv {
+  const { CONSUL_HTTP_TOKEN: _token, CONSUL_HTTP_TOKEN_FILE: _file, ...env } = process.env;
+  return env;
+}

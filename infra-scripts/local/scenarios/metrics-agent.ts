@@ -1,0 +1,79 @@
+/**
+ * Stands in for the Ops Agent: every 5 s reads each HAProxy's stats and writes per-instance request
+ * rates (haproxy frontend rate; backend server rates summed over HAProxies) as custom metrics, which
+ * the emulator's autoscalers and Monitoring read.
+ */
+import type { Logger } from '../../../shared/logging';
+import { haproxyCommand, parseRuntime } from '../../../services/haproxy-sync/runtime';
+import { parseStatsCsv } from '../../../services/haproxy-sync/stats';
+import type { RunningEmulator } from '../compute-emulator';
+import type { LauncherDriver } from '../compute-emulator/launcher-driver';
+import type { Instance } from '../compute-emulator/state';
+import { metrics, sandboxProject } from './topology';
+
+export interface MetricsAgent {
+  stop(): void;
+}
+
+export function startMetricsAgent(
+  compute: RunningEmulator,
+  driver: LauncherDriver,
+  logger: Logger,
+  intervalMs = 5000,
+): MetricsAgent {
+  const emu = compute.emulator;
+  const tick = async () => {
+    const instances = emu.allInstances().filter((i) => i.status === 'RUNNING');
+    const haproxies = instances.filter((i) => i.labels.role === 'haproxy');
+    const backendRate = new Map<string, number>();
+    const series: unknown[] = [];
+    const now = new Date().toISOString();
+    const point = (value: number) => [{ interval: { endTime: now }, value: { doubleValue: value } }];
+    const resource = (i: Instance) => ({
+      type: 'gce_instance',
+      labels: { instance_id: i.id, zone: i.zone, project_id: sandboxProject },
+    });
+    for (const h of haproxies) {
+      const res = await fetch(`http://${h.networkIP}:8404/stats;csv`, {
+        signal: AbortSignal.timeout(2000),
+      }).catch(() => undefined);
+      if (!res?.ok) continue;
+      const { rows } = parseStatsCsv(await res.text());
+      const front = rows.find((r) => r.pxname === 'internal' && r.svname === 'FRONTEND');
+      series.push({
+        metric: { type: metrics.haproxyRate },
+        resource: resource(h),
+        points: point(Number(front?.req_rate ?? front?.rate ?? 0)),
+      });
+      // The stats CSV has no server addresses; the runtime API maps each slot to the backend it holds.
+      const root = driver.rootOf(h.id);
+      if (!root) continue;
+      const socket = `${root}/run/haproxy/admin.sock`;
+      const [state, stat] = await Promise.all([
+        haproxyCommand(socket, 'show servers state backends'),
+        haproxyCommand(socket, 'show stat -1 4 -1'),
+      ]);
+      for (const slot of parseRuntime(state, stat, 'backends')) {
+        const rate = Number(rows.find((r) => r.pxname === 'backends' && r.svname === slot.name)?.rate || 0);
+        backendRate.set(slot.addr, (backendRate.get(slot.addr) ?? 0) + rate);
+      }
+    }
+    for (const be of instances.filter((i) => i.labels.role === 'backend')) {
+      series.push({
+        metric: { type: metrics.backendRate },
+        resource: resource(be),
+        points: point(backendRate.get(be.networkIP) ?? 0),
+      });
+    }
+    if (series.length) compute.monitoring.create({ timeSeries: series });
+  };
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    tick()
+      .catch((err: unknown) => logger.warn({ err }, 'metrics agent tick failed'))
+      .finally(() => (busy = false));
+  }, intervalMs);
+  return { stop: () => clearInterval(timer) };
+}

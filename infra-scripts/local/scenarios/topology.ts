@@ -1,0 +1,93 @@
+/**
+ * The sandbox's topology: the project, its zones, the instance templates, MIGs and autoscalers the
+ * deploy scripts would create, and where instances get their addresses.
+ */
+import type { RunningEmulator } from '../compute-emulator';
+import type { Caller } from '../compute-emulator/emulator';
+
+export const sandboxProject = 'sandbox-project';
+export const sandboxZones = ['us-central1-a', 'us-central1-b'];
+export const sandboxRegion = 'us-central1';
+export const sandboxRoles = ['backend', 'haproxy', 'frontend'] as const;
+export type SandboxRole = (typeof sandboxRoles)[number];
+export const metrics = {
+  backendRate: 'custom.googleapis.com/ilb/backend/request_rate',
+  haproxyRate: 'custom.googleapis.com/ilb/haproxy/request_rate',
+};
+
+/** Per role an agent token `<role>` and a read-only `<role>-default` token (see acl.ts). */
+export type RoleTokens = Record<SandboxRole | `${SandboxRole}-default`, string>;
+
+interface Group {
+  role: SandboxRole;
+  /** Regional MIGs spread over sandboxZones; a zonal one lives in that zone. */
+  zone?: string;
+  size: number;
+  autoscaler?: { min: number; max: number; metric: string; target: number };
+}
+
+/** MIG names and base instance names are the role: the role tokens' node rules are `<role>-` prefixes. */
+export const groups: readonly Group[] = [
+  { role: 'backend', size: 2, autoscaler: { min: 2, max: 4, metric: metrics.backendRate, target: 15 } },
+  { role: 'haproxy', size: 2, autoscaler: { min: 2, max: 4, metric: metrics.haproxyRate, target: 60 } },
+  { role: 'frontend', zone: sandboxZones[0]!, size: 1 },
+];
+
+/** Pure: Consul servers and the Pub/Sub emulator live on `<prefix>.1-3`; instances on the next /24. */
+export function instancePrefix(prefix: string): string {
+  const [a, b, c] = prefix.split('.').map(Number) as [number, number, number];
+  return `${a}.${b}.${(c + 1) % 256}.`;
+}
+
+const caller: Caller = { userAgent: 'sandbox-setup' };
+
+/** Templates, MIGs and autoscalers, as the deploy scripts create them in a project. */
+export function seedTopology(compute: RunningEmulator, tokens: RoleTokens): void {
+  const emu = compute.emulator;
+  for (const role of sandboxRoles) {
+    emu.addTemplate(`${role}-tmpl`, {
+      machineType: 'e2-small',
+      labels: { role },
+      tags: { items: [role] },
+      metadata: {
+        items: [
+          { key: 'ilb-role', value: role },
+          { key: 'consul-agent-token', value: tokens[role] },
+          { key: 'consul-default-token', value: tokens[`${role}-default`] },
+        ],
+      },
+    });
+  }
+  for (const g of groups) {
+    const scope = g.zone
+      ? { kind: 'zones' as const, name: g.zone }
+      : { kind: 'regions' as const, name: sandboxRegion };
+    emu.insertIgm(
+      scope,
+      { name: g.role, baseInstanceName: g.role, instanceTemplate: `${g.role}-tmpl`, targetSize: g.size },
+      caller,
+    );
+    if (!g.autoscaler) continue;
+    emu.insertAutoscaler(
+      scope,
+      {
+        name: `${g.role}-autoscaler`,
+        target: `projects/${sandboxProject}/${scope.kind}/${scope.name}/instanceGroupManagers/${g.role}`,
+        autoscalingPolicy: {
+          minNumReplicas: g.autoscaler.min,
+          maxNumReplicas: g.autoscaler.max,
+          coolDownPeriodSec: 20,
+          mode: 'ON',
+          customMetricUtilizations: [
+            {
+              metric: g.autoscaler.metric,
+              utilizationTarget: g.autoscaler.target,
+              utilizationTargetType: 'GAUGE',
+            },
+          ],
+        },
+      },
+      caller,
+    );
+  }
+}
