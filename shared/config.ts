@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { defaultKvPrefix } from './contract';
 
 /**
  * Environment configuration shared by the orchestrator's functions.
@@ -45,7 +46,7 @@ const envSchema = z.object({
   ORCHESTRATOR_KV_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/, 'a KV path ending in /')
-    .default('gce-ilb-orchestrator/'),
+    .default(defaultKvPrefix),
   ORCHESTRATOR_CONSUL_TIMEOUT_MS: positiveInt(3000),
   ORCHESTRATOR_CONSUL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   ORCHESTRATOR_AGENT_HTTP_PORT: positiveInt(8500),

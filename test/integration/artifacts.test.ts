@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { pathMapper, roles } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { randomLoopbackPrefix, startConsulDev, toolPath, type ConsulDev } from '../harness';
+import { services } from '../../shared/contract';
 
 const run = promisify(execFile);
 const packer = path.resolve('packer');
@@ -165,12 +166,12 @@ describe('HAProxy config rendered by consul-template', () => {
   beforeAll(async () => {
     consul = await startConsulDev({ ip: `${prefix}.100` });
     const register = (id: string, ip: string, zone: string) =>
-      consul.agent.request('PUT', '/v1/agent/service/register', {
-        ID: id,
-        Name: 'backend',
-        Address: ip,
-        Port: 8080,
-        Tags: [zone, 'backend'],
+      consul.agent.consul.agent.registerService({
+        id,
+        name: services.backend.name,
+        address: ip,
+        port: services.backend.port,
+        tags: [zone, 'backend'],
       });
     for (let i = 1; i <= 9; i++) await register(`b${i}`, `10.0.0.${i}`, i <= 6 ? 'zone-a' : 'zone-b');
   });
