@@ -24,6 +24,9 @@ export const services = {
   frontend: { name: 'frontend', port: 80 },
 } as const satisfies Partial<Record<Role, { name: string; port: number }>>;
 
+/** HTTP port of every node's Consul agent (consul-bootstrap.sh writes it into CONSUL_HTTP_ADDR). */
+export const consulHttpPort = 8500;
+
 /** The DNS name the frontend resolves to find the HAProxy tier (zone-first: `<zone>.` before it). */
 export const haproxyDnsName = `${services.haproxy.name}.service.consul`;
 

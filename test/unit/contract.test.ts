@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   checkIds,
+  consulHttpPort,
   defaultKvPrefix,
   haproxyDnsName,
   kvPrefixes,
@@ -76,6 +77,12 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
     // The records live under the granted `instance-events/` folder.
     expect(granted.some((g) => g !== undefined && prefixes.instanceRecords.startsWith(g))).toBe(true);
     expect(granted.every((g) => g?.startsWith(defaultKvPrefix))).toBe(true);
+  });
+
+  it('agents serve HTTP on the contract port', () => {
+    expect(read('packer/consul/files/consul-bootstrap.sh')).toContain(
+      `CONSUL_HTTP_ADDR=$client_addr:${consulHttpPort}`,
+    );
   });
 
   it('check ids are the ones Consul and the drain path use', () => {

@@ -3,13 +3,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createConsulClient, type CallOptions, type ConsulClient } from '../../../shared/consul';
-import { nodeMetaKeys } from '../../../shared/contract';
+import { consulHttpPort, nodeMetaKeys } from '../../../shared/contract';
 import { randomLoopbackPrefix, waitFor } from './net';
 import { startProcess, type ManagedProcess, type ProcessSpec } from './process';
 import { toolPath } from './tools';
 
 /** Consul's default ports; every agent has an address of its own, so they never collide. */
-export const CONSUL_HTTP_PORT = 8500;
+export const CONSUL_HTTP_PORT = consulHttpPort;
 export const CONSUL_DNS_PORT = 8600;
 
 export interface AclTokens {
