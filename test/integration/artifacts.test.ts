@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { pathMapper, roles } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { randomLoopbackPrefix, startConsulDev, toolPath, type ConsulDev } from '../harness';
-import { services } from '../../shared/contract';
+import { nodeMetaKeys, services } from '../../shared/contract';
 
 const run = promisify(execFile);
 const packer = path.resolve('packer');
@@ -122,11 +122,11 @@ describe('Consul agent configs written at boot', () => {
       expect(agent).toMatchObject({
         node_name: `${role}-x7`,
         node_meta: {
-          'gce-instance-id': '7302918245577123456',
-          'gce-zone': 'europe-west1-b',
-          'gce-project': 'ci-project',
-          'gce-instance-group': '',
-          role,
+          [nodeMetaKeys.instanceId]: '7302918245577123456',
+          [nodeMetaKeys.zone]: 'europe-west1-b',
+          [nodeMetaKeys.project]: 'ci-project',
+          [nodeMetaKeys.group]: '',
+          [nodeMetaKeys.role]: role,
         },
         acl: { enabled: true, default_policy: 'deny' },
         retry_join: [`${prefix}.1`, `${prefix}.2`],
