@@ -15,6 +15,7 @@ import { z } from 'zod';
 
 import { launchInstance, type LocalInstance, type Role } from '../infra-scripts/local/instance';
 import {
+  CONSUL_HTTP_PORT,
   randomLoopbackPrefix,
   repoRoot,
   sleep,
@@ -27,6 +28,7 @@ import {
   type ManagedProcess,
 } from '../infra-scripts/local/launch';
 import { createMetadataServer, type MetadataServer } from '../infra-scripts/local/metadata-server';
+import { nodeMetaKeys, services } from '../shared/contract';
 import { percentile, startLoad, type LoadResult } from './lib/load';
 
 const argsSchema = z.object({
@@ -118,7 +120,7 @@ async function main(): Promise<void> {
       process.stderr.write(`running ${way.label}: ${args.changes} changes, ${args['gap-ms']} ms apart\n`);
       const load = startLoad({
         host: way.host,
-        port: 8080,
+        port: services.haproxy.port,
         concurrency: args.concurrency,
         ratePerSec: args.rate,
       });
@@ -147,17 +149,16 @@ async function setMaintenance(
   backend: LocalInstance,
   enable: boolean,
 ): Promise<void> {
-  const res = await fetch(`http://${backend.ip}:8500/v1/agent/service/maintenance/backend?enable=${enable}`, {
-    method: 'PUT',
-    headers: { 'X-Consul-Token': cluster.token },
-  });
-  if (!res.ok) throw new Error(`maintenance on ${backend.ip}: HTTP ${res.status}`);
+  const agent = cluster.servers[0]!.consul.at({ host: backend.ip, port: CONSUL_HTTP_PORT });
+  await agent.agent.serviceMaintenance(services.backend.name, enable);
 }
 
 async function servesAll(host: string, count: number): Promise<boolean> {
   const seen = new Set<string>();
   for (let i = 0; i < count * 4; i++) {
-    const res = await fetch(`http://${host}:8080/`, { signal: AbortSignal.timeout(2_000) });
+    const res = await fetch(`http://${host}:${services.haproxy.port}/`, {
+      signal: AbortSignal.timeout(2_000),
+    });
     const body = (await res.json()) as { instance?: { name?: string } };
     if (body.instance?.name) seen.add(body.instance.name);
   }
@@ -173,7 +174,7 @@ async function startTutorial(
   const agent = await cluster.startClient({
     nodeName: 'haproxy-tutorial',
     ip,
-    nodeMeta: { role: 'haproxy' },
+    nodeMeta: { [nodeMetaKeys.role]: 'haproxy' },
   });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ilb-tutorial-'));
   const fixtures = path.join(repoRoot(), 'bench', 'fixtures');
@@ -191,7 +192,7 @@ async function startTutorial(
     command: toolPath('consul-template'),
     args: [`-template=${template}`, '-wait=1s:4s'],
     env,
-    ready: () => tcpOpen(ip, 8080),
+    ready: () => tcpOpen(ip, services.haproxy.port),
   });
   cleanups.push(async () => {
     await ct.stop('SIGINT');

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../shared/config';
-import { createConsulClient, type ConsulApi } from '../shared/consul/client';
+import { createConsulClient, type ConsulClient, type TxnOp } from '../shared/consul';
+import { nodeMetaKeys, services } from '../shared/contract';
 import { instanceEventsFromConfig } from '../shared/instance-events/wire';
 import { createLogger } from '../shared/logging';
 import {
@@ -34,17 +35,10 @@ const nodeName = (i: number) => `backend-${String(i).padStart(4, '0')}`;
 // against a full catalog and no event is a duplicate of an earlier phase's.
 const instanceId = (i: number, gen: number) => String(4_500_000_000_000_000_000n + BigInt(gen * 10_000 + i));
 
-async function put(server: ConsulAgent, urlPath: string, body: unknown): Promise<string> {
-  const res = await server.request('PUT', urlPath, body);
-  const text = await res.text();
-  if (!res.ok) throw new Error(`PUT ${urlPath}: ${res.status} ${text}`);
-  return text;
-}
-
 /** 1,000 nodes with identity metadata and a backend service, 32 per transaction. */
 async function registerNodes(server: ConsulAgent, gen: number): Promise<void> {
   for (let start = 0; start < NODES; start += 32) {
-    const ops = [];
+    const ops: TxnOp[] = [];
     for (let i = start; i < Math.min(NODES, start + 32); i++) {
       const name = nodeName(i);
       ops.push({
@@ -53,15 +47,24 @@ async function registerNodes(server: ConsulAgent, gen: number): Promise<void> {
           Node: {
             Node: name,
             Address: `10.${(i >> 8) & 255}.${i & 255}.7`,
-            Meta: { 'gce-instance-id': instanceId(i, gen), 'gce-zone': 'us-central1-f', role: 'backend' },
+            Meta: {
+              [nodeMetaKeys.instanceId]: instanceId(i, gen),
+              [nodeMetaKeys.zone]: 'us-central1-f',
+              [nodeMetaKeys.role]: 'backend',
+            },
           },
         },
       });
       ops.push({
-        Service: { Verb: 'set', Node: name, Service: { ID: 'backend', Service: 'backend', Port: 8080 } },
+        Service: {
+          Verb: 'set',
+          Node: name,
+          Service: { ID: services.backend.name, Service: services.backend.name, Port: services.backend.port },
+        },
       });
     }
-    await put(server, '/v1/txn', ops);
+    const answer = await server.consul.txn(ops);
+    if (!answer.ok) throw new Error(`registering nodes: ${answer.errors.map((e) => e.What).join('; ')}`);
   }
 }
 
@@ -111,24 +114,23 @@ async function main(): Promise<void> {
   try {
     const server = cluster.servers[0] as ConsulAgent;
     const rules = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/instance-events.hcl'), 'utf8');
-    await put(server, '/v1/acl/policy', { Name: 'instance-events', Rules: rules });
-    const token = JSON.parse(
-      await put(server, '/v1/acl/token', { Policies: [{ Name: 'instance-events' }] }),
-    ) as {
-      SecretID: string;
-    };
+    await server.consul.acl.createPolicy('instance-events', rules);
+    const token = await server.consul.acl.createToken({ policies: ['instance-events'] });
     await registerNodes(server, 0);
 
-    const config = loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: token.SecretID });
+    const config = loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: token });
     const real = createConsulClient(config.consul);
     const goneAt = new Map<string, number>();
     // Time at which each node left the catalog: the moment its CAS delete was acknowledged.
-    const consul: ConsulApi = {
+    const consul: ConsulClient = {
       ...real,
-      async deleteNodeCas(name, index) {
-        const result = await real.deleteNodeCas(name, index);
-        if (result === 'deleted') goneAt.set(name, performance.now());
-        return result;
+      catalog: {
+        ...real.catalog,
+        async deleteNodeCas(name, index) {
+          const result = await real.catalog.deleteNodeCas(name, index);
+          if (result === 'deleted') goneAt.set(name, performance.now());
+          return result;
+        },
       },
     };
     const handle = instanceEventsFromConfig(config, {
@@ -152,8 +154,7 @@ async function main(): Promise<void> {
       gone.push(at - t0);
     };
     const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
-    const nodeCount = async () =>
-      ((await (await server.request('GET', '/v1/catalog/nodes')).json()) as unknown[]).length;
+    const nodeCount = async () => (await server.consul.catalog.nodes()).length;
 
     say(
       `\nlatency: ${SEQUENTIAL} delete events one after another, ${await nodeCount()} nodes in the catalog`,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { consulHttpPort, defaultKvPrefix } from './contract';
 
 /**
  * Environment configuration shared by the orchestrator's functions.
@@ -30,7 +31,7 @@ const flag = (fallback: boolean) => z.stringbool().default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 const envSchema = z.object({
-  CONSUL_HTTP_ADDR: z.string().min(1).default('127.0.0.1:8500'),
+  CONSUL_HTTP_ADDR: z.string().min(1).default(`127.0.0.1:${consulHttpPort}`),
   CONSUL_HTTP_TOKEN: z.string().min(1).optional(),
   CONSUL_HTTP_TOKEN_FILE: z.string().min(1).optional(),
   CONSUL_HTTP_SSL: flag(false),
@@ -45,10 +46,10 @@ const envSchema = z.object({
   ORCHESTRATOR_KV_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/, 'a KV path ending in /')
-    .default('gce-ilb-orchestrator/'),
+    .default(defaultKvPrefix),
   ORCHESTRATOR_CONSUL_TIMEOUT_MS: positiveInt(3000),
   ORCHESTRATOR_CONSUL_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
-  ORCHESTRATOR_AGENT_HTTP_PORT: positiveInt(8500),
+  ORCHESTRATOR_AGENT_HTTP_PORT: positiveInt(consulHttpPort),
   ORCHESTRATOR_LEDGER_IN_PROGRESS_TTL_S: positiveInt(120),
   ORCHESTRATOR_LEDGER_RETENTION_S: positiveInt(7 * 24 * 3600),
 });

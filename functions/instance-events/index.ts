@@ -1,7 +1,8 @@
 import * as functions from '@google-cloud/functions-framework';
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { loadConfig } from '../../shared/config';
-import type { MessageOutcome } from '../../shared/instance-events/execute';
+import { classifyError } from '../../shared/errors';
+import type { MessageOutcome } from '../../shared/instance-events/handler';
 import { messagePublishedType } from '../../shared/instance-events/schema';
 import { instanceEventsFromConfig } from '../../shared/instance-events/wire';
 import { createLogger } from '../../shared/logging';
@@ -31,11 +32,14 @@ export async function instanceEvents(event: CloudEvent<unknown>): Promise<void> 
   try {
     await handler()(event.data);
   } catch (err) {
+    // The handler acknowledges permanent failures itself; what reaches here is worth a redelivery
+    // (a configuration error too: the messages wait for the fix instead of being dropped).
+    const failure = classifyError(err);
     logger.error(
-      { decision: 'retry', reason: (err as Error).message, eventId: event.id },
+      { decision: 'retry', reason: failure.message, eventId: event.id },
       'instance event failed: redelivery',
     );
-    throw err;
+    throw failure;
   }
 }
 

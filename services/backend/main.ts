@@ -1,3 +1,4 @@
+import { services } from '../../shared/contract';
 import { createLogger } from '../../shared/logging';
 import { cachedAsync } from '../lib/cache';
 import { parseListenArgs, onTermination } from '../lib/cli';
@@ -9,7 +10,7 @@ import { createBackendHandler } from './app';
 /** backend: `node main.js [--host H] [--port 8080]`; answers its instance metadata as JSON. */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'backend' });
-  const args = parseListenArgs(process.argv.slice(2), { host: '0.0.0.0', port: 8080 });
+  const args = parseListenArgs(process.argv.slice(2), { host: '0.0.0.0', port: services.backend.port });
   const metadata = createMetadataClient();
   const agent = consulAgentFromEnv();
   const handler = createBackendHandler({

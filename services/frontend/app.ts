@@ -1,12 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 
+import { haproxyDnsName, services } from '../../shared/contract';
 import type { Logger } from '../../shared/logging';
 import { sendJson } from '../lib/graceful-server';
 
 /** The service the frontend reaches the backend tier through (ARCHITECTURE §1). */
-export const haproxyService = 'haproxy-internal.service.consul';
-export const haproxyPort = 8080;
+export const haproxyService = haproxyDnsName;
+export const haproxyPort = services.haproxy.port;
 
 /** Names to try, zone-local first. */
 export function haproxyNames(zone: string | undefined): string[] {

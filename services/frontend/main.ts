@@ -1,3 +1,4 @@
+import { services } from '../../shared/contract';
 import { createLogger } from '../../shared/logging';
 import { parseListenArgs, onTermination } from '../lib/cli';
 import { createMetadataClient } from '../lib/gce-metadata';
@@ -11,7 +12,9 @@ import { createResolve, fetchUpstream } from './upstream';
  */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'frontend' });
-  const args = parseListenArgs(process.argv.slice(2), { host: '0.0.0.0', port: 80 }, ['dns']);
+  const args = parseListenArgs(process.argv.slice(2), { host: '0.0.0.0', port: services.frontend.port }, [
+    'dns',
+  ]);
   const metadata = createMetadataClient();
   const handler = createFrontendHandler({
     zone: async () => (await metadata.identity()).zone,

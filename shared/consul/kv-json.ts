@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ConsulApi } from './client';
+import type { ConsulClient } from './client';
 
 export interface StoredJson<T> {
   /** null when the key holds something that is not a valid T: callers overwrite it by CAS. */
@@ -10,11 +10,11 @@ export interface StoredJson<T> {
 
 /** Reads a JSON value from KV and validates it; null when the key is absent. */
 export async function readJson<T>(
-  kv: Pick<ConsulApi, 'kvGet'>,
+  kv: Pick<ConsulClient['kv'], 'get'>,
   key: string,
   schema: z.ZodType<T>,
 ): Promise<StoredJson<T> | null> {
-  const entry = await kv.kvGet(key);
+  const entry = await kv.get(key);
   if (!entry) return null;
   let data: unknown;
   try {

@@ -1,15 +1,7 @@
 import type { InstanceLookup } from '../compute/instances';
-import type { CatalogNode } from '../consul/client';
+import type { CatalogNode } from '../consul/schemas';
+import { nodeMetaKeys } from '../contract';
 import type { EventTarget, InstanceEvent } from './parse';
-
-/** Node metadata every agent registers (ARCHITECTURE §1, node identity). */
-export const nodeMetaKeys = {
-  instanceId: 'gce-instance-id',
-  zone: 'gce-zone',
-  project: 'gce-project',
-  group: 'gce-instance-group',
-  role: 'role',
-} as const;
 
 /** Maintenance this function put on a node for one instance id, so it lifts only its own. */
 export interface Maintenance {
@@ -63,9 +55,6 @@ export interface TargetPlan {
 
 /** Compute states in which an instance still serves; anything else is out of service. */
 const servingStatuses = new Set(['PROVISIONING', 'STAGING', 'RUNNING', 'REPAIRING']);
-
-/** Check id of the fallback drain check registered through the catalog. */
-export const drainCheckId = 'gce-ilb-orchestrator-drain';
 
 export const maintenanceReason = (instanceId: string, method: string) =>
   `gce-ilb-orchestrator: instance ${instanceId} is going away (${method})`;

@@ -1,20 +1,21 @@
 import { createInstancesApi } from '../compute/instances';
 import type { OrchestratorConfig } from '../config';
-import { createConsulClient, type ConsulApi } from '../consul/client';
+import { createConsulClient, type ConsulClient } from '../consul/client';
+import { kvPrefixes } from '../contract';
 import { createLedger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { createInstanceEventsHandler } from './execute';
+import { createInstanceEventsHandler } from './handler';
 
 /** KV layout of instanceEvents under the orchestrator's prefix (ARCHITECTURE §2, state). */
-export const instanceEventsKeys = (kvPrefix: string) => ({
-  ledger: `${kvPrefix}ledger/instance-events/`,
-  records: `${kvPrefix}instance-events/instances/`,
-});
+export const instanceEventsKeys = (kvPrefix: string) => {
+  const prefixes = kvPrefixes(kvPrefix);
+  return { ledger: prefixes.instanceEventsLedger, records: prefixes.instanceRecords };
+};
 
 /** The handler with its adapters built from the configuration; `consul` replaces the client. */
 export function instanceEventsFromConfig(
   config: OrchestratorConfig,
-  options: { logger: Logger; consul?: ConsulApi },
+  options: { logger: Logger; consul?: ConsulClient },
 ) {
   const consul = options.consul ?? createConsulClient(config.consul);
   const keys = instanceEventsKeys(config.kvPrefix);
@@ -22,7 +23,7 @@ export function instanceEventsFromConfig(
     consul,
     instances: createInstancesApi(config.compute),
     ledger: createLedger({
-      kv: consul,
+      kv: consul.kv,
       prefix: keys.ledger,
       inProgressTtlMs: config.ledger.inProgressTtlMs,
       retentionMs: config.ledger.retentionMs,

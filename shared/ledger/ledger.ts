@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { ConsulApi } from '../consul/client';
+import type { ConsulClient } from '../consul/client';
 import { readJson } from '../consul/kv-json';
+import { TransientError } from '../errors';
 
 /**
  * Idempotency ledger in Consul KV, for handlers fed by at-least-once delivery.
@@ -23,12 +24,11 @@ const recordSchema = z.object({
 type LedgerRecord = z.infer<typeof recordSchema>;
 
 /** Another delivery of the same event is running now: retry later. */
-export class EventInProgressError extends Error {
+export class EventInProgressError extends TransientError {
   override name = 'EventInProgressError';
-  readonly transient = true;
 }
 
-export type LedgerKv = Pick<ConsulApi, 'kvGet' | 'kvPut' | 'kvDelete' | 'kvFolders' | 'kvDeleteTree'>;
+export type LedgerKv = Pick<ConsulClient['kv'], 'get' | 'cas' | 'delete' | 'keys' | 'deleteTree'>;
 
 export interface LedgerSettings {
   kv: LedgerKv;
@@ -71,11 +71,11 @@ export function createLedger(settings: LedgerSettings): Ledger {
   const purge = async () => {
     // One day of margin: an event at 23:59 must still be found the whole retention later.
     const cutoff = dayOf(now() - settings.retentionMs - dayMs);
-    const folders = await settings.kv.kvFolders(settings.prefix);
+    const folders = await settings.kv.keys(settings.prefix, { separator: '/' });
     const old = folders.filter(
       (f) => /^\d{4}-\d{2}-\d{2}\/$/.test(f.slice(settings.prefix.length)) && f < settings.prefix + cutoff,
     );
-    for (const folder of old) await settings.kv.kvDeleteTree(folder);
+    for (const folder of old) await settings.kv.deleteTree(folder);
     return old;
   };
 
@@ -94,7 +94,7 @@ export function createLedger(settings: LedgerSettings): Ledger {
   ): Promise<{ index: number } | { completed: LedgerRecord }> => {
     const mine: LedgerRecord = { state: 'in-progress', owner, expiresAt: now() + settings.inProgressTtlMs };
     // Most ids are new: try to create the record first and read it only when that loses.
-    const created = await settings.kv.kvPut(key, JSON.stringify(mine), 0);
+    const created = await settings.kv.cas(key, JSON.stringify(mine), 0);
     if (created !== null) return { index: created };
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await read(key);
@@ -103,7 +103,7 @@ export function createLedger(settings: LedgerSettings): Ledger {
         if (current.record.state === 'completed') return { completed: current.record };
         throw new EventInProgressError(`event ${key} is being handled by another delivery`);
       }
-      const index = await settings.kv.kvPut(key, JSON.stringify(mine), current?.index ?? 0);
+      const index = await settings.kv.cas(key, JSON.stringify(mine), current?.index ?? 0);
       if (index !== null) return { index };
       // Lost the race (or our write landed but its answer did not): the next read tells who owns it.
     }
@@ -123,7 +123,7 @@ export function createLedger(settings: LedgerSettings): Ledger {
         result = await work();
       } catch (err) {
         // Free the id so the redelivery runs again; if even that fails, the claim expires.
-        await settings.kv.kvDelete(key, claimed.index).catch(() => undefined);
+        await settings.kv.delete(key, { cas: claimed.index }).catch(() => undefined);
         throw err;
       }
       const done: LedgerRecord = {
@@ -133,7 +133,7 @@ export function createLedger(settings: LedgerSettings): Ledger {
         result,
       };
       // A lost CAS means our claim expired and a later delivery owns the id: it records the outcome.
-      await settings.kv.kvPut(key, JSON.stringify(done), claimed.index);
+      await settings.kv.cas(key, JSON.stringify(done), claimed.index);
       if (purgedOn !== dayOf(now())) {
         purgedOn = dayOf(now());
         // Housekeeping never fails the event: a purge that did not happen is retried tomorrow.

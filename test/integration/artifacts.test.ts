@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { pathMapper, roles } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { randomLoopbackPrefix, startConsulDev, toolPath, type ConsulDev } from '../harness';
+import { nodeMetaKeys, services } from '../../shared/contract';
 
 const run = promisify(execFile);
 const packer = path.resolve('packer');
@@ -180,11 +181,11 @@ describe('Consul agent configs written at boot', () => {
       expect(agent).toMatchObject({
         node_name: `${role}-x7`,
         node_meta: {
-          'gce-instance-id': '7302918245577123456',
-          'gce-zone': 'europe-west1-b',
-          'gce-project': 'ci-project',
-          'gce-instance-group': '',
-          role,
+          [nodeMetaKeys.instanceId]: '7302918245577123456',
+          [nodeMetaKeys.zone]: 'europe-west1-b',
+          [nodeMetaKeys.project]: 'ci-project',
+          [nodeMetaKeys.group]: '',
+          [nodeMetaKeys.role]: role,
         },
         acl: { enabled: true, default_policy: 'deny' },
         retry_join: [`${prefix}.1`, `${prefix}.2`],
@@ -224,12 +225,12 @@ describe('HAProxy config rendered by consul-template', () => {
   beforeAll(async () => {
     consul = await startConsulDev({ ip: `${prefix}.100` });
     const register = (id: string, ip: string, zone: string) =>
-      consul.agent.request('PUT', '/v1/agent/service/register', {
-        ID: id,
-        Name: 'backend',
-        Address: ip,
-        Port: 8080,
-        Tags: [zone, 'backend'],
+      consul.agent.consul.agent.registerService({
+        id,
+        name: services.backend.name,
+        address: ip,
+        port: services.backend.port,
+        tags: [zone, 'backend'],
       });
     for (let i = 1; i <= 9; i++) await register(`b${i}`, `10.0.0.${i}`, i <= 6 ? 'zone-a' : 'zone-b');
   });

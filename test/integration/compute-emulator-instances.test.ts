@@ -8,6 +8,8 @@ import { LauncherDriver } from '../../infra-scripts/local/compute-emulator/launc
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
 import { clients, project } from './compute-emulator-helpers';
+import type { CatalogNode } from '../../shared/consul';
+import { nodeMetaKeys, services } from '../../shared/contract';
 
 jest.setTimeout(240_000);
 
@@ -19,19 +21,17 @@ let emu: RunningEmulator;
 let driver: LauncherDriver;
 let c: ReturnType<typeof clients>;
 
-interface CatalogNode {
-  Node: string;
-  Meta: Record<string, string>;
-}
-
 async function backendNodes(): Promise<CatalogNode[]> {
-  const res = await cluster.servers[0]!.request('GET', '/v1/catalog/nodes?node-meta=role:backend');
-  return res.ok ? ((await res.json()) as CatalogNode[]) : [];
+  return cluster.servers[0]!.consul.catalog.nodes({ nodeMeta: { [nodeMetaKeys.role]: 'backend' } }).catch(
+    () => [],
+  );
 }
 
 async function passingBackends(): Promise<string[]> {
-  const res = await cluster.servers[0]!.request('GET', '/v1/health/service/backend?passing=true');
-  return res.ok ? ((await res.json()) as { Node: { Node: string } }[]).map((e) => e.Node.Node).sort() : [];
+  const entries = await cluster.servers[0]!.consul.health.service(services.backend.name, {
+    passing: true,
+  }).catch(() => []);
+  return entries.map((e) => e.Node.Node).sort();
 }
 
 async function managed() {
@@ -91,11 +91,11 @@ test('a MIG boots backend instances that register in Consul with their GCE ident
   const items = await managed();
   const nodes = await backendNodes();
   for (const m of items) {
-    const node = nodes.find((n) => n.Node === m.name);
-    expect(node?.Meta).toMatchObject({
-      'gce-instance-id': String(m.id),
-      'gce-zone': zone,
-      'gce-instance-group': 'backend-mig',
+    const node = nodes.find((n) => n.name === m.name);
+    expect(node?.meta).toMatchObject({
+      [nodeMetaKeys.instanceId]: String(m.id),
+      [nodeMetaKeys.zone]: zone,
+      [nodeMetaKeys.group]: 'backend-mig',
     });
   }
 });
@@ -110,7 +110,7 @@ test('deleteInstances runs the shutdown script: the node leaves Consul by itself
   });
   await waitFor(
     'the deleted node gone from the catalog',
-    async () => !(await backendNodes()).some((n) => n.Node === victim!.name),
+    async () => !(await backendNodes()).some((n) => n.name === victim!.name),
     {
       timeoutMs: 60_000,
     },
@@ -163,9 +163,11 @@ test('preemption leaves a stale node behind; the MIG recreates the name and the 
   await waitFor(
     'the same name registered with a new instance id',
     async () => {
-      const node = (await backendNodes()).find((n) => n.Node === victim!.name);
+      const node = (await backendNodes()).find((n) => n.name === victim!.name);
       const [now] = await managed();
-      return node !== undefined && now!.id !== victim!.id && node.Meta['gce-instance-id'] === String(now!.id);
+      return (
+        node !== undefined && now!.id !== victim!.id && node.meta[nodeMetaKeys.instanceId] === String(now!.id)
+      );
     },
     { timeoutMs: 150_000 },
   );

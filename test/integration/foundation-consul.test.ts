@@ -1,3 +1,5 @@
+import { createConsulClient, PermanentError } from '../../shared/consul';
+import { nodeMetaKeys, services } from '../../shared/contract';
 import {
   startConsulCluster,
   startConsulDev,
@@ -8,12 +10,13 @@ import {
 } from '../harness';
 
 const identity = {
-  'gce-instance-id': '4410925612880337112',
-  'gce-zone': 'us-central1-f',
-  'gce-project': 'demo-project',
-  'gce-instance-group': 'backend-us-central1-f',
-  role: 'backend',
+  [nodeMetaKeys.instanceId]: '4410925612880337112',
+  [nodeMetaKeys.zone]: 'us-central1-f',
+  [nodeMetaKeys.project]: 'demo-project',
+  [nodeMetaKeys.group]: 'backend-us-central1-f',
+  [nodeMetaKeys.role]: 'backend',
 };
+const backend = services.backend;
 
 describe('Consul dev agent with ACLs, read over HTTP and over DNS through dnsmasq', () => {
   let consul: ConsulDev;
@@ -29,34 +32,30 @@ describe('Consul dev agent with ACLs, read over HTTP and over DNS through dnsmas
   });
 
   it('denies requests without a token (default deny)', async () => {
-    const res = await fetch(`${consul.httpAddr}/v1/catalog/register`, {
-      method: 'PUT',
-      body: JSON.stringify({ Node: 'intruder', Address: '127.0.0.9' }),
-    });
-    expect(res.status).toBe(403);
+    const anonymous = createConsulClient({ baseUrl: consul.httpAddr, timeoutMs: 5_000, retries: 0 });
+    const refused = anonymous.catalog.register({ node: 'intruder', address: '127.0.0.9' });
+    await expect(refused).rejects.toBeInstanceOf(PermanentError);
+    await expect(refused).rejects.toMatchObject({ status: 403 });
+    anonymous.close();
   });
 
   it('registers a node with the identity metadata and reads it back over HTTP and DNS', async () => {
-    const register = await consul.agent.request('PUT', '/v1/catalog/register', {
-      Node: 'backend-x7k2',
-      Address: '127.0.0.42',
-      NodeMeta: identity,
-      Service: { Service: 'backend', Port: 8080, Tags: ['us-central1-f'] },
+    await consul.agent.consul.catalog.register({
+      node: 'backend-x7k2',
+      address: '127.0.0.42',
+      nodeMeta: identity,
+      service: { service: backend.name, port: backend.port, tags: ['us-central1-f'] },
     });
-    expect(register.status).toBe(200);
 
-    const node = (await (await consul.agent.request('GET', '/v1/catalog/node/backend-x7k2')).json()) as {
-      Node: { Address: string; Meta: Record<string, string> };
-      Services: Record<string, { Tags: string[] }>;
-    };
-    expect(node.Node.Meta).toMatchObject(identity);
-    expect(node.Services.backend?.Tags).toEqual(['us-central1-f']);
+    const node = await consul.agent.consul.catalog.node('backend-x7k2');
+    expect(node?.meta).toMatchObject(identity);
+    expect(node?.services.find((s) => s.service === backend.name)?.tags).toEqual(['us-central1-f']);
 
     const resolver = dnsmasq.resolver();
     expect(await resolver.resolve4('backend-x7k2.node.consul')).toEqual(['127.0.0.42']);
     expect(await resolver.resolve4('us-central1-f.backend.service.consul')).toEqual(['127.0.0.42']);
     const srv = await resolver.resolveSrv('backend.service.consul');
-    expect(srv.map((r) => r.port)).toEqual([8080]);
+    expect(srv.map((r) => r.port)).toEqual([backend.port]);
     await expect(resolver.resolve4('nobody.node.consul')).rejects.toMatchObject({ code: 'ENOTFOUND' });
   });
 });
@@ -73,12 +72,11 @@ describe('3-server Consul cluster with client agents', () => {
 
   it('joins a client agent that registers its node metadata', async () => {
     const client = await cluster.startClient({ nodeName: 'backend-a1', nodeMeta: identity });
-    const res = await cluster.servers[1]!.request('GET', '/v1/catalog/node/backend-a1');
-    const node = (await res.json()) as { Node: { Address: string; Meta: Record<string, string> } };
-    expect(node.Node.Address).toBe(client.ip);
-    expect(node.Node.Meta).toMatchObject(identity);
-    const members = (await (await client.request('GET', '/v1/agent/members')).json()) as { Name: string }[];
-    expect(members.map((m) => m.Name).sort()).toEqual(
+    const node = await cluster.servers[1]!.consul.catalog.node('backend-a1');
+    expect(node?.address).toBe(client.ip);
+    expect(node?.meta).toMatchObject(identity);
+    const members = await client.consul.agent.members();
+    expect(members.map((m) => m.name).sort()).toEqual(
       ['backend-a1', 'consul-server-1', 'consul-server-2', 'consul-server-3'].sort(),
     );
   });
@@ -87,8 +85,10 @@ describe('3-server Consul cluster with client agents', () => {
     const client = cluster.clients[0] ?? (await cluster.startClient({ nodeName: 'writer' }));
     const leader = await cluster.leader();
     const put = async (i: number) =>
-      (await client.request('PUT', `/v1/kv/foundation/write-${i}`, `value-${i}`).catch(() => undefined))
-        ?.ok === true;
+      client.consul.kv.set(`foundation/write-${i}`, `value-${i}`).then(
+        () => true,
+        () => false,
+      );
 
     for (let i = 0; i < 20; i++) expect(await put(i)).toBe(true);
     await leader.kill();
@@ -108,7 +108,8 @@ describe('3-server Consul cluster with client agents', () => {
 
     // Every acknowledged write, before and after the failover, is readable from a surviving server.
     const survivor = cluster.servers.find((s) => s.process.running)!;
-    const keys = (await (await survivor.request('GET', '/v1/kv/foundation/?keys')).json()) as string[];
+    const keys = await survivor.consul.kv.keys('foundation/');
     expect(keys).toHaveLength(60);
+    expect(await survivor.consul.kv.get('foundation/write-59')).toMatchObject({ value: 'value-59' });
   });
 });

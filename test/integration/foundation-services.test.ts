@@ -14,6 +14,7 @@ import {
   waitFor,
   type ConsulDev,
 } from '../harness';
+import { services } from '../../shared/contract';
 
 describe('Pub/Sub emulator (pstest) through @google-cloud/pubsub', () => {
   it('publishes and pulls a message with its attributes', async () => {
@@ -123,12 +124,11 @@ describe('consul-template renders from a real Consul catalog', () => {
     });
     try {
       expect(await readFile(out, 'utf8')).toBe('');
-      const register = await consul.agent.request('PUT', '/v1/catalog/register', {
-        Node: 'backend-1',
-        Address: '127.0.0.51',
-        Service: { Service: 'backend', Port: 8080 },
+      await consul.agent.consul.catalog.register({
+        node: 'backend-1',
+        address: '127.0.0.51',
+        service: { service: services.backend.name, port: services.backend.port },
       });
-      expect(register.ok).toBe(true);
       const rendered = await waitFor('the rendered server line', async () => {
         const text = await readFile(out, 'utf8');
         return text.includes('backend-1') ? text : undefined;

@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../shared/config';
-import { createConsulClient, type ConsulApi } from '../../shared/consul/client';
-import type { MessageOutcome } from '../../shared/instance-events/execute';
-import { drainCheckId } from '../../shared/instance-events/plan';
+import { createConsulClient, type ConsulClient } from '../../shared/consul';
+import { checkIds, kvPrefixes, nodeMetaKeys } from '../../shared/contract';
+import type { MessageOutcome } from '../../shared/instance-events/handler';
 import { instanceEventsFromConfig, instanceEventsKeys } from '../../shared/instance-events/wire';
 import { createLedger } from '../../shared/ledger/ledger';
 import { createLogger } from '../../shared/logging';
@@ -52,32 +53,34 @@ function message(opts: {
 }
 
 const meta = (id: string, extra: Record<string, string> = {}) => ({
-  'gce-instance-id': id,
-  'gce-zone': 'us-central1-f',
-  'gce-project': 'ilb-demo',
-  'gce-instance-group': 'backend-mig',
-  role: 'backend',
+  [nodeMetaKeys.instanceId]: id,
+  [nodeMetaKeys.zone]: 'us-central1-f',
+  [nodeMetaKeys.project]: 'ilb-demo',
+  [nodeMetaKeys.group]: 'backend-mig',
+  [nodeMetaKeys.role]: 'backend',
   ...extra,
 });
+const drainCheckId = checkIds.drain;
+const { instanceRecords, instanceEventsLedger } = kvPrefixes();
 
 describe('instanceEvents against a real Consul with ACLs', () => {
   let cluster: ConsulCluster;
   let consul: ConsulAgent;
   let token: string;
   let edge: ComputeEdge;
-  let api: ConsulApi;
+  let api: ConsulClient;
   let handle: (data: unknown) => Promise<MessageOutcome>;
   const logs: Json[] = [];
 
-  const build = (wrap: (api: ConsulApi) => ConsulApi = (a) => a, env: Record<string, string> = {}) => {
+  const build = (wrap: (api: ConsulClient) => ConsulClient = (a) => a, env: Record<string, string> = {}) => {
     const config = loadConfig({
-      ...env,
       CONSUL_HTTP_ADDR: consul.httpAddr,
       CONSUL_HTTP_TOKEN: token,
       COMPUTE_API_ENDPOINT: edge.endpoint,
       ORCHESTRATOR_CONSUL_TIMEOUT_MS: '1000',
       // Short, so a claim stranded by the Consul outage frees within the test's redeliveries.
       ORCHESTRATOR_LEDGER_IN_PROGRESS_TTL_S: '2',
+      ...env,
     });
     const client = wrap(createConsulClient(config.consul));
     const destination = new Writable({
@@ -111,9 +114,8 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const agent = await cluster.startClient({ nodeName: 'backend-live', nodeMeta: meta('1001') });
     const first = await handle(message({ name: 'backend-live', id: '1001', phase: 'first' }));
     expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'drain' }] });
-    const checks = await agent.request('GET', '/v1/agent/checks');
-    expect(await checks.json()).toHaveProperty('_node_maintenance');
-    const record = await api.kvGet('gce-ilb-orchestrator/instance-events/instances/1001');
+    expect(await agent.consul.agent.checks()).toHaveProperty(checkIds.nodeMaintenance);
+    const record = await api.kv.get(`${instanceRecords}1001`);
     expect(JSON.parse(record?.value ?? '{}')).toMatchObject({
       maintenance: { mode: 'agent', node: 'backend-live' },
     });
@@ -126,9 +128,9 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     });
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
     // Deleted for good: the instance's record goes with it.
-    expect(await api.kvGet('gce-ilb-orchestrator/instance-events/instances/1001')).toBeNull();
-    const members = (await (await consul.request('GET', '/v1/agent/members')).json()) as { Name: string }[];
-    expect(members.map((m) => m.Name)).not.toContain('backend-live');
+    expect(await api.kv.get(`${instanceRecords}1001`)).toBeNull();
+    const members = await consul.consul.agent.members();
+    expect(members.map((m) => m.name)).not.toContain('backend-live');
     // The leader registers a failed gossip member again; force-left and pruned, it stays gone.
     await new Promise((r) => setTimeout(r, 8000));
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
@@ -136,27 +138,23 @@ describe('instanceEvents against a real Consul with ACLs', () => {
 
   it("lifts on restart only the maintenance it set, never an operator's", async () => {
     const agent = await cluster.startClient({ nodeName: 'backend-restart', nodeMeta: meta('1101') });
-    const maintenance = async () =>
-      ((await (await agent.request('GET', '/v1/agent/checks')).json()) as Record<string, { Notes: string }>)[
-        '_node_maintenance'
-      ];
+    const maintenance = async () => (await agent.consul.agent.checks())[checkIds.nodeMaintenance];
     const at = (minute: number) => Date.UTC(2026, 10, 26, 12, minute);
     const event = (method: string, phase: 'first' | 'last', minute: number) =>
       message({ name: 'backend-restart', id: '1101', phase, method, time: at(minute) });
 
     await handle(event('v1.compute.instances.stop', 'first', 1));
-    expect((await maintenance())?.Notes).toMatch(/instance 1101/);
+    expect((await maintenance())?.notes).toMatch(/instance 1101/);
     const started = await handle(event('v1.compute.instances.start', 'last', 2));
     expect(started).toMatchObject({ targets: [{ decision: 'restore', reason: 'back-in-service' }] });
     expect(await maintenance()).toBeUndefined();
 
     // An operator has the node in maintenance for their own reason; Consul keeps one maintenance
     // per node, so the function's drain leaves the operator's in place, and its restore too.
-    const operator = await agent.request('PUT', '/v1/agent/maintenance?enable=true&reason=disk%20swap');
-    expect(operator.ok).toBe(true);
+    await agent.consul.agent.maintenance(true, 'disk swap');
     await handle(event('v1.compute.instances.stop', 'first', 3));
     await handle(event('v1.compute.instances.start', 'last', 4));
-    expect((await maintenance())?.Notes).toBe('disk swap');
+    expect((await maintenance())?.notes).toBe('disk swap');
     await agent.stop();
   });
 
@@ -188,7 +186,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     await registerNode(consul, 'backend-replaced', meta('2002'));
     const outcome = await handle(message({ name: 'backend-replaced', id: '2001', phase: 'last' }));
     expect(outcome).toMatchObject({ targets: [{ decision: 'skip', reason: 'replacement-present' }] });
-    expect((await catalogNode(consul, 'backend-replaced'))?.Node.Meta['gce-instance-id']).toBe('2002');
+    expect((await catalogNode(consul, 'backend-replaced'))?.meta[nodeMetaKeys.instanceId]).toBe('2002');
   });
 
   it('keeps a node re-registered between the read and the delete (CAS on ModifyIndex)', async () => {
@@ -196,15 +194,18 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     // Re-registration by the replacement lands right after the function read the node.
     const racing = build((real) => ({
       ...real,
-      async catalogNode(name) {
-        const seen = await real.catalogNode(name);
-        if (name === 'backend-race') await registerNode(consul, 'backend-race', meta('3002'), '10.200.0.9');
-        return seen;
+      catalog: {
+        ...real.catalog,
+        async node(name) {
+          const seen = await real.catalog.node(name);
+          if (name === 'backend-race') await registerNode(consul, 'backend-race', meta('3002'), '10.200.0.9');
+          return seen;
+        },
       },
     }));
     const outcome = await racing(message({ name: 'backend-race', id: '3001', phase: 'last' }));
     expect(outcome).toMatchObject({ targets: [{ decision: 'skip', reason: 'modified-concurrently' }] });
-    expect((await catalogNode(consul, 'backend-race'))?.Node.Meta['gce-instance-id']).toBe('3002');
+    expect((await catalogNode(consul, 'backend-race'))?.meta[nodeMetaKeys.instanceId]).toBe('3002');
   });
 
   it('acts once on a message delivered three times, concurrently', async () => {
@@ -213,9 +214,12 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     let deletes = 0;
     const counting = build((real) => ({
       ...real,
-      async deleteNodeCas(name, index) {
-        deletes++;
-        return real.deleteNodeCas(name, index);
+      catalog: {
+        ...real.catalog,
+        async deleteNodeCas(name, index) {
+          deletes++;
+          return real.catalog.deleteNodeCas(name, index);
+        },
       },
     }));
     const settled = await Promise.allSettled([counting(msg), counting(msg), counting(msg)]);
@@ -253,7 +257,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     await registerNode(
       consul,
       'backend-mig-b',
-      meta('6002', { 'gce-instance-group': 'other-mig' }),
+      meta('6002', { [nodeMetaKeys.group]: 'other-mig' }),
       '10.200.0.62',
     );
     const entry = {
@@ -315,17 +319,29 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   });
 
   it("purges expired ledger days with the function's own token", async () => {
-    const expired = 'gce-ilb-orchestrator/ledger/instance-events/2020-01-01/some-event';
-    expect(await api.kvPut(expired, '{}', 0)).not.toBeNull();
+    const expired = `${instanceEventsLedger}2020-01-01/some-event`;
+    expect(await api.kv.cas(expired, '{}', 0)).not.toBeNull();
     const config = loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: token });
     const ledger = createLedger({
-      kv: createConsulClient(config.consul),
+      kv: createConsulClient(config.consul).kv,
       prefix: instanceEventsKeys(config.kvPrefix).ledger,
       inProgressTtlMs: config.ledger.inProgressTtlMs,
       retentionMs: config.ledger.retentionMs,
     });
-    expect(await ledger.purge()).toEqual(['gce-ilb-orchestrator/ledger/instance-events/2020-01-01/']);
-    expect(await api.kvGet(expired)).toBeNull();
+    expect(await ledger.purge()).toEqual([`${instanceEventsLedger}2020-01-01/`]);
+    expect(await api.kv.get(expired)).toBeNull();
+  });
+
+  it('acknowledges a permanent failure (ACL denied) with an ERROR line instead of a redelivery', async () => {
+    await registerNode(consul, 'backend-denied', meta('9101'));
+    const denied = build(undefined, { CONSUL_HTTP_TOKEN: randomUUID() });
+    logs.length = 0;
+    const outcome = await denied(message({ name: 'backend-denied', id: '9101', phase: 'last' }));
+    expect(outcome).toMatchObject({ status: 'failed', reason: expect.stringMatching(/HTTP 403/) });
+    expect(logs).toContainEqual(
+      expect.objectContaining({ severity: 'ERROR', decision: 'dropped', status: 403 }),
+    );
+    expect(await catalogNode(consul, 'backend-denied')).not.toBeNull();
   });
 
   it('acknowledges garbage with one structured log line and changes nothing', async () => {
@@ -367,7 +383,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     for (const name of names) expect(await catalogNode(consul, name)).toBeNull();
     for (const [i, name] of names.entries()) {
       const id = encodeURIComponent(`batch-${i}/operation-${name}-${7000 + i}/last`);
-      const entry = await api.kvGet(`gce-ilb-orchestrator/ledger/instance-events/2026-11-26/${id}`);
+      const entry = await api.kv.get(`${instanceEventsLedger}2026-11-26/${id}`);
       expect(JSON.parse(entry?.value ?? '{}')).toMatchObject({ state: 'completed' });
     }
   });

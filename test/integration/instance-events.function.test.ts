@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 // Registers `instanceEvents`; its configuration is read on the first event, set in beforeAll.
 import '../../functions/instance-events';
+import { nodeMetaKeys } from '../../shared/contract';
 import { eventFixture } from '../fixtures/events';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import { catalogNode, functionToken, registerNode } from './instance-events.support';
@@ -28,7 +29,11 @@ function pubsubMessage(name: string, instanceId: string): Json {
 }
 
 const subscription = 'projects/ilb-demo/subscriptions/eventarc-us-central1-instance-events-sub-123';
-const meta = (id: string) => ({ 'gce-instance-id': id, 'gce-zone': 'us-central1-f', role: 'backend' });
+const meta = (id: string) => ({
+  [nodeMetaKeys.instanceId]: id,
+  [nodeMetaKeys.zone]: 'us-central1-f',
+  [nodeMetaKeys.role]: 'backend',
+});
 
 describe('instanceEvents through the Functions Framework', () => {
   let cluster: ConsulCluster;

@@ -1,11 +1,11 @@
 import { loadConfig } from '../../shared/config';
-import { createConsulClient, type ConsulApi } from '../../shared/consul/client';
+import { createConsulClient, type ConsulClient } from '../../shared/consul';
 import { createLedger, EventInProgressError } from '../../shared/ledger/ledger';
 import { startConsulDev, type ConsulDev } from '../harness';
 
 describe('idempotency ledger in real Consul KV', () => {
   let consul: ConsulDev;
-  let kv: ConsulApi;
+  let kv: ConsulClient['kv'];
   let n = 0;
   const prefix = () => `gce-ilb-orchestrator/ledger/test-${++n}/`;
   const ledgerAt = (p: string, now?: () => number) =>
@@ -18,7 +18,7 @@ describe('idempotency ledger in real Consul KV', () => {
     consul = await startConsulDev();
     kv = createConsulClient(
       loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: consul.token }).consul,
-    );
+    ).kv;
   });
   afterAll(async () => consul?.stop());
 
@@ -29,7 +29,7 @@ describe('idempotency ledger in real Consul KV', () => {
     expect(await ledger.run(evt('evt/1'), work)).toEqual({ duplicate: false, result: { run: 1 } });
     expect(await ledger.run(evt('evt/1'), work)).toEqual({ duplicate: true, result: { run: 1 } });
     expect(runs).toBe(1);
-    const stored = await kv.kvGet(ledger.keyOf(evt('evt/1')));
+    const stored = await kv.get(ledger.keyOf(evt('evt/1')));
     expect(JSON.parse(stored?.value ?? '{}')).toMatchObject({ state: 'completed' });
   });
 
@@ -38,7 +38,7 @@ describe('idempotency ledger in real Consul KV', () => {
     await expect(ledger.run(evt('evt'), () => Promise.reject(new Error('Consul hiccup')))).rejects.toThrow(
       'Consul hiccup',
     );
-    expect(await kv.kvGet(ledger.keyOf(evt('evt')))).toBeNull();
+    expect(await kv.get(ledger.keyOf(evt('evt')))).toBeNull();
     expect(await ledger.run(evt('evt'), async () => 'ok')).toEqual({ duplicate: false, result: 'ok' });
   });
 
@@ -59,7 +59,7 @@ describe('idempotency ledger in real Consul KV', () => {
     release();
     // The late holder's completion loses its CAS and does not overwrite the new owner's record.
     expect(await holding).toEqual({ duplicate: false, result: 'first' });
-    const stored = JSON.parse((await kv.kvGet(ledgerAt(p).keyOf(evt('evt'))))?.value ?? '{}') as {
+    const stored = JSON.parse((await kv.get(ledgerAt(p).keyOf(evt('evt'))))?.value ?? '{}') as {
       result?: string;
     };
     expect(stored.result).toBe('third');
@@ -67,7 +67,7 @@ describe('idempotency ledger in real Consul KV', () => {
 
   it('overwrites an unreadable record instead of wedging the id', async () => {
     const ledger = ledgerAt(prefix());
-    expect(await kv.kvPut(ledger.keyOf(evt('evt')), 'not json', 0)).not.toBeNull();
+    expect(await kv.cas(ledger.keyOf(evt('evt')), 'not json', 0)).not.toBeNull();
     expect(await ledger.run(evt('evt'), async () => 1)).toEqual({ duplicate: false, result: 1 });
   });
 
@@ -78,12 +78,12 @@ describe('idempotency ledger in real Consul KV', () => {
     const then = ledgerAt(p, () => t0);
     await then.run(old, async () => 1);
     expect(then.keyOf(old)).toBe(`${p}2026-11-26/old`);
-    expect(await kv.kvGet(then.keyOf(old))).not.toBeNull();
+    expect(await kv.get(then.keyOf(old))).not.toBeNull();
     // A month later, the first completed event of the day purges the expired day folders.
     const now = ledgerAt(p, () => t0 + 30 * day);
     await now.run(recent, async () => 2);
-    expect(await kv.kvGet(now.keyOf(old))).toBeNull();
-    expect(await kv.kvFolders(p)).toEqual([`${p}2026-12-24/`]);
+    expect(await kv.get(now.keyOf(old))).toBeNull();
+    expect(await kv.keys(p, { separator: '/' })).toEqual([`${p}2026-12-24/`]);
     expect(await now.run(recent, async () => 3)).toEqual({ duplicate: true, result: 2 });
     expect(await now.purge()).toEqual([]);
   });

@@ -6,26 +6,16 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import type { CatalogNodeDetail, HealthCheck } from '../../shared/consul';
+import { nodeMetaKeys, services } from '../../shared/contract';
 import { type ConsulAgent } from '../harness';
 
 export const policyFile = path.resolve(__dirname, '../../infra-scripts/acl/instance-events.hcl');
 
-async function ok(res: Promise<Response>, what: string): Promise<string> {
-  const r = await res;
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${what}: ${r.status} ${text}`);
-  return text;
-}
-
 /** Creates the instance-events policy from its file and a token holding only it. */
 export async function functionToken(server: ConsulAgent): Promise<string> {
-  const rules = readFileSync(policyFile, 'utf8');
-  await ok(server.request('PUT', '/v1/acl/policy', { Name: 'instance-events', Rules: rules }), 'policy');
-  const token = await ok(
-    server.request('PUT', '/v1/acl/token', { Policies: [{ Name: 'instance-events' }] }),
-    'token',
-  );
-  return (JSON.parse(token) as { SecretID: string }).SecretID;
+  await server.consul.acl.createPolicy('instance-events', readFileSync(policyFile, 'utf8'));
+  return server.consul.acl.createToken({ policies: ['instance-events'] });
 }
 
 /** Registers a catalog node (no agent behind it), as a departed instance leaves behind. */
@@ -35,31 +25,24 @@ export async function registerNode(
   meta: Record<string, string>,
   address = '10.200.0.1',
 ): Promise<void> {
-  await ok(
-    server.request('PUT', '/v1/catalog/register', {
-      Node: name,
-      Address: address,
-      NodeMeta: meta,
-      Service: { Service: 'backend', Port: 8080, Tags: [meta['gce-zone'] ?? 'us-central1-f'] },
-    }),
-    `register ${name}`,
-  );
+  await server.consul.catalog.register({
+    node: name,
+    address,
+    nodeMeta: meta,
+    service: {
+      service: services.backend.name,
+      port: services.backend.port,
+      tags: [meta[nodeMetaKeys.zone] ?? 'us-central1-f'],
+    },
+  });
 }
 
-export async function catalogNode(
-  server: ConsulAgent,
-  name: string,
-): Promise<{ Node: { Meta: Record<string, string>; ModifyIndex: number } } | null> {
-  const text = await ok(server.request('GET', `/v1/catalog/node/${name}`), `node ${name}`);
-  return JSON.parse(text) as { Node: { Meta: Record<string, string>; ModifyIndex: number } } | null;
+export function catalogNode(server: ConsulAgent, name: string): Promise<CatalogNodeDetail | null> {
+  return server.consul.catalog.node(name);
 }
 
-export async function nodeChecks(
-  server: ConsulAgent,
-  name: string,
-): Promise<{ CheckID: string; Status: string; Notes: string }[]> {
-  const text = await ok(server.request('GET', `/v1/health/node/${name}`), `checks ${name}`);
-  return JSON.parse(text) as { CheckID: string; Status: string; Notes: string }[];
+export function nodeChecks(server: ConsulAgent, name: string): Promise<HealthCheck[]> {
+  return server.consul.health.node(name);
 }
 
 /**

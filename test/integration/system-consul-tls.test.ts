@@ -11,9 +11,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 
+import { CONSUL_HTTP_PORT } from '../../infra-scripts/local/launch';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
+import { createConsulClient, PermanentError } from '../../shared/consul';
+import { services } from '../../shared/contract';
 import { randomLoopbackPrefix, toolPath, waitFor } from '../harness';
 
 jest.setTimeout(180_000);
@@ -49,8 +52,21 @@ async function boot(role: Role, name: string, ip: string, attributes: Record<str
   return instance;
 }
 
-const consul = (ip: string, urlPath: string, token: string = management, init: RequestInit = {}) =>
-  fetch(`http://${ip}:8500${urlPath}`, { ...init, headers: { 'X-Consul-Token': token } });
+/** An agent's HTTP API through the project's Consul layer (one attempt: the tests poll). */
+const consul = (ip: string, token: string = management) =>
+  createConsulClient({
+    baseUrl: `http://${ip}:${CONSUL_HTTP_PORT}`,
+    token,
+    timeoutMs: 5_000,
+    retries: 0,
+    keepAlive: false,
+  });
+const raftPeers = async () =>
+  (
+    await consul(serverIps[0]!)
+      .status.peers()
+      .catch(() => [])
+  ).length;
 
 beforeAll(async () => {
   await ensureAppsBuilt();
@@ -86,12 +102,9 @@ describe('Consul servers from the packer/consul image files', () => {
         }),
       ),
     );
-    await waitFor('three raft peers', async () => {
-      const res = await consul(serverIps[0]!, '/v1/operator/raft/configuration');
-      return res.ok && ((await res.json()) as { Servers: unknown[] }).Servers.length === 3;
-    });
+    await waitFor('three raft peers', async () => (await raftPeers()) === 3);
     // An unknown token is refused.
-    expect((await consul(serverIps[0]!, '/v1/catalog/nodes', randomUUID())).status).toBe(403);
+    await expect(consul(serverIps[0]!, randomUUID()).catalog.nodes()).rejects.toMatchObject({ status: 403 });
   });
 
   it('give each role a least-privilege token through acl-setup.sh', async () => {
@@ -124,31 +137,32 @@ describe('Consul servers from the packer/consul image files', () => {
       'consul-agent-token': backendToken,
     });
     await waitFor('backend-t1 passing', async () => {
-      const res = await consul(serverIps[0]!, '/v1/health/service/backend?passing=true');
-      const entries = res.ok ? ((await res.json()) as { Node: { Node: string } }[]) : [];
+      const entries = await consul(serverIps[0]!)
+        .health.service(services.backend.name, { passing: true })
+        .catch(() => []);
       return entries.some((e) => e.Node.Node === 'backend-t1');
     });
-    const self = (await (await consul(backend.ip, '/v1/agent/self')).json()) as {
-      DebugConfig: { AutoEncryptTLS: boolean; TLS: { InternalRPC: { VerifyServerHostname: boolean } } };
-    };
-    expect(self.DebugConfig.AutoEncryptTLS).toBe(true);
-    expect(self.DebugConfig.TLS.InternalRPC.VerifyServerHostname).toBe(true);
+    const self = z
+      .object({
+        AutoEncryptTLS: z.boolean(),
+        TLS: z.object({ InternalRPC: z.object({ VerifyServerHostname: z.boolean() }) }),
+      })
+      .parse((await consul(backend.ip).agent.self()).debugConfig);
+    expect(self.AutoEncryptTLS).toBe(true);
+    expect(self.TLS.InternalRPC.VerifyServerHostname).toBe(true);
     // Requests without a token get the backend role's rights: no KV, no other service.
-    expect((await consul(backend.ip, '/v1/kv/anything', '')).status).toBe(403);
-    const register = await consul(backend.ip, '/v1/agent/service/register', '', {
-      method: 'PUT',
-      body: JSON.stringify({ Name: 'frontend', Port: 80 }),
-    });
-    expect(register.status).toBe(403);
+    const anonymous = consul(backend.ip, '');
+    const denied = { status: 403, transient: false };
+    await expect(anonymous.kv.get('anything')).rejects.toBeInstanceOf(PermanentError);
+    await expect(anonymous.kv.get('anything')).rejects.toMatchObject(denied);
+    await expect(
+      anonymous.agent.registerService({ name: services.frontend.name, port: services.frontend.port }),
+    ).rejects.toMatchObject(denied);
   });
 
   it('keep quorum when a server leaves through its shutdown script', async () => {
     await instances.find((i) => i.ip === serverIps[2])!.shutdown();
-    await waitFor('two raft peers', async () => {
-      const res = await consul(serverIps[0]!, '/v1/operator/raft/configuration');
-      return res.ok && ((await res.json()) as { Servers: unknown[] }).Servers.length === 2;
-    });
-    const leader = await consul(serverIps[0]!, '/v1/status/leader');
-    expect(((await leader.json()) as string).length).toBeGreaterThan(0);
+    await waitFor('two raft peers', async () => (await raftPeers()) === 2);
+    expect((await consul(serverIps[0]!).status.leader()).length).toBeGreaterThan(0);
   });
 });

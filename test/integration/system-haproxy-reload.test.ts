@@ -12,6 +12,9 @@ import { launchInstance, type LocalInstance } from '../../infra-scripts/local/in
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
 import { randomLoopbackPrefix, sleep, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
+import { services } from '../../shared/contract';
+
+const backend = services.backend;
 
 jest.setTimeout(180_000);
 
@@ -42,15 +45,14 @@ async function addBackend(n: number): Promise<void> {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ instance: { name } }));
   });
-  await new Promise<void>((resolve) => server.listen(8080, ip, resolve));
+  await new Promise<void>((resolve) => server.listen(backend.port, ip, resolve));
   backends.push(server);
-  const res = await cluster.servers[0]!.request('PUT', '/v1/catalog/register', {
-    Node: name,
-    Address: ip,
-    Service: { Service: 'backend', Port: 8080, Address: ip, Tags: [zone, 'backend'] },
-    Check: { CheckID: `${name}-alive`, Name: 'alive', Status: 'passing', ServiceID: 'backend' },
+  await cluster.servers[0]!.consul.catalog.register({
+    node: name,
+    address: ip,
+    service: { service: backend.name, port: backend.port, address: ip, tags: [zone, 'backend'] },
+    check: { checkId: `${name}-alive`, name: 'alive', status: 'passing', serviceId: backend.name },
   });
-  if (!res.ok) throw new Error(`register ${name}: ${res.status} ${await res.text()}`);
 }
 
 async function runtime() {

@@ -15,7 +15,9 @@ import { launchInstance, type LocalInstance, type Role } from '../../infra-scrip
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
+import { nodeMetaKeys, services } from '../../shared/contract';
 import {
+  CONSUL_HTTP_PORT,
   randomLoopbackPrefix,
   sleep,
   startConsulCluster,
@@ -139,36 +141,30 @@ afterAll(async () => {
 
 describe('the load-balancing system, from the packer/ files', () => {
   it('registers every node with the identity contract', async () => {
-    type CatalogNode = {
-      Node: { Meta: Record<string, string> | null };
-      Services: Record<string, { Tags: string[] }>;
-    };
     const node = await waitFor('backend-a1 registered with its service', async () => {
-      const res = await cluster.servers[0]!.request('GET', '/v1/catalog/node/backend-a1');
-      const body = res.ok ? ((await res.json()) as CatalogNode | null) : null;
-      return body?.Node.Meta && Object.keys(body.Services).length ? body : undefined;
+      const found = await cluster.servers[0]!.consul.catalog.node('backend-a1').catch(() => null);
+      return found?.meta[nodeMetaKeys.instanceId] && found.services.length ? found : undefined;
     });
-    expect(node.Node.Meta).toEqual({
-      'gce-instance-id': backendA.id,
-      'gce-zone': mainZone,
-      'gce-project': 'demo-project',
-      'gce-instance-group': 'backend-mig',
-      role: 'backend',
+    expect(node.meta).toEqual({
+      [nodeMetaKeys.instanceId]: backendA.id,
+      [nodeMetaKeys.zone]: mainZone,
+      [nodeMetaKeys.project]: 'demo-project',
+      [nodeMetaKeys.group]: 'backend-mig',
+      [nodeMetaKeys.role]: 'backend',
       'consul-network-segment': expect.any(String),
     });
-    expect(Object.values(node.Services).map((s) => s.Tags)).toEqual([[mainZone, 'backend']]);
+    expect(node.services.map((s) => s.tags)).toEqual([[mainZone, 'backend']]);
+    const agentOfA = (token: string) =>
+      cluster.servers[0]!.consul.at({ host: backendA.instance.ip, port: CONSUL_HTTP_PORT, token });
     // Least privilege: a backend's token cannot pose as the HAProxy tier.
-    const impostor = await fetch(`http://${backendA.instance.ip}:8500/v1/agent/service/register`, {
-      method: 'PUT',
-      headers: { 'X-Consul-Token': roleTokens.backend },
-      body: JSON.stringify({ Name: 'haproxy-internal', Port: 8080 }),
-    });
-    expect(impostor.status).toBe(403);
+    await expect(
+      agentOfA(roleTokens.backend).agent.registerService({
+        name: services.haproxy.name,
+        port: services.haproxy.port,
+      }),
+    ).rejects.toMatchObject({ status: 403, transient: false });
     // Without a token, a local caller only reads: it cannot put the node in maintenance.
-    const maint = await fetch(`http://${backendA.instance.ip}:8500/v1/agent/maintenance?enable=true`, {
-      method: 'PUT',
-    });
-    expect(maint.status).toBe(403);
+    await expect(agentOfA('').agent.maintenance(true)).rejects.toMatchObject({ status: 403 });
   });
 
   it('serves the frontend page from both backends in turn, through HAProxy', async () => {

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import type { CatalogNode } from '../../shared/consul/client';
+import type { CatalogNode } from '../../shared/consul';
+import { nodeMetaKeys } from '../../shared/contract';
 import type { EventAction, EventTarget, InstanceEvent } from '../../shared/instance-events/parse';
 import {
   mergeRecord,
@@ -45,7 +46,11 @@ const obs = (o: Partial<Observation>): Observation => ({ node: null, record: nul
 
 describe('planTarget: identity', () => {
   it('deregisters (CAS on the read index) and force-leaves the node carrying the departed id', () => {
-    const plan = planTarget(event('remove', 5), target(X), obs({ node: node({ 'gce-instance-id': X }, 42) }));
+    const plan = planTarget(
+      event('remove', 5),
+      target(X),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: X }, 42) }),
+    );
     expect(plan.decision).toBe('deregister');
     expect(plan.steps).toEqual([
       { type: 'deregister', node: name, modifyIndex: 42, instanceId: X },
@@ -56,7 +61,11 @@ describe('planTarget: identity', () => {
   });
 
   it.each(['drain', 'remove'] as const)('%s leaves a same-name replacement alone', (action) => {
-    const plan = planTarget(event(action, 5), target(X), obs({ node: node({ 'gce-instance-id': Y }) }));
+    const plan = planTarget(
+      event(action, 5),
+      target(X),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: Y }) }),
+    );
     expect(plan).toMatchObject({ decision: 'skip', reason: 'replacement-present', steps: [] });
     // Nothing is recorded about an instance the event does not concern.
     expect(plan.mark).toBeUndefined();
@@ -64,7 +73,7 @@ describe('planTarget: identity', () => {
 
   it('asks Compute about a node without identity metadata, and only then', () => {
     expect(needsLookup(event('remove', 1), node({}))).toBe(true);
-    expect(needsLookup(event('remove', 1), node({ 'gce-instance-id': X }))).toBe(false);
+    expect(needsLookup(event('remove', 1), node({ [nodeMetaKeys.instanceId]: X }))).toBe(false);
     expect(needsLookup(event('remove', 1), null)).toBe(false);
     expect(needsLookup(event('restore', 1), node({}))).toBe(false);
   });
@@ -92,7 +101,7 @@ describe('planTarget: identity', () => {
   it('forgets the record of an instance deleted for good, not of a stopped one', () => {
     const deleted = event('remove', 5, { method: 'compute.instances.delete' });
     const record: InstanceRecord = { drainAt: 3 };
-    const present = obs({ node: node({ 'gce-instance-id': X }), record });
+    const present = obs({ node: node({ [nodeMetaKeys.instanceId]: X }), record });
     const forget = { type: 'forget-instance', instanceId: X };
     expect(planTarget(deleted, target(X), present).steps).toContainEqual(forget);
     expect(planTarget(deleted, target(X), obs({ record })).steps).toContainEqual(forget);
@@ -103,7 +112,7 @@ describe('planTarget: identity', () => {
   it('records nothing for a creation: no event about an instance precedes it', () => {
     const created = event('restore', 5, { method: 'compute.instances.insert' });
     expect(
-      planTarget(created, target(X), obs({ node: node({ 'gce-instance-id': X }) })).mark,
+      planTarget(created, target(X), obs({ node: node({ [nodeMetaKeys.instanceId]: X }) })).mark,
     ).toBeUndefined();
     expect(planTarget(event('restore', 5), target(X), obs({})).mark).toEqual({ field: 'restoreAt', at: 5 });
   });
@@ -122,7 +131,7 @@ describe('planTarget: identity', () => {
     const member = planTarget(
       mig,
       target(),
-      obs({ node: node({ 'gce-instance-id': Y, 'gce-instance-group': 'backend-mig' }) }),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: Y, [nodeMetaKeys.group]: 'backend-mig' }) }),
     );
     expect(member).toMatchObject({
       decision: 'drain',
@@ -132,7 +141,7 @@ describe('planTarget: identity', () => {
     const stranger = planTarget(
       mig,
       target(),
-      obs({ node: node({ 'gce-instance-id': Y, 'gce-instance-group': 'other' }) }),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: Y, [nodeMetaKeys.group]: 'other' }) }),
     );
     expect(stranger).toMatchObject({ decision: 'skip', reason: 'not-in-group', mark: undefined });
     const unknown = planTarget(mig, target(), obs({ node: node({}), lookup: { found: false } }));
@@ -153,13 +162,13 @@ describe('planTarget: maintenance bookkeeping', () => {
     const plan = planTarget(
       event('drain', 5),
       target(X),
-      obs({ node: node({ 'gce-instance-id': X }), record }),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: X }), record }),
     );
     expect(plan).toMatchObject({ decision: 'skip', reason: 'already-draining' });
   });
 
   it('lifts only maintenance set by an earlier event for this id', () => {
-    const present = node({ 'gce-instance-id': X });
+    const present = node({ [nodeMetaKeys.instanceId]: X });
     const older = planTarget(
       event('restore', 9),
       target(X),
@@ -228,7 +237,7 @@ describe('ordering and duplication law', () => {
   }
 
   const apply = (world: World, e: InstanceEvent): 'done' | 'retry' => {
-    const current = world.node ? node({ 'gce-instance-id': X }, world.node.modifyIndex) : null;
+    const current = world.node ? node({ [nodeMetaKeys.instanceId]: X }, world.node.modifyIndex) : null;
     const plan = planTarget(e, e.targets[0] ?? target(X), obs({ node: current, record: world.record }));
     if (plan.decision === 'retry') return 'retry';
     let maintenance: Maintenance | null | undefined;

@@ -1,7 +1,12 @@
+import http from 'node:http';
 import { Writable } from 'node:stream';
 
 import { createBackendHandler, type BackendReport } from '../../services/backend/app';
-import { parseAgentSelf, type ConsulNodeIdentity } from '../../services/lib/consul-identity';
+import {
+  consulAgentFromEnv,
+  readAgentSelf,
+  type ConsulNodeIdentity,
+} from '../../services/lib/consul-identity';
 import type { InstanceIdentity } from '../../services/lib/gce-metadata';
 import { createGracefulServer, type GracefulServer } from '../../services/lib/graceful-server';
 import { createLogger } from '../../shared/logging';
@@ -96,14 +101,39 @@ describe('backend app', () => {
   });
 });
 
-describe('parseAgentSelf', () => {
-  it('keeps the node identity from /v1/agent/self', () => {
-    expect(
-      parseAgentSelf({
-        Config: { NodeName: 'n1', NodeID: 'id-1', Datacenter: 'dc1', Extra: 1 },
-        Meta: { 'gce-zone': 'z' },
-      }),
-    ).toEqual({ node: 'n1', nodeId: 'id-1', datacenter: 'dc1', meta: { 'gce-zone': 'z' } });
-    expect(() => parseAgentSelf({ Config: {} })).toThrow();
+describe('readAgentSelf', () => {
+  const answering = async (status: number, body: unknown) => {
+    const server = http.createServer((req, res) => {
+      res.statusCode = req.url === '/v1/agent/self' ? status : 404;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(body));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    return { server, env: { CONSUL_HTTP_ADDR: `127.0.0.1:${port}` } };
+  };
+
+  it('keeps the node identity from /v1/agent/self', async () => {
+    const { server, env } = await answering(200, {
+      Config: { NodeName: 'n1', NodeID: 'id-1', Datacenter: 'dc1', Extra: 1 },
+      Meta: { 'gce-zone': 'z' },
+    });
+    const consul = consulAgentFromEnv(env);
+    await expect(readAgentSelf(consul)).resolves.toEqual({
+      node: 'n1',
+      nodeId: 'id-1',
+      datacenter: 'dc1',
+      meta: { 'gce-zone': 'z' },
+    });
+    consul.close();
+    server.close();
+  });
+
+  it('rejects an answer without a node name', async () => {
+    const { server, env } = await answering(200, { Config: {} });
+    const consul = consulAgentFromEnv(env);
+    await expect(readAgentSelf(consul)).rejects.toThrow(/unexpected answer/);
+    consul.close();
+    server.close();
   });
 });

@@ -21,13 +21,15 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 
+import { createConsulClient } from '../../../shared/consul';
+import { roles, type Role } from '../../../shared/contract';
+import { CONSUL_HTTP_PORT } from '../launch/consul';
 import { startProcess, type ManagedProcess } from '../launch/process';
 import { repoRoot, toolPath } from '../launch/tools';
 
 const run = promisify(execFile);
 
-export const roles = ['consul', 'backend', 'frontend', 'haproxy'] as const;
-export type Role = (typeof roles)[number];
+export { roles, type Role };
 
 export const launchOptionsSchema = z.object({
   role: z.enum(roles),
@@ -279,6 +281,11 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
 }
 
 async function agentUp(ip: string): Promise<boolean> {
-  const res = await fetch(`http://${ip}:8500/v1/status/leader`, { signal: AbortSignal.timeout(1_000) });
-  return res.ok && ((await res.json()) as string) !== '';
+  const consul = createConsulClient({
+    baseUrl: `http://${ip}:${CONSUL_HTTP_PORT}`,
+    timeoutMs: 1_000,
+    retries: 0,
+    keepAlive: false,
+  });
+  return (await consul.status.leader()) !== '';
 }

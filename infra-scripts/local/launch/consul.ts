@@ -2,12 +2,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createConsulClient, type CallOptions, type ConsulClient } from '../../../shared/consul';
+import { consulHttpPort, nodeMetaKeys } from '../../../shared/contract';
 import { randomLoopbackPrefix, waitFor } from './net';
 import { startProcess, type ManagedProcess, type ProcessSpec } from './process';
 import { toolPath } from './tools';
 
 /** Consul's default ports; every agent has an address of its own, so they never collide. */
-export const CONSUL_HTTP_PORT = 8500;
+export const CONSUL_HTTP_PORT = consulHttpPort;
 export const CONSUL_DNS_PORT = 8600;
 
 export interface AclTokens {
@@ -37,24 +39,13 @@ export interface ConsulAgentOptions {
   onOutput?: (chunk: string) => void;
 }
 
-async function consulFetch(
-  httpAddr: string,
-  token: string,
-  method: string,
-  urlPath: string,
-  body?: unknown,
-): Promise<Response> {
-  return fetch(`${httpAddr}${urlPath}`, {
-    method,
-    headers: { 'X-Consul-Token': token, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5_000),
-  });
-}
+/** Harness calls poll in loops of their own: one short attempt each. */
+const harnessCall = { timeoutMs: 5_000, retries: 0 };
 
 export class ConsulAgent {
   readonly httpAddr: string;
   readonly dns: { host: string; port: number };
+  private readonly clients = new Map<string, ConsulClient>();
 
   constructor(
     readonly options: ConsulAgentOptions,
@@ -74,10 +65,31 @@ export class ConsulAgent {
   async restart(): Promise<void> {
     if (this.current.running) throw new Error(`${this.name} is still running`);
     this.current = await startProcess({ ...this.spec, name: `${this.spec.name} (restarted)` });
-    await waitFor(`${this.name} to see a leader after its restart`, async () => {
-      const res = await this.request('GET', '/v1/status/leader');
-      return res.ok && ((await res.json()) as string) !== '';
-    });
+    await waitFor(
+      `${this.name} to see a leader after its restart`,
+      async () => (await this.consul.status.leader().catch(() => '')) !== '',
+    );
+  }
+
+  /** This agent through the project's Consul layer, with the management token. */
+  get consul(): ConsulClient {
+    return this.client();
+  }
+
+  /** This agent through the project's Consul layer with another token (or call options). */
+  client(token = this.options.tokens.management, options: CallOptions = harnessCall): ConsulClient {
+    const key = `${token}/${options.timeoutMs}/${options.retries}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = createConsulClient({
+        baseUrl: this.httpAddr,
+        token,
+        timeoutMs: options.timeoutMs ?? harnessCall.timeoutMs,
+        retries: options.retries ?? harnessCall.retries,
+      });
+      this.clients.set(key, client);
+    }
+    return client;
   }
 
   get name(): string {
@@ -88,24 +100,39 @@ export class ConsulAgent {
     return this.options.ip;
   }
 
-  /** A request to this agent's HTTP API with the given token (the management token by default). */
+  /**
+   * Raw HTTP to this agent's API (the management token by default). Kept for the sandbox's
+   * scenarios and status page until they move to `consul`/`client()`; new code uses those.
+   */
   request(
     method: string,
     urlPath: string,
     body?: unknown,
     token = this.options.tokens.management,
   ): Promise<Response> {
-    return consulFetch(this.httpAddr, token, method, urlPath, body);
+    return fetch(`${this.httpAddr}${urlPath}`, {
+      method,
+      headers: { 'X-Consul-Token': token, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(5_000),
+    });
+  }
+
+  private closeClients(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
   }
 
   /** Graceful: the agent leaves the cluster (SIGINT), then its data is removed. */
   async stop(): Promise<void> {
+    this.closeClients();
     await this.process.stop('SIGINT');
     await rm(this.dataDir, { recursive: true, force: true });
   }
 
   /** Abrupt, as a crash or preemption: no leave; the data dir stays for a restart. */
   async kill(): Promise<void> {
+    this.closeClients();
     await this.process.kill();
   }
 }
@@ -156,7 +183,12 @@ export async function startConsulAgent(options: ConsulAgentOptions): Promise<Con
 
   const args = ['agent', ...(options.dev ? ['-dev'] : []), `-config-file=${configFile}`];
   for (const dir of options.configDirs ?? []) args.push(`-config-dir=${dir}`);
-  const httpAddr = `http://${options.ip}:${CONSUL_HTTP_PORT}`;
+  const probe = createConsulClient({
+    baseUrl: `http://${options.ip}:${CONSUL_HTTP_PORT}`,
+    timeoutMs: 1_000,
+    retries: 0,
+    keepAlive: false,
+  });
   const spec: ProcessSpec = {
     name: `consul ${options.nodeName}`,
     command: toolPath('consul'),
@@ -165,34 +197,37 @@ export async function startConsulAgent(options: ConsulAgentOptions): Promise<Con
     stopTimeoutMs: 15_000,
     readyTimeoutMs: 60_000,
     // Up once the HTTP API answers; cluster readiness (leader, ACLs) is checked by the caller.
-    ready: async () =>
-      (await fetch(`${httpAddr}/v1/status/leader`, { signal: AbortSignal.timeout(1_000) })).ok,
+    ready: async () => {
+      await probe.status.leader();
+      return true;
+    },
   };
   return new ConsulAgent(options, await startProcess(spec), dataDir, spec);
 }
 
 /** Waits until the cluster has a leader and ACLs accept the management token, then sets up DNS reads. */
 async function waitUntilServing(agent: ConsulAgent, tokens: AclTokens): Promise<void> {
-  await waitFor(`Consul leader via ${agent.name}`, async () => {
-    const res = await agent.request('GET', '/v1/status/leader');
-    return res.ok && ((await res.json()) as string) !== '';
-  });
+  const consul = agent.consul;
   await waitFor(
-    `Consul ACLs via ${agent.name}`,
-    async () => (await agent.request('GET', '/v1/acl/token/self')).ok,
+    `Consul leader via ${agent.name}`,
+    async () => (await consul.status.leader().catch(() => '')) !== '',
+  );
+  await waitFor(`Consul ACLs via ${agent.name}`, async () =>
+    consul.acl.self().then(
+      () => true,
+      () => false,
+    ),
   );
   // DNS answers with the agents' default token: read-only on nodes and services, nothing else.
-  const policy = await agent.request('PUT', '/v1/acl/policy', {
-    Name: 'dns-read',
-    Rules: 'node_prefix "" { policy = "read" }\nservice_prefix "" { policy = "read" }',
+  await consul.acl.createPolicy(
+    'dns-read',
+    'node_prefix "" { policy = "read" }\nservice_prefix "" { policy = "read" }',
+  );
+  await consul.acl.createToken({
+    secretId: tokens.dns,
+    description: 'anonymous DNS reads',
+    policies: ['dns-read'],
   });
-  if (!policy.ok) throw new Error(`creating the dns-read policy: ${policy.status} ${await policy.text()}`);
-  const token = await agent.request('PUT', '/v1/acl/token', {
-    SecretID: tokens.dns,
-    Description: 'anonymous DNS reads',
-    Policies: [{ Name: 'dns-read' }],
-  });
-  if (!token.ok) throw new Error(`creating the dns token: ${token.status} ${await token.text()}`);
 }
 
 export interface ConsulDev {
@@ -265,9 +300,8 @@ export class ConsulCluster {
   async leader(): Promise<ConsulAgent> {
     return waitFor('a Consul leader', async () => {
       for (const server of this.servers.filter((s) => s.process.running)) {
-        const res = await server.request('GET', '/v1/status/leader').catch(() => undefined);
-        if (!res?.ok) continue;
-        const address = ((await res.json()) as string).split(':')[0];
+        const leader = await server.consul.status.leader().catch(() => '');
+        const address = leader.split(':')[0];
         const found = this.servers.find((s) => s.ip === address);
         if (found) return found;
       }
@@ -292,11 +326,8 @@ export class ConsulCluster {
     // The leader adds a joining node from gossip at once, its metadata comes with the agent's first sync.
     const wanted = Object.entries(options.nodeMeta ?? {});
     await waitFor(`${options.nodeName} in the catalog`, async () => {
-      const res = await agent.request('GET', `/v1/catalog/node/${encodeURIComponent(options.nodeName)}`);
-      const node = res.ok
-        ? ((await res.json()) as { Node: { Meta: Record<string, string> | null } } | null)
-        : null;
-      return node !== null && wanted.every(([key, value]) => node.Node.Meta?.[key] === value);
+      const node = await agent.consul.catalog.node(options.nodeName).catch(() => null);
+      return node !== null && wanted.every(([key, value]) => node.meta[key] === value);
     });
     return agent;
   }
@@ -324,7 +355,7 @@ export async function startConsulCluster(
         server: true,
         bootstrapExpect: count,
         retryJoin: ips.filter((other) => other !== ip),
-        nodeMeta: { role: 'consul' },
+        nodeMeta: { [nodeMetaKeys.role]: 'consul' },
         gossipKey: key,
         tokens,
         onOutput: options.onOutput,

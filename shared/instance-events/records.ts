@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import type { ConsulClient } from '../consul/client';
+import { readJson } from '../consul/kv-json';
+import { TransientError } from '../errors';
+import { mergeRecord, type InstanceRecord, type Maintenance, type TargetPlan } from './plan';
+
+const maintenanceSchema = z.object({
+  mode: z.enum(['agent', 'catalog']),
+  node: z.string(),
+  reason: z.string(),
+  eventAt: z.number(),
+});
+const recordSchema: z.ZodType<InstanceRecord> = z.object({
+  drainAt: z.number().optional(),
+  restoreAt: z.number().optional(),
+  maintenance: maintenanceSchema.optional(),
+});
+
+export interface StoredRecord {
+  record: InstanceRecord | null;
+  /** ModifyIndex of the record's key, 0 when absent (a CAS then creates it). */
+  index: number;
+}
+
+export const noRecord: StoredRecord = { record: null, index: 0 };
+
+export interface RecordStore {
+  read(instanceId: string): Promise<StoredRecord>;
+  /** Merges an update into the record by CAS, starting from `seen`; reads again only when a concurrent update won. */
+  update(
+    instanceId: string,
+    seen: StoredRecord,
+    mark: TargetPlan['mark'],
+    maintenance: Maintenance | null | undefined,
+  ): Promise<void>;
+  /** Deletes the record if it is still the one read; a lost CAS leaves a small, harmless stale record. */
+  forget(instanceId: string, seen: StoredRecord): Promise<void>;
+}
+
+/** The per-instance records of instanceEvents, one JSON value per instance id under `prefix`. */
+export function createRecordStore(
+  kv: Pick<ConsulClient['kv'], 'get' | 'cas' | 'delete'>,
+  prefix: string,
+): RecordStore {
+  const keyOf = (instanceId: string) => `${prefix}${instanceId}`;
+  const read = async (instanceId: string): Promise<StoredRecord> => {
+    const stored = await readJson(kv, keyOf(instanceId), recordSchema);
+    return { record: stored?.value ?? null, index: stored?.index ?? 0 };
+  };
+  return {
+    read,
+    async update(instanceId, seen, mark, maintenance) {
+      let { record, index } = seen;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const next = mergeRecord(record, mark, maintenance);
+        if ((await kv.cas(keyOf(instanceId), JSON.stringify(next), index)) !== null) return;
+        ({ record, index } = await read(instanceId));
+      }
+      throw new TransientError(`instance record ${instanceId}: too many concurrent updates`);
+    },
+    async forget(instanceId, seen) {
+      await kv.delete(keyOf(instanceId), { cas: seen.index });
+    },
+  };
+}
