@@ -133,7 +133,8 @@ describe('Consul servers from the packer/consul image files', () => {
     };
     expect(self.DebugConfig.AutoEncryptTLS).toBe(true);
     expect(self.DebugConfig.TLS.InternalRPC.VerifyServerHostname).toBe(true);
-    // Requests without a token get the backend role's rights: no KV, no other service.
+    // Requests without a token get the anonymous token's rights (no default token given, and never
+    // the role's write token): no KV, no service registration.
     expect((await consul(backend.ip, '/v1/kv/anything', '')).status).toBe(403);
     const register = await consul(backend.ip, '/v1/agent/service/register', '', {
       method: 'PUT',
