@@ -107,19 +107,22 @@ async function reload(args: Required<Args>, text: string, rendered: RenderedConf
   const before = await workerPid(args['admin-socket']);
   const answer = await haproxyCommand(args['master-socket'], 'reload');
   logger.info({ ...why, answer: answer.trim() }, 'hitless reload requested');
-  const names = rendered.slots.map((s) => s.name).sort();
+  const names = rendered.slots
+    .map((s) => s.name)
+    .sort()
+    .join();
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
     const pid = await workerPid(args['admin-socket']);
     const running = pid && pid !== before ? await readRuntime(args['admin-socket']).catch(() => []) : [];
-    if (
-      running
-        .map((s) => s.name)
-        .sort()
-        .join() !== names.join()
-    )
-      continue;
+    const runningNames = running
+      .map((s) => s.name)
+      .sort()
+      .join();
+    if (runningNames !== names) continue;
+    // A newer render has its own haproxy-sync run; this one's states would be stale.
+    if ((await readFile(args.config, 'utf8')) !== text) return;
     const plan = planSync(backendName, rendered.slots, running, false);
     if (plan.kind !== 'runtime') return;
     const failures = await apply(args['admin-socket'], plan.commands);

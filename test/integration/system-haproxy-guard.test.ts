@@ -89,6 +89,8 @@ async function runtime() {
 }
 const slotOf = async (ip: string) => (await runtime()).find((s) => s.addr === ip && !s.maint);
 const rendered = () => readFile(`${haproxy.root}/etc/haproxy/haproxy.cfg`, 'utf8');
+const workerPid = async () =>
+  /^Pid: (\d+)/m.exec(await haproxyCommand(`${haproxy.root}/run/haproxy/admin.sock`, 'show info'))?.[1];
 const health = async () =>
   (await fetch(`http://${haproxy.ip}:8080/healthz`, { signal: AbortSignal.timeout(2_000) })).status;
 
@@ -197,6 +199,37 @@ describe('the HAProxy tier against hostile Consul data', () => {
     await sleep(3_000);
     expect((await slotOf(good.g2.ip))?.drain).toBe(false);
 
+    // A reload (more servers than slots) starts a worker from the config alone: the drain follows.
+    const pid = await workerPid();
+    const extra = Array.from({ length: 8 }, (_, i) => ({
+      node: `backend-x${i + 1}`,
+      ip: `${prefix}.${131 + i}`,
+    }));
+    for (const x of extra) {
+      await standIn(x.node, x.ip);
+      await register(x.node, x.ip, String(8000 + extra.indexOf(x)));
+    }
+    await waitFor(
+      'a new worker with 16 zone slots',
+      async () =>
+        (await workerPid()) !== pid && (await runtime()).filter((s) => s.pool === 'z').length === 16,
+      { timeoutMs: 30_000 },
+    );
+    await waitFor(
+      'backend-g1 in DRAIN in the new worker',
+      async () => (await slotOf(good.g1.ip))?.drain === true,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      },
+    );
+    for (const x of extra) await consul('PUT', '/v1/catalog/deregister', { Node: x.node });
+    await waitFor('the extra backends gone', async () => {
+      const live = (await runtime()).filter((s) => !s.maint).map((s) => s.addr);
+      return live.length === 2;
+    });
+    await waitFor('backend-g1 still in DRAIN', async () => (await slotOf(good.g1.ip))?.drain === true);
+
     await consul('DELETE', `/v1/kv/${drainingKeyPrefix}${good.g1.node}`);
     await waitFor('backend-g1 READY again', async () => (await slotOf(good.g1.ip))?.drain === false, {
       timeoutMs: 15_000,
@@ -221,8 +254,7 @@ describe('the HAProxy tier against hostile Consul data', () => {
     const cfgPath = `${haproxy.root}/etc/haproxy/haproxy.cfg`;
     const good = await rendered();
     const applied = await readFile(`${cfgPath}.applied`, 'utf8');
-    const info = () => haproxyCommand(`${haproxy.root}/run/haproxy/admin.sock`, 'show info');
-    const pid = /^Pid: (\d+)/m.exec(await info())?.[1];
+    const pid = await workerPid();
     // Valid server lines, a structural change HAProxy refuses.
     await writeFile(cfgPath, good.replace('timeout connect 1s', 'timeout connect banana'));
     try {
@@ -252,7 +284,7 @@ describe('the HAProxy tier against hostile Consul data', () => {
         }),
       );
       expect(await readFile(`${cfgPath}.applied`, 'utf8')).toBe(applied);
-      expect(/^Pid: (\d+)/m.exec(await info())?.[1]).toBe(pid);
+      expect(await workerPid()).toBe(pid);
       expect(await servedBy(5)).toEqual({ 'backend-g1': 5 });
     } finally {
       await writeFile(cfgPath, good);
