@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 
-import { drainingKeyPrefix, parseRenderedConfig, parseServerLine } from '../../services/haproxy-sync/config';
+import {
+  computeNamePattern,
+  drainingKeyPrefix,
+  parseRenderedConfig,
+  parseServerLine,
+} from '../../services/haproxy-sync/config';
 import { isSafeCommand, planSync } from '../../services/haproxy-sync/plan';
 import { parseRuntime, type RuntimeSlot } from '../../services/haproxy-sync/runtime';
 
@@ -248,5 +253,7 @@ describe('the shipped template', () => {
     expect(template).toMatch(/server \{\{ \$pool \}\}\{\{ add \$i 1 \}\} 127\.0\.0\.1:1/);
     expect(template).toContain(`tree "${drainingKeyPrefix}"`);
     expect(template).toContain('monitor fail if { nbsrv(backends) lt 1 }');
+    // The template and haproxy-sync accept the same node names.
+    expect(template).toContain(`$name := \`${computeNamePattern.source}\``);
   });
 });
