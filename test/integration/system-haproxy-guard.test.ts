@@ -166,6 +166,11 @@ describe('the HAProxy tier against hostile Consul data', () => {
     const live = (await runtime()).filter((s) => !s.maint).map((s) => s.addr);
     expect(live).toEqual([good.g1.ip]);
     expect(await servedBy(10)).toEqual({ 'backend-g1': 10 });
+    // The stats page listens on the agent's client address (the sandbox's metrics agent and status
+    // page read it there; on the image it is 127.0.0.1).
+    const stats = await fetch(`http://${haproxy.ip}:8404/stats;csv`);
+    expect(stats.status).toBe(200);
+    expect(await stats.text()).toMatch(/^backends,z1,/m);
     // haproxy-sync says what it left out.
     await waitFor('haproxy-sync to report the skipped registrations', async () =>
       logs.some((l) => l.includes('invalid backend registrations left out of HAProxy')),
