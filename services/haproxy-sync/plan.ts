@@ -3,15 +3,29 @@ import type { RuntimeSlot } from './runtime';
 
 export type SyncPlan =
   | { kind: 'noop' }
-  | { kind: 'runtime'; commands: string[]; added: string[]; removed: string[] }
+  | {
+      kind: 'runtime';
+      commands: string[];
+      added: string[];
+      removed: string[];
+      drained: string[];
+      undrained: string[];
+    }
   | { kind: 'reload'; reason: string };
 
 const key = (s: { addr: string; port: number }) => `${s.addr}:${s.port}`;
+
+// The only commands haproxy-sync sends: a last check that no rendered value reached one unvalidated.
+const safeCommand =
+  /^set server [a-z]+\/[zb]\d{1,4} (?:state (?:ready|drain|maint)|health up|addr (?:\d{1,3}\.){3}\d{1,3} port \d{1,5})$/;
+export const isSafeCommand = (command: string): boolean => safeCommand.test(command);
 
 /**
  * Pure: the runtime-API commands that turn the running server list into the rendered one.
  * Departed servers go to maintenance (their in-flight requests finish); a new server takes a
  * slot that is in maintenance with no connection left, so an old server is never cut off.
+ * A server whose node is on the drain list goes to `drain` (no new connections, existing ones
+ * finish) and back to `ready` when it leaves the list.
  * A structural change, or more servers than free slots, asks for a hitless reload instead.
  */
 export function planSync(
@@ -24,8 +38,14 @@ export function planSync(
   const commands: string[] = [];
   const added: string[] = [];
   const removed: string[] = [];
+  const drained: string[] = [];
+  const undrained: string[] = [];
   for (const pool of ['z', 'b'] as Pool[]) {
-    const wanted = new Set(rendered.filter((s) => s.pool === pool && s.enabled).map(key));
+    // addr:port -> drain; one address registered twice drains only if every entry says so.
+    const wanted = new Map<string, boolean>();
+    for (const s of rendered.filter((r) => r.pool === pool && r.enabled)) {
+      wanted.set(key(s), (wanted.get(key(s)) ?? true) && s.drain);
+    }
     const slots = running.filter((s) => s.pool === pool);
     const served = new Set<string>();
     const touched = new Set<string>();
@@ -33,13 +53,18 @@ export function planSync(
       if (slot.maint) continue;
       if (wanted.has(key(slot)) && !served.has(key(slot))) {
         served.add(key(slot));
+        const drain = wanted.get(key(slot)) ?? false;
+        if (drain !== slot.drain) {
+          commands.push(`set server ${backend}/${slot.name} state ${drain ? 'drain' : 'ready'}`);
+          (drain ? drained : undrained).push(key(slot));
+        }
         continue;
       }
       commands.push(`set server ${backend}/${slot.name} state maint`);
       removed.push(key(slot));
       touched.add(slot.name);
     }
-    for (const want of wanted) {
+    for (const [want, drain] of wanted) {
       if (served.has(want)) continue;
       const same = slots.find((s) => s.maint && key(s) === want && !touched.has(s.name));
       const free =
@@ -52,10 +77,13 @@ export function planSync(
       if (!same) commands.push(`set server ${backend}/${free.name} addr ${addr} port ${port}`);
       // Consul already saw it healthy; HAProxy's own checks take it out again if that is wrong.
       commands.push(
-        `set server ${backend}/${free.name} state ready`,
+        `set server ${backend}/${free.name} state ${drain ? 'drain' : 'ready'}`,
         `set server ${backend}/${free.name} health up`,
       );
+      if (drain) drained.push(want);
     }
   }
-  return commands.length ? { kind: 'runtime', commands, added, removed } : { kind: 'noop' };
+  return commands.length
+    ? { kind: 'runtime', commands, added, removed, drained, undrained }
+    : { kind: 'noop' };
 }

@@ -11,6 +11,8 @@ export interface RuntimeSlot {
   port: number;
   /** Administratively out of rotation (maintenance, forced or from the config's `disabled`). */
   maint: boolean;
+  /** Forced into drain (`set server ... state drain`). */
+  drain: boolean;
   /** Connections still open on it: a slot is reused only once its old server is gone. */
   sessions: number;
 }
@@ -31,6 +33,8 @@ export function haproxyCommand(socketPath: string, command: string, timeoutMs = 
 // srv_admin_state: forced, inherited and resolver maintenance (HAProxy's SRV_ADMF_MAINT). The
 // config's `disabled` bit (0x04) stays set after `state ready`, so it alone does not mean maintenance.
 const maintBits = 0x01 | 0x02 | 0x20;
+// SRV_ADMF_FDRAIN | SRV_ADMF_IDRAIN.
+const drainBits = 0x08 | 0x10;
 
 /** Pure: `show servers state <backend>` plus `show stat` CSV to slots. */
 export function parseRuntime(serversState: string, statCsv: string, backend: string): RuntimeSlot[] {
@@ -70,6 +74,7 @@ export function parseRuntime(serversState: string, statCsv: string, backend: str
       addr: f[iAddr] ?? '',
       port: Number(f[iPort]),
       maint: (Number(f[iAdmin]) & maintBits) !== 0,
+      drain: (Number(f[iAdmin]) & drainBits) !== 0,
       sessions: sessions.get(name) ?? 0,
     });
   }

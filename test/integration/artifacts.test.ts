@@ -201,8 +201,9 @@ describe('Consul agent configs written at boot', () => {
           : {}),
       });
       const tokens = (agent.acl as { tokens: Record<string, string> }).tokens;
+      // No consul-default-token given: no default token, never a fallback to the role's write token.
       expect(Object.keys(tokens).sort()).toEqual(
-        role === 'consul' ? ['agent', 'default', 'initial_management'] : ['agent', 'default'],
+        role === 'consul' ? ['agent', 'initial_management'] : ['agent'],
       );
       if (role !== 'consul') {
         const service = JSON.parse(await readFile(path.join(confDir, '20-service.json'), 'utf8')) as {
@@ -213,6 +214,12 @@ describe('Consul agent configs written at boot', () => {
           new RegExp(`^http://${ip.replace(/\./g, '\\.')}:\\d+/healthz$`),
         );
       }
+      md.setAttributes(ip, { 'consul-default-token': '00000000-0000-4000-8000-00000000000d' });
+      await run('bash', [path.join(root, 'opt/ilb/bin/startup.sh')], { env });
+      const again = JSON.parse(await readFile(path.join(confDir, '10-agent.json'), 'utf8')) as {
+        acl: { tokens: Record<string, string> };
+      };
+      expect(again.acl.tokens.default).toBe('00000000-0000-4000-8000-00000000000d');
       // Without the secrets the boot must fail rather than start an open agent.
       md.setAttributes(ip, { 'consul-gossip-key': null });
       await expect(run('bash', [path.join(root, 'opt/ilb/bin/startup.sh')], { env })).rejects.toThrow();
@@ -269,5 +276,8 @@ describe('HAProxy config rendered by consul-template', () => {
     expect(servers.filter((l) => / b\d+ 127\.0\.0\.1:1 backup disabled$/.test(l))).toHaveLength(16 - 3);
     expect(cfg).toContain('retry-on conn-failure empty-response junk-response');
     expect(cfg).toContain(`bind ${prefix}.101:8080`);
+    // Stats on loopback only (ILB_LOCAL_ADDR unset: the image's 127.0.0.1), never the VPC address.
+    expect(cfg).toMatch(/^listen stats\n {4}bind 127\.0\.0\.1:8404$/m);
+    expect(cfg).toContain('monitor fail if { nbsrv(backends) lt 1 }');
   });
 });

@@ -150,7 +150,8 @@ describe('Consul servers from the packer/consul image files', () => {
       .parse((await consul(backend.ip).agent.self()).debugConfig);
     expect(self.AutoEncryptTLS).toBe(true);
     expect(self.TLS.InternalRPC.VerifyServerHostname).toBe(true);
-    // Requests without a token get the backend role's rights: no KV, no other service.
+    // Requests without a token get the anonymous token's rights (no default token given, and never
+    // the role's write token): no KV, no service registration.
     const anonymous = consul(backend.ip, '');
     const denied = { status: 403, transient: false };
     await expect(anonymous.kv.get('anything')).rejects.toBeInstanceOf(PermanentError);

@@ -13,6 +13,7 @@ import { createMetadataServer, type MetadataServer } from '../../infra-scripts/l
 import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
 import { randomLoopbackPrefix, sleep, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
 import { services } from '../../shared/contract';
+import { roleTokens } from './system-support';
 
 const backend = services.backend;
 
@@ -77,6 +78,7 @@ async function workers(): Promise<string[]> {
 beforeAll(async () => {
   await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 3, prefix });
+  const tokens = await roleTokens(cluster);
   md = createMetadataServer({ port: 0 });
   for (let n = 1; n <= 2; n++) await addBackend(n);
   const ip = `${prefix}.20`;
@@ -90,7 +92,9 @@ beforeAll(async () => {
     attributes: {
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': cluster.tokens.agent,
+      'consul-agent-token': tokens.haproxy,
+      // consul-template reads with it: the backends and the drain list.
+      'consul-default-token': tokens['haproxy-default'],
     },
   });
   haproxy = await launchInstance({ role: 'haproxy', ip, metadataHost });

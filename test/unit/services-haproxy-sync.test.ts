@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 
-import { parseRenderedConfig } from '../../services/haproxy-sync/config';
-import { planSync } from '../../services/haproxy-sync/plan';
+import {
+  computeNamePattern,
+  drainingKeyPrefix,
+  parseRenderedConfig,
+  parseServerLine,
+} from '../../services/haproxy-sync/config';
+import { isSafeCommand, planSync } from '../../services/haproxy-sync/plan';
 import { parseRuntime, type RuntimeSlot } from '../../services/haproxy-sync/runtime';
 
 const rendered = (servers: string) => `global
@@ -13,12 +18,20 @@ listen stats
     bind 127.0.0.1:8404
 `;
 
-const slot = (name: string, addr: string, port: number, maint = false, sessions = 0): RuntimeSlot => ({
+const slot = (
+  name: string,
+  addr: string,
+  port: number,
+  maint = false,
+  sessions = 0,
+  drain = false,
+): RuntimeSlot => ({
   name,
   pool: name[0] as 'z' | 'b',
   addr,
   port,
   maint,
+  drain,
   sessions,
 });
 
@@ -30,23 +43,74 @@ describe('parseRenderedConfig', () => {
     server b1 10.1.0.1:8080 backup # node=backend-c`),
     );
     expect(cfg.slots).toEqual([
-      { name: 'z1', pool: 'z', addr: '10.0.0.1', port: 8080, enabled: true, node: 'backend-a' },
-      { name: 'z2', pool: 'z', addr: '127.0.0.1', port: 1, enabled: false, node: undefined },
-      { name: 'b1', pool: 'b', addr: '10.1.0.1', port: 8080, enabled: true, node: 'backend-c' },
+      { name: 'z1', pool: 'z', addr: '10.0.0.1', port: 8080, enabled: true, node: 'backend-a', drain: false },
+      { name: 'z2', pool: 'z', addr: '127.0.0.1', port: 1, enabled: false, node: undefined, drain: false },
+      { name: 'b1', pool: 'b', addr: '10.1.0.1', port: 8080, enabled: true, node: 'backend-c', drain: false },
     ]);
+    expect(cfg.rejected).toEqual([]);
     const other = parseRenderedConfig(
       rendered(`    server z1 10.0.0.9:8080 # node=backend-x
     server z2 10.0.0.8:8080
     server b1 127.0.0.1:1 backup disabled`),
     );
     expect(other.structure).toBe(cfg.structure);
-    const grown = parseRenderedConfig(rendered(`    server z1 10.0.0.9:8080\n    server z2 10.0.0.8:8080`));
+    const grown = parseRenderedConfig(
+      rendered(`    server z1 10.0.0.9:8080 # node=a\n    server z2 10.0.0.8:8080 # node=b`),
+    );
     expect(grown.structure).not.toBe(cfg.structure);
+  });
+
+  it('drains a server only when its node id equals the drain key id', () => {
+    const line = (comment: string) => parseServerLine(`    server z1 10.0.0.1:8080 # ${comment}`);
+    expect(line('node=backend-a id=111 drain-id=111')).toMatchObject({ node: 'backend-a', drain: true });
+    // A same-name replacement has another instance id: it is never drained.
+    expect(line('node=backend-a id=222 drain-id=111')).toMatchObject({ drain: false });
+    expect(line('node=backend-a drain-id=111')).toMatchObject({ drain: false });
+    expect(line('node=backend-a id=111')).toMatchObject({ drain: false });
+  });
+
+  it.each([
+    ['an address with a semicolon', '    server z1 10.0.0.1;shutdown:8080 # node=backend-a'],
+    ['a host name', '    server z1 evil.example.com:8080 # node=backend-a'],
+    ['an address out of range', '    server z1 10.0.0.256:8080 # node=backend-a'],
+    ['a port out of range', '    server z1 10.0.0.1:70000 # node=backend-a'],
+    ['a node with a space', '    server z1 10.0.0.1:8080 # node=backend a'],
+    ['a node that is no Compute name', '    server z1 10.0.0.1:8080 # node=Backend_A'],
+    ['a non-numeric instance id', '    server z1 10.0.0.1:8080 # node=backend-a id=1;2'],
+    ['an extra keyword', '    server z1 10.0.0.1:8080 weight 0 # node=backend-a'],
+    ['a backup server in the zone pool', '    server z1 10.0.0.1:8080 backup # node=backend-a'],
+    ['a server with another name', '    server evil 6.6.6.6:80'],
+  ])('rejects %s, keeps the valid slots next to it', (_case, bad) => {
+    const cfg = parseRenderedConfig(rendered(`    server z2 10.0.0.2:8080 # node=backend-b\n${bad}`));
+    expect(cfg.rejected).toHaveLength(1);
+    expect(cfg.slots.map((s) => s.addr)).toEqual(['10.0.0.2']);
+  });
+
+  it('reads the registrations the template skipped, without putting them in the structure', () => {
+    const cfg = parseRenderedConfig(
+      rendered(
+        `    # skipped: invalid backend registration node="backend-x" address="10.0.0.9:1\\n    server evil 6.6.6.6:80"\n    server z1 10.0.0.1:8080 # node=backend-a`,
+      ),
+    );
+    expect(cfg.skipped).toEqual([{ node: 'backend-x', address: '10.0.0.9:1\n    server evil 6.6.6.6:80' }]);
+    expect(cfg.rejected).toEqual([]);
+    expect(cfg.structure).toBe(
+      parseRenderedConfig(rendered('    server z1 10.0.0.7:8080 # node=c')).structure,
+    );
   });
 });
 
 describe('planSync', () => {
-  const cfg = (servers: string) => parseRenderedConfig(rendered(servers)).slots;
+  // Enabled servers carry their node, as the template renders them.
+  const cfg = (servers: string) =>
+    parseRenderedConfig(
+      rendered(
+        servers
+          .split('\n')
+          .map((l) => (/disabled|#/.test(l) ? l : `${l} # node=n`))
+          .join('\n'),
+      ),
+    ).slots;
 
   it('does nothing when the running servers match', () => {
     const plan = planSync(
@@ -71,6 +135,8 @@ describe('planSync', () => {
       kind: 'runtime',
       removed: ['10.0.0.1:8080'],
       added: ['10.0.0.2:8080'],
+      drained: [],
+      undrained: [],
       commands: [
         'set server backends/z1 state maint',
         'set server backends/z2 addr 10.0.0.2 port 8080',
@@ -110,6 +176,44 @@ describe('planSync', () => {
     });
   });
 
+  it('drains a listed server in place and makes it ready again when the key goes', () => {
+    const drained = planSync(
+      'backends',
+      parseRenderedConfig(
+        rendered(
+          '    server z1 10.0.0.1:8080 # node=backend-a id=7 drain-id=7\n    server z2 10.0.0.2:8080 # node=b',
+        ),
+      ).slots,
+      [slot('z1', '10.0.0.1', 8080), slot('z2', '10.0.0.2', 8080)],
+      false,
+    );
+    expect(drained).toEqual({
+      kind: 'runtime',
+      commands: ['set server backends/z1 state drain'],
+      added: [],
+      removed: [],
+      drained: ['10.0.0.1:8080'],
+      undrained: [],
+    });
+    const restored = planSync(
+      'backends',
+      cfg('    server z1 10.0.0.1:8080\n    server z2 10.0.0.2:8080'),
+      [slot('z1', '10.0.0.1', 8080, false, 3, true), slot('z2', '10.0.0.2', 8080)],
+      false,
+    );
+    expect(restored).toMatchObject({
+      commands: ['set server backends/z1 state ready'],
+      undrained: ['10.0.0.1:8080'],
+    });
+    expect(
+      [
+        ...(drained.kind === 'runtime' ? drained.commands : []),
+        'set server backends/z1 addr 10.0.0.1 port 80',
+      ].every(isSafeCommand),
+    ).toBe(true);
+    expect(isSafeCommand('set server backends/z1 addr 10.0.0.1;shutdown port 80')).toBe(false);
+  });
+
   it('reloads on a structural change', () => {
     expect(planSync('backends', [], [], true)).toEqual({
       kind: 'reload',
@@ -125,6 +229,7 @@ describe('parseRuntime', () => {
 3 backends 1 z1 127.77.3.11 2 0 1 1 1 8 2 0 6 0 0 0 - 8080 - 0 0 - - 0
 3 backends 3 z3 127.0.0.1 0 5 1 1 1 1 0 0 14 0 0 0 - 1 - 0 0 - - 0
 3 backends 4 z4 127.77.3.14 2 4 1 1 1 1 0 0 14 0 0 0 - 8080 - 0 0 - - 0
+3 backends 5 z5 127.77.3.15 2 8 1 1 1 1 0 0 14 0 0 0 - 8080 - 0 0 - - 0
 `;
     const stat = `# pxname,svname,qcur,qmax,scur,smax,slim
 backends,z1,0,0,4,9,
@@ -135,6 +240,8 @@ backends,z3,0,0,0,0,
       slot('z3', '127.0.0.1', 1, true, 0),
       // Configured `disabled`, then `state ready`: serving.
       slot('z4', '127.77.3.14', 8080, false, 0),
+      // `state drain`.
+      slot('z5', '127.77.3.15', 8080, false, 0, true),
     ]);
     expect(() => parseRuntime('Unknown command', stat, 'backends')).toThrow();
   });
@@ -143,7 +250,10 @@ backends,z3,0,0,0,0,
 describe('the shipped template', () => {
   it('declares the slot pools haproxy-sync manages', () => {
     const template = readFileSync('packer/haproxy/files/haproxy.cfg.ctmpl', 'utf8');
-    expect(template).toMatch(/server z\{\{ add \$i 1 \}\}/);
-    expect(template).toMatch(/server b\{\{ add \$i 1 \}\} 127\.0\.0\.1:1 backup disabled/);
+    expect(template).toMatch(/server \{\{ \$pool \}\}\{\{ add \$i 1 \}\} 127\.0\.0\.1:1/);
+    expect(template).toContain(`tree "${drainingKeyPrefix}"`);
+    expect(template).toContain('monitor fail if { nbsrv(backends) lt 1 }');
+    // The template and haproxy-sync accept the same node names.
+    expect(template).toContain(`$name := \`${computeNamePattern.source}\``);
   });
 });

@@ -35,7 +35,8 @@ for file in "$dir"/*.hcl; do
       gcloud secrets create "$name" --project "$project" --replication-policy automatic >/dev/null
     printf '%s' "$secret" | gcloud secrets versions add "$name" --project "$project" --data-file=- >/dev/null
   else
-    tokens=$(jq -c --arg r "$role" --arg s "$secret" '. + {($r): $s}' <<<"$tokens")
+    # The secret reaches jq through its environment, not its command line.
+    tokens=$(ILB_SECRET=$secret jq -c --arg r "$role" '. + {($r): env.ILB_SECRET}' <<<"$tokens")
   fi
 done
 if [ -z "$project" ]; then printf '%s\n' "$tokens"; fi

@@ -9,14 +9,16 @@
 # its node info as synced until its next full anti-entropy sync (1-2 min later), so for that long the
 # node has no gce-instance-id. Once the leader's serfHealth check is in, its registration is done and
 # does not recur; this writes the node info the agent would, if it is still missing. Always exits 0.
-# Metadata attributes read (secrets either inline or as a Secret Manager secret name, `*-secret`):
+# Metadata attributes read (a value inline or as a Secret Manager secret name, `*-secret`; secrets
+# only as `*-secret` on GCE, inline only from a metadata stand-in, GCE_METADATA_HOST):
 #   consul-servers           space-separated join addresses (or consul_servers); default: GCE tag
 #                            auto-join (tag consul-server)
 #   consul-datacenter        default dc1
 #   consul-bootstrap-expect  servers only, default 3
 #   consul-gossip-key        gossip encryption key (required)
 #   consul-agent-token       this role's ACL token (required)
-#   consul-default-token     read-only token for requests without one (DNS, apps); default: the agent's
+#   consul-default-token     read-only token for requests without one (DNS, apps); default: none
+#                            (the anonymous token), never the agent's
 #   consul-ca-cert           PEM CA; when present, RPC TLS with auto_encrypt is enabled
 #   consul-server-cert/-key  servers with TLS: their certificate and key (the key: Secret Manager)
 #   consul-initial-management-token  servers only, optional: ACL bootstrap token for a new cluster
@@ -69,16 +71,36 @@ env_file="$root/etc/ilb/instance.env"
 md() { curl -fsS --retry 5 --retry-connrefused --max-time 5 -H 'Metadata-Flavor: Google' "http://$md_host/computeMetadata/v1/$1"; }
 attr() { md "instance/attributes/$1" 2>/dev/null || true; }
 
-# A secret: the attribute itself, else the Secret Manager secret named by ATTR-secret.
-secret() {
-  local value name token
+# A value: the attribute itself, else the Secret Manager secret named by ATTR-secret.
+setting() {
+  local value
   value=$(attr "$1")
-  if [ -n "$value" ]; then printf '%s' "$value"; return; fi
+  if [ -n "$value" ]; then printf '%s' "$value"; else from_secret_manager "$1"; fi
+}
+
+# A secret: from Secret Manager on GCE, where any process on the VM and any project viewer reads
+# the metadata; inline metadata is accepted only from a metadata stand-in (the sandbox, tests).
+secret() {
+  if [ -z "${GCE_METADATA_HOST:-}" ] && [ -n "$(attr "$1")" ]; then
+    log ERROR "$1 is in instance metadata: on GCE, secrets come only from Secret Manager ($1-secret)"
+    return 0
+  fi
+  setting "$1"
+}
+
+from_secret_manager() {
+  local name token
   name=$(attr "$1-secret")
   [ -n "$name" ] || return 0
+  if ! [[ $name =~ ^[A-Za-z0-9_-]{1,255}$ ]]; then
+    log ERROR "$1-secret is not a Secret Manager secret name"
+    return 0
+  fi
   token=$(md 'instance/service-accounts/default/token' | jq -r .access_token)
-  curl -fsS --max-time 10 -H "Authorization: Bearer $token" \
-    "https://secretmanager.googleapis.com/v1/projects/$project/secrets/$name/versions/latest:access" |
+  # The access token goes to curl on stdin, never on its command line.
+  printf 'header = "Authorization: Bearer %s"\n' "$token" |
+    curl -fsS --max-time 10 -K - \
+      "https://secretmanager.googleapis.com/v1/projects/$project/secrets/$name/versions/latest:access" |
     jq -r .payload.data | base64 -d
 }
 
@@ -98,9 +120,11 @@ servers=$(attr consul-servers)
 if [ -z "$servers" ]; then servers=$(attr consul_servers); fi
 gossip_key=$(secret consul-gossip-key)
 agent_token=$(secret consul-agent-token)
-# Requests without a token (DNS, consul-template, the apps) get this read-only token when given.
+# Requests without a token (DNS, consul-template, the apps) get this read-only token when given;
+# never the role's write token, which any local process could then use.
 default_token=$(secret consul-default-token)
-ca_cert=$(secret consul-ca-cert)
+if [ -z "$default_token" ]; then log WARNING "no consul-default-token: requests without a token get the anonymous token's rights"; fi
+ca_cert=$(setting consul-ca-cert)
 initial_management=""
 if [ "$role" = consul ]; then initial_management=$(secret consul-initial-management-token); fi
 if [ -z "$gossip_key" ] || [ -z "$agent_token" ]; then
@@ -120,7 +144,7 @@ if [ -n "$ca_cert" ]; then
   printf '%s\n' "$ca_cert" >"$conf_dir/tls/ca.pem"
   if [ "$role" = consul ]; then
     # Servers present their own certificate and hand clients theirs (auto_encrypt).
-    server_cert=$(secret consul-server-cert)
+    server_cert=$(setting consul-server-cert)
     server_key=$(secret consul-server-key)
     if [ -z "$server_cert" ] || [ -z "$server_key" ]; then
       log ERROR "a server with consul-ca-cert needs consul-server-cert and consul-server-key"
@@ -146,12 +170,15 @@ else
 fi
 
 umask 027
-jq -n \
+# Secrets reach jq through its environment, never its command line (which any local user can read).
+ILB_GOSSIP_KEY=$gossip_key ILB_AGENT_TOKEN=$agent_token ILB_DEFAULT_TOKEN=$default_token \
+  ILB_MGMT_TOKEN=$initial_management jq -n \
   --arg dc "${datacenter:-dc1}" --arg name "$name" --arg ip "$ip" --arg client "$client_addr" \
-  --arg data "$root/opt/consul/data" --argjson join "$join" --arg key "$gossip_key" --arg token "$agent_token" \
-  --arg default "${default_token:-$agent_token}" \
+  --arg data "$root/opt/consul/data" --argjson join "$join" \
   --arg id "$id" --arg zone "$zone" --arg project "$project" --arg group "$group" --arg role "$role" \
-  --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" --arg mgmt "$initial_management" '
+  --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" '
+  env.ILB_GOSSIP_KEY as $key | env.ILB_AGENT_TOKEN as $token | env.ILB_DEFAULT_TOKEN as $default
+  | env.ILB_MGMT_TOKEN as $mgmt |
   {
     datacenter: $dc, node_name: $name, data_dir: $data,
     bind_addr: $ip, advertise_addr: $ip, client_addr: $client,
@@ -160,7 +187,8 @@ jq -n \
     node_meta: {"gce-instance-id": $id, "gce-zone": $zone, "gce-project": $project,
                 "gce-instance-group": $group, role: $role},
     acl: {enabled: true, default_policy: "deny", down_policy: "extend-cache",
-          enable_token_persistence: false, tokens: {agent: $token, default: $default}}
+          enable_token_persistence: false,
+          tokens: ({agent: $token} + (if $default != "" then {default: $default} else {} end))}
   }
   + (if $role == "consul"
      then {server: true, bootstrap_expect: (($expect | select(. != "") | tonumber) // 3),
@@ -171,8 +199,9 @@ jq -n \
 
 if [ -n "$service" ]; then
   # The service carries the role token: anti-entropy would otherwise use the read-only default token.
-  jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" --arg zone "$zone" --arg role "$role" \
-    --arg id "$id" --arg token "$agent_token" '
+  ILB_AGENT_TOKEN=$agent_token jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" \
+    --arg zone "$zone" --arg role "$role" --arg id "$id" '
+    env.ILB_AGENT_TOKEN as $token |
     {service: {name: $svc, port: $port, address: $ip, tags: [$zone, $role], token: $token,
                meta: {"gce-instance-id": $id, "gce-zone": $zone},
                check: {name: "\($svc) /healthz", http: "http://\($ip):\($port)/healthz",

@@ -1,5 +1,6 @@
 # The Consul address and token come from the environment (CONSUL_HTTP_ADDR in /etc/ilb/instance.env;
-# no token: the local agent's default token, which may read the backend service).
+# no token: the local agent's default token, the haproxy-default policy: it reads the backend
+# service, the nodes and the drain list gce-ilb-orchestrator/draining/).
 log_level = "info"
 
 consul {
@@ -21,6 +22,6 @@ template {
   source          = "/etc/consul-template/haproxy.cfg.ctmpl"
   destination     = "/etc/haproxy/haproxy.cfg"
   perms           = 0640
-  command         = ["/usr/bin/node", "/opt/ilb/app/dist/services/haproxy-sync/main.js", "--config", "/etc/haproxy/haproxy.cfg", "--admin-socket", "/run/haproxy/admin.sock", "--master-socket", "/run/haproxy/master.sock"]
+  command         = ["/usr/bin/node", "/opt/ilb/app/dist/services/haproxy-sync/main.js", "--config", "/etc/haproxy/haproxy.cfg", "--admin-socket", "/run/haproxy/admin.sock", "--master-socket", "/run/haproxy/master.sock", "--haproxy", "/usr/sbin/haproxy"]
   command_timeout = "60s"
 }
