@@ -63,6 +63,13 @@ async function passing(sb: Sandbox, service: string): Promise<string[]> {
   return entries.map((e) => e.Node.Node).sort();
 }
 
+/** The new id of `victim`'s name once the MIG runs it again and Consul's node of that name carries it. */
+async function registeredAgain(sb: Sandbox, victim: Instance): Promise<string | undefined> {
+  const id = await catalogId(sb, victim.name);
+  const now = members(sb, 'backend').find((i) => i.name === victim.name);
+  return now && now.id !== victim.id && id === now.id ? now.id : undefined;
+}
+
 function loadOn(sb: Sandbox, ratePerSec: number) {
   const url = new URL(sb.frontendUrl() ?? 'http://127.0.0.1:1/');
   return startLoad({
@@ -85,6 +92,12 @@ const members = (sb: Sandbox, igm: string): Instance[] =>
     .flatMap((m) =>
       m.instance && m.instance.status === 'RUNNING' && m.slot.action === 'NONE' ? [m.instance] : [],
     );
+
+function firstBackend(sb: Sandbox): Instance {
+  const victim = members(sb, 'backend')[0];
+  if (!victim) throw new Error('no running backend');
+  return victim;
+}
 
 const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome>> = {
   async load(sb, out) {
@@ -140,8 +153,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   },
 
   async 'kill-backend'(sb, out) {
-    const victim = members(sb, 'backend')[0];
-    if (!victim) throw new Error('no running backend');
+    const victim = firstBackend(sb);
     out(
       `Crashing backend ${victim.name} (${victim.id}) in ${victim.zone}: its processes are killed; GCE restarts it (host error).`,
     );
@@ -172,8 +184,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   },
 
   async preempt(sb, out) {
-    const victim = members(sb, 'backend')[0];
-    if (!victim) throw new Error('no running backend');
+    const victim = firstBackend(sb);
     out(
       `Preempting backend ${victim.name} (${victim.id}): killed without its shutdown script, so it never leaves Consul itself.`,
     );
@@ -192,11 +203,9 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
         ? `The node with id ${victim.id} is no longer in the catalog.`
         : 'The stale node is still registered.',
     );
-    const replaced = await watch(out, `the MIG to recreate ${victim.name}`, 150_000, async () => {
-      const id = await catalogId(sb, victim.name);
-      const now = members(sb, 'backend').find((i) => i.name === victim.name);
-      return now && now.id !== victim.id && id === now.id ? now.id : undefined;
-    });
+    const replaced = await watch(out, `the MIG to recreate ${victim.name}`, 150_000, () =>
+      registeredAgain(sb, victim),
+    );
     out(
       replaced
         ? `The MIG recreated ${victim.name} with id ${replaced}; it registered itself.`
@@ -206,8 +215,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   },
 
   async 'recreate-same-name'(sb, out) {
-    const victim = members(sb, 'backend')[0];
-    if (!victim) throw new Error('no running backend');
+    const victim = firstBackend(sb);
     out(`Recreating ${victim.name} (${victim.id}) through the MIG: same name, new id.`);
     sb.compute.emulator.actOnInstances(
       region,
@@ -216,11 +224,9 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
       [`zones/${victim.zone}/instances/${victim.name}`],
       caller,
     );
-    const newId = await watch(out, `${victim.name} back with a new id in Consul`, 150_000, async () => {
-      const id = await catalogId(sb, victim.name);
-      const now = members(sb, 'backend').find((i) => i.name === victim.name);
-      return now && now.id !== victim.id && id === now.id ? now.id : undefined;
-    });
+    const newId = await watch(out, `${victim.name} back with a new id in Consul`, 150_000, () =>
+      registeredAgain(sb, victim),
+    );
     // The delete of the old id arrives after the new node registered: the orchestrator must not remove it.
     await sleep(15_000);
     const kept = (await catalogId(sb, victim.name)) === newId;
