@@ -31,6 +31,8 @@ export const consulHttpPort = 8500;
 export const haproxyDnsName = `${services.haproxy.name}.service.consul`;
 
 export const checkIds = {
+  /** Consul's own node-level liveness check, which the leader registers for a live gossip member. */
+  serfHealth: 'serfHealth',
   /** Consul's own check for node maintenance (`consul maint`, /v1/agent/maintenance). */
   nodeMaintenance: '_node_maintenance',
   /** The fallback drain check instanceEvents registers through the catalog. */

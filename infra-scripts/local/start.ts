@@ -2,8 +2,9 @@
 // the Pub/Sub and Compute + Monitoring emulators, backend/haproxy/frontend MIGs of real instances with
 // autoscalers, the orchestrator's functions behind the push bridge, and a status page. Prints where to
 // look; Ctrl-C stops everything and leaves no process behind.
+import { services } from '../../shared/contract';
 import { createLogger } from '../../shared/logging';
-import { stopAllProcesses } from './launch';
+import { CONSUL_DNS_PORT, stopAllProcesses } from './launch';
 import { runScenario, scenarioNames } from './scenarios';
 import { topics } from './scenarios/functions-host';
 import { startSandbox } from './scenarios/sandbox';
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
       ...sb.haproxyStatsUrls().map((u) => `  HAProxy stats   ${u}`),
       `  Consul UI/API   ${consul.httpAddr}/ui   (export CONSUL_HTTP_ADDR=${consul.httpAddr})`,
       `  Consul token    export CONSUL_HTTP_TOKEN=${sb.consul.token}   (management token of this throwaway sandbox)`,
-      `  Consul DNS      dig @${consul.ip} -p 8600 backend.service.consul`,
+      `  Consul DNS      dig @${consul.ip} -p ${CONSUL_DNS_PORT} ${services.backend.name}.service.consul`,
       `  Pub/Sub         export PUBSUB_EMULATOR_HOST=${sb.pubsub.host}   topics: ${topics.join(', ')}`,
       `  Compute API     ${sb.compute.url}/compute/v1/projects/${sb.project}/...   (COMPUTE_API_ENDPOINT=${sb.compute.url})`,
       `  Functions       ${sb.functions.join(', ') || 'none built yet'}`,

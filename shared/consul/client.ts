@@ -17,6 +17,7 @@ import { bodyText, connect, isResponseError, type PapiResponse, type PassThrough
 import {
   agentChecksSchema,
   agentSelfSchema,
+  autopilotHealthSchema,
   catalogNodeAnswerSchema,
   catalogNodesSchema,
   healthChecksSchema,
@@ -34,6 +35,16 @@ function parse<T>(schema: z.ZodType<T>, data: unknown, what: string): T {
   if (!parsed.success) throw new PermanentError(`${what}: unexpected answer: ${parsed.error.message}`);
   return parsed.data;
 }
+
+/** An answer papi left undecoded (no JSON content type), decoded; anything else as it is. */
+const jsonText = (body: unknown): unknown => {
+  if (typeof body !== 'string' && !Buffer.isBuffer(body)) return body;
+  try {
+    return JSON.parse(bodyText(body)) as unknown;
+  } catch {
+    return body;
+  }
+};
 
 const indexOf = (res: { headers: http.IncomingHttpHeaders }): number => {
   const value = Number(res.headers['x-consul-index']);
@@ -355,6 +366,41 @@ export function createConsulClient(settings: ConsulClientSettings): ConsulClient
         run('status peers', async (pass) =>
           parse(z.array(z.string()), (await consul.status.peers(pass)) ?? [], 'status/peers'),
         ),
+    },
+
+    // Not in the package, which has no operator endpoints.
+    operator: {
+      autopilotHealth: () =>
+        run('operator autopilot health', async (pass) => {
+          let body: unknown;
+          try {
+            body = (
+              await raw(
+                '_get',
+                { name: 'operator.autopilot.health', path: '/operator/autopilot/health' },
+                pass,
+              )
+            ).body;
+          } catch (err) {
+            // 429 is Consul's way to say "unhealthy"; the body is the same report, sent without a
+            // JSON content type, so it arrives as text.
+            if (!isResponseError(err) || err.statusCode !== 429) throw err;
+            body = jsonText(err.response.body);
+          }
+          const health = parse(autopilotHealthSchema, body, 'operator/autopilot/health');
+          return {
+            healthy: health.Healthy,
+            failureTolerance: health.FailureTolerance,
+            servers: (health.Servers ?? []).map((s) => ({
+              id: s.ID,
+              name: s.Name,
+              address: s.Address,
+              leader: s.Leader,
+              voter: s.Voter,
+              healthy: s.Healthy,
+            })),
+          };
+        }),
     },
 
     // Not in the package: it has only the legacy ACL API, which Consul removed in 1.11.

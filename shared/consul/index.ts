@@ -11,6 +11,7 @@
  *   await consul.txn([...]);                                          // transactions
  *   const session = await consul.session.create({ ttl: '15s' });      // sessions and locks
  *   await consul.kv.acquire(lockKey, owner, session);
+ *   await consul.operator.autopilotHealth();                          // servers alive and caught up
  *   await consul.agent.members();                                     // agent self/members/maintenance
  *   await consul.at({ host: node.address, port: 8500 }).agent.maintenance(true, reason);
  *   let { value, index } = await consul.blocking.healthService('backend', { passing: true });
@@ -35,6 +36,7 @@ export { readJson, type StoredJson } from './kv-json';
 export type {
   AgentCheck,
   AgentSelf,
+  AutopilotHealth,
   CatalogNode,
   CatalogNodeDetail,
   HealthCheck,

@@ -99,6 +99,24 @@ export const serviceHealthSchema = z.array(
   }),
 );
 
+export const autopilotHealthSchema = z.object({
+  Healthy: z.boolean(),
+  FailureTolerance: z.number().int(),
+  Servers: z
+    .array(
+      z.object({
+        ID: z.string(),
+        Name: z.string(),
+        Address: z.string(),
+        SerfStatus: z.string(),
+        Leader: z.boolean(),
+        Voter: z.boolean(),
+        Healthy: z.boolean(),
+      }),
+    )
+    .nullish(),
+});
+
 export interface CatalogNode {
   name: string;
   address: string;
@@ -137,6 +155,13 @@ export interface Member {
   address: string;
   status: number;
   tags: Record<string, string>;
+}
+
+/** Autopilot's judgement of the servers: healthy is alive in gossip, in touch with the leader and caught up. */
+export interface AutopilotHealth {
+  healthy: boolean;
+  failureTolerance: number;
+  servers: { id: string; name: string; address: string; leader: boolean; voter: boolean; healthy: boolean }[];
 }
 
 export type HealthCheck = z.infer<typeof healthCheckSchema>;

@@ -2,6 +2,7 @@ import type { TlsSettings } from '../config';
 import type {
   AgentCheck,
   AgentSelf,
+  AutopilotHealth,
   CatalogNode,
   CatalogNodeDetail,
   HealthCheck,
@@ -146,6 +147,13 @@ export interface ConsulClient {
     /** `ip:port` of the leader, `''` while there is none. */
     leader(): Promise<string>;
     peers(): Promise<string[]>;
+  };
+  operator: {
+    /**
+     * Autopilot's health of the servers (needs `operator = "read"`). An unhealthy cluster, which
+     * Consul answers with a 429, is an answer here, not a failure.
+     */
+    autopilotHealth(): Promise<AutopilotHealth>;
   };
   acl: {
     /** Creates a policy from HCL rules; returns its id. */

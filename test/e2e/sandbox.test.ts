@@ -9,6 +9,7 @@ import path from 'node:path';
 import { googleAuthLibrary } from 'google-gax';
 import { chromium } from 'playwright-core';
 import { RegionAutoscalersClient } from '@google-cloud/compute/build/src/v1/region_autoscalers_client';
+import { nodeMetaKeys } from '../../shared/contract';
 import { createLogger } from '../../shared/logging';
 import { runScenario } from '../../infra-scripts/local/scenarios';
 import { startSandbox, type Sandbox } from '../../infra-scripts/local/scenarios/sandbox';
@@ -81,7 +82,7 @@ test('the frontend answers through HAProxy from a backend of the backend MIG; ev
   );
   for (const m of s.compute.groups.flatMap((g) => g.managedInstances)) {
     const node = s.consul.nodes.find((n) => n.name === m.name);
-    expect(node?.meta['gce-instance-id']).toBe(m.id);
+    expect(node?.meta[nodeMetaKeys.instanceId]).toBe(m.id);
     expect(node?.checks.every((c) => c.status === 'passing')).toBe(true);
   }
 });
@@ -166,7 +167,7 @@ test('scale-in: without load the group returns to its minimum, its leavers drain
   expect(o.passing).toBe(2);
   const s = await state();
   const names = s.compute.groups.find((g) => g.name === 'backend')!.managedInstances.map((m) => m.name);
-  const catalog = s.consul.nodes.filter((n) => n.meta.role === 'backend').map((n) => n.name);
+  const catalog = s.consul.nodes.filter((n) => n.meta[nodeMetaKeys.role] === 'backend').map((n) => n.name);
   expect(catalog.sort()).toEqual(names.sort());
 });
 

@@ -109,6 +109,23 @@ describe('Consul layer against a real Consul', () => {
     expect(await consul.agent.forceLeave('never-a-member')).toBe('not-a-member');
   });
 
+  it('operator: autopilot health of the servers, and refused without operator read', async () => {
+    // Right after start the server may not count as healthy yet: Consul answers that with a 429,
+    // which the layer returns as a report, so every poll answers.
+    let health = await consul.operator.autopilotHealth();
+    for (let i = 0; !health.healthy && i < 100; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      health = await consul.operator.autopilotHealth();
+    }
+    expect(health.healthy).toBe(true);
+    expect(health.servers).toEqual([
+      expect.objectContaining({ name: 'consul-dev', leader: true, voter: true, healthy: true }),
+    ]);
+    await expect(consul.at({ token: dev.tokens.dns }).operator.autopilotHealth()).rejects.toMatchObject({
+      status: 403,
+    });
+  });
+
   it('blocking queries answer when the data changes past the index', async () => {
     await consul.kv.set('watch/k', 'v1');
     const first = await consul.blocking.kv('watch/k');

@@ -90,5 +90,7 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
   it('check ids are the ones Consul and the drain path use', () => {
     expect(checkIds.nodeMaintenance).toBe('_node_maintenance');
     expect(read('infra-scripts/acl/instance-events.hcl')).toContain('/v1/agent/maintenance');
+    // The bootstrap script waits for the leader's liveness check before it confirms the node's metadata.
+    expect(read('packer/consul/files/consul-bootstrap.sh')).toContain(`.CheckID == "${checkIds.serfHealth}"`);
   });
 });

@@ -21,9 +21,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 
-import { createConsulClient } from '../../../shared/consul';
 import { roles, type Role } from '../../../shared/contract';
-import { CONSUL_HTTP_PORT } from '../launch/consul';
+import { agentProbe, hasLeader } from '../launch/consul';
 import { startProcess, type ManagedProcess } from '../launch/process';
 import { repoRoot, toolPath } from '../launch/tools';
 
@@ -268,7 +267,7 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
         env,
         onOutput: output(name),
         stopTimeoutMs: 30_000,
-        ready: name === 'consul' ? () => agentUp(opts.ip) : undefined,
+        ready: name === 'consul' ? () => hasLeader(agentProbe(opts.ip)) : undefined,
       });
       processes.set(name, proc);
       for (const line of unit.execStartPost) await runOnce(unit, line, env);
@@ -278,14 +277,4 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
     throw err;
   }
   return instance;
-}
-
-async function agentUp(ip: string): Promise<boolean> {
-  const consul = createConsulClient({
-    baseUrl: `http://${ip}:${CONSUL_HTTP_PORT}`,
-    timeoutMs: 1_000,
-    retries: 0,
-    keepAlive: false,
-  });
-  return (await consul.status.leader()) !== '';
 }

@@ -42,6 +42,19 @@ export interface ConsulAgentOptions {
 /** Harness calls poll in loops of their own: one short attempt each. */
 const harnessCall = { timeoutMs: 5_000, retries: 0 };
 
+/** Whether the agent knows a leader; false while it does not answer. */
+export const hasLeader = async (consul: ConsulClient): Promise<boolean> =>
+  (await consul.status.leader().catch(() => '')) !== '';
+
+/** A one-off client for an agent that may not be up yet: one short attempt, no idle sockets. */
+export const agentProbe = (ip: string): ConsulClient =>
+  createConsulClient({
+    baseUrl: `http://${ip}:${CONSUL_HTTP_PORT}`,
+    timeoutMs: 1_000,
+    retries: 0,
+    keepAlive: false,
+  });
+
 export class ConsulAgent {
   readonly httpAddr: string;
   readonly dns: { host: string; port: number };
@@ -65,10 +78,7 @@ export class ConsulAgent {
   async restart(): Promise<void> {
     if (this.current.running) throw new Error(`${this.name} is still running`);
     this.current = await startProcess({ ...this.spec, name: `${this.spec.name} (restarted)` });
-    await waitFor(
-      `${this.name} to see a leader after its restart`,
-      async () => (await this.consul.status.leader().catch(() => '')) !== '',
-    );
+    await waitFor(`${this.name} to see a leader after its restart`, () => hasLeader(this.consul));
   }
 
   /** This agent through the project's Consul layer, with the management token. */
@@ -98,24 +108,6 @@ export class ConsulAgent {
 
   get ip(): string {
     return this.options.ip;
-  }
-
-  /**
-   * Raw HTTP to this agent's API (the management token by default). Kept for the sandbox's
-   * scenarios and status page until they move to `consul`/`client()`; new code uses those.
-   */
-  request(
-    method: string,
-    urlPath: string,
-    body?: unknown,
-    token = this.options.tokens.management,
-  ): Promise<Response> {
-    return fetch(`${this.httpAddr}${urlPath}`, {
-      method,
-      headers: { 'X-Consul-Token': token, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(5_000),
-    });
   }
 
   private closeClients(): void {
@@ -183,12 +175,7 @@ export async function startConsulAgent(options: ConsulAgentOptions): Promise<Con
 
   const args = ['agent', ...(options.dev ? ['-dev'] : []), `-config-file=${configFile}`];
   for (const dir of options.configDirs ?? []) args.push(`-config-dir=${dir}`);
-  const probe = createConsulClient({
-    baseUrl: `http://${options.ip}:${CONSUL_HTTP_PORT}`,
-    timeoutMs: 1_000,
-    retries: 0,
-    keepAlive: false,
-  });
+  const probe = agentProbe(options.ip);
   const spec: ProcessSpec = {
     name: `consul ${options.nodeName}`,
     command: toolPath('consul'),
@@ -208,10 +195,7 @@ export async function startConsulAgent(options: ConsulAgentOptions): Promise<Con
 /** Waits until the cluster has a leader and ACLs accept the management token, then sets up DNS reads. */
 async function waitUntilServing(agent: ConsulAgent, tokens: AclTokens): Promise<void> {
   const consul = agent.consul;
-  await waitFor(
-    `Consul leader via ${agent.name}`,
-    async () => (await consul.status.leader().catch(() => '')) !== '',
-  );
+  await waitFor(`Consul leader via ${agent.name}`, () => hasLeader(consul));
   await waitFor(`Consul ACLs via ${agent.name}`, async () =>
     consul.acl.self().then(
       () => true,
@@ -296,16 +280,32 @@ export class ConsulCluster {
     return this.servers.map((s) => s.ip);
   }
 
+  /**
+   * Reads through the first live server that answers, as a client configured with every server's
+   * address would: the way to read a cluster that may be losing a server. Throws the last failure.
+   */
+  async read<T>(read: (consul: ConsulClient) => Promise<T>): Promise<T> {
+    let failure: unknown = new Error('no Consul server is running');
+    for (const server of this.servers.filter((s) => s.process.running)) {
+      try {
+        return await read(server.consul);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    throw failure;
+  }
+
   /** The server currently leading, as seen by any live server. */
   async leader(): Promise<ConsulAgent> {
     return waitFor('a Consul leader', async () => {
-      for (const server of this.servers.filter((s) => s.process.running)) {
-        const leader = await server.consul.status.leader().catch(() => '');
-        const address = leader.split(':')[0];
-        const found = this.servers.find((s) => s.ip === address);
-        if (found) return found;
-      }
-      return undefined;
+      const leader = await this.read(async (consul) => {
+        const address = await consul.status.leader();
+        // A server that knows no leader yet is no answer: ask the next.
+        if (!address) throw new Error('no leader known');
+        return address;
+      }).catch(() => '');
+      return this.servers.find((s) => s.ip === leader.split(':')[0]);
     });
   }
 

@@ -39,17 +39,10 @@ export async function functionToken(
   policy: string,
   description: string,
 ): Promise<string> {
-  const server = consul.servers[0]!;
   const rules = await readFile(path.join(repoRoot(), 'infra-scripts/acl', `${policy}.hcl`), 'utf8');
-  const created = await server.request('PUT', '/v1/acl/policy', { Name: policy, Rules: rules });
-  if (!created.ok)
-    throw new Error(`creating the ${policy} policy: ${created.status} ${await created.text()}`);
-  const token = await server.request('PUT', '/v1/acl/token', {
-    Description: description,
-    Policies: [{ Name: policy }],
-  });
-  if (!token.ok) throw new Error(`creating the ${description} token: ${token.status} ${await token.text()}`);
-  return z.object({ SecretID: z.guid() }).parse(await token.json()).SecretID;
+  const acl = consul.servers[0]!.consul.acl;
+  await acl.createPolicy(policy, rules);
+  return z.guid().parse(await acl.createToken({ description, policies: [policy] }));
 }
 
 /** This process's environment minus a Consul token the operator may have exported (the management one). */

@@ -4,6 +4,7 @@
  * page; e2e tests call `runScenario` directly and assert on the returned outcome.
  */
 import { startLoad, type LoadResult } from '../../../bench/lib/load';
+import { nodeMetaKeys, services } from '../../../shared/contract';
 import type { Caller } from '../compute-emulator/emulator';
 import type { Instance } from '../compute-emulator/state';
 import { sleep } from '../launch';
@@ -25,11 +26,6 @@ export type Outcome = Record<string, unknown>;
 
 const caller: Caller = { userAgent: 'sandbox-scenario' };
 const region = { kind: 'regions' as const, name: sandboxRegion };
-
-interface CatalogNode {
-  Node: string;
-  Meta: Record<string, string> | null;
-}
 
 /** Polls until `check` returns a value, printing `what` every 10 s; gives up after `ms`. */
 async function watch<T>(
@@ -55,23 +51,23 @@ async function watch<T>(
   }
 }
 
-async function catalogNode(sb: Sandbox, name: string): Promise<CatalogNode | undefined> {
-  for (const s of sb.consul.servers.filter((x) => x.process.running)) {
-    const res = await s.request('GET', `/v1/catalog/node/${encodeURIComponent(name)}`).catch(() => undefined);
-    if (!res?.ok) continue;
-    const body = (await res.json()) as { Node: CatalogNode } | null;
-    return body?.Node ?? undefined;
-  }
-  return undefined;
+/** The instance id the catalog's node of that name carries; undefined when there is none. */
+async function catalogId(sb: Sandbox, name: string): Promise<string | undefined> {
+  const node = await sb.consul.read((c) => c.catalog.node(name));
+  return node?.meta[nodeMetaKeys.instanceId];
 }
 
+/** Names of the nodes whose instance of `service` passes every check. */
 async function passing(sb: Sandbox, service: string): Promise<string[]> {
-  for (const s of sb.consul.servers.filter((x) => x.process.running)) {
-    const res = await s.request('GET', `/v1/health/service/${service}?passing=true`).catch(() => undefined);
-    if (!res?.ok) continue;
-    return ((await res.json()) as { Node: { Node: string } }[]).map((e) => e.Node.Node).sort();
-  }
-  return [];
+  const entries = await sb.consul.read((c) => c.health.service(service, { passing: true }));
+  return entries.map((e) => e.Node.Node).sort();
+}
+
+/** The new id of `victim`'s name once the MIG runs it again and Consul's node of that name carries it. */
+async function registeredAgain(sb: Sandbox, victim: Instance): Promise<string | undefined> {
+  const id = await catalogId(sb, victim.name);
+  const now = members(sb, 'backend').find((i) => i.name === victim.name);
+  return now && now.id !== victim.id && id === now.id ? now.id : undefined;
 }
 
 function loadOn(sb: Sandbox, ratePerSec: number) {
@@ -97,6 +93,12 @@ const members = (sb: Sandbox, igm: string): Instance[] =>
       m.instance && m.instance.status === 'RUNNING' && m.slot.action === 'NONE' ? [m.instance] : [],
     );
 
+function firstBackend(sb: Sandbox): Instance {
+  const victim = members(sb, 'backend')[0];
+  if (!victim) throw new Error('no running backend');
+  return victim;
+}
+
 const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome>> = {
   async load(sb, out) {
     const max = sb.compute.emulator.getAutoscaler(region, 'backend-autoscaler').policy.maxNumReplicas;
@@ -118,12 +120,12 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
         `Autoscaler raised the backend group ${before} -> ${grown}; waiting for the new instances to serve.`,
       );
       await watch(out, 'new backends passing in Consul', 90_000, async () =>
-        (await passing(sb, 'backend')).length >= grown ? true : undefined,
+        (await passing(sb, services.backend.name)).length >= grown ? true : undefined,
       );
     }
     const result = await load.stop();
     const after = group(sb, 'backend').targetSize;
-    const healthy = await passing(sb, 'backend');
+    const healthy = await passing(sb, services.backend.name);
     out(`Load: ${summary(result)}. Backend group now ${after}, ${healthy.length} passing in Consul.`);
     return { before, after, passing: healthy.length, ok: result.ok, failed: result.failed };
   },
@@ -139,9 +141,9 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
     );
     // Consul's view settles a check interval later than the group's.
     await watch(out, `${min} backends passing in Consul`, 60_000, async () =>
-      (await passing(sb, 'backend')).length === min ? true : undefined,
+      (await passing(sb, services.backend.name)).length === min ? true : undefined,
     );
-    const healthy = await passing(sb, 'backend');
+    const healthy = await passing(sb, services.backend.name);
     out(
       shrunk
         ? `Scaled in ${before} -> ${min}; deleted instances ran their shutdown script (drain, consul leave). ${healthy.length} backends passing.`
@@ -151,15 +153,14 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   },
 
   async 'kill-backend'(sb, out) {
-    const victim = members(sb, 'backend')[0];
-    if (!victim) throw new Error('no running backend');
+    const victim = firstBackend(sb);
     out(
       `Crashing backend ${victim.name} (${victim.id}) in ${victim.zone}: its processes are killed; GCE restarts it (host error).`,
     );
     const load = loadOn(sb, 20);
     sb.compute.emulator.crash(victim.zone, victim.name);
     const critical = await watch(out, `${victim.name} to fail its Consul check`, 30_000, async () =>
-      (await passing(sb, 'backend')).includes(victim.name) ? undefined : true,
+      (await passing(sb, services.backend.name)).includes(victim.name) ? undefined : true,
     );
     out(
       critical
@@ -167,7 +168,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
         : 'Consul never saw it fail.',
     );
     const back = await watch(out, `${victim.name} to pass again`, 90_000, async () =>
-      (await passing(sb, 'backend')).includes(victim.name) ? true : undefined,
+      (await passing(sb, services.backend.name)).includes(victim.name) ? true : undefined,
     );
     const result = await load.stop();
     out(
@@ -183,8 +184,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   },
 
   async preempt(sb, out) {
-    const victim = members(sb, 'backend')[0];
-    if (!victim) throw new Error('no running backend');
+    const victim = firstBackend(sb);
     out(
       `Preempting backend ${victim.name} (${victim.id}): killed without its shutdown script, so it never leaves Consul itself.`,
     );
@@ -195,8 +195,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
       `the stale node ${victim.name}/${victim.id} to leave the catalog`,
       90_000,
       async () => {
-        const node = await catalogNode(sb, victim.name);
-        return node?.Meta?.['gce-instance-id'] !== victim.id ? true : undefined;
+        return (await catalogId(sb, victim.name)) !== victim.id ? true : undefined;
       },
     );
     out(
@@ -204,11 +203,9 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
         ? `The node with id ${victim.id} is no longer in the catalog.`
         : 'The stale node is still registered.',
     );
-    const replaced = await watch(out, `the MIG to recreate ${victim.name}`, 150_000, async () => {
-      const node = await catalogNode(sb, victim.name);
-      const now = members(sb, 'backend').find((i) => i.name === victim.name);
-      return now && now.id !== victim.id && node?.Meta?.['gce-instance-id'] === now.id ? now.id : undefined;
-    });
+    const replaced = await watch(out, `the MIG to recreate ${victim.name}`, 150_000, () =>
+      registeredAgain(sb, victim),
+    );
     out(
       replaced
         ? `The MIG recreated ${victim.name} with id ${replaced}; it registered itself.`
@@ -218,8 +215,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   },
 
   async 'recreate-same-name'(sb, out) {
-    const victim = members(sb, 'backend')[0];
-    if (!victim) throw new Error('no running backend');
+    const victim = firstBackend(sb);
     out(`Recreating ${victim.name} (${victim.id}) through the MIG: same name, new id.`);
     sb.compute.emulator.actOnInstances(
       region,
@@ -228,15 +224,12 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
       [`zones/${victim.zone}/instances/${victim.name}`],
       caller,
     );
-    const newId = await watch(out, `${victim.name} back with a new id in Consul`, 150_000, async () => {
-      const node = await catalogNode(sb, victim.name);
-      const now = members(sb, 'backend').find((i) => i.name === victim.name);
-      return now && now.id !== victim.id && node?.Meta?.['gce-instance-id'] === now.id ? now.id : undefined;
-    });
+    const newId = await watch(out, `${victim.name} back with a new id in Consul`, 150_000, () =>
+      registeredAgain(sb, victim),
+    );
     // The delete of the old id arrives after the new node registered: the orchestrator must not remove it.
     await sleep(15_000);
-    const node = await catalogNode(sb, victim.name);
-    const kept = node?.Meta?.['gce-instance-id'] === newId;
+    const kept = (await catalogId(sb, victim.name)) === newId;
     out(
       newId
         ? `${victim.name} now has id ${newId}; ${kept ? "the node stayed registered after the old id's events" : 'the node was wrongly removed'}.`
@@ -259,7 +252,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
       () => undefined,
     );
     const serving = res?.ok === true;
-    const backends = await passing(sb, 'backend');
+    const backends = await passing(sb, services.backend.name);
     out(
       `New leader: ${next?.name ?? 'none'}. Frontend ${serving ? 'still serves' : 'fails'}; ${backends.length} backends passing.`,
     );
@@ -267,10 +260,8 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
     await leader.restart();
     // Autopilot calls a server healthy once it is alive in gossip and caught up with the raft log.
     const healthy = await watch(out, '3 healthy servers', 60_000, async () => {
-      const r = await next?.request('GET', '/v1/operator/autopilot/health');
-      if (!r?.ok) return undefined;
-      const servers = ((await r.json()) as { Servers: { Name: string; Healthy: boolean }[] }).Servers;
-      return servers.filter((x) => x.Healthy).length === 3 ? true : undefined;
+      const { servers } = await sb.consul.read((c) => c.operator.autopilotHealth());
+      return servers.filter((x) => x.healthy).length === 3 ? true : undefined;
     });
     out(healthy ? `${leader.name} rejoined: 3 healthy servers again.` : `${leader.name} did not rejoin.`);
     return {

@@ -7,6 +7,7 @@
  * scenarios, the e2e tests and the bench.
  */
 import { PubSub } from '@google-cloud/pubsub';
+import { services } from '../../../shared/contract';
 import type { Logger } from '../../../shared/logging';
 import { startComputeEmulator, pubsubSink, type RunningEmulator } from '../compute-emulator';
 import { LauncherDriver } from '../compute-emulator/launcher-driver';
@@ -152,7 +153,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
     const frontendUrl = () => {
       const f = emu.allInstances().find((i) => i.labels.role === 'frontend' && i.status === 'RUNNING');
-      return f ? `http://${f.networkIP}:80/` : undefined;
+      return f ? `http://${f.networkIP}:${services.frontend.port}/` : undefined;
     };
     const haproxyStatsUrls = () =>
       emu

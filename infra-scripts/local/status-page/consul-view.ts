@@ -1,20 +1,9 @@
 /**
  * Consul's view of the sandbox as the status page shows it, and the per-instance judgement the
- * sandbox's readiness wait makes from it. Answers from Consul are parsed, never trusted as typed.
+ * sandbox's readiness wait makes from it, read through the Consul layer (which validates the answers).
  */
-import { z } from 'zod';
+import { checkIds, nodeMetaKeys } from '../../../shared/contract';
 import type { ConsulCluster } from '../launch';
-
-const catalogNodesSchema = z.array(
-  z.object({
-    Node: z.string(),
-    Address: z.string(),
-    Meta: z.record(z.string(), z.string()).nullish(),
-  }),
-);
-const healthChecksSchema = z.array(
-  z.object({ Node: z.string(), CheckID: z.string(), ServiceName: z.string(), Status: z.string() }),
-);
 
 export interface ViewNode {
   name: string;
@@ -36,35 +25,26 @@ export async function consulView(consul: ConsulCluster): Promise<ConsulView> {
     ip: s.ip,
     running: s.process.running,
   }));
-  for (const server of consul.servers.filter((s) => s.process.running)) {
-    try {
-      const get = async <T>(p: string, schema: z.ZodType<T>): Promise<T> => {
-        const res = await server.request('GET', p);
-        if (!res.ok) throw new Error(`${p}: ${res.status}`);
-        return schema.parse(await res.json());
-      };
-      const [leader, nodes, checks] = await Promise.all([
-        get('/v1/status/leader', z.string()),
-        get('/v1/catalog/nodes', catalogNodesSchema),
-        get('/v1/health/state/any', healthChecksSchema),
-      ]);
-      return {
-        leader,
-        servers,
-        nodes: nodes.map((n) => ({
-          name: n.Node,
-          address: n.Address,
-          meta: n.Meta ?? {},
-          checks: checks
-            .filter((c) => c.Node === n.Node)
-            .map((c) => ({ id: c.CheckID, service: c.ServiceName, status: c.Status })),
-        })),
-      };
-    } catch {
-      continue;
-    }
+  try {
+    const [leader, nodes, checks] = await consul.read((c) =>
+      Promise.all([c.status.leader(), c.catalog.nodes(), c.health.state('any')]),
+    );
+    return {
+      leader,
+      servers,
+      nodes: nodes.map((n) => ({
+        name: n.name,
+        address: n.address,
+        meta: n.meta,
+        checks: checks
+          .filter((c) => c.Node === n.name)
+          .map((c) => ({ id: c.CheckID, service: c.ServiceName ?? '', status: c.Status })),
+      })),
+    };
+  } catch {
+    // No server answers: the page shows that rather than failing.
+    return { leader: '', servers, nodes: [] };
   }
-  return { leader: '', servers, nodes: [] };
 }
 
 /**
@@ -78,9 +58,9 @@ export type NodeStanding = 'missing' | 'no-identity' | 'stale' | 'unhealthy' | '
 export function nodeStanding(nodes: ViewNode[], instance: { name: string; id: string }): NodeStanding {
   const node = nodes.find((n) => n.name === instance.name);
   if (!node) return 'missing';
-  const id = node.meta['gce-instance-id'];
+  const id = node.meta[nodeMetaKeys.instanceId];
   if (id !== undefined && id !== instance.id) return 'stale';
-  const serfHealth = node.checks.some((c) => c.id === 'serfHealth');
+  const serfHealth = node.checks.some((c) => c.id === checkIds.serfHealth);
   if (!serfHealth || node.checks.some((c) => c.status !== 'passing')) return 'unhealthy';
   return id === undefined ? 'no-identity' : 'healthy';
 }

@@ -1,3 +1,5 @@
+import { nodeMetaKeys } from '../../../shared/contract';
+
 /** The status page itself: one self-contained HTML document that polls /api/state. */
 export const page = `<!doctype html>
 <html lang="en">
@@ -32,7 +34,7 @@ const cls = (s) => (s === 'passing' || s === 'RUNNING' ? 'ok' : s === 'critical'
 function health(consul, name, id) {
   const node = consul.nodes.find((n) => n.name === name);
   if (!node) return '<span class="warn">not in catalog</span>';
-  const nodeId = node.meta['gce-instance-id'];
+  const nodeId = node.meta[${JSON.stringify(nodeMetaKeys.instanceId)}];
   const stale = !nodeId ? ' <span class="warn">(no metadata)</span>' : nodeId !== id ? ' <span class="bad">(stale id)</span>' : '';
   const checks = node.checks.map((c) => '<span class="' + cls(c.status) + '">' + esc(c.service || c.id) + ':' + esc(c.status) + '</span>').join(' ');
   return checks + stale;
