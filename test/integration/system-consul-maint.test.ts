@@ -20,6 +20,7 @@ import {
   type ConsulCluster,
   type ManagedProcess,
 } from '../harness';
+import { checkIds } from '../../shared/contract';
 import { roleTokens, type RoleTokens } from './system-support';
 
 const run = promisify(execFile);
@@ -114,9 +115,8 @@ describe('node maintenance across a reboot', () => {
     await script('--boot');
     expect(await maintenance()).toBeUndefined();
     await waitFor('no maintenance check in the catalog', async () => {
-      const res = await cluster.servers[0]!.request('GET', `/v1/health/node/${node}`);
-      const checks = (await res.json()) as { CheckID: string }[];
-      return !checks.some((c) => c.CheckID === '_node_maintenance');
+      const checks = await cluster.servers[0]!.consul.health.node(node);
+      return !checks.some((c) => c.CheckID === checkIds.nodeMaintenance);
     });
   });
 

@@ -27,6 +27,7 @@ import {
   waitFor,
   type ConsulCluster,
 } from '../harness';
+import { nodeMetaKeys, services } from '../../shared/contract';
 import { roleTokens } from './system-support';
 
 const run = promisify(execFile);
@@ -64,18 +65,24 @@ async function standIn(name: string, ip: string): Promise<void> {
   servers.push(server);
 }
 
-async function consul(method: string, urlPath: string, body?: unknown): Promise<void> {
-  const res = await cluster.servers[0]!.request(method, urlPath, body);
-  if (!res.ok) throw new Error(`${method} ${urlPath}: ${res.status} ${await res.text()}`);
-}
+const consul = () => cluster.servers[0]!.consul;
+const setDraining = (node: string, value: { instanceId: string; since: number }) =>
+  consul().kv.set(`${drainingKeyPrefix}${node}`, JSON.stringify(value));
+const clearDraining = (node: string) => consul().kv.delete(`${drainingKeyPrefix}${node}`);
+const deregisterNode = (node: string) => consul().catalog.deregister({ node });
 
 async function register(node: string, address: string, id?: string): Promise<void> {
-  await consul('PUT', '/v1/catalog/register', {
-    Node: node,
-    Address: address,
-    NodeMeta: id ? { 'gce-instance-id': id } : {},
-    Service: { Service: 'backend', Port: 8080, Address: address, Tags: [zone, 'backend'] },
-    Check: { CheckID: 'alive', Name: 'alive', Status: 'passing', ServiceID: 'backend' },
+  await consul().catalog.register({
+    node,
+    address,
+    nodeMeta: id ? { [nodeMetaKeys.instanceId]: id } : {},
+    service: {
+      service: services.backend.name,
+      port: services.backend.port,
+      address,
+      tags: [zone, services.backend.name],
+    },
+    check: { checkId: 'alive', name: 'alive', status: 'passing', serviceId: services.backend.name },
   });
 }
 
@@ -182,7 +189,7 @@ describe('the HAProxy tier against hostile Consul data', () => {
     await waitFor('backend-g2 live', async () => (await slotOf(good.g2.ip)) !== undefined);
 
     const t0 = Date.now();
-    await consul('PUT', `/v1/kv/${drainingKeyPrefix}${good.g1.node}`, {
+    await setDraining(good.g1.node, {
       instanceId: good.g1.id,
       since: Date.now(),
     });
@@ -194,7 +201,7 @@ describe('the HAProxy tier against hostile Consul data', () => {
     expect(await servedBy(10)).toEqual({ 'backend-g2': 10 });
 
     // A key for a same-name replacement (another instance id) drains nothing.
-    await consul('PUT', `/v1/kv/${drainingKeyPrefix}${good.g2.node}`, {
+    await setDraining(good.g2.node, {
       instanceId: '7000000000000000999',
       since: Date.now(),
     });
@@ -228,27 +235,27 @@ describe('the HAProxy tier against hostile Consul data', () => {
         intervalMs: 100,
       },
     );
-    for (const x of extra) await consul('PUT', '/v1/catalog/deregister', { Node: x.node });
+    for (const x of extra) await deregisterNode(x.node);
     await waitFor('the extra backends gone', async () => {
       const live = (await runtime()).filter((s) => !s.maint).map((s) => s.addr);
       return live.length === 2;
     });
     await waitFor('backend-g1 still in DRAIN', async () => (await slotOf(good.g1.ip))?.drain === true);
 
-    await consul('DELETE', `/v1/kv/${drainingKeyPrefix}${good.g1.node}`);
+    await clearDraining(good.g1.node);
     await waitFor('backend-g1 READY again', async () => (await slotOf(good.g1.ip))?.drain === false, {
       timeoutMs: 15_000,
       intervalMs: 100,
     });
-    await consul('DELETE', `/v1/kv/${drainingKeyPrefix}${good.g2.node}`);
+    await clearDraining(good.g2.node);
     const seen = await servedBy(20);
     expect(Object.keys(seen).sort()).toEqual(['backend-g1', 'backend-g2']);
   });
 
   it('fails /healthz while no backend server is usable', async () => {
     expect(await health()).toBe(200);
-    await consul('PUT', '/v1/catalog/deregister', { Node: good.g1.node });
-    await consul('PUT', '/v1/catalog/deregister', { Node: good.g2.node });
+    await deregisterNode(good.g1.node);
+    await deregisterNode(good.g2.node);
     // The hostile registrations are still in Consul: none of them counts as a server.
     await waitFor('/healthz failing', async () => (await health()) === 503, { timeoutMs: 20_000 });
     await register(good.g1.node, good.g1.ip, good.g1.id);
