@@ -1,6 +1,7 @@
 import {
   autoscalerBody,
   autoscalerInsert,
+  deleteInstancesBody,
   igmInsert,
   igmPatch,
   instancesBody,
@@ -130,9 +131,14 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
       return idempotent(r, () => emu.resize(scopeOf(r), r.params.igm!, size, r.caller));
     }),
     compute('POST', `${igmPath}/:action(deleteInstances|recreateInstances|abandonInstances)`, (r) => {
-      const { instances } = parse(instancesBody, r.body ?? {}, 'resource');
       const action = r.params.action as InstancesAction;
-      return idempotent(r, () => emu.actOnInstances(scopeOf(r), r.params.igm!, action, instances, r.caller));
+      const { instances, ...options } =
+        action === 'deleteInstances'
+          ? parse(deleteInstancesBody, r.body ?? {}, 'resource')
+          : parse(instancesBody, r.body ?? {}, 'resource');
+      return idempotent(r, () =>
+        emu.actOnInstances(scopeOf(r), r.params.igm!, action, instances, r.caller, options),
+      );
     }),
 
     // ---- autoscalers ----

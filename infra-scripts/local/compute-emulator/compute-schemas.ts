@@ -57,7 +57,12 @@ export const igmPatch = z.object({
   description: z.string().optional(),
   instanceTemplate: z.string().optional(),
 });
-export const instancesBody = z.object({ instances: z.array(z.string().min(1)).max(1000).default([]) });
+const instances = z.array(z.string().min(1).max(1024)).max(1000).default([]);
+export const instancesBody = z.object({ instances }).strict();
+/** Only deleteInstances has `skipInstancesOnValidationError` (Compute v1 reference). */
+export const deleteInstancesBody = z
+  .object({ instances, skipInstancesOnValidationError: z.boolean().optional() })
+  .strict();
 export const listQuery = z.object({
   maxResults: z.coerce.number().int().min(0).max(500).optional(),
   pageToken: z.string().optional(),

@@ -126,15 +126,19 @@ export class ComputeEmulator {
     return this.groupsApi.resize(scope, name, size, caller);
   }
 
-  /** deleteInstances / recreateInstances / abandonInstances: all names must belong to the group. */
+  /**
+   * deleteInstances / recreateInstances / abandonInstances: accepted, then the operation fails if an
+   * instance is not a member (or is already leaving) unless deleteInstances may skip it.
+   */
   actOnInstances(
     scope: Scope,
     name: string,
     action: InstancesAction,
     refs: string[],
     caller: Caller,
+    options: { skipInstancesOnValidationError?: boolean } = {},
   ): Operation {
-    return this.groupsApi.actOnInstances(scope, name, action, refs, caller);
+    return this.groupsApi.actOnInstances(scope, name, action, refs, caller, options);
   }
 
   /** Resolves once no MIG has work in flight and every group has its target size (bounded). */

@@ -163,10 +163,3 @@ export const links = {
 
 /** The last path segment of a resource URL or partial path, i.e. the resource's name. */
 export const lastSegment = (url: string): string => url.slice(url.lastIndexOf('/') + 1);
-
-/** `zones/Z/instances/N` inside a full or partial URL, as deleteInstances etc. accept both. */
-export function parseInstanceRef(ref: string): { zone?: string; name: string } {
-  const m = /(?:^|\/)zones\/([^/]+)\/instances\/([^/]+)$/.exec(ref);
-  if (m) return { zone: m[1], name: m[2]! };
-  return { name: lastSegment(ref) };
-}
