@@ -1,6 +1,6 @@
 import { AuditEmitter } from './audit';
 import { AutoscalerLoop } from './autoscaler-loop';
-import { type AutoscalerInsert, type AutoscalerModify, AutoscalersApi } from './autoscalers';
+import { type AutoscalerInsert, AutoscalersApi } from './autoscalers';
 import { GroupsApi, type IgmInsert, type IgmPatch, type InstancesAction } from './groups';
 import { InstanceLifecycle } from './instances';
 import { MigController } from './mig-controller';
@@ -164,12 +164,12 @@ export class ComputeEmulator {
     return this.registry.allAutoscalers();
   }
 
-  /** `patch` merges the policy into the current one, `update` replaces it. */
+  /** `patch` applies a JSON merge patch to the autoscaler, `update` replaces it; unknown fields are 400s. */
   modifyAutoscaler(
     scope: Scope,
     name: string,
     kind: 'patch' | 'update',
-    body: AutoscalerModify,
+    body: Record<string, unknown>,
     caller: Caller,
   ): Operation {
     return this.autoscalersApi.modify(scope, name, kind, body, caller);
