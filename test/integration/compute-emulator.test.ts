@@ -236,6 +236,25 @@ describe('zonal managed instance groups through the real client', () => {
     await running(igm, 2);
   });
 
+  test('deleting an instance the group is already deleting fails the second operation', async () => {
+    const [m] = await managed(igm);
+    const del = () =>
+      c.igms.deleteInstances({
+        project,
+        zone: zoneA,
+        instanceGroupManager: igm,
+        instanceGroupManagersDeleteInstancesRequestResource: { instances: [m!.instance!] },
+      });
+    const [first] = await del();
+    const [second] = await del();
+    expect((await waitZone(first)).error).toBeFalsy();
+    expect(JSON.stringify((await waitZone(second)).error)).toContain('already being deleted');
+    await running(igm, 1);
+    const [op] = await c.igms.resize({ project, zone: zoneA, instanceGroupManager: igm, size: 2 });
+    await waitZone(op);
+    await running(igm, 2);
+  });
+
   test('an instance in another zone fails the operation even with skipInstancesOnValidationError', async () => {
     const [m] = await managed(igm);
     const [op] = await c.igms.deleteInstances({
