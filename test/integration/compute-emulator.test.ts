@@ -17,7 +17,8 @@ let driver: ProcessDriver;
 let c: ReturnType<typeof clients>;
 
 beforeAll(async () => {
-  ({ emu, driver } = await startTestEmulator());
+  // Long enough that a RUNNING operation is still RUNNING when polled, even on a loaded machine.
+  ({ emu, driver } = await startTestEmulator({ operationDelayMs: 600 }));
   c = clients(emu.port);
 });
 
@@ -195,18 +196,79 @@ describe('zonal managed instance groups through the real client', () => {
     expect(googleError(err)).toEqual({ code: 404, reasons: ['notFound'] });
   });
 
-  test('deleteInstances of a non-member is a 400', async () => {
-    const err = await c.igms
-      .deleteInstances({
+  test('deleteInstances of a non-member is accepted and its operation fails, unless told to skip it', async () => {
+    const before = await managed(igm);
+    const [failing] = await c.igms.deleteInstances({
+      project,
+      zone: zoneA,
+      instanceGroupManager: igm,
+      instanceGroupManagersDeleteInstancesRequestResource: {
+        instances: [before[0]!.instance!, `zones/${zoneA}/instances/stranger`],
+      },
+    });
+    const failed = await waitZone(failing);
+    expect(failed.status).toBe('DONE');
+    expect(JSON.stringify(failed.error)).toContain('stranger');
+    const [group] = await c.igms.get({ project, zone: zoneA, instanceGroupManager: igm });
+    expect(group.targetSize).toBe(2);
+    expect((await managed(igm)).map((m) => m.name)).toEqual(before.map((m) => m.name));
+
+    // A numeric project and a bare zone path are the same instance; the stranger is skipped.
+    const emuProject = emu.emulator.projectNumber;
+    const [skipping] = await c.igms.deleteInstances({
+      project,
+      zone: zoneA,
+      instanceGroupManager: igm,
+      instanceGroupManagersDeleteInstancesRequestResource: {
+        instances: [
+          `projects/${emuProject}/zones/${zoneA}/instances/${before[0]!.name}`,
+          `zones/${zoneA}/instances/stranger`,
+        ],
+        skipInstancesOnValidationError: true,
+      },
+    });
+    const done = await waitZone(skipping);
+    expect(done.error).toBeFalsy();
+    await running(igm, 1);
+    expect((await managed(igm)).map((m) => m.name)).toEqual([before[1]!.name]);
+    const [op] = await c.igms.resize({ project, zone: zoneA, instanceGroupManager: igm, size: 2 });
+    await waitZone(op);
+    await running(igm, 2);
+  });
+
+  test('deleting an instance the group is already deleting fails the second operation', async () => {
+    const [m] = await managed(igm);
+    const del = () =>
+      c.igms.deleteInstances({
         project,
         zone: zoneA,
         instanceGroupManager: igm,
-        instanceGroupManagersDeleteInstancesRequestResource: {
-          instances: [`zones/${zoneA}/instances/stranger`],
-        },
-      })
-      .catch((e: unknown) => e);
-    expect(googleError(err).code).toBe(400);
+        instanceGroupManagersDeleteInstancesRequestResource: { instances: [m!.instance!] },
+      });
+    const [first] = await del();
+    const [second] = await del();
+    expect((await waitZone(first)).error).toBeFalsy();
+    expect(JSON.stringify((await waitZone(second)).error)).toContain('already being deleted');
+    await running(igm, 1);
+    const [op] = await c.igms.resize({ project, zone: zoneA, instanceGroupManager: igm, size: 2 });
+    await waitZone(op);
+    await running(igm, 2);
+  });
+
+  test('an instance in another zone fails the operation even with skipInstancesOnValidationError', async () => {
+    const [m] = await managed(igm);
+    const [op] = await c.igms.deleteInstances({
+      project,
+      zone: zoneA,
+      instanceGroupManager: igm,
+      instanceGroupManagersDeleteInstancesRequestResource: {
+        instances: [`zones/${zoneB}/instances/${m!.name}`],
+        skipInstancesOnValidationError: true,
+      },
+    });
+    const done = await waitZone(op);
+    expect(JSON.stringify(done.error)).toContain(zoneB);
+    expect((await managed(igm)).length).toBe(2);
   });
 
   test('recreateInstances keeps the name and gives a new id', async () => {
@@ -420,6 +482,43 @@ describe('regional groups, autoscalers and operations', () => {
     expect(ras.target).toContain(`/regions/${region}/instanceGroupManagers/haproxy`);
     const [group] = await c.regionIgms.get({ project, region, instanceGroupManager: 'haproxy' });
     expect(group.status?.autoscaler).toContain('/autoscalers/haproxy-as');
+  });
+  test('regional group calls name instances by bare name or with a numeric project; a non-member fails the operation', async () => {
+    const list = async () =>
+      (await c.regionIgms.listManagedInstances({ project, region, instanceGroupManager: 'haproxy' }))[0];
+    const regionWait = async (op: { latestResponse: unknown }) =>
+      (await c.regionOps.wait({ project, region, operation: (op.latestResponse as Op).name! }))[0] as Op;
+    const [a, b] = await list();
+    const [refused] = await c.regionIgms.recreateInstances({
+      project,
+      region,
+      instanceGroupManager: 'haproxy',
+      regionInstanceGroupManagersRecreateRequestResource: { instances: [a!.name!, 'stranger'] },
+    });
+    expect(JSON.stringify((await regionWait(refused)).error)).toContain('stranger');
+    expect((await list()).map((m) => m.id)).toEqual([a!.id, b!.id]);
+
+    const zoneOfB = /zones\/([^/]+)\//.exec(b!.instance!)![1];
+    const [abandoned] = await c.regionIgms.abandonInstances({
+      project,
+      region,
+      instanceGroupManager: 'haproxy',
+      regionInstanceGroupManagersAbandonInstancesRequestResource: {
+        instances: [`projects/${emu.emulator.projectNumber}/zones/${zoneOfB}/instances/${b!.name}`],
+      },
+    });
+    expect((await regionWait(abandoned)).error).toBeFalsy();
+    await eventually(async () => (await list()).length === 1);
+    const [deleted] = await c.regionIgms.deleteInstances({
+      project,
+      region,
+      instanceGroupManager: 'haproxy',
+      regionInstanceGroupManagersDeleteInstancesRequestResource: { instances: [a!.name!] },
+    });
+    expect((await regionWait(deleted)).error).toBeFalsy();
+    await eventually(async () => (await list()).length === 0);
+    const [abandonedVm] = await c.instances.get({ project, zone: zoneOfB!, instance: b!.name! });
+    expect(abandonedVm.status).toBe('RUNNING');
   });
 });
 

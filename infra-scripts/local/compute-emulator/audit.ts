@@ -1,4 +1,12 @@
-import { groupActivity, instanceActivity, type LogEntry, type Phase, systemEvent } from './audit-log';
+import { type AuditFaults, faultyAudit } from './audit-faults';
+import {
+  type FailureStatus,
+  groupActivity,
+  instanceActivity,
+  type LogEntry,
+  type Phase,
+  systemEvent,
+} from './audit-log';
 import { type Actor, bounded, type Runtime } from './runtime';
 import type { Igm, Instance, Operation } from './state';
 
@@ -11,11 +19,24 @@ export type AuditWriter = (entry: LogEntry) => Promise<void>;
 export class AuditEmitter {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private readonly write: AuditWriter | undefined;
+  private readonly flush: () => Promise<void> = () => Promise.resolve();
 
   constructor(
     private readonly rt: Runtime,
-    private readonly write: AuditWriter | undefined,
-  ) {}
+    write: AuditWriter | undefined,
+    faults?: AuditFaults,
+  ) {
+    if (write && faults) {
+      const faulty = faultyAudit(write, faults, (err) =>
+        rt.settings.logger.error({ err }, 'audit log entry not delivered'),
+      );
+      this.write = faulty.write;
+      this.flush = faulty.flush;
+    } else {
+      this.write = write;
+    }
+  }
 
   /** An activity entry for an instance operation (`first` when it starts, `last` when it ends). */
   instance(inst: Instance, methodName: string, phase: Phase, actor: Actor, op: Operation): void {
@@ -24,7 +45,9 @@ export class AuditEmitter {
         ...this.common(),
         methodName,
         phase,
-        ...actor,
+        principalEmail: actor.principalEmail,
+        userAgent: actor.userAgent,
+        resourceProject: actor.group ? this.rt.settings.projectNumber : this.rt.project,
         operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: inst.id },
         zone: inst.zone,
         instanceName: inst.name,
@@ -33,27 +56,38 @@ export class AuditEmitter {
     );
   }
 
-  /** Both activity entries of a group request, e.g. `deleteInstances` with its `{instances}`. */
-  group(igm: Igm, methodName: string, actor: Actor, op: Operation, request: Record<string, unknown>): void {
-    for (const phase of ['first', 'last'] as const) {
-      this.emit(
-        groupActivity({
-          ...this.common(),
-          methodName,
-          phase,
-          ...actor,
-          operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: igm.id },
-          scope: igm.scope,
-          igmName: igm.name,
-          igmId: igm.id,
-          request,
-        }),
-      );
-    }
+  /**
+   * An activity entry of a group request, e.g. `deleteInstances` with its `{instances}`: `first` when
+   * accepted, `last` when its operation ends, carrying the failure if it failed.
+   */
+  group(
+    igm: Igm,
+    methodName: string,
+    phase: Phase,
+    actor: Actor,
+    op: Operation,
+    request: Record<string, unknown>,
+    failure?: FailureStatus,
+  ): void {
+    this.emit(
+      groupActivity({
+        ...this.common(),
+        methodName,
+        phase,
+        principalEmail: actor.principalEmail,
+        userAgent: actor.userAgent,
+        operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: igm.id },
+        scope: igm.scope,
+        igmName: igm.name,
+        igmId: igm.id,
+        request,
+        failure,
+      }),
+    );
   }
 
   /** A system event (preemption, host error, MIG repair): GCE acting on its own. */
-  system(inst: Instance, methodName: string, message: string): void {
+  system(inst: Pick<Instance, 'zone' | 'name' | 'id'>, methodName: string, message: string): void {
     const { clock, ids } = this.rt.settings;
     this.emit(
       systemEvent({
@@ -70,7 +104,10 @@ export class AuditEmitter {
 
   /** Gives entries still queued up to `ms`; nothing is written afterwards. */
   async close(ms: number): Promise<void> {
-    await bounded(this.chain, ms);
+    await bounded(
+      this.chain.then(() => this.flush()),
+      ms,
+    );
     this.closed = true;
   }
 
