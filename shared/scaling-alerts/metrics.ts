@@ -10,7 +10,9 @@ export interface MetricsPort {
 export const noMetrics: MetricsPort = { publish: () => Promise.resolve() };
 
 /**
- * Custom metrics (GAUGE, DOUBLE) on the `global` resource through the official Monitoring client.
+ * Custom metrics on the `global` resource through the official Monitoring client. Kind and value
+ * type are left out: the descriptor is created on first write as a GAUGE of the value's type (a
+ * double), and the REST client would send them as enum numbers.
  * An http endpoint is a local emulator (the Compute emulator serves the timeSeries subset), called
  * without credentials.
  */
@@ -50,8 +52,6 @@ export function createMetricsPort(
             timeSeries: all.slice(i, i + 200).map((p) => ({
               metric: { type: p.type, labels: p.labels },
               resource: { type: 'global', labels: { project_id: project } },
-              metricKind: 'GAUGE',
-              valueType: 'DOUBLE',
               points: [{ interval: { endTime }, value: { doubleValue: p.value } }],
             })),
           },
