@@ -44,8 +44,17 @@ afterAll(async () => {
 
 type Entry = {
   logName: string;
+  severity: string;
   operation: { id: string; first?: boolean; last?: boolean; producer: string };
-  protoPayload: { methodName: string; resourceName: string; request?: { instances?: string[] } };
+  protoPayload: {
+    methodName: string;
+    resourceName: string;
+    request?: { instances?: string[] };
+    authenticationInfo: { principalEmail: string };
+    authorizationInfo?: { resourceAttributes: { name: string } }[];
+    requestMetadata: { callerSuppliedUserAgent: string };
+    status?: { code: number; message: string };
+  };
   resource: { type: string; labels: Record<string, string> };
 };
 const entries = () => received as unknown as Entry[];
@@ -77,7 +86,16 @@ test('a MIG creating and deleting an instance writes insert and delete entries, 
   expect(first!.operation.id).toBe(last!.operation.id);
   const [mi] = (await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend' }))[0];
   expect(first!.resource.labels).toEqual({ instance_id: mi!.id, project_id: project, zone });
-  expect(first!.protoPayload.resourceName).toBe(`projects/${project}/zones/${zone}/instances/${mi!.name}`);
+  // The group acts on its own: GCE names the project by its number there, the labels keep the id.
+  const number = emu.emulator.projectNumber;
+  expect(first!.protoPayload.resourceName).toBe(`projects/${number}/zones/${zone}/instances/${mi!.name}`);
+  expect(first!.protoPayload.authorizationInfo?.[0]?.resourceAttributes.name).toBe(
+    first!.protoPayload.resourceName,
+  );
+  expect(first!.protoPayload.authenticationInfo.principalEmail).toBe(
+    `${number}@cloudservices.gserviceaccount.com`,
+  );
+  expect(first!.protoPayload.requestMetadata.callerSuppliedUserAgent).toBe('GCE Managed Instance Group');
 
   await c.igms.deleteInstances({
     project,
@@ -91,6 +109,10 @@ test('a MIG creating and deleting an instance writes insert and delete entries, 
   expect(keyPaths(delFirst).sort()).toEqual(keyPaths(fixture('audit-instance-delete-first.json')).sort());
   expect(keyPaths(delLast).sort()).toEqual(keyPaths(fixture('audit-instance-delete-last.json')).sort());
   expect(delFirst!.resource.labels.instance_id).toBe(mi!.id);
+  expect(delLast!.protoPayload.resourceName).toBe(
+    `projects/${emu.emulator.projectNumber}/zones/${zone}/instances/${mi!.name}`,
+  );
+  await eventually(() => byMethod('v1.compute.instanceGroupManagers.deleteInstances').length === 2);
   const group = byMethod('v1.compute.instanceGroupManagers.deleteInstances');
   expect(group.map((e) => (e.operation.first ? 'first' : 'last'))).toEqual(['first', 'last']);
   expect(group[0]!.resource.type).toBe('gce_instance_group_manager');
@@ -128,4 +150,40 @@ test('preemption is a system_event entry, then the MIG repair recreates the name
         e.resource.labels.instance_id !== victim!.id,
     ),
   );
+});
+
+test("a person's instances.delete names the project by its id; a refused group request's last entry carries the failure", async () => {
+  await eventually(async () => {
+    const [items] = await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend' });
+    return items.length === 1 && items[0]!.instanceStatus === 'RUNNING';
+  });
+  const [[member]] = await c.igms.listManagedInstances({ project, zone, instanceGroupManager: 'backend' });
+  const [del] = await c.instances.delete({ project, zone, instance: member!.name! });
+  await c.zoneOps.wait({ project, zone, operation: (del.latestResponse as { name: string }).name });
+  const byUser = () =>
+    byMethod('v1.compute.instances.delete').filter(
+      (e) => e.resource.labels.instance_id === member!.id && e.operation.last,
+    );
+  await eventually(() => byUser().length === 1);
+  expect(byUser()[0]!.protoPayload.resourceName).toBe(
+    `projects/${project}/zones/${zone}/instances/${member!.name}`,
+  );
+  expect(byUser()[0]!.protoPayload.authenticationInfo.principalEmail).not.toContain('cloudservices');
+
+  const [op] = await c.igms.abandonInstances({
+    project,
+    zone,
+    instanceGroupManager: 'backend',
+    instanceGroupManagersAbandonInstancesRequestResource: { instances: [`zones/${zone}/instances/stranger`] },
+  });
+  await c.zoneOps.wait({ project, zone, operation: (op.latestResponse as { name: string }).name });
+  const abandon = () => byMethod('v1.compute.instanceGroupManagers.abandonInstances');
+  await eventually(() => abandon().length === 2);
+  const [first, last] = abandon();
+  expect(first!.operation.first).toBe(true);
+  expect(first!.protoPayload.status).toBeUndefined();
+  expect(last!.operation.last).toBe(true);
+  expect(last!.severity).toBe('ERROR');
+  expect(last!.protoPayload.status).toMatchObject({ code: 3 });
+  expect(last!.protoPayload.status!.message).toContain('stranger');
 });

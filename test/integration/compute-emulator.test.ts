@@ -195,18 +195,60 @@ describe('zonal managed instance groups through the real client', () => {
     expect(googleError(err)).toEqual({ code: 404, reasons: ['notFound'] });
   });
 
-  test('deleteInstances of a non-member is a 400', async () => {
-    const err = await c.igms
-      .deleteInstances({
-        project,
-        zone: zoneA,
-        instanceGroupManager: igm,
-        instanceGroupManagersDeleteInstancesRequestResource: {
-          instances: [`zones/${zoneA}/instances/stranger`],
-        },
-      })
-      .catch((e: unknown) => e);
-    expect(googleError(err).code).toBe(400);
+  test('deleteInstances of a non-member is accepted and its operation fails, unless told to skip it', async () => {
+    const before = await managed(igm);
+    const [failing] = await c.igms.deleteInstances({
+      project,
+      zone: zoneA,
+      instanceGroupManager: igm,
+      instanceGroupManagersDeleteInstancesRequestResource: {
+        instances: [before[0]!.instance!, `zones/${zoneA}/instances/stranger`],
+      },
+    });
+    const failed = await waitZone(failing);
+    expect(failed.status).toBe('DONE');
+    expect(JSON.stringify(failed.error)).toContain('stranger');
+    const [group] = await c.igms.get({ project, zone: zoneA, instanceGroupManager: igm });
+    expect(group.targetSize).toBe(2);
+    expect((await managed(igm)).map((m) => m.name)).toEqual(before.map((m) => m.name));
+
+    // A numeric project and a bare zone path are the same instance; the stranger is skipped.
+    const emuProject = emu.emulator.projectNumber;
+    const [skipping] = await c.igms.deleteInstances({
+      project,
+      zone: zoneA,
+      instanceGroupManager: igm,
+      instanceGroupManagersDeleteInstancesRequestResource: {
+        instances: [
+          `projects/${emuProject}/zones/${zoneA}/instances/${before[0]!.name}`,
+          `zones/${zoneA}/instances/stranger`,
+        ],
+        skipInstancesOnValidationError: true,
+      },
+    });
+    const done = await waitZone(skipping);
+    expect(done.error).toBeFalsy();
+    await running(igm, 1);
+    expect((await managed(igm)).map((m) => m.name)).toEqual([before[1]!.name]);
+    const [op] = await c.igms.resize({ project, zone: zoneA, instanceGroupManager: igm, size: 2 });
+    await waitZone(op);
+    await running(igm, 2);
+  });
+
+  test('an instance in another zone fails the operation even with skipInstancesOnValidationError', async () => {
+    const [m] = await managed(igm);
+    const [op] = await c.igms.deleteInstances({
+      project,
+      zone: zoneA,
+      instanceGroupManager: igm,
+      instanceGroupManagersDeleteInstancesRequestResource: {
+        instances: [`zones/${zoneB}/instances/${m!.name}`],
+        skipInstancesOnValidationError: true,
+      },
+    });
+    const done = await waitZone(op);
+    expect(JSON.stringify(done.error)).toContain(zoneB);
+    expect((await managed(igm)).length).toBe(2);
   });
 
   test('recreateInstances keeps the name and gives a new id', async () => {

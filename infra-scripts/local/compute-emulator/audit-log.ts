@@ -14,15 +14,29 @@ interface Common {
   insertId: string;
 }
 
+/** How a failed operation's `last` entry reports the failure (google.rpc.Status). */
+export interface FailureStatus {
+  code: number;
+  message: string;
+}
+
 export interface ActivityRecord extends Common {
   methodName: string;
   phase: Phase;
   principalEmail: string;
   userAgent: string;
   operation: { id: string; name: string; operationType: string; targetId: string };
+  /** Set on the `last` entry of a failed operation. */
+  failure?: FailureStatus;
 }
 
 export interface InstanceActivity extends ActivityRecord {
+  /**
+   * The project as `resourceName` names it: the id for a person's request, the project NUMBER when a
+   * MIG acts on its own (see test/fixtures/events/audit-instance-delete-first.json); the labels and
+   * links keep the id either way.
+   */
+  resourceProject?: string;
   zone: string;
   instanceName: string;
   instanceId: string;
@@ -107,24 +121,25 @@ function activity(
       resourceName,
       serviceName: 'compute.googleapis.com',
       ...firstOnly,
+      ...(r.failure ? { status: { code: r.failure.code, message: r.failure.message } } : {}),
     },
     receiveTimestamp: receiveTime(r.at),
     resource,
-    severity: 'NOTICE',
+    severity: r.failure ? 'ERROR' : 'NOTICE',
     timestamp: r.at.toISOString(),
   };
 }
 
 export function instanceActivity(r: InstanceActivity): LogEntry {
-  const resourceName = `projects/${r.project}/zones/${r.zone}/instances/${r.instanceName}`;
+  const path = `zones/${r.zone}/instances/${r.instanceName}`;
   return activity(
     r,
-    resourceName,
+    `projects/${r.resourceProject ?? r.project}/${path}`,
     'compute.instances',
     { labels: { instance_id: r.instanceId, project_id: r.project, zone: r.zone }, type: 'gce_instance' },
     {
       location: r.zone,
-      targetLink: `${apiBase}/${resourceName}`,
+      targetLink: `${apiBase}/projects/${r.project}/${path}`,
       scopeLink: { zone: `${apiBase}/projects/${r.project}/zones/${r.zone}` },
     },
   );

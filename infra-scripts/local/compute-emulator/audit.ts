@@ -1,4 +1,11 @@
-import { groupActivity, instanceActivity, type LogEntry, type Phase, systemEvent } from './audit-log';
+import {
+  type FailureStatus,
+  groupActivity,
+  instanceActivity,
+  type LogEntry,
+  type Phase,
+  systemEvent,
+} from './audit-log';
 import { type Actor, bounded, type Runtime } from './runtime';
 import type { Igm, Instance, Operation } from './state';
 
@@ -24,7 +31,9 @@ export class AuditEmitter {
         ...this.common(),
         methodName,
         phase,
-        ...actor,
+        principalEmail: actor.principalEmail,
+        userAgent: actor.userAgent,
+        resourceProject: actor.group ? this.rt.settings.projectNumber : this.rt.project,
         operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: inst.id },
         zone: inst.zone,
         instanceName: inst.name,
@@ -33,27 +42,38 @@ export class AuditEmitter {
     );
   }
 
-  /** Both activity entries of a group request, e.g. `deleteInstances` with its `{instances}`. */
-  group(igm: Igm, methodName: string, actor: Actor, op: Operation, request: Record<string, unknown>): void {
-    for (const phase of ['first', 'last'] as const) {
-      this.emit(
-        groupActivity({
-          ...this.common(),
-          methodName,
-          phase,
-          ...actor,
-          operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: igm.id },
-          scope: igm.scope,
-          igmName: igm.name,
-          igmId: igm.id,
-          request,
-        }),
-      );
-    }
+  /**
+   * An activity entry of a group request, e.g. `deleteInstances` with its `{instances}`: `first` when
+   * accepted, `last` when its operation ends, carrying the failure if it failed.
+   */
+  group(
+    igm: Igm,
+    methodName: string,
+    phase: Phase,
+    actor: Actor,
+    op: Operation,
+    request: Record<string, unknown>,
+    failure?: FailureStatus,
+  ): void {
+    this.emit(
+      groupActivity({
+        ...this.common(),
+        methodName,
+        phase,
+        principalEmail: actor.principalEmail,
+        userAgent: actor.userAgent,
+        operation: { id: op.id, name: op.name, operationType: op.operationType, targetId: igm.id },
+        scope: igm.scope,
+        igmName: igm.name,
+        igmId: igm.id,
+        request,
+        failure,
+      }),
+    );
   }
 
   /** A system event (preemption, host error, MIG repair): GCE acting on its own. */
-  system(inst: Instance, methodName: string, message: string): void {
+  system(inst: Pick<Instance, 'zone' | 'name' | 'id'>, methodName: string, message: string): void {
     const { clock, ids } = this.rt.settings;
     this.emit(
       systemEvent({

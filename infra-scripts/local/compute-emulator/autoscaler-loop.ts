@@ -1,4 +1,4 @@
-import { type InstanceSignal, type Recommendation, recommend } from './autoscaling';
+import { type InstanceSignal, type Recommendation, recommend, scheduleState } from './autoscaling';
 import type { MigController } from './mig-controller';
 import type { Registry } from './registry';
 import type { Runtime } from './runtime';
@@ -43,7 +43,10 @@ export class AutoscalerLoop {
       });
     }
     const key = igmKey(a.scope, a.name);
-    const windowMs = Math.max(stabilizationSec, a.policy.scaleInControl?.timeWindowSec ?? 0) * 1000;
+    const stabilization = a.policy.stabilizationPeriodSec ?? stabilizationSec;
+    const schedules = scheduleState(a.policy, now);
+    a.scheduleStatus = schedules.status;
+    const windowMs = Math.max(stabilization, a.policy.scaleInControl?.timeWindowSec ?? 0) * 1000;
     const history = (this.history.get(key) ?? []).filter((r) => now - r.at <= windowMs);
     const decision = recommend({
       policy: a.policy,
@@ -51,7 +54,8 @@ export class AutoscalerLoop {
       signals,
       history,
       now,
-      stabilizationSec,
+      stabilizationSec: stabilization,
+      scheduledMinimum: schedules.minimum,
     });
     history.push({ at: now, raw: decision.raw, size: decision.recommendedSize });
     this.history.set(key, history);

@@ -1,5 +1,8 @@
 import type { AutoscalerLoop } from './autoscaler-loop';
-import { alreadyExists, invalid, notReady } from './errors';
+import { autoscalerBody, parse, type PolicyInput } from './compute-schemas';
+import { parseCron, validTimeZone } from './cron';
+import { alreadyExists, ApiError, invalid, notReady } from './errors';
+import { mergePatch } from './merge-patch';
 import type { Operations } from './operations';
 import type { Registry } from './registry';
 import type { Caller, Runtime } from './runtime';
@@ -13,17 +16,33 @@ import {
   scopePath,
 } from './state';
 
+export type PolicyRequest = PolicyInput & { maxNumReplicas: number };
+
 export interface AutoscalerInsert {
   name: string;
   target: string;
   description?: string;
-  autoscalingPolicy: AutoscalingPolicy;
+  autoscalingPolicy: PolicyRequest;
 }
 
-export interface AutoscalerModify {
-  description?: string;
-  target?: string;
-  autoscalingPolicy?: Partial<AutoscalingPolicy>;
+/**
+ * A policy as stored and returned: GCE's defaults filled in. With no signal at all the autoscaler
+ * scales on CPU at 0.6 (Autoscaler.autoscalingPolicy in the Compute v1 reference), and a CPU signal
+ * without a target gets 0.6 too (AutoscalingPolicyCpuUtilization.utilizationTarget).
+ */
+export function normalizePolicy(p: PolicyRequest): AutoscalingPolicy {
+  const { cpuUtilization, ...rest } = p;
+  const custom = p.customMetricUtilizations ?? [];
+  const noSignal = !cpuUtilization && custom.length === 0 && !p.loadBalancingUtilization;
+  const cpu = cpuUtilization ?? (noSignal ? {} : undefined);
+  return {
+    ...rest,
+    minNumReplicas: p.minNumReplicas ?? 1,
+    coolDownPeriodSec: p.coolDownPeriodSec ?? 60,
+    mode: p.mode ?? 'ON',
+    customMetricUtilizations: custom,
+    ...(cpu ? { cpuUtilization: { ...cpu, utilizationTarget: cpu.utilizationTarget ?? 0.6 } } : {}),
+  };
 }
 
 /** The autoscalers API: insert, and patch (merge) or update (replace) of the policy. */
@@ -42,14 +61,15 @@ export class AutoscalersApi {
       throw alreadyExists(`${scopePath(project, scope)}/autoscalers/${body.name}`);
     const igm = this.registry.getIgm(scope, lastSegment(body.target));
     if (igm.autoscaler) throw invalid(`The instance group manager '${igm.name}' already has an autoscaler.`);
-    checkPolicy(body.autoscalingPolicy);
+    const policy = normalizePolicy(body.autoscalingPolicy);
+    checkPolicy(policy);
     const a: Autoscaler = {
       id: this.rt.settings.ids.numericId(),
       name: body.name,
       scope,
       description: body.description ?? '',
       target: links.igm(project, scope, igm.name),
-      policy: body.autoscalingPolicy,
+      policy,
       creationTimestamp: this.rt.iso(),
       statusDetails: [],
     };
@@ -63,41 +83,46 @@ export class AutoscalersApi {
   }
 
   /**
-   * `patch` merges `policy` into the current one, `update` replaces it. Compute v1 autoscalers carry
-   * no fingerprint; like GCE, a modification while the previous one still runs is refused.
+   * `patch` applies `body` as a JSON merge patch to the autoscaler (nested objects merge, `null`
+   * deletes a key), `update` replaces it; either way the result is checked as a whole, and unknown
+   * fields are refused. Compute v1 autoscalers carry no fingerprint; like GCE, a modification while
+   * the previous one still runs is refused.
    */
   modify(
     scope: Scope,
     name: string,
     kind: 'patch' | 'update',
-    body: AutoscalerModify,
+    body: Record<string, unknown>,
     caller: Caller,
   ): Operation {
     const a = this.registry.getAutoscaler(scope, name);
     if (a.pendingOperation && this.operations.notDone(a.pendingOperation))
       throw notReady(`${scopePath(this.rt.project, scope)}/autoscalers/${name}`);
-    if (body.target !== undefined && lastSegment(body.target) !== lastSegment(a.target))
+    const current = {
+      name: a.name,
+      target: a.target,
+      description: a.description,
+      autoscalingPolicy: a.policy,
+    };
+    const next = parse(autoscalerBody, kind === 'patch' ? mergePatch(current, body) : body, 'resource');
+    if (next.name !== undefined && next.name !== a.name)
+      throw invalid("Invalid value for field 'resource.name': the name cannot be changed.");
+    if (next.target !== undefined && lastSegment(next.target) !== lastSegment(a.target))
       throw invalid(
-        `Invalid value for field 'resource.target': '${body.target}'. The target cannot be changed.`,
+        `Invalid value for field 'resource.target': '${next.target}'. The target cannot be changed.`,
       );
-    const policy: AutoscalingPolicy =
-      kind === 'patch'
-        ? { ...a.policy, ...body.autoscalingPolicy }
-        : {
-            minNumReplicas: 1,
-            coolDownPeriodSec: 60,
-            mode: 'ON',
-            customMetricUtilizations: [],
-            maxNumReplicas: 0,
-            ...body.autoscalingPolicy,
-          };
+    const requested = next.autoscalingPolicy ?? {};
+    if (requested.maxNumReplicas === undefined)
+      throw new ApiError(
+        400,
+        'required',
+        "Required field 'resource.autoscalingPolicy.maxNumReplicas' not specified",
+      );
+    const policy = normalizePolicy({ ...requested, maxNumReplicas: requested.maxNumReplicas });
     checkPolicy(policy);
     a.policy = policy;
-    if (body.description !== undefined || kind === 'update') a.description = body.description ?? '';
-    this.registry.record(
-      'autoscaler',
-      `${a.name}: policy ${kind} ${JSON.stringify(body.autoscalingPolicy ?? {})}`,
-    );
+    a.description = next.description ?? '';
+    this.registry.record('autoscaler', `${a.name}: policy ${kind} ${JSON.stringify(body).slice(0, 500)}`);
     const op = this.operations.run(
       {
         scope,
@@ -125,4 +150,14 @@ function checkPolicy(p: AutoscalingPolicy): void {
     throw invalid(
       `Invalid value for field 'resource.autoscalingPolicy.cpuUtilization.utilizationTarget': '${target}'.`,
     );
+  for (const [key, s] of Object.entries(p.scalingSchedules ?? {})) {
+    const field = `resource.autoscalingPolicy.scalingSchedules.${key}`;
+    try {
+      parseCron(s.schedule);
+    } catch (err) {
+      throw invalid(`Invalid value for field '${field}.schedule': ${(err as Error).message}.`);
+    }
+    if (s.timeZone !== undefined && s.timeZone !== '' && !validTimeZone(s.timeZone))
+      throw invalid(`Invalid value for field '${field}.timeZone': '${s.timeZone}'.`);
+  }
 }

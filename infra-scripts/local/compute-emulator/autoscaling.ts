@@ -1,3 +1,4 @@
+import { activeSince, parseCron } from './cron';
 import type { AutoscalingPolicy, StatusDetail } from './state';
 
 /** What the autoscaler observed of one instance of its group. */
@@ -27,6 +28,40 @@ export interface AutoscaleInput {
   now: number;
   /** GCE keeps the highest recommendation of the last 10 minutes before scaling in. */
   stabilizationSec: number;
+  /** The largest minRequiredReplicas of the scaling schedules active now (scheduleState). */
+  scheduledMinimum?: number;
+}
+
+export interface ScheduleStatus {
+  state: 'ACTIVE' | 'READY' | 'DISABLED';
+  lastStartTime?: string;
+}
+
+/**
+ * Which scaling schedules are active at `now`: a schedule is active for durationSec from each start
+ * its cron expression names (read in its time zone, UTC by default); disabled ones never are. Overlapping
+ * schedules give the largest minRequiredReplicas (AutoscalingPolicy.scalingSchedules, Compute v1).
+ */
+export function scheduleState(
+  policy: AutoscalingPolicy,
+  now: number,
+): { minimum: number | undefined; status: Record<string, ScheduleStatus> } {
+  let minimum: number | undefined;
+  const status: Record<string, ScheduleStatus> = {};
+  for (const [name, s] of Object.entries(policy.scalingSchedules ?? {})) {
+    if (s.disabled) {
+      status[name] = { state: 'DISABLED' };
+      continue;
+    }
+    const since = activeSince(parseCron(s.schedule), s.durationSec, now, s.timeZone || 'UTC');
+    if (since === undefined) {
+      status[name] = { state: 'READY' };
+      continue;
+    }
+    status[name] = { state: 'ACTIVE', lastStartTime: new Date(since).toISOString() };
+    minimum = Math.max(minimum ?? 0, s.minRequiredReplicas);
+  }
+  return { minimum, status };
 }
 
 export interface AutoscaleDecision {
@@ -78,6 +113,8 @@ export function recommend(input: AutoscaleInput): AutoscaleDecision {
     }
   }
 
+  // GCE reports active schedules in scalingScheduleStatus, not in statusDetails.
+  if (input.scheduledMinimum !== undefined) asks.push(input.scheduledMinimum);
   let size = asks.length ? Math.max(...asks) : targetSize;
   if (size > policy.maxNumReplicas) {
     details.push({

@@ -1,15 +1,17 @@
 import {
-  autoscalerBody,
   autoscalerInsert,
+  deleteInstancesBody,
   igmInsert,
   igmPatch,
   instancesBody,
   listQuery,
+  mergePatchBody,
   parse,
+  requestId,
   resizeQuery,
 } from './compute-schemas';
 import type { ComputeEmulator } from './emulator';
-import { ApiError, invalid, notFound } from './errors';
+import { ApiError, notFound } from './errors';
 import type { InstancesAction } from './groups';
 import { type Handler, type Request, type Route, route } from './router';
 import type { Operation, Scope, ScopeKind } from './state';
@@ -46,7 +48,8 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
 
   // A retried request with the same requestId gets the original operation back, as in GCE.
   const idempotent = (req: Request, run: () => Operation) => {
-    const id = req.query.requestId;
+    const id =
+      req.query.requestId === undefined ? undefined : parse(requestId, req.query.requestId, 'requestId');
     const prior = id ? requestIds.get(id) : undefined;
     if (prior) return op(prior);
     const o = run();
@@ -130,9 +133,14 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
       return idempotent(r, () => emu.resize(scopeOf(r), r.params.igm!, size, r.caller));
     }),
     compute('POST', `${igmPath}/:action(deleteInstances|recreateInstances|abandonInstances)`, (r) => {
-      const { instances } = parse(instancesBody, r.body ?? {}, 'resource');
       const action = r.params.action as InstancesAction;
-      return idempotent(r, () => emu.actOnInstances(scopeOf(r), r.params.igm!, action, instances, r.caller));
+      const { instances, ...options } =
+        action === 'deleteInstances'
+          ? parse(deleteInstancesBody, r.body ?? {}, 'resource')
+          : parse(instancesBody, r.body ?? {}, 'resource');
+      return idempotent(r, () =>
+        emu.actOnInstances(scopeOf(r), r.params.igm!, action, instances, r.caller, options),
+      );
     }),
 
     // ---- autoscalers ----
@@ -147,31 +155,14 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
     ),
     compute('POST', `${scoped}/autoscalers`, (r) => {
       const b = parse(autoscalerInsert, r.body, 'resource');
-      const policy = {
-        minNumReplicas: 1,
-        coolDownPeriodSec: 60,
-        mode: 'ON' as const,
-        customMetricUtilizations: [],
-        ...b.autoscalingPolicy,
-      };
-      return idempotent(r, () =>
-        emu.insertAutoscaler(scopeOf(r), { ...b, autoscalingPolicy: policy }, r.caller),
-      );
+      return idempotent(r, () => emu.insertAutoscaler(scopeOf(r), b, r.caller));
     }),
     // patch and update name the autoscaler in the query, as compute v1 does.
     compute(['PATCH', 'PUT'], `${scoped}/autoscalers`, (r) => {
-      const b = parse(autoscalerBody, r.body, 'resource');
-      const target = r.query.autoscaler ?? b.name;
+      const b = parse(mergePatchBody, r.body, 'resource');
+      const target = r.query.autoscaler ?? (typeof b.name === 'string' ? b.name : undefined);
       if (!target) throw new ApiError(400, 'required', "Required field 'autoscaler' not specified");
-      if (b.name !== undefined && b.name !== target)
-        throw invalid("Invalid value for field 'resource.name': the name cannot be changed.");
       const kind = r.method === 'PATCH' ? 'patch' : 'update';
-      if (kind === 'update' && b.autoscalingPolicy?.maxNumReplicas === undefined)
-        throw new ApiError(
-          400,
-          'required',
-          "Required field 'resource.autoscalingPolicy.maxNumReplicas' not specified",
-        );
       return idempotent(r, () => emu.modifyAutoscaler(scopeOf(r), target, kind, b, r.caller));
     }),
     compute('GET', `${scoped}/autoscalers/:autoscaler`, (r) =>

@@ -1,6 +1,6 @@
 import { AuditEmitter } from './audit';
 import { AutoscalerLoop } from './autoscaler-loop';
-import { type AutoscalerInsert, type AutoscalerModify, AutoscalersApi } from './autoscalers';
+import { type AutoscalerInsert, AutoscalersApi } from './autoscalers';
 import { GroupsApi, type IgmInsert, type IgmPatch, type InstancesAction } from './groups';
 import { InstanceLifecycle } from './instances';
 import { MigController } from './mig-controller';
@@ -126,15 +126,19 @@ export class ComputeEmulator {
     return this.groupsApi.resize(scope, name, size, caller);
   }
 
-  /** deleteInstances / recreateInstances / abandonInstances: all names must belong to the group. */
+  /**
+   * deleteInstances / recreateInstances / abandonInstances: accepted, then the operation fails if an
+   * instance is not a member (or is already leaving) unless deleteInstances may skip it.
+   */
   actOnInstances(
     scope: Scope,
     name: string,
     action: InstancesAction,
     refs: string[],
     caller: Caller,
+    options: { skipInstancesOnValidationError?: boolean } = {},
   ): Operation {
-    return this.groupsApi.actOnInstances(scope, name, action, refs, caller);
+    return this.groupsApi.actOnInstances(scope, name, action, refs, caller, options);
   }
 
   /** Resolves once no MIG has work in flight and every group has its target size (bounded). */
@@ -160,12 +164,12 @@ export class ComputeEmulator {
     return this.registry.allAutoscalers();
   }
 
-  /** `patch` merges the policy into the current one, `update` replaces it. */
+  /** `patch` applies a JSON merge patch to the autoscaler, `update` replaces it; unknown fields are 400s. */
   modifyAutoscaler(
     scope: Scope,
     name: string,
     kind: 'patch' | 'update',
-    body: AutoscalerModify,
+    body: Record<string, unknown>,
     caller: Caller,
   ): Operation {
     return this.autoscalersApi.modify(scope, name, kind, body, caller);

@@ -1,19 +1,11 @@
 import type { AuditEmitter } from './audit';
 import { alreadyExists, ApiError, fingerprintMismatch, invalid } from './errors';
+import { checkInstanceRefs } from './instance-refs';
 import type { MigController } from './mig-controller';
 import type { Operations } from './operations';
 import type { Registry } from './registry';
 import type { Caller, Runtime } from './runtime';
-import {
-  type Igm,
-  lastSegment,
-  links,
-  type Operation,
-  parseInstanceRef,
-  regionOfZone,
-  type Scope,
-  scopePath,
-} from './state';
+import { type Igm, lastSegment, links, type Operation, regionOfZone, type Scope, scopePath } from './state';
 
 export interface IgmInsert {
   name: string;
@@ -106,32 +98,62 @@ export class GroupsApi {
     return this.reconcileOperation(igm, 'compute.instanceGroupManagers.resize', caller);
   }
 
-  /** deleteInstances / recreateInstances / abandonInstances: all names must belong to the group. */
+  /**
+   * deleteInstances / recreateInstances / abandonInstances. As on GCE the request is accepted and
+   * its operation fails (nothing done; the `last` audit entry carries the failure) when an instance is
+   * malformed, outside the group, or already being deleted or abandoned; deleteInstances may instead
+   * skip such instances with `skipInstancesOnValidationError`.
+   */
   actOnInstances(
     scope: Scope,
     name: string,
     action: InstancesAction,
     refs: string[],
     caller: Caller,
+    options: { skipInstancesOnValidationError?: boolean } = {},
   ): Operation {
     const igm = this.registry.getIgm(scope, name);
     if (refs.length === 0) throw new ApiError(400, 'required', "Required field 'instances' not specified");
-    const slots = refs.map((ref) => {
-      const { zone, name: instanceName } = parseInstanceRef(ref);
-      const slot = igm.slots.find((s) => s.name === instanceName && (zone === undefined || s.zone === zone));
-      if (!slot || slot.want === 'delete' || slot.want === 'abandon')
-        throw invalid(`The instance '${ref}' is not a member of the instance group '${igm.name}'.`);
-      return slot;
+    const skip = action === 'deleteInstances' && options.skipInstancesOnValidationError === true;
+    const check = checkInstanceRefs(refs, igm, {
+      id: this.rt.project,
+      number: this.rt.settings.projectNumber,
     });
-    const want = wantOf[action];
-    for (const s of slots) s.want = want;
-    if (want !== 'recreate') igm.targetSize = Math.max(0, igm.targetSize - slots.length);
-    igm.fingerprint = this.rt.fingerprint();
+    const problems = [...check.fatal, ...(skip ? [] : check.skippable)];
+    const actor = this.rt.apiActor(caller);
     const resource = scope.kind === 'zones' ? 'instanceGroupManagers' : 'regionInstanceGroupManagers';
-    const op = this.reconcileOperation(igm, `compute.instanceGroupManagers.${action}`, caller);
-    const instances = slots.map((s) => links.instance(this.rt.project, s.zone, s.name));
-    this.audit.group(igm, `v1.compute.${resource}.${action}`, this.rt.apiActor(caller), op, { instances });
-    this.registry.record(action, `${igm.name}: ${slots.map((s) => s.name).join(', ')}`);
+    const method = `v1.compute.${resource}.${action}`;
+    const request = { instances: refs, ...(skip ? { skipInstancesOnValidationError: true } : {}) };
+    if (problems.length === 0) {
+      const want = wantOf[action];
+      for (const s of check.slots) s.want = want;
+      if (want !== 'recreate') igm.targetSize = Math.max(0, igm.targetSize - check.slots.length);
+      igm.fingerprint = this.rt.fingerprint();
+      this.registry.record(action, `${igm.name}: ${check.slots.map((s) => s.name).join(', ') || 'none'}`);
+    } else {
+      this.registry.record(action, `${igm.name}: refused: ${problems.join(' ')}`);
+    }
+    const op = this.operations.run(
+      {
+        scope: igm.scope,
+        operationType: `compute.instanceGroupManagers.${action}`,
+        targetLink: links.igm(this.rt.project, igm.scope, igm.name),
+        targetId: igm.id,
+      },
+      actor,
+      (op) => {
+        if (problems.length > 0) {
+          const err = invalid(problems.join(' '));
+          // google.rpc.Code 3 (INVALID_ARGUMENT) in the audit entry's status.
+          this.audit.group(igm, method, 'last', actor, op, request, { code: 3, message: err.message });
+          return Promise.reject(err);
+        }
+        this.migs.reconcile(igm);
+        this.audit.group(igm, method, 'last', actor, op, request);
+        return Promise.resolve();
+      },
+    );
+    this.audit.group(igm, method, 'first', actor, op, request);
     return op;
   }
 

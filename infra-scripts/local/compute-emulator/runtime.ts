@@ -45,6 +45,8 @@ export interface Caller {
 export interface Actor {
   principalEmail: string;
   userAgent: string;
+  /** A MIG acting on its own: GCE's audit log then names the project by its number. */
+  group?: boolean;
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -92,6 +94,7 @@ export class Runtime {
     this.migActor = {
       principalEmail: `${this.settings.projectNumber}@cloudservices.gserviceaccount.com`,
       userAgent: 'GCE Managed Instance Group',
+      group: true,
     };
   }
 

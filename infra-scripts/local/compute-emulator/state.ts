@@ -88,14 +88,29 @@ export interface CustomMetricUtilization {
   singleInstanceAssignment?: number;
 }
 
+export interface ScalingSchedule {
+  minRequiredReplicas: number;
+  /** Start times as a cron expression (cron.ts), read in `timeZone` (UTC if none). */
+  schedule: string;
+  timeZone?: string;
+  durationSec: number;
+  disabled?: boolean;
+  description?: string;
+}
+
 export interface AutoscalingPolicy {
   minNumReplicas: number;
   maxNumReplicas: number;
   coolDownPeriodSec: number;
   mode: AutoscalerMode;
-  cpuUtilization?: { utilizationTarget: number; predictiveMethod?: string };
+  cpuUtilization?: { utilizationTarget: number; predictiveMethod?: 'NONE' | 'OPTIMIZE_AVAILABILITY' };
   customMetricUtilizations: CustomMetricUtilization[];
+  /** Kept as given; the emulator has no load balancer to measure, so it is no signal here. */
+  loadBalancingUtilization?: { utilizationTarget?: number };
   scaleInControl?: { maxScaledInReplicas?: FixedOrPercent; timeWindowSec?: number };
+  scalingSchedules?: Record<string, ScalingSchedule>;
+  /** GCE's scale-in stabilization period (default 600 s); the emulator's `stabilizationSec` if unset. */
+  stabilizationPeriodSec?: number;
 }
 
 export interface StatusDetail {
@@ -113,6 +128,8 @@ export interface Autoscaler {
   creationTimestamp: string;
   recommendedSize?: number;
   statusDetails: StatusDetail[];
+  /** Per scaling schedule, as the last autoscaler run saw it. */
+  scheduleStatus?: Record<string, { state: string; lastStartTime?: string }>;
   /** Name of a modifying operation still running; a second modification meanwhile is refused. */
   pendingOperation?: string;
 }
@@ -163,10 +180,3 @@ export const links = {
 
 /** The last path segment of a resource URL or partial path, i.e. the resource's name. */
 export const lastSegment = (url: string): string => url.slice(url.lastIndexOf('/') + 1);
-
-/** `zones/Z/instances/N` inside a full or partial URL, as deleteInstances etc. accept both. */
-export function parseInstanceRef(ref: string): { zone?: string; name: string } {
-  const m = /(?:^|\/)zones\/([^/]+)\/instances\/([^/]+)$/.exec(ref);
-  if (m) return { zone: m[1], name: m[2]! };
-  return { name: lastSegment(ref) };
-}

@@ -126,6 +126,9 @@ export function autoscalerView(project: string, a: Autoscaler) {
     status: 'ACTIVE',
     statusDetails: a.statusDetails,
     ...(a.recommendedSize !== undefined ? { recommendedSize: a.recommendedSize } : {}),
+    ...(a.scheduleStatus && Object.keys(a.scheduleStatus).length > 0
+      ? { scalingScheduleStatus: a.scheduleStatus }
+      : {}),
     selfLink: links.autoscaler(project, a.scope, a.name),
   };
 }
