@@ -1,7 +1,8 @@
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { AutoscalerError } from '../../shared/scaling-alerts/compute';
 import { stateKey } from '../../shared/scaling-alerts/plan';
 import { startConsulDev, type ConsulDev } from '../harness';
-import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
+import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import { buildHandler, functionToken, notification, testRules, type Harness } from './scaling-alerts.support';
 
 /**
@@ -142,6 +143,40 @@ test('open lowers the CPU target once, a duplicate changes nothing, closed rever
   );
 });
 
+test('open raises the floor with a one-time scaling schedule and the group grows; a duplicate acts once; closed removes it', async () => {
+  const groupSize = async () => {
+    const [igm] = await c.igms.get({ project, zone, instanceGroupManager: 'ilb-haproxy-mig' });
+    return Number(igm.targetSize);
+  };
+  expect(await groupSize()).toBeLessThan(3);
+  const before = await modifications();
+  const first = await h.handle(open('0.floor1', 'raise-min'));
+  expect(first).toMatchObject({
+    results: [{ decision: 'apply', reason: 'escalate' }, { decision: 'refuse' }],
+  });
+  const schedules = (await policy()).scalingSchedules ?? {};
+  const names = Object.keys(schedules).filter((n) => n.startsWith('ilb-incident-'));
+  expect(names).toHaveLength(1);
+  const s = schedules[names[0]!]!;
+  // min 1 + 2, within the tier (step 3, ceiling 5) and the autoscaler's max (5).
+  expect(s).toMatchObject({ minRequiredReplicas: 3, timeZone: 'Etc/UTC' });
+  expect(s.schedule).toMatch(/^\d+ \d+ \d+ \d+ \* \d{4}$/);
+  expect(Number(s.durationSec)).toBeGreaterThanOrEqual(600);
+  expect((await policy()).minNumReplicas).toBe(1);
+  // GCE (here the emulator) applies the schedule in force: the group grows to the leased floor.
+  await eventually(async () => (await groupSize()) >= 3, 20_000);
+
+  const again = await h.handle(open('0.floor1', 'raise-min'));
+  expect(again).toMatchObject({ results: [{ decision: 'noop' }, {}] });
+  expect(await modifications()).toBe(before + 1);
+
+  const done = await h.handle(closed('0.floor1', 'raise-min'));
+  expect(done).toMatchObject({ results: [{ decision: 'apply', reason: 'revert' }, {}] });
+  expect(Object.keys((await policy()).scalingSchedules ?? {})).toEqual([]);
+  expect(await modifications()).toBe(before + 2);
+  expect((await record())?.leases).toEqual({});
+});
+
 test('closed before open leaves nothing behind', async () => {
   const before = await modifications();
   expect(await h.handle(closed('0.late1', 'scale-out-only'))).toMatchObject({
@@ -204,6 +239,41 @@ test('a concurrent change (resourceNotReady) is read again, re-planned and appli
   expect((await record())?.original).toEqual({ mode: 'ON' });
 
   await racing.handle(closed('0.race1', 'scale-out-only'));
+  expect((await policy()).mode).toBe('ON');
+});
+
+test('a transient failure after the record was written throws; the redelivery sends the same request id once', async () => {
+  const sent: string[] = [];
+  let fail = true;
+  const flaky = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone),
+    autoscalers: (real) => ({
+      get: (ref) => real.get(ref),
+      async apply(ref, current, patch, requestId) {
+        sent.push(requestId);
+        if (fail) {
+          fail = false;
+          throw new AutoscalerError('patch: 503 backend unavailable', true);
+        }
+        return real.apply(ref, current, patch, requestId);
+      },
+    }),
+  });
+  const before = await modifications();
+  await expect(flaky.handle(open('0.flaky1', 'scale-out-only'))).rejects.toThrow(/503/);
+  expect((await record())?.leases).toHaveProperty(['0.flaky1']);
+  expect((await policy()).mode).toBe('ON');
+  const redelivered = await flaky.handle(open('0.flaky1', 'scale-out-only'));
+  expect(redelivered).toMatchObject({ results: [{ decision: 'apply' }, {}] });
+  expect(sent).toHaveLength(2);
+  expect(sent[1]).toBe(sent[0]);
+  expect((await policy()).mode).toBe('ONLY_SCALE_OUT');
+  expect(await modifications()).toBe(before + 1);
+  await flaky.handle(closed('0.flaky1', 'scale-out-only'));
   expect((await policy()).mode).toBe('ON');
 });
 
