@@ -1,4 +1,7 @@
 import type { AutoscalersClient } from '@google-cloud/compute/build/src/v1/autoscalers_client';
+import type { InstanceGroupManagersClient } from '@google-cloud/compute/build/src/v1/instance_group_managers_client';
+import type { InstanceTemplatesClient } from '@google-cloud/compute/build/src/v1/instance_templates_client';
+import type { RegionInstanceGroupManagersClient } from '@google-cloud/compute/build/src/v1/region_instance_group_managers_client';
 import type { RegionAutoscalersClient } from '@google-cloud/compute/build/src/v1/region_autoscalers_client';
 import type { RegionOperationsClient } from '@google-cloud/compute/build/src/v1/region_operations_client';
 import type { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client';
@@ -20,6 +23,12 @@ export interface AppliedOperation {
 export interface AutoscalersPort {
   /** The autoscaler, or null when it does not exist. */
   get(ref: ScopedAutoscalerRef): Promise<Autoscaler | null>;
+  /**
+   * Labels of the autoscaler's group, for ownership by label: those of the instance template its
+   * group creates instances from (Compute groups and autoscalers carry no labels of their own).
+   * Empty when the template is not a global one or cannot be found.
+   */
+  ownerLabels(ref: ScopedAutoscalerRef, autoscaler: Autoscaler): Promise<Record<string, string>>;
   /**
    * Sends the plan's patch with its request id and waits (bounded) for the operation. `current` is
    * the autoscaler the plan was made from: merged with the patch when an update is needed.
@@ -116,6 +125,9 @@ interface Clients {
   regional: RegionAutoscalersClient;
   zoneOps: ZoneOperationsClient;
   regionOps: RegionOperationsClient;
+  igms: InstanceGroupManagersClient;
+  regionIgms: RegionInstanceGroupManagersClient;
+  templates: InstanceTemplatesClient;
 }
 
 function createClients(endpoint: ComputeEndpoint): Clients {
@@ -138,12 +150,21 @@ function createClients(endpoint: ComputeEndpoint): Clients {
       transporterOptions: { fetchImplementation: fetch },
     });
   }
+  const { InstanceGroupManagersClient } =
+    require('@google-cloud/compute/build/src/v1/instance_group_managers_client') as typeof import('@google-cloud/compute/build/src/v1/instance_group_managers_client');
+  const { RegionInstanceGroupManagersClient } =
+    require('@google-cloud/compute/build/src/v1/region_instance_group_managers_client') as typeof import('@google-cloud/compute/build/src/v1/region_instance_group_managers_client');
+  const { InstanceTemplatesClient } =
+    require('@google-cloud/compute/build/src/v1/instance_templates_client') as typeof import('@google-cloud/compute/build/src/v1/instance_templates_client');
   /* eslint-enable @typescript-eslint/no-require-imports */
   return {
     zonal: new AutoscalersClient(options),
     regional: new RegionAutoscalersClient(options),
     zoneOps: new ZoneOperationsClient(options),
     regionOps: new RegionOperationsClient(options),
+    igms: new InstanceGroupManagersClient(options),
+    regionIgms: new RegionInstanceGroupManagersClient(options),
+    templates: new InstanceTemplatesClient(options),
   };
 }
 
@@ -226,6 +247,33 @@ export function createAutoscalersPort(
       } catch (err) {
         if (googleErrorInfo(err).status === 404) return null;
         throw classify(err, `get ${where(ref)}`);
+      }
+    },
+
+    async ownerLabels(ref, autoscaler) {
+      const target = typeof autoscaler.target === 'string' ? autoscaler.target : '';
+      const group = /\/instanceGroupManagers\/([a-z][-a-z0-9]{0,62})$/.exec(target)?.[1];
+      if (!group) return {};
+      const call = { timeout, maxRetries: 2 };
+      try {
+        const [igm] =
+          ref.zone !== undefined
+            ? await c().igms.get({ project: ref.project, zone: ref.zone, instanceGroupManager: group }, call)
+            : await c().regionIgms.get(
+                { project: ref.project, region: ref.region, instanceGroupManager: group },
+                call,
+              );
+        // Only a global template of the same project: anything else is not ours to vouch for.
+        const template = new RegExp(
+          `(?:^|/)projects/${ref.project}/global/instanceTemplates/([a-z][-a-z0-9]{0,62})$`,
+        ).exec(igm.instanceTemplate ?? '')?.[1];
+        if (!template) return {};
+        const [t] = await c().templates.get({ project: ref.project, instanceTemplate: template }, call);
+        const labels = t.properties?.labels ?? {};
+        return Object.fromEntries(Object.entries(labels).filter(([, v]) => typeof v === 'string'));
+      } catch (err) {
+        if (googleErrorInfo(err).status === 404) return {};
+        throw classify(err, `owner labels of ${where(ref)}`);
       }
     },
 

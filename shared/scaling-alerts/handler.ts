@@ -10,6 +10,7 @@ import type { MetricsPort } from './metrics';
 import { parseNotificationText, type Incident } from './notification';
 import {
   metricTypes,
+  ownsAutoscaler,
   planIncident,
   stateKey,
   type Autoscaler,
@@ -152,6 +153,12 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
         if (ours) await rollBack(key, ours.written, ours.before);
         return refuse('not-found: no such autoscaler', attempt);
       }
+      // Ownership by label costs two reads (group, template): only when the name does not decide.
+      const ownerLabels =
+        deps.rules.ownership.label !== undefined &&
+        !ownsAutoscaler(autoscaler.name, { ...deps.rules.ownership, label: undefined })
+          ? await deps.autoscalers.ownerLabels(scoped, autoscaler)
+          : undefined;
       const replan = ours !== undefined && canonical(stored?.value) === canonical(ours.written);
       const before = replan && ours ? ours.before : stored;
       const now = replan && ours ? ours.now : clock();
@@ -161,6 +168,7 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
         tier: target.tier,
         ref: scoped,
         autoscaler,
+        ownerLabels,
         state: before?.value ?? null,
         now,
       });

@@ -40,14 +40,14 @@ async function modifications(): Promise<number> {
   ).length;
 }
 
-async function group(name: string) {
+async function group(name: string, template = 'backend-tmpl') {
   await c.igms.insert({
     project,
     zone,
     instanceGroupManagerResource: {
       name: `${name}-mig`,
       baseInstanceName: name,
-      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
+      instanceTemplate: `global/instanceTemplates/${template}`,
       targetSize: 1,
     },
   });
@@ -213,7 +213,7 @@ test('a concurrent change (resourceNotReady) is read again, re-planned and appli
     project,
     rules: testRules(project, zone),
     autoscalers: (real) => ({
-      get: (ref) => real.get(ref),
+      ...real,
       async apply(ref, current, patch, requestId) {
         if (!raced) {
           raced = true;
@@ -252,7 +252,7 @@ test('a transient failure after the record was written throws; the redelivery se
     project,
     rules: testRules(project, zone),
     autoscalers: (real) => ({
-      get: (ref) => real.get(ref),
+      ...real,
       async apply(ref, current, patch, requestId) {
         sent.push(requestId);
         if (fail) {
@@ -275,6 +275,34 @@ test('a transient failure after the record was written throws; the redelivery se
   expect(await modifications()).toBe(before + 1);
   await flaky.handle(closed('0.flaky1', 'scale-out-only'));
   expect((await policy()).mode).toBe('ON');
+});
+
+test("an autoscaler is owned by the label on its group's instance template, or not at all", async () => {
+  emu.emulator.addTemplate('owned-tmpl', {
+    machineType: 'e2-small',
+    labels: { 'managed-by': 'gce-ilb-orchestrator' },
+    metadata: { items: [] },
+  });
+  await group('labelled-haproxy', 'owned-tmpl');
+  const labelled = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone, {
+      names: ['labelled-haproxy', 'foreign-haproxy'],
+      ownership: { namePrefixes: ['ilb-'], label: { key: 'managed-by', value: 'gce-ilb-orchestrator' } },
+    }),
+  });
+  const out = await labelled.handle(open('0.label1', 'lower-cpu-target'));
+  expect(out).toMatchObject({
+    results: [
+      { autoscaler: expect.stringMatching(/labelled-haproxy$/) as unknown, decision: 'apply' },
+      { autoscaler: expect.stringMatching(/foreign-haproxy$/) as unknown, decision: 'refuse' },
+    ],
+  });
+  expect((await policy('labelled-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.5);
+  expect((await policy('foreign-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.7);
 });
 
 test('malformed, test and unmatched notifications are acknowledged and change nothing', async () => {

@@ -28,18 +28,20 @@ export async function functionToken(consul: ConsulDev): Promise<string> {
   return token.SecretID as string;
 }
 
-/** A rule file for the emulator's project: one owned haproxy autoscaler per zone, one not owned. */
-export function testRules(project: string, zone: string, overrides: Partial<Json> = {}): RuleFile {
+/** A rule file for the emulator's project: by default one owned haproxy autoscaler and one not owned. */
+export function testRules(
+  project: string,
+  zone: string,
+  opts: { names?: string[]; ownership?: Json } = {},
+): RuleFile {
+  const names = opts.names ?? ['ilb-haproxy', 'foreign-haproxy'];
   const parsed = parseRuleFile({
     version: 1,
-    ownership: { namePrefixes: ['ilb-'] },
+    ownership: opts.ownership ?? { namePrefixes: ['ilb-'] },
     schedulePrefix: 'ilb-incident-',
     tiers: {
       haproxy: {
-        autoscalers: [
-          { project, zone, name: 'ilb-haproxy' },
-          { project, zone, name: 'foreign-haproxy' },
-        ],
+        autoscalers: names.map((name) => ({ project, zone, name })),
         floor: 1,
         ceiling: 5,
         maxStep: 3,
@@ -49,7 +51,6 @@ export function testRules(project: string, zone: string, overrides: Partial<Json
         targets: { cpu: { min: 0.4, max: 0.8 }, maxRelativeStep: 0.3 },
         scaleIn: { minFixed: 0, maxTimeWindowSec: 1800 },
         allowModeChange: true,
-        ...overrides,
       },
     },
   });
