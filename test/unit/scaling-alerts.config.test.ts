@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../shared/config';
 import { googleErrorInfo } from '../../shared/scaling-alerts/compute';
 import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
+import { parseRuleFile } from '../../shared/scaling-alerts/rules';
 
 const rules = {
   version: 1,
@@ -66,4 +67,13 @@ describe('googleErrorInfo', () => {
     expect(googleErrorInfo(Object.assign(new Error('gone'), { code: 5 }))).toMatchObject({ status: 404 });
     expect(googleErrorInfo(new Error('socket hang up'))).toMatchObject({ status: undefined, reasons: [] });
   });
+});
+
+test("the README's rule file example is a valid rule file", () => {
+  const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+  const section = readme.split('\n## Scaling rules\n')[1]?.split('\n## ')[0] ?? '';
+  const json = /```json\n([\s\S]*?)\n```/.exec(section)?.[1];
+  expect(json).toBeDefined();
+  const parsed = parseRuleFile(JSON.parse(json ?? ''));
+  expect(parsed).toMatchObject({ ok: true });
 });
