@@ -207,6 +207,8 @@ export function createAutoscalersPort(
         );
       // `wait` returns when the operation is DONE or after a server-side limit, whichever is first.
       const call = { timeout: Math.min(left, 130_000), maxRetries: 0 };
+      // A `wait` that answers early (it may) is not followed by another at once.
+      if (op !== first) await new Promise((r) => setTimeout(r, Math.min(500, left)));
       try {
         [op] =
           ref.zone !== undefined
