@@ -122,7 +122,9 @@ test('raw PATCH: null deletes a key; unknown fields, bad schedules and non-UUID 
     autoscalingPolicy: { scalingSchedules: { night: null }, stabilizationPeriodSec: null },
   });
   expect(removed.status).toBe(200);
-  await eventually(async () => (await get()).autoscalingPolicy?.scalingSchedules?.night === undefined);
+  const { name: opName } = (await removed.json()) as { name: string };
+  await c.zoneOps.wait({ project, zone, operation: opName });
+  expect((await get()).autoscalingPolicy?.scalingSchedules?.night).toBeUndefined();
   expect((await get()).autoscalingPolicy?.stabilizationPeriodSec).toBeFalsy();
 
   for (const body of [
@@ -147,7 +149,9 @@ test('raw PATCH: null deletes a key; unknown fields, bad schedules and non-UUID 
     },
   ]) {
     const res = await raw('PATCH', 'autoscaler=web-as', body);
-    expect({ body, status: res.status }).toEqual({ body, status: 400 });
+    const reason = ((await res.json()) as { error?: { errors?: { reason?: string }[] } }).error?.errors?.[0]
+      ?.reason;
+    expect({ body, status: res.status, reason }).toEqual({ body, status: 400, reason: 'invalid' });
   }
 
   const badId = await c.autoscalers
@@ -156,6 +160,7 @@ test('raw PATCH: null deletes a key; unknown fields, bad schedules and non-UUID 
   expect(googleError(badId)).toEqual({ code: 400, reasons: ['invalid'] });
   const zero = await raw('PATCH', 'autoscaler=web-as&requestId=00000000-0000-0000-0000-000000000000', {});
   expect(zero.status).toBe(400);
+  expect(JSON.stringify(await zero.json())).toContain('zero UUID');
   const id = '8f0c2f4e-3b1a-4c6e-9d2f-1a2b3c4d5e6f';
   const [first] = await c.autoscalers.patch({
     project,

@@ -17,7 +17,8 @@ let driver: ProcessDriver;
 let c: ReturnType<typeof clients>;
 
 beforeAll(async () => {
-  ({ emu, driver } = await startTestEmulator());
+  // Long enough that a RUNNING operation is still RUNNING when polled, even on a loaded machine.
+  ({ emu, driver } = await startTestEmulator({ operationDelayMs: 600 }));
   c = clients(emu.port);
 });
 
@@ -230,6 +231,25 @@ describe('zonal managed instance groups through the real client', () => {
     expect(done.error).toBeFalsy();
     await running(igm, 1);
     expect((await managed(igm)).map((m) => m.name)).toEqual([before[1]!.name]);
+    const [op] = await c.igms.resize({ project, zone: zoneA, instanceGroupManager: igm, size: 2 });
+    await waitZone(op);
+    await running(igm, 2);
+  });
+
+  test('deleting an instance the group is already deleting fails the second operation', async () => {
+    const [m] = await managed(igm);
+    const del = () =>
+      c.igms.deleteInstances({
+        project,
+        zone: zoneA,
+        instanceGroupManager: igm,
+        instanceGroupManagersDeleteInstancesRequestResource: { instances: [m!.instance!] },
+      });
+    const [first] = await del();
+    const [second] = await del();
+    expect((await waitZone(first)).error).toBeFalsy();
+    expect(JSON.stringify((await waitZone(second)).error)).toContain('already being deleted');
+    await running(igm, 1);
     const [op] = await c.igms.resize({ project, zone: zoneA, instanceGroupManager: igm, size: 2 });
     await waitZone(op);
     await running(igm, 2);
@@ -462,6 +482,43 @@ describe('regional groups, autoscalers and operations', () => {
     expect(ras.target).toContain(`/regions/${region}/instanceGroupManagers/haproxy`);
     const [group] = await c.regionIgms.get({ project, region, instanceGroupManager: 'haproxy' });
     expect(group.status?.autoscaler).toContain('/autoscalers/haproxy-as');
+  });
+  test('regional group calls name instances by bare name or with a numeric project; a non-member fails the operation', async () => {
+    const list = async () =>
+      (await c.regionIgms.listManagedInstances({ project, region, instanceGroupManager: 'haproxy' }))[0];
+    const regionWait = async (op: { latestResponse: unknown }) =>
+      (await c.regionOps.wait({ project, region, operation: (op.latestResponse as Op).name! }))[0] as Op;
+    const [a, b] = await list();
+    const [refused] = await c.regionIgms.recreateInstances({
+      project,
+      region,
+      instanceGroupManager: 'haproxy',
+      regionInstanceGroupManagersRecreateRequestResource: { instances: [a!.name!, 'stranger'] },
+    });
+    expect(JSON.stringify((await regionWait(refused)).error)).toContain('stranger');
+    expect((await list()).map((m) => m.id)).toEqual([a!.id, b!.id]);
+
+    const zoneOfB = /zones\/([^/]+)\//.exec(b!.instance!)![1];
+    const [abandoned] = await c.regionIgms.abandonInstances({
+      project,
+      region,
+      instanceGroupManager: 'haproxy',
+      regionInstanceGroupManagersAbandonInstancesRequestResource: {
+        instances: [`projects/${emu.emulator.projectNumber}/zones/${zoneOfB}/instances/${b!.name}`],
+      },
+    });
+    expect((await regionWait(abandoned)).error).toBeFalsy();
+    await eventually(async () => (await list()).length === 1);
+    const [deleted] = await c.regionIgms.deleteInstances({
+      project,
+      region,
+      instanceGroupManager: 'haproxy',
+      regionInstanceGroupManagersDeleteInstancesRequestResource: { instances: [a!.name!] },
+    });
+    expect((await regionWait(deleted)).error).toBeFalsy();
+    await eventually(async () => (await list()).length === 0);
+    const [abandonedVm] = await c.instances.get({ project, zone: zoneOfB!, instance: b!.name! });
+    expect(abandonedVm.status).toBe('RUNNING');
   });
 });
 

@@ -1,3 +1,4 @@
+import { type AuditFaults, faultyAudit } from './audit-faults';
 import {
   type FailureStatus,
   groupActivity,
@@ -18,11 +19,24 @@ export type AuditWriter = (entry: LogEntry) => Promise<void>;
 export class AuditEmitter {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private readonly write: AuditWriter | undefined;
+  private readonly flush: () => Promise<void> = () => Promise.resolve();
 
   constructor(
     private readonly rt: Runtime,
-    private readonly write: AuditWriter | undefined,
-  ) {}
+    write: AuditWriter | undefined,
+    faults?: AuditFaults,
+  ) {
+    if (write && faults) {
+      const faulty = faultyAudit(write, faults, (err) =>
+        rt.settings.logger.error({ err }, 'audit log entry not delivered'),
+      );
+      this.write = faulty.write;
+      this.flush = faulty.flush;
+    } else {
+      this.write = write;
+    }
+  }
 
   /** An activity entry for an instance operation (`first` when it starts, `last` when it ends). */
   instance(inst: Instance, methodName: string, phase: Phase, actor: Actor, op: Operation): void {
@@ -90,7 +104,10 @@ export class AuditEmitter {
 
   /** Gives entries still queued up to `ms`; nothing is written afterwards. */
   async close(ms: number): Promise<void> {
-    await bounded(this.chain, ms);
+    await bounded(
+      this.chain.then(() => this.flush()),
+      ms,
+    );
     this.closed = true;
   }
 

@@ -40,7 +40,7 @@ export class ComputeEmulator {
     this.zones = rt.settings.zones;
     this.registry = new Registry(rt);
     this.operations = new Operations(rt, this.registry);
-    this.audit = new AuditEmitter(rt, options.audit);
+    this.audit = new AuditEmitter(rt, options.audit, options.auditFaults);
     this.instances = new InstanceLifecycle(rt, this.registry, this.operations, this.audit, (igm) =>
       this.migs.reconcile(igm),
     );

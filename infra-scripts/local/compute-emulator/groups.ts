@@ -120,6 +120,9 @@ export class GroupsApi {
       number: this.rt.settings.projectNumber,
     });
     const problems = [...check.fatal, ...(skip ? [] : check.skippable)];
+    // Up to 1000 instances per request: the error names the first few problems, not all.
+    const summary =
+      problems.slice(0, 5).join(' ') + (problems.length > 5 ? ` (and ${problems.length - 5} more)` : '');
     const actor = this.rt.apiActor(caller);
     const resource = scope.kind === 'zones' ? 'instanceGroupManagers' : 'regionInstanceGroupManagers';
     const method = `v1.compute.${resource}.${action}`;
@@ -131,7 +134,7 @@ export class GroupsApi {
       igm.fingerprint = this.rt.fingerprint();
       this.registry.record(action, `${igm.name}: ${check.slots.map((s) => s.name).join(', ') || 'none'}`);
     } else {
-      this.registry.record(action, `${igm.name}: refused: ${problems.join(' ')}`);
+      this.registry.record(action, `${igm.name}: refused: ${summary}`);
     }
     const op = this.operations.run(
       {
@@ -143,7 +146,7 @@ export class GroupsApi {
       actor,
       (op) => {
         if (problems.length > 0) {
-          const err = invalid(problems.join(' '));
+          const err = invalid(summary);
           // google.rpc.Code 3 (INVALID_ARGUMENT) in the audit entry's status.
           this.audit.group(igm, method, 'last', actor, op, request, { code: 3, message: err.message });
           return Promise.reject(err);

@@ -7,6 +7,8 @@ export { ComputeEmulator } from './emulator';
 export type { InstanceDriver, InstanceSpec } from './driver';
 export { ProcessDriver } from './process-driver';
 export { pubsubSink } from './pubsub-sink';
+export { type AuditFaults, faultyAudit } from './audit-faults';
+export { GCE_PREEMPTION_SHUTDOWN_MS } from './runtime';
 export { TimeSeriesStore } from './monitoring';
 
 export interface StartOptions extends Omit<EmulatorOptions, 'metric'> {

@@ -87,20 +87,52 @@ export class InstanceLifecycle {
 
   // ---- emulator controls --------------------------------------------------------------------------
 
-  /** Preemption kills the instance without its shutdown script. */
+  /**
+   * Preemption: GCE logs `compute.instances.preempted`, gives the shutdown script
+   * `preemptionShutdownMs` (ACPI soft off; 0 kills at once) and the instance ends TERMINATED; a MIG
+   * then recreates it.
+   */
   preempt(zone: string, name: string): Instance {
-    return this.terminate(zone, name, 'compute.instances.preempted', 'Instance was preempted.', false);
+    const inst = this.claimRunning(zone, name);
+    const { driver, preemptionShutdownMs } = this.rt.settings;
+    this.track(inst, async () => {
+      inst.status = 'STOPPING';
+      this.audit.system(inst, 'compute.instances.preempted', 'Instance was preempted.');
+      this.registry.record('preempted', `${inst.name} (${inst.id})`);
+      if (preemptionShutdownMs > 0 && !inst.hung) await driver.shutdown(inst.id, preemptionShutdownMs);
+      else await driver.kill(inst.id);
+      inst.status = 'TERMINATED';
+      inst.hung = false;
+    });
+    return inst;
   }
 
-  /** A host error kills the instance; GCE then restarts it (same id). */
+  /**
+   * A host error: the instance dies at once (`compute.instances.hostError`) and, with automatic
+   * restart, GCE boots it again in place, same id, logging `compute.instances.automaticRestart`.
+   */
   crash(zone: string, name: string): Instance {
-    return this.terminate(
-      zone,
-      name,
-      'compute.instances.hostError',
-      'Instance terminated by Compute Engine.',
-      true,
-    );
+    const inst = this.claimRunning(zone, name);
+    const { driver, restartDelayMs } = this.rt.settings;
+    this.track(inst, async () => {
+      await driver.kill(inst.id);
+      inst.status = 'TERMINATED';
+      inst.hung = false;
+      this.audit.system(inst, 'compute.instances.hostError', 'Instance terminated by Compute Engine.');
+      this.registry.record('hostError', `${inst.name} (${inst.id})`);
+      await bounded(this.rt.stopRequested, restartDelayMs);
+      if (this.rt.stopped) return;
+      inst.status = 'STAGING';
+      await driver.create(this.specOf(inst));
+      inst.status = 'RUNNING';
+      this.audit.system(
+        inst,
+        'compute.instances.automaticRestart',
+        'Instance automatically restarted by Compute Engine.',
+      );
+      this.registry.record('automaticRestart', `${inst.name} (${inst.id})`);
+    });
+    return inst;
   }
 
   /** Freezes (or thaws) an instance's processes; GCE still reports it RUNNING. */
@@ -114,29 +146,22 @@ export class InstanceLifecycle {
     return inst;
   }
 
-  private terminate(zone: string, name: string, method: string, message: string, restart: boolean): Instance {
+  /** A RUNNING instance nothing else acts on, now marked busy; else the API's resourceNotReady. */
+  private claimRunning(zone: string, name: string): Instance {
     const inst = this.registry.getInstance(zone, name);
     if (inst.status !== 'RUNNING' || inst.busy)
       throw notReady(`projects/${this.rt.project}/zones/${zone}/instances/${name}`);
     inst.busy = true;
-    const { driver, logger, restartDelayMs } = this.rt.settings;
+    return inst;
+  }
+
+  /** Runs a fault in the background; whatever happens, the instance's group reconciles afterwards. */
+  private track(inst: Instance, work: () => Promise<void>): void {
     this.rt.track(
-      (async () => {
-        await driver.kill(inst.id);
-        inst.status = 'TERMINATED';
-        inst.hung = false;
-        this.audit.system(inst, method, message);
-        this.registry.record(method.split('.').pop()!, `${inst.name} (${inst.id})`);
-        if (restart) await bounded(this.rt.stopRequested, restartDelayMs);
-        if (restart && !this.rt.stopped) {
-          inst.status = 'STAGING';
-          await driver.create(this.specOf(inst));
-          inst.status = 'RUNNING';
-        }
-      })()
+      work()
         .catch((err: unknown) => {
           inst.status = 'TERMINATED';
-          logger.error({ err, instance: inst.name }, 'terminate/restart failed');
+          this.rt.settings.logger.error({ err, instance: inst.name }, 'preemption/host error failed');
         })
         .finally(() => {
           inst.busy = false;
@@ -144,7 +169,6 @@ export class InstanceLifecycle {
           if (igm && !this.rt.stopped) this.reconcile(igm);
         }),
     );
-    return inst;
   }
 
   /** The instance, marked busy so that nothing else acts on it meanwhile; refused if already busy. */

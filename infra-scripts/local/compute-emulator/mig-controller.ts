@@ -85,6 +85,13 @@ export class MigController {
     switch (step.kind) {
       case 'create':
         this.registry.record('create', `${igm.name}: ${slot.name} (${step.reason})`);
+        // A member that went missing (deleted behind the group's back) is repaired like a failed one.
+        if (step.reason === 'repair' && slot.instanceId)
+          this.audit.system(
+            { zone: slot.zone, name: slot.name, id: slot.instanceId },
+            'compute.instances.repair.recreateInstance',
+            'Instance Group Manager recreated the instance.',
+          );
         await this.createManaged(igm, slot);
         return;
       case 'delete':

@@ -1,4 +1,5 @@
 import type { Logger } from '../../../shared/logging';
+import type { AuditFaults } from './audit-faults';
 import type { LogEntry } from './audit-log';
 import type { InstanceDriver } from './driver';
 import { type IdSource, randomIds } from './ids';
@@ -12,6 +13,8 @@ export interface EmulatorOptions {
   logger: Logger;
   /** Where audit-log entries go (the Pub/Sub topic a log sink would feed). */
   audit?: (entry: LogEntry) => Promise<void>;
+  /** Duplicates, reordering and delay on the way to `audit`, as real sinks have them; off by default. */
+  auditFaults?: AuditFaults;
   /** Latest custom-metric value of an instance, for autoscalers (the Monitoring store). */
   metric?: (metricType: string, instanceId: string) => number | undefined;
   ids?: IdSource;
@@ -32,9 +35,18 @@ export interface EmulatorOptions {
   principalEmail?: string;
   /** How long a crashed instance stays down before its automatic restart (a host error costs a reboot). */
   restartDelayMs?: number;
+  /**
+   * How long a preempted instance's shutdown script may run (ACPI G2 soft off, then G3 mechanical off).
+   * GCE gives Spot and preemptible VMs 30 s (Scheduling.skipGuestOsShutdown in the Compute v1
+   * reference): use GCE_PREEMPTION_SHUTDOWN_MS. The default 0 kills at once, which the sandbox's
+   * stale-node scenario relies on.
+   */
+  preemptionShutdownMs?: number;
 }
 
-export type Settings = Required<Omit<EmulatorOptions, 'audit' | 'metric'>>;
+export const GCE_PREEMPTION_SHUTDOWN_MS = 30_000;
+
+export type Settings = Required<Omit<EmulatorOptions, 'audit' | 'auditFaults' | 'metric'>>;
 
 /** Who made an API request, as the HTTP layer saw it. */
 export interface Caller {
@@ -90,6 +102,7 @@ export class Runtime {
       stabilizationSec: options.stabilizationSec ?? 600,
       principalEmail: options.principalEmail ?? `operator@${options.project}.iam.gserviceaccount.com`,
       restartDelayMs: options.restartDelayMs ?? 10_000,
+      preemptionShutdownMs: options.preemptionShutdownMs ?? 0,
     };
     this.migActor = {
       principalEmail: `${this.settings.projectNumber}@cloudservices.gserviceaccount.com`,
