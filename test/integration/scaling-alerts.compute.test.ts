@@ -305,6 +305,27 @@ test("an autoscaler is owned by the label on its group's instance template, or n
   expect((await policy('foreign-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.7);
 });
 
+test('DRY_RUN plans and logs, and changes neither the autoscaler nor the record', async () => {
+  const dry = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone),
+    env: { DRY_RUN: 'true' },
+  });
+  const before = await modifications();
+  const recorded = await record();
+  const out = await dry.handle(open('0.dry1', 'scale-out-only'));
+  expect(out).toMatchObject({
+    results: [{ decision: 'apply', requestId: expect.any(String) as unknown }, {}],
+  });
+  expect(dry.logs.some((l) => l.dryRun === true && l.incidentId === '0.dry1')).toBe(true);
+  expect(await modifications()).toBe(before);
+  expect(await record()).toEqual(recorded);
+  expect((await policy()).mode).toBe('ON');
+});
+
 test('malformed, test and unmatched notifications are acknowledged and change nothing', async () => {
   const before = await modifications();
   expect(await h.handle({ nothing: true })).toMatchObject({ status: 'malformed' });
