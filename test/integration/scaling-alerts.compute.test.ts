@@ -1,0 +1,341 @@
+import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { AutoscalerError } from '../../shared/scaling-alerts/compute';
+import { stateKey } from '../../shared/scaling-alerts/plan';
+import { startConsulDev, type ConsulDev } from '../harness';
+import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
+import { buildHandler, functionToken, notification, testRules, type Harness } from './scaling-alerts.support';
+
+/**
+ * scalingAlerts end to end against the real Compute client on the Compute emulator and a real
+ * Consul agent with the function's ACL token: open → change, duplicates act once, closed → revert,
+ * closed before open, a concurrent operation (resourceNotReady), an autoscaler not owned.
+ */
+const zone = zones[0]!;
+const kvPrefix = 'gce-ilb-orchestrator/';
+const owned = { project, zone, name: 'ilb-haproxy' };
+
+let emu: RunningEmulator;
+let c: ReturnType<typeof clients>;
+let consul: ConsulDev;
+let token: string;
+let h: Harness;
+
+async function policy(name = 'ilb-haproxy') {
+  const [a] = await c.autoscalers.get({ project, zone, autoscaler: name });
+  return a.autoscalingPolicy ?? {};
+}
+
+async function record() {
+  const entry = await h.admin.kv.get(stateKey(kvPrefix, owned));
+  return entry ? (JSON.parse(entry.value) as Record<string, Record<string, unknown>>) : null;
+}
+
+/** Modifying operations on the owned autoscaler so far. */
+async function modifications(): Promise<number> {
+  const [ops] = await c.zoneOps.list({ project, zone });
+  return ops.filter(
+    (o) =>
+      (o.targetLink ?? '').endsWith('/autoscalers/ilb-haproxy') &&
+      (o.operationType === 'patch' || o.operationType === 'update'),
+  ).length;
+}
+
+async function group(name: string, template = 'backend-tmpl') {
+  await c.igms.insert({
+    project,
+    zone,
+    instanceGroupManagerResource: {
+      name: `${name}-mig`,
+      baseInstanceName: name,
+      instanceTemplate: `global/instanceTemplates/${template}`,
+      targetSize: 1,
+    },
+  });
+  await c.autoscalers.insert({
+    project,
+    zone,
+    autoscalerResource: {
+      name,
+      target: `projects/${project}/zones/${zone}/instanceGroupManagers/${name}-mig`,
+      autoscalingPolicy: {
+        minNumReplicas: 1,
+        maxNumReplicas: 5,
+        coolDownPeriodSec: 0,
+        mode: 'ON',
+        cpuUtilization: { utilizationTarget: 0.7 },
+      },
+    },
+  });
+}
+
+const open = (id: string, action: string) => notification({ id, state: 'open', action, zone, project });
+const closed = (id: string, action: string) => notification({ id, state: 'closed', action, zone, project });
+
+beforeAll(async () => {
+  ({ emu } = await startTestEmulator());
+  c = clients(emu.port);
+  consul = await startConsulDev();
+  token = await functionToken(consul);
+  await group('ilb-haproxy');
+  await group('foreign-haproxy');
+  h = buildHandler({ consul, token, computeUrl: emu.url, project, rules: testRules(project, zone) });
+});
+
+afterAll(async () => {
+  await c?.close();
+  await emu?.stop();
+  await consul?.stop();
+});
+
+test('open lowers the CPU target once, a duplicate changes nothing, closed reverts it; a foreign autoscaler is refused', async () => {
+  const before = await modifications();
+  const first = await h.handle(open('0.cpu1', 'lower-cpu-target'));
+  expect(first).toMatchObject({
+    status: 'done',
+    results: [
+      { autoscaler: `projects/${project}/zones/${zone}/autoscalers/ilb-haproxy`, decision: 'apply' },
+      { decision: 'refuse', reason: expect.stringMatching(/^not-owned/) as unknown },
+    ],
+  });
+  expect((await policy()).cpuUtilization?.utilizationTarget).toBe(0.5);
+  expect((await policy('foreign-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.7);
+  expect(await record()).toMatchObject({
+    leases: { '0.cpu1': { change: { type: 'cpu-target', target: 0.5 } } },
+    original: { cpuTarget: 0.7 },
+  });
+  expect(await modifications()).toBe(before + 1);
+
+  // Redelivered: the lease is current, nothing is sent.
+  const again = await h.handle(open('0.cpu1', 'lower-cpu-target'));
+  expect(again).toMatchObject({
+    results: [{ decision: 'noop', reason: 'lease-current' }, { decision: 'refuse' }],
+  });
+  expect(await modifications()).toBe(before + 1);
+
+  const done = await h.handle(closed('0.cpu1', 'lower-cpu-target'));
+  expect(done).toMatchObject({ results: [{ decision: 'apply', reason: 'revert' }, { decision: 'refuse' }] });
+  expect((await policy()).cpuUtilization?.utilizationTarget).toBe(0.7);
+  const after = await record();
+  expect(after?.leases).toEqual({});
+  expect(after?.original).toEqual({});
+  expect(Object.keys(after?.closed ?? {})).toContain('0.cpu1');
+  // A duplicate close changes nothing either.
+  expect(await h.handle(closed('0.cpu1', 'lower-cpu-target'))).toMatchObject({
+    results: [{ decision: 'noop' }, { decision: 'refuse' }],
+  });
+  expect(await modifications()).toBe(before + 2);
+
+  // Every decision is logged with its reason; the refusal names the autoscaler.
+  const refusals = h.logs.filter((l) => l.decision === 'refuse');
+  expect(refusals[0]).toMatchObject({
+    autoscaler: `projects/${project}/zones/${zone}/autoscalers/foreign-haproxy`,
+    incidentId: '0.cpu1',
+  });
+  // …and published as metrics.
+  expect(h.logs.filter((l) => /metrics/.test(String(l.message)))).toEqual([]);
+  const series = emu.monitoring.list({
+    filter: 'metric.type = "custom.googleapis.com/ilb/scaling_alerts/decisions"',
+    endTime: new Date(Date.now() + 1000).toISOString(),
+    startTime: new Date(Date.now() - 600_000).toISOString(),
+  });
+  expect(series.timeSeries.map((s) => s.metric.labels.decision)).toEqual(
+    expect.arrayContaining(['apply', 'refuse']),
+  );
+});
+
+test('open raises the floor with a one-time scaling schedule and the group grows; a duplicate acts once; closed removes it', async () => {
+  const groupSize = async () => {
+    const [igm] = await c.igms.get({ project, zone, instanceGroupManager: 'ilb-haproxy-mig' });
+    return Number(igm.targetSize);
+  };
+  expect(await groupSize()).toBeLessThan(3);
+  const before = await modifications();
+  const first = await h.handle(open('0.floor1', 'raise-min'));
+  expect(first).toMatchObject({
+    results: [{ decision: 'apply', reason: 'escalate' }, { decision: 'refuse' }],
+  });
+  const schedules = (await policy()).scalingSchedules ?? {};
+  const names = Object.keys(schedules).filter((n) => n.startsWith('ilb-incident-'));
+  expect(names).toHaveLength(1);
+  const s = schedules[names[0]!]!;
+  // min 1 + 2, within the tier (step 3, ceiling 5) and the autoscaler's max (5).
+  expect(s).toMatchObject({ minRequiredReplicas: 3, timeZone: 'Etc/UTC' });
+  expect(s.schedule).toMatch(/^\d+ \d+ \d+ \d+ \* \d{4}$/);
+  expect(Number(s.durationSec)).toBeGreaterThanOrEqual(600);
+  expect((await policy()).minNumReplicas).toBe(1);
+  // GCE (here the emulator) applies the schedule in force: the group grows to the leased floor.
+  await eventually(async () => (await groupSize()) >= 3, 20_000);
+
+  const again = await h.handle(open('0.floor1', 'raise-min'));
+  expect(again).toMatchObject({ results: [{ decision: 'noop' }, {}] });
+  expect(await modifications()).toBe(before + 1);
+
+  const done = await h.handle(closed('0.floor1', 'raise-min'));
+  expect(done).toMatchObject({ results: [{ decision: 'apply', reason: 'revert' }, {}] });
+  expect(Object.keys((await policy()).scalingSchedules ?? {})).toEqual([]);
+  expect(await modifications()).toBe(before + 2);
+  expect((await record())?.leases).toEqual({});
+});
+
+test('closed before open leaves nothing behind', async () => {
+  const before = await modifications();
+  expect(await h.handle(closed('0.late1', 'scale-out-only'))).toMatchObject({
+    results: [{ decision: 'noop', reason: 'closed: no lease was held' }, { decision: 'refuse' }],
+  });
+  expect(await h.handle(open('0.late1', 'scale-out-only'))).toMatchObject({
+    results: [{ decision: 'noop', reason: expect.stringMatching(/^closed-before-open/) as unknown }, {}],
+  });
+  expect((await policy()).mode).toBe('ON');
+  expect((await record())?.leases).toEqual({});
+  expect(await modifications()).toBe(before);
+});
+
+test('scaleInControl is held while open and removed on close (sent as an update: the client cannot send null)', async () => {
+  await h.handle(open('0.hold1', 'hold-scale-in'));
+  expect((await policy()).scaleInControl).toMatchObject({
+    maxScaledInReplicas: { fixed: 0 },
+    timeWindowSec: 1800,
+  });
+  const done = await h.handle(closed('0.hold1', 'hold-scale-in'));
+  expect(done).toMatchObject({ results: [{ decision: 'apply' }, {}] });
+  const after = await policy();
+  expect(after.scaleInControl?.timeWindowSec ?? undefined).toBeUndefined();
+  expect(after.cpuUtilization?.utilizationTarget).toBe(0.7);
+  expect(h.logs.some((l) => l.incidentId === '0.hold1' && l.method === 'update')).toBe(true);
+});
+
+test('a concurrent change (resourceNotReady) is read again, re-planned and applied', async () => {
+  let raced = false;
+  const racing = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone),
+    autoscalers: (real) => ({
+      ...real,
+      async apply(ref, current, patch, requestId) {
+        if (!raced) {
+          raced = true;
+          // Someone else changes the autoscaler just before us: its operation still runs.
+          await c.autoscalers.patch({
+            project,
+            zone,
+            autoscaler: 'ilb-haproxy',
+            autoscalerResource: { name: 'ilb-haproxy', autoscalingPolicy: { maxNumReplicas: 4 } },
+          });
+        }
+        return real.apply(ref, current, patch, requestId);
+      },
+    }),
+  });
+  const out = await racing.handle(open('0.race1', 'scale-out-only'));
+  expect(out).toMatchObject({ results: [{ decision: 'apply' }, { decision: 'refuse' }] });
+  expect(out.status === 'done' && out.results[0]!.attempts).toBeGreaterThan(1);
+  expect(racing.logs.some((l) => /busy/.test(String(l.message)))).toBe(true);
+  const p = await policy();
+  expect(p.mode).toBe('ONLY_SCALE_OUT');
+  expect(p.maxNumReplicas).toBe(4);
+  expect((await record())?.original).toEqual({ mode: 'ON' });
+
+  await racing.handle(closed('0.race1', 'scale-out-only'));
+  expect((await policy()).mode).toBe('ON');
+});
+
+test('a transient failure after the record was written throws; the redelivery sends the same request id once', async () => {
+  const sent: string[] = [];
+  let fail = true;
+  const flaky = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone),
+    autoscalers: (real) => ({
+      ...real,
+      async apply(ref, current, patch, requestId) {
+        sent.push(requestId);
+        if (fail) {
+          fail = false;
+          throw new AutoscalerError('patch: 503 backend unavailable', true);
+        }
+        return real.apply(ref, current, patch, requestId);
+      },
+    }),
+  });
+  const before = await modifications();
+  await expect(flaky.handle(open('0.flaky1', 'scale-out-only'))).rejects.toThrow(/503/);
+  expect((await record())?.leases).toHaveProperty(['0.flaky1']);
+  expect((await policy()).mode).toBe('ON');
+  const redelivered = await flaky.handle(open('0.flaky1', 'scale-out-only'));
+  expect(redelivered).toMatchObject({ results: [{ decision: 'apply' }, {}] });
+  expect(sent).toHaveLength(2);
+  expect(sent[1]).toBe(sent[0]);
+  expect((await policy()).mode).toBe('ONLY_SCALE_OUT');
+  expect(await modifications()).toBe(before + 1);
+  await flaky.handle(closed('0.flaky1', 'scale-out-only'));
+  expect((await policy()).mode).toBe('ON');
+});
+
+test("an autoscaler is owned by the label on its group's instance template, or not at all", async () => {
+  emu.emulator.addTemplate('owned-tmpl', {
+    machineType: 'e2-small',
+    labels: { 'managed-by': 'gce-ilb-orchestrator' },
+    metadata: { items: [] },
+  });
+  await group('labelled-haproxy', 'owned-tmpl');
+  const labelled = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone, {
+      names: ['labelled-haproxy', 'foreign-haproxy'],
+      ownership: { namePrefixes: ['ilb-'], label: { key: 'managed-by', value: 'gce-ilb-orchestrator' } },
+    }),
+  });
+  const out = await labelled.handle(open('0.label1', 'lower-cpu-target'));
+  expect(out).toMatchObject({
+    results: [
+      { autoscaler: expect.stringMatching(/labelled-haproxy$/) as unknown, decision: 'apply' },
+      { autoscaler: expect.stringMatching(/foreign-haproxy$/) as unknown, decision: 'refuse' },
+    ],
+  });
+  expect((await policy('labelled-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.5);
+  expect((await policy('foreign-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.7);
+});
+
+test('DRY_RUN plans and logs, and changes neither the autoscaler nor the record', async () => {
+  const dry = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone),
+    env: { DRY_RUN: 'true' },
+  });
+  const before = await modifications();
+  const recorded = await record();
+  const out = await dry.handle(open('0.dry1', 'scale-out-only'));
+  expect(out).toMatchObject({
+    results: [{ decision: 'apply', requestId: expect.any(String) as unknown }, {}],
+  });
+  expect(dry.logs.some((l) => l.dryRun === true && l.incidentId === '0.dry1')).toBe(true);
+  expect(await modifications()).toBe(before);
+  expect(await record()).toEqual(recorded);
+  expect((await policy()).mode).toBe('ON');
+});
+
+test('malformed, test and unmatched notifications are acknowledged and change nothing', async () => {
+  const before = await modifications();
+  expect(await h.handle({ nothing: true })).toMatchObject({ status: 'malformed' });
+  const test = { version: 'test', incident: { state: 'OPEN' } };
+  expect(
+    await h.handle({ message: { data: Buffer.from(JSON.stringify(test)).toString('base64') } }),
+  ).toMatchObject({ status: 'ignored' });
+  expect(await h.handle(open('0.bad1', 'delete-everything'))).toMatchObject({
+    status: 'unmatched',
+    reason: expect.stringMatching(/not allowed/) as unknown,
+  });
+  expect(await modifications()).toBe(before);
+});
