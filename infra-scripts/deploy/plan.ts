@@ -908,12 +908,12 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
     const env = {
       GOOGLE_CLOUD_PROJECT: c.project,
       CONSUL_HTTP_ADDR: `https://${n.consulIp(0)}:8501`,
-      CONSUL_CACERT: '/etc/consul-ca/ca.pem',
+      CONSUL_CACERT: '/secrets/consul-ca/ca.pem',
       CONSUL_TLS_SERVER_NAME: `server.${c.consul.datacenter}.consul`,
     };
     const secretsArg = [
       ...(inputs.functionPolicies[f] !== undefined ? [`CONSUL_HTTP_TOKEN=${n.fnToken(f)}:latest`] : []),
-      '/etc/consul-ca/ca.pem=consul-ca-cert:latest',
+      '/secrets/consul-ca/ca.pem=consul-ca-cert:latest',
     ].join(',');
     const deployArgs = [
       `--region=${c.region}`,
