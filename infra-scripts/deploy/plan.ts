@@ -595,6 +595,8 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
         `--zone=${c.zones[0] as string}`,
         '--tunnel-through-iap',
         '--command=sudo bash -s',
+        // No prompt for a new key's passphrase: the deploy runs unattended.
+        '--quiet',
         ...P,
       ],
       stdin: { script: acl.script, lines: acl.script.split('\n').length },
@@ -893,7 +895,7 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
         `--location=${c.region}`,
         `--schedule=${c.healthSweepSchedule}`,
         '--time-zone=Etc/UTC',
-        '--topic=health-sweep',
+        `--topic=projects/${c.project}/topics/health-sweep`,
         '--message-body={}',
         `--description=${marker}`,
       ),

@@ -106,6 +106,8 @@ const verbOf = (args: string[]) =>
 const mutating = (cs: Call[]) => cs.filter((c) => !readOnly.test(verbOf(c.args)));
 
 const deployArgs = ['--project', project];
+// A few hundred stand-in calls per run; slow on a loaded machine.
+const LONG = 300_000;
 
 describe('deploy.sh with the stand-in gcloud', () => {
   it('dry run prints every step in order and runs nothing', async () => {
@@ -122,46 +124,50 @@ describe('deploy.sh with the stand-in gcloud', () => {
 
   let deployed: string;
   let firstOut = '';
-  it('first run creates everything with flags gcloud accepts; second run creates nothing', async () => {
-    deployed = freshState();
-    const first = await script('deploy.sh', deployArgs, deployed);
-    firstOut = first.out;
-    expect({ code: first.code, tail: first.out.slice(-2000) }).toMatchObject({ code: 0 });
-    const cs = calls(deployed);
-    // No usage error (exit 2) anywhere: every flag was one gcloud knows.
-    expect(cs.filter((c) => c.code === 2)).toEqual([]);
-    expect(mutating(cs).every((c) => c.code === 0)).toBe(true);
-    const s = readState(deployed);
-    const types = new Set(Object.values(s.resources).map((r) => r.type));
-    for (const t of [
-      'compute networks',
-      'compute networks subnets',
-      'compute routers',
-      'compute routers nats',
-      'compute firewall-rules',
-      'iam service-accounts',
-      'iam roles',
-      'secrets',
-      'compute addresses',
-      'compute instances',
-      'compute health-checks',
-      'compute instance-templates',
-      'compute instance-groups managed',
-      'pubsub topics',
-      'pubsub subscriptions',
-      'logging sinks',
-      'functions',
-    ]) {
-      expect([t, types.has(t)]).toEqual([t, true]);
-    }
-    expect(s.ssh).toHaveLength(1);
-    expect(s.ssh?.[0]?.stdin).toContain('consul acl token create -secret');
+  it(
+    'first run creates everything with flags gcloud accepts; second run creates nothing',
+    async () => {
+      deployed = freshState();
+      const first = await script('deploy.sh', deployArgs, deployed);
+      firstOut = first.out;
+      expect({ code: first.code, tail: first.out.slice(-2000) }).toMatchObject({ code: 0 });
+      const cs = calls(deployed);
+      // No usage error (exit 2) anywhere: every flag was one gcloud knows.
+      expect(cs.filter((c) => c.code === 2)).toEqual([]);
+      expect(mutating(cs).every((c) => c.code === 0)).toBe(true);
+      const s = readState(deployed);
+      const types = new Set(Object.values(s.resources).map((r) => r.type));
+      for (const t of [
+        'compute networks',
+        'compute networks subnets',
+        'compute routers',
+        'compute routers nats',
+        'compute firewall-rules',
+        'iam service-accounts',
+        'iam roles',
+        'secrets',
+        'compute addresses',
+        'compute instances',
+        'compute health-checks',
+        'compute instance-templates',
+        'compute instance-groups managed',
+        'pubsub topics',
+        'pubsub subscriptions',
+        'logging sinks',
+        'functions',
+      ]) {
+        expect([t, types.has(t)]).toEqual([t, true]);
+      }
+      expect(s.ssh).toHaveLength(1);
+      expect(s.ssh?.[0]?.stdin).toContain('consul acl token create -secret');
 
-    const second = await script('deploy.sh', deployArgs, deployed);
-    expect(second.code).toBe(0);
-    expect(mutating(calls(deployed).slice(cs.length))).toEqual([]);
-    expect(second.out).toMatch(/done: 0 of \d+ steps changed something/);
-  });
+      const second = await script('deploy.sh', deployArgs, deployed);
+      expect(second.code).toBe(0);
+      expect(mutating(calls(deployed).slice(cs.length))).toEqual([]);
+      expect(second.out).toMatch(/done: 0 of \d+ steps changed something/);
+    },
+    LONG,
+  );
 
   it('grants no public or primitive role, opens only the frontend to the world, gives Consul servers no external IP, prints no secret', () => {
     const cs = calls(deployed);
@@ -186,120 +192,134 @@ describe('deploy.sh with the stand-in gcloud', () => {
     }
   });
 
-  it('a failure mid-way stops with the command and how to resume; a rerun finishes and repeats nothing', async () => {
-    const state = freshState();
-    writeFileSync(
-      path.join(state, 'fail.json'),
-      JSON.stringify({ match: 'instance-templates create ilb-haproxy', times: 1 }),
-    );
-    const failed = await script('deploy.sh', deployArgs, state);
-    expect(failed.code).toBe(1);
-    expect(failed.out).toMatch(/step \d+ of \d+ failed: instance template ilb-haproxy-/);
-    expect(failed.out).toContain('command: gcloud compute instance-templates create ilb-haproxy-');
-    expect(failed.out).toContain('run again to resume');
-    expect(failed.out).toContain('infra-scripts/deploy.sh --project demo-project');
-    const before = calls(state).length;
-    const resumed = await script('deploy.sh', deployArgs, state);
-    expect(resumed.code).toBe(0);
-    const all = calls(state);
-    // Everything before the failure ran once; the resumed run made the rest.
-    const creates = mutating(all)
-      .filter((c) => c.code === 0)
-      .map((c) => c.args.join(' '));
-    expect(new Set(creates).size).toBe(creates.length);
-    expect(
-      mutating(all.slice(before)).some((c) =>
-        c.args.join(' ').includes('instance-templates create ilb-haproxy-'),
-      ),
-    ).toBe(true);
-    expect(Object.keys(readState(state).resources).sort()).toEqual(
-      Object.keys(readState(deployed).resources).sort(),
-    );
-  });
+  it(
+    'a failure mid-way stops with the command and how to resume; a rerun finishes and repeats nothing',
+    async () => {
+      const state = freshState();
+      writeFileSync(
+        path.join(state, 'fail.json'),
+        JSON.stringify({ match: 'instance-templates create ilb-haproxy', times: 1 }),
+      );
+      const failed = await script('deploy.sh', deployArgs, state);
+      expect(failed.code).toBe(1);
+      expect(failed.out).toMatch(/step \d+ of \d+ failed: instance template ilb-haproxy-/);
+      expect(failed.out).toContain('command: gcloud compute instance-templates create ilb-haproxy-');
+      expect(failed.out).toContain('run again to resume');
+      expect(failed.out).toContain('infra-scripts/deploy.sh --project demo-project');
+      const before = calls(state).length;
+      const resumed = await script('deploy.sh', deployArgs, state);
+      expect(resumed.code).toBe(0);
+      const all = calls(state);
+      // Everything before the failure ran once; the resumed run made the rest.
+      const creates = mutating(all)
+        .filter((c) => c.code === 0)
+        .map((c) => c.args.join(' '));
+      expect(new Set(creates).size).toBe(creates.length);
+      expect(
+        mutating(all.slice(before)).some((c) =>
+          c.args.join(' ').includes('instance-templates create ilb-haproxy-'),
+        ),
+      ).toBe(true);
+      expect(Object.keys(readState(state).resources).sort()).toEqual(
+        Object.keys(readState(deployed).resources).sort(),
+      );
+    },
+    LONG,
+  );
 
-  it('teardown asks first, then deletes exactly what deploy created and nothing else', async () => {
-    const foreign = {
-      resources: {
-        'compute networks:default': { type: 'compute networks', name: 'default' },
-        'secrets:other-secret': { type: 'secrets', name: 'other-secret', labels: { deployment: 'other' } },
-        // Same name pattern, another deployment: teardown must leave it.
-        'compute firewall-rules:ilb2-frontend-public': {
-          type: 'compute firewall-rules',
-          name: 'ilb2-frontend-public',
-          description: 'gce-ilb-orchestrator deployment=ilb2',
+  it(
+    'teardown asks first, then deletes exactly what deploy created and nothing else',
+    async () => {
+      const foreign = {
+        resources: {
+          'compute networks:default': { type: 'compute networks', name: 'default' },
+          'secrets:other-secret': { type: 'secrets', name: 'other-secret', labels: { deployment: 'other' } },
+          // Same name pattern, another deployment: teardown must leave it.
+          'compute firewall-rules:ilb2-frontend-public': {
+            type: 'compute firewall-rules',
+            name: 'ilb2-frontend-public',
+            description: 'gce-ilb-orchestrator deployment=ilb2',
+          },
         },
-      },
-      iam: {
-        [`projects:${project}`]: [{ role: 'roles/logging.logWriter', members: ['user:someone@example.com'] }],
-      },
-    } as unknown as Partial<State>;
-    const state = freshState(foreign);
-    const seeded = readState(state);
-    expect((await script('deploy.sh', deployArgs, state)).code).toBe(0);
-    const created = Object.keys(readState(state).resources).filter((k) => !(k in seeded.resources));
+        iam: {
+          [`projects:${project}`]: [
+            { role: 'roles/logging.logWriter', members: ['user:someone@example.com'] },
+          ],
+        },
+      } as unknown as Partial<State>;
+      const state = freshState(foreign);
+      const seeded = readState(state);
+      expect((await script('deploy.sh', deployArgs, state)).code).toBe(0);
+      const created = Object.keys(readState(state).resources).filter((k) => !(k in seeded.resources));
 
-    const refused = await script('teardown.sh', deployArgs, state, 'yes\n');
-    expect(refused.code).toBe(2);
-    expect(refused.out).toContain('--yes');
-    expect(Object.keys(readState(state).resources)).toHaveLength(created.length + 3);
+      const refused = await script('teardown.sh', deployArgs, state, 'yes\n');
+      expect(refused.code).toBe(2);
+      expect(refused.out).toContain('--yes');
+      expect(Object.keys(readState(state).resources)).toHaveLength(created.length + 3);
 
-    const before = calls(state).length;
-    const r = await script('teardown.sh', [...deployArgs, '--yes'], state);
-    expect({ code: r.code, tail: r.out.slice(-1500) }).toMatchObject({ code: 0 });
-    const after = readState(state);
-    expect(after.resources).toEqual(seeded.resources);
-    expect(after.iam[`projects:${project}`]).toEqual(seeded.iam[`projects:${project}`]);
-    const deletes = mutating(calls(state).slice(before));
-    expect(deletes.every((c) => c.code === 0)).toBe(true);
-    expect(
-      deletes.every((c) => c.args.includes('delete') || c.args.includes('remove-iam-policy-binding')),
-    ).toBe(true);
-    // Reverse order: the functions go first, the network last.
-    expect(deletes[0]?.args.slice(0, 2)).toEqual(['functions', 'delete']);
-    expect(deletes[deletes.length - 1]?.args.slice(0, 3)).toEqual(['compute', 'networks', 'delete']);
+      const before = calls(state).length;
+      const r = await script('teardown.sh', [...deployArgs, '--yes'], state);
+      expect({ code: r.code, tail: r.out.slice(-1500) }).toMatchObject({ code: 0 });
+      const after = readState(state);
+      expect(after.resources).toEqual(seeded.resources);
+      expect(after.iam[`projects:${project}`]).toEqual(seeded.iam[`projects:${project}`]);
+      const deletes = mutating(calls(state).slice(before));
+      expect(deletes.every((c) => c.code === 0)).toBe(true);
+      expect(
+        deletes.every((c) => c.args.includes('delete') || c.args.includes('remove-iam-policy-binding')),
+      ).toBe(true);
+      // Reverse order: the functions go first, the network last.
+      expect(deletes[0]?.args.slice(0, 2)).toEqual(['functions', 'delete']);
+      expect(deletes[deletes.length - 1]?.args.slice(0, 3)).toEqual(['compute', 'networks', 'delete']);
 
-    const afterFirst = calls(state).length;
-    const again = await script('teardown.sh', [...deployArgs, '--yes'], state);
-    expect(again.code).toBe(0);
-    expect(mutating(calls(state).slice(afterFirst))).toEqual([]);
-  });
+      const afterFirst = calls(state).length;
+      const again = await script('teardown.sh', [...deployArgs, '--yes'], state);
+      expect(again.code).toBe(0);
+      expect(mutating(calls(state).slice(afterFirst))).toEqual([]);
+    },
+    LONG,
+  );
 });
 
 describe('every function wired (healthSweep and scalingAlerts too), straight through the runner', () => {
-  it('deploys, redeploys nothing, tears down to empty with the strict stand-in', async () => {
-    const state = freshState();
-    const { inputs } = readInputs(root);
-    const c = resolveConfig({ project }, ['instanceEvents', 'healthSweep', 'scalingAlerts']);
-    const exec = gcloudExec(path.join(fakeBin, 'gcloud'), {
-      ...process.env,
-      FAKE_GCLOUD_STATE: state,
-      FAKE_GCLOUD_URL: fakeUrl,
-    });
-    const log: string[] = [];
-    const opts = { exec, generators, log: (l: string) => log.push(l), rerun: 'x' };
-    const first = await runPlan(deployPlan(c, inputs), opts);
-    expect(first.ok ? 'ok' : log.slice(-4).join('\n')).toBe('ok');
-    expect(calls(state).filter((x) => x.code === 2)).toEqual([]);
-    const s = readState(state);
-    const types = Object.values(s.resources).map((r) => r.type);
-    expect(types).toEqual(
-      expect.arrayContaining(['scheduler jobs', 'monitoring channels', 'monitoring policies']),
-    );
-    const scaling = s.iam['pubsub topics:scaling-alerts'] ?? [];
-    expect(scaling).toEqual([
-      {
-        role: 'roles/pubsub.publisher',
-        members: [
-          'serviceAccount:service-123456789012@gcp-sa-monitoring-notification.iam.gserviceaccount.com',
-        ],
-      },
-    ]);
-    const second = await runPlan(deployPlan(c, inputs), opts);
-    expect(second).toMatchObject({ ok: true, ran: 0 });
-    const down = await runPlan(teardownPlan(c, inputs), opts);
-    expect(down.ok).toBe(true);
-    expect(readState(state).resources).toEqual({});
-  });
+  it(
+    'deploys, redeploys nothing, tears down to empty with the strict stand-in',
+    async () => {
+      const state = freshState();
+      const { inputs } = readInputs(root);
+      const c = resolveConfig({ project }, ['instanceEvents', 'healthSweep', 'scalingAlerts']);
+      const exec = gcloudExec(path.join(fakeBin, 'gcloud'), {
+        ...process.env,
+        FAKE_GCLOUD_STATE: state,
+        FAKE_GCLOUD_URL: fakeUrl,
+      });
+      const log: string[] = [];
+      const opts = { exec, generators, log: (l: string) => log.push(l), rerun: 'x' };
+      const first = await runPlan(deployPlan(c, inputs), opts);
+      expect(first.ok ? 'ok' : log.slice(-4).join('\n')).toBe('ok');
+      expect(calls(state).filter((x) => x.code === 2)).toEqual([]);
+      const s = readState(state);
+      const types = Object.values(s.resources).map((r) => r.type);
+      expect(types).toEqual(
+        expect.arrayContaining(['scheduler jobs', 'monitoring channels', 'monitoring policies']),
+      );
+      const scaling = s.iam['pubsub topics:scaling-alerts'] ?? [];
+      expect(scaling).toEqual([
+        {
+          role: 'roles/pubsub.publisher',
+          members: [
+            'serviceAccount:service-123456789012@gcp-sa-monitoring-notification.iam.gserviceaccount.com',
+          ],
+        },
+      ]);
+      const second = await runPlan(deployPlan(c, inputs), opts);
+      expect(second).toMatchObject({ ok: true, ran: 0 });
+      const down = await runPlan(teardownPlan(c, inputs), opts);
+      expect(down.ok).toBe(true);
+      expect(readState(state).resources).toEqual({});
+    },
+    LONG,
+  );
 });
 
 describe('the stand-in gcloud is strict', () => {
