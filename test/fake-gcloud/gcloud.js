@@ -272,10 +272,10 @@ function main(argv, stdin) {
       return out(limited);
     }
     case 'compute|ssh': {
-      const zoneMatch = Object.values(R).find(
+      const instance = Object.values(R).find(
         (r) => r.type === 'compute instances' && r.name === positionals[0],
       );
-      if (!zoneMatch) throw new GcloudError(`${where} NOT_FOUND: instance ${positionals[0]}`);
+      if (!instance) throw new GcloudError(`${where} NOT_FOUND: instance ${positionals[0]}`);
       if (!flags['tunnel-through-iap']) throw new GcloudError(`${where} the instance has no external IP`);
       state.ssh = [...(state.ssh || []), { instance: positionals[0], command: flags.command, stdin }];
       save();
@@ -395,11 +395,8 @@ function main(argv, stdin) {
       create(k, obj);
       return '';
     }
-    case 'describe': {
-      let k = key(type, name);
-      if (type === 'compute instance-groups managed' && R[k]) return out([R[k]]);
-      return out([need(k)]);
-    }
+    case 'describe':
+      return out([need(key(type, name))]);
     case 'list': {
       const items = Object.values(R).filter((r) => r.type === type && matches(r, flags.filter));
       items.isList = true;
