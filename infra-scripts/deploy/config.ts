@@ -1,0 +1,152 @@
+import { z } from 'zod';
+
+/**
+ * The deployment's configuration: a JSON file (see `infra-scripts/deploy/config.example.json`)
+ * overridden by command-line flags. Everything has a default except the project.
+ */
+
+const name = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,6}[a-z0-9]$/, '2–8 characters: lowercase letters, digits, -');
+const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, 'an IPv4 CIDR range');
+const machineType = z.string().regex(/^[a-z0-9-]+$/);
+const imageFamily = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/);
+
+const scaledTier = (min: number, max: number) =>
+  z
+    .object({
+      machineType: machineType.default('e2-small'),
+      imageFamily: imageFamily.optional(),
+      min: z.number().int().min(1).max(100).default(min),
+      max: z.number().int().min(1).max(100).default(max),
+      targetCpu: z.number().gt(0).lte(1).default(0.6),
+    })
+    .strict()
+    .refine((t) => t.min <= t.max, 'min must not exceed max');
+
+/** Cloud Functions this deploy knows how to wire (entry point names in functions/index.ts). */
+export const knownFunctions = ['instanceEvents', 'healthSweep', 'scalingAlerts'] as const;
+export type FunctionName = (typeof knownFunctions)[number];
+
+export const configSchema = z
+  .object({
+    deployment: name.default('ilb'),
+    project: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a Google Cloud project ID'),
+    region: z
+      .string()
+      .regex(/^[a-z]+-[a-z]+\d+$/)
+      .default('us-central1'),
+    /** Zones of the region: Consul servers spread over them, the MIGs are regional across them. */
+    zones: z
+      .array(z.string().regex(/^[a-z]+-[a-z]+\d+-[a-z]$/))
+      .min(1)
+      .max(4)
+      .optional(),
+    /** Project holding the Packer images (default: the deployment's project). */
+    imageProject: z.string().min(1).optional(),
+    network: z
+      .object({
+        /** The VMs' subnet; Consul servers take fixed addresses from .10 on. */
+        cidr: cidr.default('10.10.0.0/20'),
+        /** The functions' Direct VPC egress subnet: the only source admitted to Consul's HTTPS API. */
+        functionsCidr: cidr.default('10.10.16.0/26'),
+      })
+      .strict()
+      .default({ cidr: '10.10.0.0/20', functionsCidr: '10.10.16.0/26' }),
+    consul: z
+      .object({
+        servers: z.union([z.literal(3), z.literal(5)]).default(3),
+        machineType: machineType.default('e2-small'),
+        imageFamily: imageFamily.optional(),
+        datacenter: z
+          .string()
+          .regex(/^[a-z0-9-]+$/)
+          .default('dc1'),
+      })
+      .strict()
+      .default({ servers: 3, machineType: 'e2-small', datacenter: 'dc1' }),
+    backend: scaledTier(2, 6).default({ machineType: 'e2-small', min: 2, max: 6, targetCpu: 0.6 }),
+    haproxy: scaledTier(2, 4).default({ machineType: 'e2-small', min: 2, max: 4, targetCpu: 0.6 }),
+    frontend: z
+      .object({ machineType: machineType.default('e2-small'), imageFamily: imageFamily.optional() })
+      .strict()
+      .default({ machineType: 'e2-small' }),
+    /** Functions to deploy; default: every known entry point exported from functions/index.ts. */
+    functions: z.array(z.enum(knownFunctions)).optional(),
+    healthSweepSchedule: z.string().min(9).default('*/5 * * * *'),
+  })
+  .strict();
+
+export type DeployConfig = z.infer<typeof configSchema>;
+
+/** The configuration with every derived default filled in. */
+export interface ResolvedConfig extends Omit<DeployConfig, 'zones' | 'functions' | 'imageProject'> {
+  zones: string[];
+  functions: FunctionName[];
+  imageProject: string;
+}
+
+export class DeployConfigError extends Error {
+  override name = 'DeployConfigError';
+}
+
+/** Flags that override the file: `--project`, `--region`, `--zones a,b`, `--deployment`, `--set a.b=v`. */
+export function applyOverrides(file: unknown, overrides: Record<string, string>, sets: string[]): unknown {
+  const out = structuredClone((file ?? {}) as Record<string, unknown>);
+  for (const [key, value] of Object.entries(overrides)) {
+    out[key] = key === 'zones' || key === 'functions' ? value.split(',').filter(Boolean) : value;
+  }
+  for (const set of sets) {
+    const eq = set.indexOf('=');
+    if (eq <= 0) throw new DeployConfigError(`--set ${set}: expected key.path=value`);
+    const path = set.slice(0, eq).split('.');
+    const raw = set.slice(eq + 1);
+    let node = out;
+    for (const part of path.slice(0, -1)) {
+      if (['__proto__', 'constructor', 'prototype'].includes(part)) {
+        throw new DeployConfigError(`--set ${set}: invalid key`);
+      }
+      const next = node[part];
+      node[part] = typeof next === 'object' && next !== null ? next : {};
+      node = node[part] as Record<string, unknown>;
+    }
+    const last = path[path.length - 1] as string;
+    // Numbers stay numbers (sizes, CPU targets); everything else is a string.
+    node[last] = /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+  }
+  return out;
+}
+
+/** Validates the merged input; `exported` is the list of entry points functions/index.ts exports. */
+export function resolveConfig(input: unknown, exported: readonly string[]): ResolvedConfig {
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new DeployConfigError(`invalid deploy config:\n  ${issues.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  const zones = c.zones ?? ['a', 'b', 'c'].map((z) => `${c.region}-${z}`);
+  for (const zone of zones) {
+    if (!zone.startsWith(`${c.region}-`)) throw new DeployConfigError(`zone ${zone} is not in ${c.region}`);
+  }
+  const functions = c.functions ?? knownFunctions.filter((f) => exported.includes(f));
+  for (const f of functions) {
+    if (!exported.includes(f)) {
+      throw new DeployConfigError(`function ${f} is not exported from functions/index.ts`);
+    }
+  }
+  return { ...c, zones, functions, imageProject: c.imageProject ?? c.project };
+}
+
+/** Entry points exported from functions/index.ts (`export { name } from './dir'`). */
+export function exportedEntryPoints(indexSource: string): string[] {
+  const names: string[] = [];
+  for (const m of indexSource.matchAll(/^export\s*\{([^}]*)\}\s*from/gm)) {
+    for (const part of (m[1] ?? '').split(',')) {
+      const alias = part.trim().split(/\s+as\s+/);
+      const exportedName = (alias[1] ?? alias[0] ?? '').trim();
+      if (exportedName) names.push(exportedName);
+    }
+  }
+  return names;
+}

@@ -1,0 +1,378 @@
+import {
+  applyOverrides,
+  DeployConfigError,
+  exportedEntryPoints,
+  resolveConfig,
+  type ResolvedConfig,
+} from '../../infra-scripts/deploy/config';
+import {
+  deployPlan,
+  functionSpecs,
+  hostAddress,
+  teardownPlan,
+  type Plan,
+  type PlanInputs,
+} from '../../infra-scripts/deploy/plan';
+import { checkPasses, runPlan, show, type Exec } from '../../infra-scripts/deploy/runner';
+
+const inputs: PlanInputs = {
+  sourceHash: 'abc',
+  agentPolicies: {
+    consul: 'node_prefix "consul-" { policy = "write" }',
+    'consul-default': 'node_prefix "" { policy = "read" }',
+    backend: 'node_prefix "backend-" { policy = "write" }',
+    'backend-default': 'node_prefix "" { policy = "read" }',
+    haproxy: 'node_prefix "haproxy-" { policy = "write" }',
+    'haproxy-default': 'node_prefix "" { policy = "read" }',
+    frontend: 'node_prefix "frontend-" { policy = "write" }',
+    'frontend-default': 'node_prefix "" { policy = "read" }',
+  },
+  functionPolicies: { instanceEvents: 'operator = "write"' },
+};
+const all = ['instanceEvents', 'healthSweep', 'scalingAlerts'];
+const config = (extra: Record<string, unknown> = {}, exported = ['instanceEvents']): ResolvedConfig =>
+  resolveConfig({ project: 'demo-project', ...extra }, exported);
+const commands = (plan: Plan) => plan.steps.flatMap((s) => s.run.map((r) => r.args));
+const line = (args: string[]) => args.join(' ');
+
+describe('deploy config', () => {
+  it('fills every default from the project alone', () => {
+    const c = config();
+    expect(c).toMatchObject({
+      deployment: 'ilb',
+      region: 'us-central1',
+      zones: ['us-central1-a', 'us-central1-b', 'us-central1-c'],
+      imageProject: 'demo-project',
+      functions: ['instanceEvents'],
+      consul: { servers: 3 },
+      backend: { min: 2, max: 6 },
+    });
+  });
+
+  it('rejects what it cannot deploy, naming the key', () => {
+    expect(() => resolveConfig({}, [])).toThrow(/project/);
+    expect(() => config({ backend: { min: 5, max: 2 } })).toThrow(/min must not exceed max/);
+    expect(() => config({ zones: ['europe-west1-b'] })).toThrow(/not in us-central1/);
+    expect(() => config({ functions: ['healthSweep'] })).toThrow(/not exported/);
+    expect(() => config({ consul: { servers: 4 } })).toThrow(DeployConfigError);
+    expect(() => config({ unknownKey: 1 })).toThrow(/unknownKey|Unrecognized/);
+  });
+
+  it('deploys the exported functions it knows, and any subset the config lists', () => {
+    expect(config({}, all).functions).toEqual(all);
+    expect(config({ functions: ['healthSweep'] }, all).functions).toEqual(['healthSweep']);
+    expect(exportedEntryPoints("// x\nexport { instanceEvents } from './instance-events';\n")).toEqual([
+      'instanceEvents',
+    ]);
+    expect(exportedEntryPoints("export { a, b as healthSweep } from './x';")).toEqual(['a', 'healthSweep']);
+  });
+
+  it('applies flags over the file', () => {
+    const merged = applyOverrides(
+      { project: 'p-from-file', backend: { min: 1 } },
+      { project: 'flag-project', zones: 'us-central1-f' },
+      ['backend.max=9', 'consul.machineType=e2-medium'],
+    );
+    expect(merged).toEqual({
+      project: 'flag-project',
+      zones: ['us-central1-f'],
+      backend: { min: 1, max: 9 },
+      consul: { machineType: 'e2-medium' },
+    });
+    expect(() => applyOverrides({}, {}, ['__proto__.x=1'])).toThrow(/invalid key/);
+    expect(() => applyOverrides({}, {}, ['novalue'])).toThrow(/key.path=value/);
+  });
+
+  it('computes host addresses inside the range', () => {
+    expect(hostAddress('10.10.0.0/20', 10)).toBe('10.10.0.10');
+    expect(hostAddress('192.168.4.0/22', 300)).toBe('192.168.5.44');
+    expect(() => hostAddress('10.0.0.0/30', 3)).toThrow(/outside/);
+  });
+});
+
+describe('deploy plan', () => {
+  const plan = deployPlan(config({}, all), inputs);
+  const cmds = commands(plan);
+
+  it('has unique step ids and passes --project to every command and check', () => {
+    expect(new Set(plan.steps.map((s) => s.id)).size).toBe(plan.steps.length);
+    for (const args of [...cmds, ...plan.steps.map((s) => s.check.args), ...Object.values(plan.lookups)]) {
+      if (args[0] === 'projects') expect(args[2]).toBe('demo-project');
+      else expect(line(args)).toContain('--project demo-project');
+    }
+  });
+
+  it('grants nothing to allUsers or allAuthenticatedUsers and no primitive role', () => {
+    for (const args of cmds) {
+      expect(line(args)).not.toMatch(/allUsers|allAuthenticatedUsers/);
+      expect(line(args)).not.toMatch(/roles\/(owner|editor|viewer)\b/);
+    }
+    expect(cmds.some((a) => a.includes('--allow-unauthenticated'))).toBe(false);
+  });
+
+  it('opens 0.0.0.0/0 only on the frontend public port; Consul HTTPS only from the functions egress', () => {
+    const firewalls = cmds.filter((a) => line(a).startsWith('compute firewall-rules create'));
+    const open = firewalls.filter((a) => a.some((x) => x.includes('0.0.0.0/0')));
+    expect(open.map((a) => a[3])).toEqual(['ilb-frontend-public']);
+    expect(open[0]).toContain('--allow=tcp:80');
+    const https = firewalls.find((a) => a.includes('--allow=tcp:8501')) as string[];
+    expect(https).toContain('--source-ranges=10.10.16.0/26');
+    expect(https).toContain('--target-service-accounts=ilb-consul@demo-project.iam.gserviceaccount.com');
+    for (const f of firewalls) {
+      expect(
+        f.some((x) => x.startsWith('--source-ranges=') || x.startsWith('--source-service-accounts=')),
+      ).toBe(true);
+    }
+  });
+
+  it('gives Consul servers fixed private addresses and no external IP', () => {
+    const servers = cmds.filter((a) => line(a).startsWith('compute instances create'));
+    expect(servers.map((a) => a[3])).toEqual(['consul-ilb-0', 'consul-ilb-1', 'consul-ilb-2']);
+    for (const s of servers) {
+      expect(s).toContain('--no-address');
+      expect(s.some((x) => x.startsWith('--address'))).toBe(false);
+      expect(s.find((x) => x.startsWith('--metadata='))).toContain(
+        'consul-servers=10.10.0.10 10.10.0.11 10.10.0.12',
+      );
+    }
+    // Spread over the zones.
+    expect(servers.map((a) => a.find((x) => x.startsWith('--zone=')))).toEqual([
+      '--zone=us-central1-a',
+      '--zone=us-central1-b',
+      '--zone=us-central1-c',
+    ]);
+  });
+
+  it("passes the images' metadata contract, secrets by name", () => {
+    const template = cmds.find((a) =>
+      line(a).startsWith('compute instance-templates create ilb-backend-'),
+    ) as string[];
+    const md = template.find((x) => x.startsWith('--metadata=')) as string;
+    for (const attr of [
+      'consul-servers=',
+      'consul-gossip-key-secret=consul-gossip-key',
+      'consul-agent-token-secret=consul-agent-token-backend',
+      'consul-default-token-secret=consul-agent-token-backend-default',
+      'consul-ca-cert-secret=consul-ca-cert',
+    ]) {
+      expect(md).toContain(attr);
+    }
+    const server = cmds.find((a) => line(a).startsWith('compute instances create')) as string[];
+    expect(server.find((x) => x.startsWith('--metadata='))).toContain(
+      'consul-initial-management-token-secret=consul-initial-management-token',
+    );
+    expect(template).toContain('--no-address');
+    const frontend = cmds.find((a) =>
+      line(a).startsWith('compute instance-templates create ilb-frontend-'),
+    ) as string[];
+    expect(frontend).toContain('--address=@{frontendIp}');
+  });
+
+  it('never puts a secret on a command line: generated values go to stdin', () => {
+    const adds = plan.steps
+      .flatMap((s) => s.run)
+      .filter((r) => line(r.args).startsWith('secrets versions add'));
+    expect(adds.length).toBeGreaterThan(10);
+    for (const a of adds) {
+      expect(a.args).toContain('--data-file=-');
+      expect(a.stdin && 'secret' in a.stdin).toBe(true);
+    }
+  });
+
+  it('labels what takes labels and marks the rest in its description', () => {
+    for (const args of cmds) {
+      const l = line(args);
+      // A NAT takes neither: teardown knows it by its router.
+      if (/ (create|deploy) /.test(` ${l} `) && !l.startsWith('compute routers nats')) {
+        const labelled = args.some((x) =>
+          /^--(labels|update-labels|user-labels)=.*app=gce-ilb-orchestrator,deployment=ilb/.test(x),
+        );
+        const described = args.includes('--description=gce-ilb-orchestrator deployment=ilb');
+        const policy = args.some((x) => x.startsWith('--policy=') && x.includes('"deployment":"ilb"'));
+        expect({ l, ok: labelled || described || policy }).toEqual({ l, ok: true });
+      }
+    }
+  });
+
+  it('deploys each function gen2 on nodejs22 with its own account, retries, internal ingress and the token from Secret Manager', () => {
+    const deploys = cmds.filter((a) => line(a).startsWith('functions deploy'));
+    expect(deploys.map((a) => a[2])).toEqual(all);
+    for (const d of deploys) {
+      const f = d[2] as keyof typeof functionSpecs;
+      expect(d).toEqual(
+        expect.arrayContaining([
+          '--gen2',
+          '--runtime=nodejs22',
+          '--retry',
+          '--ingress-settings=internal-only',
+          '--no-allow-unauthenticated',
+          `--service-account=ilb-fn-${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}@demo-project.iam.gserviceaccount.com`,
+        ]),
+      );
+      expect(d.find((x) => x.startsWith('--set-env-vars='))).toContain(
+        'CONSUL_HTTP_ADDR=https://10.10.0.10:8501',
+      );
+    }
+    const ie = deploys[0] as string[];
+    expect(ie.find((x) => x.startsWith('--set-secrets='))).toContain(
+      'CONSUL_HTTP_TOKEN=consul-token-fn-instance-events:latest',
+    );
+    // ~64 events in flight at 500 events/s; the sweep never runs twice at once.
+    expect(
+      functionSpecs.instanceEvents.concurrency * functionSpecs.instanceEvents.maxInstances,
+    ).toBeGreaterThanOrEqual(64);
+    expect(deploys[1]).toContain('--max-instances=1');
+    const egress = cmds.filter((a) => line(a).startsWith('run services update'));
+    expect(
+      egress.map(
+        (a) => a.includes('--subnet=ilb-fn-egress') && a.includes('--vpc-egress=private-ranges-only'),
+      ),
+    ).toEqual([true, true, true]);
+  });
+
+  it('routes audit activity and system events of the watched instances, and lets the sink publish', () => {
+    const sink = cmds.find((a) => line(a).startsWith('logging sinks create')) as string[];
+    const filter = sink.find((x) => x.startsWith('--log-filter=')) as string;
+    expect(filter).toContain('cloudaudit.googleapis.com%2Factivity');
+    expect(filter).toContain('cloudaudit.googleapis.com%2Fsystem_event');
+    expect(filter).toContain('/instances/backend-ilb-');
+    expect(
+      cmds.some((a) => a.includes('--member=@{sinkWriter}') && a.includes('--role=roles/pubsub.publisher')),
+    ).toBe(true);
+  });
+
+  it('wires scaling-alerts: channel, the notification agent may publish, policies notify on open and close', () => {
+    const agent = cmds.find((a) => a.some((x) => x.includes('gcp-sa-monitoring-notification')));
+    expect(agent).toEqual(expect.arrayContaining(['scaling-alerts', '--role=roles/pubsub.publisher']));
+    const policies = cmds.filter((a) => line(a).startsWith('alpha monitoring policies create'));
+    expect(policies).toHaveLength(2);
+    for (const p of policies) {
+      const json = JSON.parse((p.find((x) => x.startsWith('--policy=')) as string).slice('--policy='.length));
+      expect(json.alertStrategy.notificationPrompts).toEqual(['OPENED', 'CLOSED']);
+      expect(json.notificationChannels).toEqual(['@{channel}']);
+    }
+    expect(cmds.some((a) => line(a).startsWith('scheduler jobs create pubsub ilb-health-sweep'))).toBe(true);
+  });
+
+  it('dead-letters every function subscription and keeps the dead letters', () => {
+    for (const topic of ['instance-events', 'health-sweep', 'scaling-alerts']) {
+      expect(
+        cmds.some(
+          (a) =>
+            line(a) ===
+            `pubsub topics create ${topic}-dead-letter --labels=app=gce-ilb-orchestrator,deployment=ilb --project demo-project`,
+        ),
+      ).toBe(true);
+      expect(cmds.some((a) => a.includes(`--dead-letter-topic=${topic}-dead-letter`))).toBe(true);
+    }
+  });
+
+  it('only deploys what exists: without healthSweep and scalingAlerts, none of their parts', () => {
+    const one = commands(deployPlan(config(), inputs)).map(line);
+    expect(one.filter((l) => l.startsWith('functions deploy'))).toHaveLength(1);
+    expect(one.some((l) => /health-sweep|scaling-alerts|monitoring (channels|policies)/.test(l))).toBe(false);
+  });
+
+  it('names a new instance template when its content changes, and rolls it out', () => {
+    const a = commands(deployPlan(config(), inputs)).find((x) =>
+      line(x).startsWith('compute instance-templates create ilb-backend-'),
+    );
+    const b = commands(deployPlan(config({ backend: { machineType: 'e2-medium' } }), inputs)).find((x) =>
+      line(x).startsWith('compute instance-templates create ilb-backend-'),
+    );
+    expect(a?.[3]).not.toBe(b?.[3]);
+    expect(
+      commands(deployPlan(config(), inputs)).some((x) => x.includes(`--version=template=${a?.[3]}`)),
+    ).toBe(true);
+  });
+});
+
+describe('teardown plan', () => {
+  const c = config({}, all);
+  const deploy = deployPlan(c, inputs);
+  const teardown = teardownPlan(c, inputs);
+
+  it('deletes in the reverse order of creation, only what carries the deployment', () => {
+    const created = commands(deploy)
+      .filter((a) => / (create|deploy) /.test(` ${line(a)} `))
+      .map((a) => a.slice(0, 2).join(' '));
+    const deleted = commands(teardown).map((a) => a.slice(0, 2).join(' '));
+    expect(deleted[0]).toBe('functions delete');
+    expect(deleted[deleted.length - 1]).toBe('compute networks');
+    expect(created.length).toBeGreaterThan(0);
+    for (const s of teardown.steps) {
+      expect(s.runWhen).toBe('check-passes');
+      const l = line(s.check.args);
+      expect(/deployment|binding|--filter|labels/.test(`${l} ${JSON.stringify(s.check.expect)}`)).toBe(true);
+    }
+    // Project-level grants are removed (they would outlive the accounts).
+    expect(commands(teardown).filter((a) => a[1] === 'remove-iam-policy-binding')).toHaveLength(
+      commands(deploy).filter((a) => a[0] === 'projects' && a[1] === 'add-iam-policy-binding').length,
+    );
+  });
+});
+
+describe('runner', () => {
+  const c = config();
+  const plan = deployPlan(c, inputs);
+  const generators = {
+    gossipKey: () => 'GOSSIP',
+    uuid: () => 'UUID',
+    tls: async () => ({ 'ca-cert': 'C', 'ca-key': 'K', 'server-cert': 'S', 'server-key': 'SK' }),
+  };
+
+  it('dry run prints every step and command and runs nothing', async () => {
+    const exec = jest.fn<ReturnType<Exec>, Parameters<Exec>>();
+    const lines: string[] = [];
+    const r = await runPlan(plan, { exec, generators, log: (l) => lines.push(l), dryRun: true, rerun: 'x' });
+    expect(r).toEqual({ ok: true, ran: 0, skipped: plan.steps.length });
+    expect(exec).not.toHaveBeenCalled();
+    expect(lines.filter((l) => /^step \d+ of \d+:/.test(l))).toHaveLength(plan.steps.length);
+    expect(lines.join('\n')).toContain(show(commands(plan)[0] as string[]));
+  });
+
+  it('stops at a failure with the command and how to resume', async () => {
+    const exec: Exec = async (args) =>
+      args.includes('create') && args.includes('compute') && args.includes('routers')
+        ? { code: 1, stdout: '', stderr: 'ERROR: quota' }
+        : {
+            code:
+              args.includes('describe') || args.includes('list') || args.includes('get-iam-policy') ? 1 : 0,
+            stdout: '',
+            stderr: '',
+          };
+    const lines: string[] = [];
+    const r = await runPlan(plan, {
+      exec,
+      generators,
+      log: (l) => lines.push(l),
+      rerun: 'infra-scripts/deploy.sh --project demo-project',
+    });
+    expect(r).toMatchObject({ ok: false, step: 4, error: 'ERROR: quota' });
+    expect(lines.join('\n')).toMatch(
+      /step 4 of \d+ failed: Cloud Router ilb-router\n {2}command: gcloud compute routers create ilb-router/,
+    );
+    expect(lines.join('\n')).toContain('run again to resume');
+  });
+
+  it('evaluates checks', () => {
+    const b = { role: 'roles/x', member: 'serviceAccount:a' };
+    expect(
+      checkPasses(
+        { args: [], expect: { binding: b } },
+        0,
+        JSON.stringify({ bindings: [{ role: 'roles/x', members: ['serviceAccount:a'] }] }),
+      ),
+    ).toBe(true);
+    expect(
+      checkPasses(
+        { args: [], expect: { binding: b } },
+        0,
+        JSON.stringify({ bindings: [{ role: 'roles/y', members: ['serviceAccount:a'] }] }),
+      ),
+    ).toBe(false);
+    expect(checkPasses({ args: [], expect: 'exists' }, 1, 'x')).toBe(false);
+    expect(checkPasses({ args: [], expect: 'nonEmpty' }, 0, ' \n')).toBe(false);
+    expect(checkPasses({ args: [], expect: { equals: 'h' } }, 0, 'h\n')).toBe(true);
+  });
+});
