@@ -31,6 +31,8 @@ beforeAll(async () => {
     statusPort: 0,
     stabilizationSec: 30,
     progress: out,
+    // Every scenario meets what real delivery does: duplicates, a `last` before its `first`, delay.
+    auditFaults: { duplicate: 0.3, reorder: 0.5, delayMs: 400, seed: 20261127 },
   });
   sb.status.setScenarioRunner(async (name, write) => void (await runScenario(sb, name, write)));
   out(`sandbox up in ${sb.startupMs} ms`);

@@ -9,7 +9,12 @@
 import { PubSub } from '@google-cloud/pubsub';
 import { services } from '../../../shared/contract';
 import type { Logger } from '../../../shared/logging';
-import { startComputeEmulator, pubsubSink, type RunningEmulator } from '../compute-emulator';
+import {
+  startComputeEmulator,
+  pubsubSink,
+  type AuditFaults,
+  type RunningEmulator,
+} from '../compute-emulator';
 import { LauncherDriver } from '../compute-emulator/launcher-driver';
 import {
   type ConsulCluster,
@@ -36,6 +41,8 @@ export interface SandboxOptions {
   stabilizationSec?: number;
   /** Progress lines for people waiting (start-up takes a while). */
   progress?: (line: string) => void;
+  /** Deliver audit entries as a real sink may: duplicated, out of order, late. */
+  auditFaults?: AuditFaults;
 }
 
 export interface Sandbox {
@@ -120,6 +127,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       autoscaleIntervalMs: 5000,
       stabilizationSec: options.stabilizationSec ?? 60,
       restartDelayMs: 8000,
+      auditFaults: options.auditFaults,
     });
     stops.push(() => compute.stop());
     seedTopology(compute, roleTokens);
