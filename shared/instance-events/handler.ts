@@ -93,11 +93,13 @@ async function observe(
     ? { ...requested, name: byId.name, byId: false, instanceId: requested.name }
     : requested;
   const node = byId !== undefined ? byId : await deps.consul.catalog.node(target.name);
+  // Consul servers and other unmanaged nodes: nothing more is read, the plan leaves them alone.
+  if (node ? !isManagedNode(node.name, node.meta) : !target.byId && !isManagedNode(target.name))
+    return { target, observation: { node, record: null }, stored: noRecord };
   const ref = { project: target.project, zone: target.zone };
-  const lookup =
-    needsLookup(event, node) && node && isManagedNode(node.name, node.meta)
-      ? await deps.instances.get({ ...ref, name: target.name })
-      : undefined;
+  const lookup = needsLookup(event, node)
+    ? await deps.instances.get({ ...ref, name: target.name })
+    : undefined;
   const instanceId = resolveInstanceId(target, { node, lookup });
   const stored = instanceId ? await records.read(instanceId) : noRecord;
   const gossip = event.confirm === 'gone' && node ? await gossipOf(deps.consul, node.name) : undefined;
@@ -165,7 +167,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
     // One transient failure is worth a redelivery of the whole message; the ledger frees its id.
     const transient = failures.filter((f) => f.transient);
     if (transient.length > 0)
-      throw new TransientError(transient.map((f) => f.message).join('; '), { cause: transient[0] });
+      throw new TransientError(clip(transient.map((f) => f.message).join('; ')), { cause: transient[0] });
     return outcomes;
   };
 

@@ -423,6 +423,13 @@ describe('instanceEvents handler: hostile input', () => {
     });
     expect(s.nodes).toHaveLength(1);
     expect(s.forceLeft).toEqual([]);
+    const serverHostError = edited((e) => {
+      e.protoPayload.resourceName = 'projects/ilb-demo/zones/us-central1-f/instances/consul-server-1';
+      e.protoPayload.methodName = 'compute.instances.hostError';
+    });
+    await expect(s.handle(serverHostError)).resolves.toMatchObject({ targets: [{ reason: 'not-managed' }] });
+    expect(s.lookups).toEqual([]);
+    expect(s.written).toEqual([]);
 
     const hostile = setup({ nodes: [backendNode({ [nodeMetaKeys.instanceId]: '1/../../acl' })] });
     await hostile.handle(wrap(groupEntry([NAME])));
