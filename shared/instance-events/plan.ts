@@ -174,7 +174,8 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         const leave: Step[] = target.byId ? [] : [{ type: 'force-leave', node: target.name }];
         return skip('already-gone', [...leave, ...undrain, ...forget]);
       }
-      if (replaced) return ignore('replacement-present');
+      // The replacement keeps its node; the departed instance's drain key and record go.
+      if (replaced) return { ...ignore('replacement-present'), steps: [...undrain, ...forget] };
       if (serving(obs.lookup)) return skip('instance-running');
       if (needsConfirmation(event, obs)) {
         if (!obs.current) return act('retry', 'unconfirmed', []);

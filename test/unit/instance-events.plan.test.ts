@@ -296,6 +296,20 @@ describe('planTarget: maintenance bookkeeping', () => {
       obs({ node: node({ [nodeMetaKeys.instanceId]: X }), record }),
     );
     expect(removed.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave', 'undrain']);
+    // Recreated under the same name: the new node stays, the old id's drain key goes.
+    const replaced = planTarget(
+      event('remove', 9, { method: 'compute.instances.delete' }),
+      target(X),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: Y }), record }),
+    );
+    expect(replaced).toMatchObject({
+      decision: 'skip',
+      reason: 'replacement-present',
+      steps: [
+        { type: 'undrain', node: name, instanceId: X },
+        { type: 'forget-instance', instanceId: X },
+      ],
+    });
   });
 
   it('mergeRecord keeps the latest time whatever the merge order', () => {
