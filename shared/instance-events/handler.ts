@@ -103,10 +103,11 @@ async function observe(
   const instanceId = resolveInstanceId(target, { node, lookup });
   const stored = instanceId ? await records.read(instanceId) : noRecord;
   const gossip = event.confirm === 'gone' && node ? await gossipOf(deps.consul, node.name) : undefined;
-  // Compute accepts the id in place of the name: the answer is about this instance, not the name's.
+  // By name (or by id when the name is unknown: Compute accepts either); the plan compares the id
+  // it answers with, so a same-name successor reads as this instance being gone.
   const current =
     instanceId && needsConfirmation(event, { node, gossip, record: stored.record })
-      ? await deps.instances.get({ ...ref, name: instanceId })
+      ? await deps.instances.get({ ...ref, name: target.name })
       : undefined;
   return { target, observation: { node, lookup, current, gossip, record: stored.record }, stored };
 }

@@ -219,8 +219,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       ['backend-going', '1003', 'STOPPING'],
     ] as const) {
       await registerNode(consul, name, meta(id));
-      // Compute accepts the id in place of the name: the function asks about the id.
-      edge.instances.set(`ilb-demo/us-central1-f/${id}`, { id, status });
+      edge.instances.set(`ilb-demo/us-central1-f/${name}`, { id, status });
       await handle(message({ name, id, phase: 'first', time: t0 }));
       expect(await drainKey(name)).toMatchObject({ instanceId: id });
     }
@@ -237,7 +236,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
 
   it('a late hostError leaves a node that restarted in place and still gossips', async () => {
     const agent = await cluster.startClient({ nodeName: 'backend-hosterr', nodeMeta: meta('1301') });
-    edge.instances.set('ilb-demo/us-central1-f/1301', { id: '1301', status: 'RUNNING' });
+    edge.instances.set('ilb-demo/us-central1-f/backend-hosterr', { id: '1301', status: 'RUNNING' });
     const msg = message({
       name: 'backend-hosterr',
       id: '1301',

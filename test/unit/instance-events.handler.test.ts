@@ -298,8 +298,8 @@ describe('instanceEvents handler: real event shapes', () => {
     await expect(restarted.handle(hostError)).resolves.toMatchObject({
       targets: [{ decision: 'skip', reason: 'instance-running' }],
     });
-    // Compute was asked by id, the node is still there.
-    expect(restarted.lookups).toEqual([{ project: 'ilb-demo', zone: 'us-central1-f', name: ID }]);
+    // Compute was asked (its answer's id is compared), the node is still there.
+    expect(restarted.lookups).toEqual([{ project: 'ilb-demo', zone: 'us-central1-f', name: NAME }]);
     expect(restarted.nodes).toHaveLength(1);
     const dead = setup({ checks: [serf('critical')] });
     await expect(dead.handle(hostError)).resolves.toMatchObject({ targets: [{ decision: 'deregister' }] });

@@ -175,6 +175,11 @@ describe('planTarget: confirmation by Compute and scope', () => {
     expect(
       planTarget(hostError, target(X), obs({ node: alive, gossip: 'alive', current: down })).decision,
     ).toBe('deregister');
+    // The name now belongs to a successor (recreated): this instance is gone.
+    const successor = { found: true, id: Y, status: 'RUNNING' } as const;
+    expect(
+      planTarget(hostError, target(X), obs({ node: alive, gossip: 'alive', current: successor })).decision,
+    ).toBe('deregister');
     expect(needsConfirmation(hostError, { node: alive, gossip: 'absent', record: null })).toBe(false);
     expect(planTarget(hostError, target(X), obs({ node: alive, gossip: 'absent' })).decision).toBe(
       'deregister',
@@ -200,6 +205,12 @@ describe('planTarget: confirmation by Compute and scope', () => {
     ],
     ['terminated', { found: true, id: X, status: 'TERMINATED' } as const, 'skip', 'instance-going-away'],
     ['gone', { found: false } as const, 'skip', 'instance-gone'],
+    [
+      'replaced by a same-name successor',
+      { found: true, id: Y, status: 'RUNNING' } as const,
+      'skip',
+      'instance-gone',
+    ],
   ])('a failed deletion restores only an instance Compute reports %s', (_what, current, decision, reason) => {
     const failed = event('restore', 9, { method: 'compute.instances.delete', confirm: 'serving' });
     const plan = planTarget(failed, target(X), obs({ node: alive, record: drained, current }));
