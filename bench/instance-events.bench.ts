@@ -116,9 +116,21 @@ async function main(): Promise<void> {
     const rules = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/instance-events.hcl'), 'utf8');
     await server.consul.acl.createPolicy('instance-events', rules);
     const token = await server.consul.acl.createToken({ policies: ['instance-events'] });
+    const forceLeaveRules = readFileSync(
+      path.join(repoRoot(), 'infra-scripts/acl/instance-events-force-leave.hcl'),
+      'utf8',
+    );
+    await server.consul.acl.createPolicy('instance-events-force-leave', forceLeaveRules);
+    const forceLeaveToken = await server.consul.acl.createToken({
+      policies: ['instance-events-force-leave'],
+    });
     await registerNodes(server, 0);
 
-    const config = loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: token });
+    const config = loadConfig({
+      CONSUL_HTTP_ADDR: server.httpAddr,
+      CONSUL_HTTP_TOKEN: token,
+      CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken,
+    });
     const real = createConsulClient(config.consul);
     const goneAt = new Map<string, number>();
     // Time at which each node left the catalog: the moment its CAS delete was acknowledged.
@@ -135,6 +147,8 @@ async function main(): Promise<void> {
     };
     const handle = instanceEventsFromConfig(config, {
       consul,
+      // The messages carry fixed timestamps: the function's clock is set just after them.
+      now: () => Date.UTC(2026, 10, 26, 12),
       // The log lines are built and serialized as in production, then dropped.
       logger: createLogger({
         name: 'instanceEvents',

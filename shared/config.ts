@@ -14,6 +14,9 @@ import { consulHttpPort, defaultKvPrefix } from './contract';
  *   CONSUL_CLIENT_CERT/KEY  client certificate when agents verify incoming HTTPS
  *   CONSUL_HTTP_SSL_VERIFY  false: skip certificate verification (never in production)
  *   CONSUL_TLS_SERVER_NAME  SNI/verification name when it differs from the address
+ *   CONSUL_FORCE_LEAVE_TOKEN  a separate token holding only `operator = "write"`, used for nothing
+ *                           but force-leave (infra-scripts/acl/instance-events-force-leave.hcl); or
+ *                           CONSUL_FORCE_LEAVE_TOKEN_FILE. Unset: instanceEvents does not force-leave.
  * The orchestrator's own settings:
  *   GOOGLE_CLOUD_PROJECT    when set, events about other projects are ignored
  *   DRY_RUN                 true: log every plan, change nothing
@@ -34,6 +37,8 @@ const envSchema = z.object({
   CONSUL_HTTP_ADDR: z.string().min(1).default(`127.0.0.1:${consulHttpPort}`),
   CONSUL_HTTP_TOKEN: z.string().min(1).optional(),
   CONSUL_HTTP_TOKEN_FILE: z.string().min(1).optional(),
+  CONSUL_FORCE_LEAVE_TOKEN: z.string().min(1).optional(),
+  CONSUL_FORCE_LEAVE_TOKEN_FILE: z.string().min(1).optional(),
   CONSUL_HTTP_SSL: flag(false),
   CONSUL_CACERT: z.string().min(1).optional(),
   CONSUL_CLIENT_CERT: z.string().min(1).optional(),
@@ -87,6 +92,8 @@ export interface OrchestratorConfig {
   dryRun: boolean;
   kvPrefix: string;
   ledger: { inProgressTtlMs: number; retentionMs: number };
+  /** The operator-write token for force-leave only, held apart from the main token. */
+  forceLeaveToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -135,6 +142,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
     (e.CONSUL_HTTP_TOKEN_FILE
       ? readText(e.CONSUL_HTTP_TOKEN_FILE, 'CONSUL_HTTP_TOKEN_FILE').trim()
       : undefined);
+  const forceLeaveToken =
+    e.CONSUL_FORCE_LEAVE_TOKEN ??
+    (e.CONSUL_FORCE_LEAVE_TOKEN_FILE
+      ? readText(e.CONSUL_FORCE_LEAVE_TOKEN_FILE, 'CONSUL_FORCE_LEAVE_TOKEN_FILE').trim()
+      : undefined);
   return {
     consul: {
       baseUrl: consulBaseUrl(e.CONSUL_HTTP_ADDR, e.CONSUL_HTTP_SSL),
@@ -158,5 +170,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
       inProgressTtlMs: e.ORCHESTRATOR_LEDGER_IN_PROGRESS_TTL_S * 1000,
       retentionMs: e.ORCHESTRATOR_LEDGER_RETENTION_S * 1000,
     },
+    forceLeaveToken: forceLeaveToken || undefined,
   };
 }

@@ -48,4 +48,12 @@ export const kvPrefixes = (kvPrefix: string = defaultKvPrefix) => ({
   instanceEventsLedger: `${kvPrefix}ledger/instance-events/`,
   /** Per-instance records (the maintenance the function set, the latest drain/restore times). */
   instanceRecords: `${kvPrefix}instance-events/instances/`,
+  /**
+   * The drain list: `<prefix>draining/<node name>` = `{"instanceId":"<digits>","since":<ms>}`. The
+   * HAProxy tier's template reads it and drains a server only while its node's instance id matches.
+   */
+  draining: `${kvPrefix}draining/`,
 });
+
+/** The roles whose instances MIGs create, delete and recreate: the only nodes instanceEvents acts on. */
+export const managedRoles = ['backend', 'frontend', 'haproxy'] as const satisfies readonly Role[];

@@ -3,33 +3,37 @@
 #   consul acl policy create -name instance-events -rules @infra-scripts/acl/instance-events.hcl
 #   consul acl token create -description "fn instanceEvents" -policy-name instance-events
 # and hand the token to the function as CONSUL_HTTP_TOKEN (a Secret Manager secret mounted as an
-# env var) or CONSUL_HTTP_TOKEN_FILE (mounted as a file).
+# env var) or CONSUL_HTTP_TOKEN_FILE (mounted as a file). Force-leave needs `operator = "write"`,
+# which this policy does not grant: it lives in instance-events-force-leave.hcl, on a separate
+# token (CONSUL_FORCE_LEAVE_TOKEN[_FILE]) used for nothing else.
 #
-# What each rule is for (there is no service rule: maintenance and deletion act on the node,
-# and its services follow):
-# - node write: read a node's identity metadata, delete it with `/v1/txn` delete-cas, register
-#   and remove the fallback drain check on it, and enable/disable maintenance on the node's own
-#   agent (`/v1/agent/maintenance` needs node:write on that agent's node name).
+# The function talks only to its configured Consul address; it never calls a node's own agent
+# (drains go through the KV drain list below), so it needs no agent rule at all.
+#
+# node read: find a node by name or by its gce-instance-id metadata, read its serfHealth check.
 node_prefix "" {
+  policy = "read"
+}
+# node write, only on the node-name prefixes of the roles MIGs manage (instances are named
+# `<role>-<suffix>`, packer/ and infra-scripts/local/scenarios/topology.ts): delete a departed
+# node with `/v1/txn` delete-cas. Consul servers (`consul-…`) stay read-only.
+node_prefix "backend-" {
   policy = "write"
 }
-# Consul servers are never departed instances of a MIG this function drains or deregisters:
-# the longer prefix wins, so their nodes stay read-only for this token.
-node_prefix "consul-" {
-  policy = "read"
+node_prefix "haproxy-" {
+  policy = "write"
 }
-# agent read: `/v1/agent/self` on a node's agent, to check it is the instance before draining it.
-agent_prefix "" {
-  policy = "read"
+node_prefix "frontend-" {
+  policy = "write"
 }
-# operator write: `/v1/agent/force-leave/<node>?prune`, so the leader does not register a failed
-# gossip member again after its catalog entry was deleted. Consul has no narrower permission
-# for force-leave.
-operator = "write"
-# The function's state: its idempotency ledger and per-instance records (maintenance it set).
+# The function's state: its idempotency ledger, per-instance records, and the drain list the
+# HAProxy tier reads (packer/haproxy/files/haproxy.cfg.ctmpl).
 key_prefix "gce-ilb-orchestrator/ledger/instance-events/" {
   policy = "write"
 }
 key_prefix "gce-ilb-orchestrator/instance-events/" {
+  policy = "write"
+}
+key_prefix "gce-ilb-orchestrator/draining/" {
   policy = "write"
 }

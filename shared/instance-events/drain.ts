@@ -1,89 +1,44 @@
+import { z } from 'zod';
 import type { ConsulClient } from '../consul/client';
-import { checkIds, nodeMetaKeys } from '../contract';
-import { TransientError } from '../errors';
-import type { Logger } from '../logging';
-import type { Maintenance, Step } from './plan';
-
-export type SetMaintenanceStep = Extract<Step, { type: 'set-maintenance' }>;
-export type ClearMaintenanceStep = Extract<Step, { type: 'clear-maintenance' }>;
-
-export interface DrainMechanism {
-  /** Puts the node in maintenance; returns how. */
-  set(step: SetMaintenanceStep): Promise<Maintenance['mode']>;
-  /** Lifts the maintenance this function set (and only that one). */
-  clear(step: ClearMaintenanceStep): Promise<void>;
-}
-
-/** The node's own agent answers quickly or not at all: a dead instance must not stall the event. */
-const agentCallOptions = { timeoutMs: 1500, retries: 0 };
+import { readJson } from '../consul/kv-json';
+import { PermanentError } from '../errors';
+import { computeNamePattern, instanceIdPattern } from './plan';
 
 /**
- * Drains through the node's own agent when it answers as that instance; otherwise through a
- * critical catalog check. Maintenance is agent-local state: a check registered through the
- * catalog is removed by a live agent's anti-entropy, but it holds while the agent is dead or
- * unreachable, which is when the agent path fails.
+ * The drain list in KV: `<prefix><node name>` = `{"instanceId":"<digits>","since":<ms>}`. The
+ * HAProxy tier's template drains a server only while its node's `gce-instance-id` equals the key's
+ * instance id, so a same-name replacement is never drained. Written through the function's own
+ * Consul address only: no token travels to an address read from the catalog, and no agent's
+ * anti-entropy touches KV.
  */
-export function createDrainMechanism(
-  consul: Pick<ConsulClient, 'at'> & { catalog: Pick<ConsulClient['catalog'], 'register' | 'deregister'> },
-  agentPort: number,
-  logger: Logger,
-): DrainMechanism {
-  const agentOf = (address: string) => consul.at({ host: address, port: agentPort, ...agentCallOptions });
-  const isInstance = (
-    self: { nodeName: string; meta: Record<string, string> },
-    node: string,
-    instanceId: string,
-  ) => self.nodeName === node && self.meta[nodeMetaKeys.instanceId] === instanceId;
+export interface DrainList {
+  set(node: string, instanceId: string, since: number): Promise<void>;
+  /** Deletes the node's key if it still names `instanceId`; a key naming another instance stays. */
+  clear(node: string, instanceId: string): Promise<void>;
+}
 
+const drainValueSchema = z.object({ instanceId: z.string(), since: z.number() });
+
+export function createDrainList(
+  kv: Pick<ConsulClient['kv'], 'get' | 'set' | 'delete'>,
+  prefix: string,
+): DrainList {
+  const keyOf = (node: string, instanceId: string) => {
+    // Both came validated from the event or Consul; checked again where they become a key.
+    if (!computeNamePattern.test(node) || !instanceIdPattern.test(instanceId))
+      throw new PermanentError(`refusing a drain key for node ${JSON.stringify(node)}`);
+    return `${prefix}${node}`;
+  };
   return {
-    async set(step) {
-      const agent = agentOf(step.address);
-      try {
-        if (isInstance(await agent.agent.self(), step.node, step.instanceId)) {
-          await agent.agent.maintenance(true, step.reason);
-          return 'agent';
-        }
-      } catch (err) {
-        logger.debug(
-          { instance: step.node, err: (err as Error).message },
-          'node agent unreachable, drain by catalog check',
-        );
-      }
-      await consul.catalog.register({
-        node: step.node,
-        address: step.address,
-        skipNodeUpdate: true,
-        check: {
-          checkId: checkIds.drain,
-          name: 'Draining: instance going away (gce-ilb-orchestrator)',
-          status: 'critical',
-          notes: step.reason,
-        },
-      });
-      return 'catalog';
+    async set(node, instanceId, since) {
+      await kv.set(keyOf(node, instanceId), JSON.stringify({ instanceId, since }));
     },
-
-    async clear(step) {
-      const m = step.maintenance;
-      if (m.mode === 'catalog') {
-        await consul.catalog.deregister({ node: step.node, checkId: checkIds.drain });
-        return;
-      }
-      const agent = agentOf(step.address);
-      // Whatever the agent answers (down, refusing, denied), the restore waits for it: redelivery.
-      const reach = <T>(call: Promise<T>) =>
-        call.catch((err: unknown) => {
-          throw new TransientError(
-            `agent of ${step.node} unreachable to lift maintenance: ${(err as Error).message}`,
-            { cause: err },
-          );
-        });
-      if (!isInstance(await reach(agent.agent.self()), step.node, step.instanceId)) {
-        throw new TransientError(`agent at ${step.address} is not ${step.node}/${step.instanceId} yet`);
-      }
-      const checks = await reach(agent.agent.checks());
-      // Only our own maintenance: an operator's `consul maint` carries another reason.
-      if (checks[checkIds.nodeMaintenance]?.notes === m.reason) await reach(agent.agent.maintenance(false));
+    async clear(node, instanceId) {
+      const key = keyOf(node, instanceId);
+      const stored = await readJson(kv, key, drainValueSchema);
+      if (stored?.value?.instanceId !== instanceId) return;
+      // A lost CAS means the key changed since: a newer drain, left alone.
+      await kv.delete(key, { cas: stored.index });
     },
   };
 }

@@ -1,21 +1,32 @@
 import type { InstancesApi } from '../compute/instances';
 import type { ConsulClient } from '../consul/client';
+import type { CatalogNode } from '../consul/schemas';
+import { nodeMetaKeys } from '../contract';
 import { classifyError, TransientError, type ClassifiedError } from '../errors';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { createDrainMechanism } from './drain';
+import { createDrainList } from './drain';
 import { parsePubsubMessage, type EventTarget, type InstanceEvent } from './parse';
-import { needsLookup, planTarget, resolveInstanceId } from './plan';
+import {
+  computeNamePattern,
+  isManagedNode,
+  metaInstanceId,
+  needsConfirmation,
+  needsLookup,
+  planTarget,
+  resolveInstanceId,
+  type Gossip,
+} from './plan';
 import { createRecordStore, noRecord, type RecordStore } from './records';
 import { createStepExecutor, outcomeOf, type TargetOutcome } from './steps';
 
 export type { TargetOutcome } from './steps';
 
-/** What instanceEvents reads and writes in Consul. */
-export type InstanceEventsConsul = Pick<ConsulClient, 'at'> & {
-  catalog: Pick<ConsulClient['catalog'], 'node' | 'register' | 'deregister' | 'deleteNodeCas'>;
-  agent: Pick<ConsulClient['agent'], 'forceLeave'>;
-  kv: Pick<ConsulClient['kv'], 'get' | 'cas' | 'delete'>;
+/** What instanceEvents reads and writes in Consul, all through its one configured address. */
+export type InstanceEventsConsul = {
+  catalog: Pick<ConsulClient['catalog'], 'node' | 'nodes' | 'deleteNodeCas'>;
+  health: Pick<ConsulClient['health'], 'node'>;
+  kv: Pick<ConsulClient['kv'], 'get' | 'set' | 'cas' | 'delete'>;
 };
 
 export interface InstanceEventsDeps {
@@ -25,11 +36,22 @@ export interface InstanceEventsDeps {
   logger: Logger;
   /** KV prefix of the per-instance records, ending in `/`. */
   recordPrefix: string;
-  agentPort: number;
+  /** KV prefix of the drain list the HAProxy tier reads, ending in `/`. */
+  drainPrefix: string;
+  /** Force-leave through a separately held operator token; null: never force-leave. */
+  forceLeave: ((node: string) => Promise<unknown>) | null;
   dryRun: boolean;
   /** When set, events about other projects are acknowledged and ignored. */
   project?: string;
+  /** Oldest event accepted, as an age in ms: the ledger's retention (older ids may be forgotten). */
+  maxEventAgeMs: number;
+  now?: () => number;
 }
+
+/** Clock skew tolerated for entries stamped in the future. */
+export const maxEventSkewMs = 5 * 60_000;
+/** Longest reason kept in an outcome (errors quote Consul's answers). */
+const maxReasonChars = 300;
 
 export type MessageOutcome =
   | { status: 'rejected'; reason: string }
@@ -38,21 +60,59 @@ export type MessageOutcome =
   | { status: 'failed'; eventId: string; reason: string }
   | { status: 'planned' | 'applied'; eventId: string; targets: TargetOutcome[] };
 
-/** Reads what Consul (and, for a node without identity, Compute) says about one target now. */
+/** The node of an instance named by its numeric id: found by its identity metadata, in the zone. */
+async function nodeById(consul: InstanceEventsConsul, target: EventTarget): Promise<CatalogNode | null> {
+  const nodes = await consul.catalog.nodes({ nodeMeta: { [nodeMetaKeys.instanceId]: target.name } });
+  return (
+    nodes.find(
+      (n) =>
+        computeNamePattern.test(n.name) &&
+        metaInstanceId(n) === target.name &&
+        (n.meta[nodeMetaKeys.zone] ?? target.zone) === target.zone,
+    ) ?? null
+  );
+}
+
+/** Whether the node's agent still gossips: its serfHealth check passes. */
+async function gossipOf(consul: InstanceEventsConsul, node: string): Promise<Gossip> {
+  const checks = await consul.health.node(node);
+  const serf = checks.find((c) => c.CheckID === 'serfHealth' && c.Node === node);
+  return serf?.Status === 'passing' ? 'alive' : 'absent';
+}
+
+/** Reads what Consul (and, where the plan needs it, Compute) says about one target now. */
 async function observe(
   deps: Pick<InstanceEventsDeps, 'consul' | 'instances'>,
   records: RecordStore,
   event: InstanceEvent,
-  target: EventTarget,
+  requested: EventTarget,
 ) {
-  const node = await deps.consul.catalog.node(target.name);
+  const byId = requested.byId ? await nodeById(deps.consul, requested) : undefined;
+  // Named by id: once its node is found, the node's (validated) name is the target's name.
+  const target = byId
+    ? { ...requested, name: byId.name, byId: false, instanceId: requested.name }
+    : requested;
+  const node = byId !== undefined ? byId : await deps.consul.catalog.node(target.name);
+  // Consul servers and other unmanaged nodes: nothing more is read, the plan leaves them alone.
+  if (node ? !isManagedNode(node.name, node.meta) : !target.byId && !isManagedNode(target.name))
+    return { target, observation: { node, record: null }, stored: noRecord };
+  const ref = { project: target.project, zone: target.zone };
   const lookup = needsLookup(event, node)
-    ? await deps.instances.get({ project: target.project, zone: target.zone, name: target.name })
+    ? await deps.instances.get({ ...ref, name: target.name })
     : undefined;
   const instanceId = resolveInstanceId(target, { node, lookup });
   const stored = instanceId ? await records.read(instanceId) : noRecord;
-  return { observation: { node, lookup, record: stored.record }, stored };
+  const gossip = event.confirm === 'gone' && node ? await gossipOf(deps.consul, node.name) : undefined;
+  // By name (or by id when the name is unknown: Compute accepts either); the plan compares the id
+  // it answers with, so a same-name successor reads as this instance being gone.
+  const current =
+    instanceId && needsConfirmation(event, { node, gossip, record: stored.record })
+      ? await deps.instances.get({ ...ref, name: target.name })
+      : undefined;
+  return { target, observation: { node, lookup, current, gossip, record: stored.record }, stored };
 }
+
+const clip = (text: string) => (text.length > maxReasonChars ? `${text.slice(0, maxReasonChars)}…` : text);
 
 /**
  * Handles one Pub/Sub message: decode → ledger → plan → execute → log. Resolves for anything to
@@ -60,23 +120,29 @@ async function observe(
  */
 export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   const { consul, logger } = deps;
+  const now = deps.now ?? Date.now;
   const records = createRecordStore(consul.kv, deps.recordPrefix);
   const execute = createStepExecutor({
     consul,
-    drain: createDrainMechanism(consul, deps.agentPort, logger),
+    forceLeave: deps.forceLeave,
+    drains: createDrainList(consul.kv, deps.drainPrefix),
     records,
+    logger,
   });
 
   const processEvent = async (event: InstanceEvent, act: boolean) => {
     const outcomes: TargetOutcome[] = [];
     const failures: ClassifiedError[] = [];
     // Targets are independent: one failing does not stop the others.
-    for (const target of event.targets) {
+    for (const requested of event.targets) {
       const started = performance.now();
+      let target = requested;
       let outcome: TargetOutcome;
       let failure: ClassifiedError | undefined;
       try {
-        const { observation, stored } = await observe(deps, records, event, target);
+        const seen = await observe(deps, records, event, requested);
+        target = seen.target;
+        const { observation, stored } = seen;
         const plan = planTarget(event, target, observation);
         outcome = act ? await execute(plan, stored) : outcomeOf(plan);
         if (!act)
@@ -88,7 +154,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
           instance: target.name,
           instanceId: target.instanceId,
           decision: 'failed',
-          reason: failure.message,
+          reason: clip(failure.message),
         };
       }
       outcomes.push(outcome);
@@ -102,14 +168,21 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
     // One transient failure is worth a redelivery of the whole message; the ledger frees its id.
     const transient = failures.filter((f) => f.transient);
     if (transient.length > 0)
-      throw new TransientError(transient.map((f) => f.message).join('; '), { cause: transient[0] });
+      throw new TransientError(clip(transient.map((f) => f.message).join('; ')), { cause: transient[0] });
     return outcomes;
   };
 
   const run = async (event: InstanceEvent): Promise<MessageOutcome> => {
     if (deps.dryRun)
       return { status: 'planned', eventId: event.id, targets: await processEvent(event, false) };
-    const ledgered = await deps.ledger.run({ id: event.id, at: event.time }, () => processEvent(event, true));
+    let targets: TargetOutcome[] = [];
+    // The ledger keeps a count per decision, not every outcome: its value stays small for any entry.
+    const ledgered = await deps.ledger.run({ id: event.id, at: event.time }, async () => {
+      targets = await processEvent(event, true);
+      const decisions: Record<string, number> = {};
+      for (const t of targets) decisions[t.decision] = (decisions[t.decision] ?? 0) + 1;
+      return { targets: targets.length, decisions };
+    });
     if (ledgered.duplicate) {
       logger.info(
         { decision: 'duplicate', eventId: event.id },
@@ -117,7 +190,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       );
       return { status: 'duplicate', eventId: event.id };
     }
-    return { status: 'applied', eventId: event.id, targets: ledgered.result };
+    return { status: 'applied', eventId: event.id, targets };
   };
 
   return async function handle(data: unknown): Promise<MessageOutcome> {
@@ -136,6 +209,16 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       return { status: 'rejected', reason: parsed.reason };
     }
     const event = parsed.event;
+    const age = now() - event.time;
+    if (age > deps.maxEventAgeMs || age < -maxEventSkewMs) {
+      // Older than the ledger remembers, or from the future (it would supersede every later event).
+      const reason = `timestamp ${new Date(event.time).toISOString()} is outside the accepted window`;
+      logger.warn(
+        { decision: 'ignored', reason, eventId: event.id },
+        'instance event out of time: acknowledged',
+      );
+      return { status: 'rejected', reason };
+    }
     const foreign = event.targets.find((t) => deps.project !== undefined && t.project !== deps.project);
     if (foreign) {
       const reason = `project ${foreign.project} is not ${deps.project}`;
@@ -152,10 +235,10 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       const failure = classifyError(err);
       if (failure.transient) throw failure;
       logger.error(
-        { decision: 'dropped', reason: failure.message, eventId: event.id, status: failure.status },
+        { decision: 'dropped', reason: clip(failure.message), eventId: event.id, status: failure.status },
         'instance event failed permanently: acknowledged without retry',
       );
-      return { status: 'failed', eventId: event.id, reason: failure.message };
+      return { status: 'failed', eventId: event.id, reason: clip(failure.message) };
     }
   };
 }

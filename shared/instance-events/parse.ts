@@ -13,7 +13,10 @@ export type Phase = 'first' | 'last' | 'single' | 'none';
 export interface EventTarget {
   project: string;
   zone: string;
+  /** The instance name; when `byId`, the numeric id the entry named the instance by instead. */
   name: string;
+  /** Compute accepts an instance's numeric id in place of its name: the node is then found by id. */
+  byId?: boolean;
   /** Known for instance-level entries; MIG-level entries name instances only. */
   instanceId?: string;
 }
@@ -30,6 +33,12 @@ export interface InstanceEvent {
   time: number;
   /** For MIG-level entries: the group, so only its members are drained. */
   group?: string;
+  /**
+   * What Compute must confirm (`instances.get`) before the action: `serving` for a restore that
+   * follows a failed or abandoning operation (the instance must still exist and run); `gone` for a
+   * removal logged by the system (a host error may be followed by a restart in place, same id).
+   */
+  confirm?: 'serving' | 'gone';
   targets: EventTarget[];
 }
 
@@ -52,6 +61,9 @@ const lifecycleMethods = new Map<string, { first: EventAction | null; last: Even
   ['compute.instances.resume', { first: null, last: 'restore' }],
 ]);
 
+// System events after which the instance runs again with the same id (restarted in place).
+const backMethods = new Set(['compute.instances.automaticRestart']);
+
 // System events: the instance is already gone when they are logged.
 const goneMethods = new Set([
   'compute.instances.preempted',
@@ -63,6 +75,11 @@ const goneMethods = new Set([
 
 // MIG calls that name the instances they will take away: early warnings to drain them.
 const groupMethods = new Set(['deleteInstances', 'recreateInstances', 'abandonInstances']);
+
+/** Cloud Logging refuses entries over 256 KiB: anything larger is not an audit entry. */
+export const maxEntryBytes = 256 * 1024;
+/** A MIG call lists at most 1000 instances; more is not a real request. */
+export const maxGroupInstances = 1000;
 
 /** `v1.compute.instances.delete`, `beta.…` and `compute.instances.preempted` share one form. */
 const normalizeMethod = (methodName: string) => methodName.replace(/^(v1|beta|alpha)\./, '');
@@ -83,7 +100,8 @@ const projectNumberPattern = /^[0-9]{1,19}$/;
  * zone is known (group requests may list instances either way). P may be the project id or its
  * number: when a MIG acts itself, Google logs `projects/<number>/…` (see test/fixtures/events). The
  * project a target belongs to is always `project`, the entry's `resource.labels.project_id`; a path
- * naming another project id is refused.
+ * naming another project id is refused. N may be the instance's numeric id (names start with a
+ * letter, so the two never collide).
  */
 function parseInstancePath(
   path: string,
@@ -94,7 +112,9 @@ function parseInstancePath(
   const [pathProject, zone, name] = m ? [m[1], m[2] ?? '', m[3] ?? ''] : [undefined, defaultZone ?? '', path];
   if (pathProject !== undefined && pathProject !== project && !projectNumberPattern.test(pathProject))
     return null;
-  if (!zonePattern.test(zone) || !instanceNamePattern.test(name)) return null;
+  if (!zonePattern.test(zone)) return null;
+  if (instanceIdPattern.test(name)) return { project, zone, name, byId: true };
+  if (!instanceNamePattern.test(name)) return null;
   return { project, zone, name };
 }
 
@@ -142,36 +162,60 @@ export function parseLogEntry(input: unknown): ParseResult {
   const groupMethod = /^compute\.(?:region)?[iI]nstanceGroupManagers\.(\w+)$/.exec(method)?.[1];
   if (groupMethod !== undefined) {
     if (!groupMethods.has(groupMethod)) return reject('irrelevant', `${method} does not take instances away`);
-    if (failed) return reject('irrelevant', `${method} failed: nothing will be taken away`);
-    if (phase === 'last')
+    // A group operation is done once its work is scheduled: a successful delete or recreate is
+    // followed by each instance's own entries. A failed one, or an abandon (the instance keeps
+    // running outside the group), ends the drain of the listed instances that still run.
+    const ends = phase === 'last' || phase === 'single';
+    if (ends && !failed && groupMethod !== 'abandonInstances')
       return reject('irrelevant', `${method} completed: its instances' own entries follow`);
+    if (!ends && failed) return reject('irrelevant', `${method} failed: nothing will be taken away`);
     const group =
       labels.instance_group_manager_name ??
       /instanceGroupManagers\/([^/]+)$/.exec(entry.protoPayload.resourceName ?? '')?.[1];
-    if (!group) return reject('malformed', `${method} without the group's name`);
+    if (!group || !instanceNamePattern.test(group))
+      return reject('malformed', `${method} without the group's name`);
     const listed = entry.protoPayload.request?.instances;
     if (!Array.isArray(listed) || listed.length === 0 || !listed.every((i) => typeof i === 'string')) {
       return reject('malformed', `${method} without request.instances`);
     }
+    const unique = [...new Set(listed as string[])];
+    if (unique.length > maxGroupInstances)
+      return reject(
+        'malformed',
+        `${method} lists ${unique.length} instances, more than ${maxGroupInstances}`,
+      );
     const groupZone =
       labels.zone ??
       labels.location ??
       /\/zones\/([^/]+)\/instanceGroupManagers\//.exec(entry.protoPayload.resourceName ?? '')?.[1];
-    const targets = (listed as string[]).map((path) => parseInstancePath(path, project, groupZone));
-    if (targets.some((t) => t === null))
+    const parsedTargets = unique.map((path) => parseInstancePath(path, project, groupZone));
+    if (parsedTargets.some((t) => t === null))
       return reject('malformed', `${method}: request.instances has an invalid entry`);
-    return { ok: true, event: { ...base, action: 'drain', group, targets: targets as EventTarget[] } };
+    // The same instance by URL and by bare name is one target.
+    const targets = [
+      ...new Map((parsedTargets as EventTarget[]).map((t) => [`${t.zone}/${t.name}`, t])).values(),
+    ];
+    if (ends) return { ok: true, event: { ...base, action: 'restore', confirm: 'serving', group, targets } };
+    return { ok: true, event: { ...base, action: 'drain', group, targets } };
   }
 
   let action: EventAction | null;
+  let confirm: InstanceEvent['confirm'];
   const meaning = lifecycleMethods.get(method);
   if (goneMethods.has(method)) {
     action = 'remove';
+    confirm = 'gone';
+  } else if (backMethods.has(method)) {
+    action = 'restore';
   } else if (meaning) {
     // An entry with no operation is treated as the start: draining is the reversible choice.
     action = phase === 'first' || phase === 'none' ? meaning.first : meaning.last;
-    // A deletion or stop that failed leaves the instance in service: undo the drain.
-    if (failed) action = action === null ? null : 'restore';
+    // A deletion or stop that failed may leave the instance in service: undo the drain once
+    // Compute confirms it still runs (a group may be deleting it still).
+    if (failed && action !== null) {
+      action = 'restore';
+      confirm = 'serving';
+    }
   } else {
     return reject('irrelevant', `method ${method} does not change instance membership`);
   }
@@ -184,10 +228,13 @@ export function parseLogEntry(input: unknown): ParseResult {
   const instanceId = labels.instance_id ?? '';
   if (!instanceIdPattern.test(instanceId))
     return reject('malformed', 'resource.labels.instance_id is missing or invalid');
+  if (target.byId && target.name !== instanceId)
+    return reject('malformed', `protoPayload.resourceName names instance ${target.name}, not ${instanceId}`);
   if (labels.zone !== undefined && labels.zone !== target.zone) {
     return reject('malformed', `resource.labels.zone ${labels.zone} disagrees with ${target.zone}`);
   }
-  return { ok: true, event: { ...base, action, targets: [{ ...target, instanceId }] } };
+  const event: InstanceEvent = { ...base, action, targets: [{ ...target, instanceId }] };
+  return { ok: true, event: confirm ? { ...event, confirm } : event };
 }
 
 /** Decodes a Pub/Sub envelope (CloudEvent data or push body) and parses the entry inside. */
@@ -197,6 +244,9 @@ export function parsePubsubMessage(data: unknown): ParseResult {
     return { ok: false, outcome: 'malformed', reason: 'not a Pub/Sub message: message.data is missing' };
   }
   const raw = envelope.data.message.data;
+  if (raw.length > Math.ceil(maxEntryBytes / 3) * 4) {
+    return { ok: false, outcome: 'malformed', reason: `message.data exceeds ${maxEntryBytes} bytes` };
+  }
   if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(raw)) {
     return { ok: false, outcome: 'malformed', reason: 'message.data is not base64' };
   }

@@ -1,21 +1,18 @@
 import type { InstanceLookup } from '../compute/instances';
 import type { CatalogNode } from '../consul/schemas';
-import { nodeMetaKeys } from '../contract';
+import { managedRoles, nodeMetaKeys } from '../contract';
 import type { EventTarget, InstanceEvent } from './parse';
 
-/** Maintenance this function put on a node for one instance id, so it lifts only its own. */
+/** The drain this function set for one instance id: its key in the drain list names `node`. */
 export interface Maintenance {
-  /** `agent`: the node's own agent (`/v1/agent/maintenance`); `catalog`: a critical catalog check. */
-  mode: 'agent' | 'catalog';
   node: string;
-  reason: string;
   /** Time of the event that set it. */
   eventAt: number;
 }
 
 /**
  * What this function has applied for one instance id: the latest drain and restore times and
- * its maintenance. Removals need no record: a deleted node is its own tombstone, and an agent that
+ * its drain. Removals need no record: a deleted node is its own tombstone, and an agent that
  * comes back is followed by a restore (property-tested in instance-events.plan.test.ts).
  */
 export interface InstanceRecord {
@@ -24,18 +21,26 @@ export interface InstanceRecord {
   maintenance?: Maintenance;
 }
 
+/** Whether the node's agent still takes part in gossip (its `serfHealth` check passes). */
+export type Gossip = 'alive' | 'absent';
+
 export interface Observation {
   node: CatalogNode | null;
   /** `instances.get` for the target's name, made only when `needsLookup` says so. */
   lookup?: InstanceLookup;
+  /** `instances.get` for the resolved instance id, made only when `needsConfirmation` says so. */
+  current?: InstanceLookup;
+  /** Read only for removals logged by the system. */
+  gossip?: Gossip;
   /** The record of the resolved instance id, if any. */
   record: InstanceRecord | null;
 }
 
 export type Step =
-  | { type: 'set-maintenance'; node: string; address: string; instanceId: string; reason: string }
-  | { type: 'clear-maintenance'; node: string; address: string; instanceId: string; maintenance: Maintenance }
-  | { type: 'forget-maintenance'; instanceId: string }
+  /** Writes the node's key in the drain list, naming the instance id. */
+  | { type: 'drain'; node: string; instanceId: string; since: number }
+  /** Deletes the node's drain key if it still names this instance id. */
+  | { type: 'undrain'; node: string; instanceId: string }
   /** The instance is deleted for good (ids are never reused): its record goes too. */
   | { type: 'forget-instance'; instanceId: string }
   | { type: 'deregister'; node: string; modifyIndex: number; instanceId: string }
@@ -53,31 +58,60 @@ export interface TargetPlan {
   mark?: { field: 'drainAt' | 'restoreAt'; at: number };
 }
 
-/** Compute states in which an instance still serves; anything else is out of service. */
+/** Compute states in which an instance still serves; anything else is out of service or going. */
 const servingStatuses = new Set(['PROVISIONING', 'STAGING', 'RUNNING', 'REPAIRING']);
 
-export const maintenanceReason = (instanceId: string, method: string) =>
-  `gce-ilb-orchestrator: instance ${instanceId} is going away (${method})`;
+export const instanceIdPattern = /^[0-9]{1,20}$/;
+export const computeNamePattern = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** Nodes of the MIG-managed roles: the only ones this function may act on (never Consul servers). */
+export function isManagedNode(name: string, meta: Record<string, string> = {}): boolean {
+  const role = meta[nodeMetaKeys.role];
+  if (role !== undefined && !(managedRoles as readonly string[]).includes(role)) return false;
+  return computeNamePattern.test(name) && managedRoles.some((r) => name.startsWith(`${r}-`));
+}
+
+/** The node's instance id from its metadata, if it is a valid one (Consul's values are untrusted). */
+export const metaInstanceId = (node: CatalogNode | null): string | undefined => {
+  const id = node?.meta[nodeMetaKeys.instanceId];
+  return id !== undefined && instanceIdPattern.test(id) ? id : undefined;
+};
 
 /** A node without identity metadata is checked against Compute before anything acts on it. */
 export function needsLookup(event: InstanceEvent, node: CatalogNode | null): boolean {
   return event.action !== 'restore' && node !== null && !node.meta[nodeMetaKeys.instanceId];
 }
 
+/**
+ * Compute confirms a restore that follows a failed or abandoning operation (the instance must still
+ * run), and a system removal of a node still alive in gossip (the VM may have restarted in place).
+ */
+export function needsConfirmation(
+  event: InstanceEvent,
+  obs: Pick<Observation, 'node' | 'gossip' | 'record'>,
+): boolean {
+  if (event.confirm === 'serving') return obs.record?.maintenance !== undefined;
+  if (event.confirm === 'gone') return obs.node !== null && obs.gossip !== 'absent';
+  return false;
+}
+
 /** The instance id a target refers to: from the event, else the node's metadata, else Compute. */
 export function resolveInstanceId(target: EventTarget, obs: Omit<Observation, 'record'>): string | undefined {
   if (target.instanceId) return target.instanceId;
-  const fromMeta = obs.node?.meta[nodeMetaKeys.instanceId];
+  if (target.byId) return target.name;
+  const fromMeta = metaInstanceId(obs.node);
   if (fromMeta) return fromMeta;
-  return obs.lookup?.found ? obs.lookup.id : undefined;
+  return obs.lookup?.found && instanceIdPattern.test(obs.lookup.id) ? obs.lookup.id : undefined;
 }
 
 const later = (at: number | undefined, than: number) => at !== undefined && at > than;
+const serving = (lookup: InstanceLookup | undefined) =>
+  lookup?.found === true && servingStatuses.has(lookup.status);
 
 /**
- * Decides what one event means for one named instance, given what Consul (and, for nodes without
- * identity, Compute) say now. Pure: the same inputs give the same plan. No action is keyed on the
- * name alone: the node must carry the event's instance id, or Compute must confirm it.
+ * Decides what one event means for one named instance, given what Consul (and, where needed,
+ * Compute) say now. Pure: the same inputs give the same plan. No action is keyed on the name
+ * alone: the node must carry the event's instance id, or Compute must confirm it.
  */
 export function planTarget(event: InstanceEvent, target: EventTarget, obs: Observation): TargetPlan {
   const instanceId = resolveInstanceId(target, obs);
@@ -104,10 +138,14 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
     ...skip(reason, steps),
     decision,
   });
+  if (node ? !isManagedNode(node.name, node.meta) : !target.byId && !isManagedNode(target.name))
+    return ignore('not-managed');
   // The name belongs to another instance now: by the node's metadata, or by Compute for a node without.
   const replaced =
     (nodeId ? nodeId !== instanceId : false) ||
     Boolean(obs.lookup?.found && instanceId !== undefined && obs.lookup.id !== instanceId);
+  const undrain: Step[] =
+    instanceId && record.maintenance ? [{ type: 'undrain', node: record.maintenance.node, instanceId }] : [];
 
   switch (event.action) {
     case 'drain': {
@@ -120,31 +158,35 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       if (replaced) return ignore('replacement-present');
       if (later(record.restoreAt, event.time)) return skip('superseded');
       if (record.maintenance) return skip('already-draining');
-      return act('drain', 'going-away', [
-        {
-          type: 'set-maintenance',
-          node: node.name,
-          address: node.address,
-          instanceId,
-          reason: maintenanceReason(instanceId, event.method),
-        },
-      ]);
+      return act('drain', 'going-away', [{ type: 'drain', node: node.name, instanceId, since: event.time }]);
     }
     case 'remove': {
       if (instanceId === undefined) return ignore('unidentified');
-      if (later(record.restoreAt, event.time)) return skip('superseded');
+      // A restore or a drain logged later shows the instance was still there after this event.
+      if (later(record.restoreAt, event.time) || later(record.drainAt, event.time)) return skip('superseded');
       const forget: Step[] =
         event.method === 'compute.instances.delete' && obs.record
           ? [{ type: 'forget-instance', instanceId }]
           : [];
       // A catalog entry removed by an earlier attempt may still be a failed gossip member, which the
       // leader would register again: force-leave is idempotent, so it is repeated.
-      if (!node) return skip('already-gone', [{ type: 'force-leave', node: target.name }, ...forget]);
-      if (replaced) return ignore('replacement-present');
-      if (obs.lookup?.found && servingStatuses.has(obs.lookup.status)) return skip('instance-running');
+      if (!node) {
+        const leave: Step[] = target.byId ? [] : [{ type: 'force-leave', node: target.name }];
+        return skip('already-gone', [...leave, ...undrain, ...forget]);
+      }
+      // The replacement keeps its node; the departed instance's drain key and record go.
+      if (replaced) return { ...ignore('replacement-present'), steps: [...undrain, ...forget] };
+      if (serving(obs.lookup)) return skip('instance-running');
+      if (needsConfirmation(event, obs)) {
+        if (!obs.current) return act('retry', 'unconfirmed', []);
+        // A host error followed by a restart in place: the same id runs again, its node stays.
+        if (serving(obs.current) && obs.current.found && obs.current.id === instanceId)
+          return skip('instance-running');
+      }
       return act('deregister', 'instance-gone', [
         { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
         { type: 'force-leave', node: node.name },
+        ...undrain,
         ...forget,
       ]);
     }
@@ -154,17 +196,13 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       if (!m) return skip('no-maintenance');
       // A drain that found the node already draining still counts: its time is the record's drainAt.
       if (Math.max(m.eventAt, record.drainAt ?? -Infinity) > event.time) return skip('superseded');
-      if (!node || node.name !== m.node) {
-        // The node's own agent keeps its maintenance across a restart: wait until it is back.
-        if (m.mode === 'agent' && !node) return act('retry', 'agent-not-registered', []);
-        return act('restore', 'node-gone', [{ type: 'forget-maintenance', instanceId }]);
+      if (event.confirm === 'serving') {
+        if (!obs.current) return act('retry', 'unconfirmed', []);
+        // Gone, or on its way out (a group may still be deleting it): the drain stays, nothing recorded.
+        if (!obs.current.found || obs.current.id !== instanceId) return ignore('instance-gone');
+        if (!serving(obs.current)) return ignore('instance-going-away');
       }
-      if (replaced) {
-        return act('restore', 'replacement-present', [{ type: 'forget-maintenance', instanceId }]);
-      }
-      return act('restore', 'back-in-service', [
-        { type: 'clear-maintenance', node: node.name, address: node.address, instanceId, maintenance: m },
-      ]);
+      return act('restore', node && !replaced ? 'back-in-service' : 'node-gone', undrain);
     }
   }
 }

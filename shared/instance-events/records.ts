@@ -1,13 +1,18 @@
 import { z } from 'zod';
 import type { ConsulClient } from '../consul/client';
 import { readJson } from '../consul/kv-json';
-import { TransientError } from '../errors';
-import { mergeRecord, type InstanceRecord, type Maintenance, type TargetPlan } from './plan';
+import { PermanentError, TransientError } from '../errors';
+import {
+  computeNamePattern,
+  instanceIdPattern,
+  mergeRecord,
+  type InstanceRecord,
+  type Maintenance,
+  type TargetPlan,
+} from './plan';
 
 const maintenanceSchema = z.object({
-  mode: z.enum(['agent', 'catalog']),
-  node: z.string(),
-  reason: z.string(),
+  node: z.string().regex(computeNamePattern),
   eventAt: z.number(),
 });
 const recordSchema: z.ZodType<InstanceRecord> = z.object({
@@ -42,7 +47,11 @@ export function createRecordStore(
   kv: Pick<ConsulClient['kv'], 'get' | 'cas' | 'delete'>,
   prefix: string,
 ): RecordStore {
-  const keyOf = (instanceId: string) => `${prefix}${instanceId}`;
+  const keyOf = (instanceId: string) => {
+    if (!instanceIdPattern.test(instanceId))
+      throw new PermanentError(`refusing a record key for instance id ${JSON.stringify(instanceId)}`);
+    return `${prefix}${instanceId}`;
+  };
   const read = async (instanceId: string): Promise<StoredRecord> => {
     const stored = await readJson(kv, keyOf(instanceId), recordSchema);
     return { record: stored?.value ?? null, index: stored?.index ?? 0 };

@@ -1,6 +1,7 @@
 import type { ConsulClient } from '../consul/client';
 import { TransientError } from '../errors';
-import type { DrainMechanism } from './drain';
+import type { Logger } from '../logging';
+import type { DrainList } from './drain';
 import type { Maintenance, TargetPlan } from './plan';
 import type { RecordStore, StoredRecord } from './records';
 
@@ -19,52 +20,63 @@ export const outcomeOf = (plan: TargetPlan): TargetOutcome => ({
 });
 
 export interface StepExecutorDeps {
-  consul: {
-    catalog: Pick<ConsulClient['catalog'], 'deleteNodeCas'>;
-    agent: Pick<ConsulClient['agent'], 'forceLeave'>;
-  };
-  drain: DrainMechanism;
+  consul: { catalog: Pick<ConsulClient['catalog'], 'deleteNodeCas' | 'node'> };
+  /** Force-leave with the separately held operator token; null when none is configured. */
+  forceLeave: ((node: string) => Promise<unknown>) | null;
+  drains: DrainList;
   records: RecordStore;
+  logger: Logger;
 }
 
 export type StepExecutor = (plan: TargetPlan, stored: StoredRecord) => Promise<TargetOutcome>;
 
 /** Runs a plan's steps, then records the outcome; a lost CAS turns a deregistration into a skip. */
-export function createStepExecutor({ consul, drain, records }: StepExecutorDeps): StepExecutor {
+export function createStepExecutor({
+  consul,
+  forceLeave,
+  drains,
+  records,
+  logger,
+}: StepExecutorDeps): StepExecutor {
   return async (plan, stored) => {
     const outcome = outcomeOf(plan);
     if (plan.decision === 'retry') throw new TransientError(`${plan.target.name}: ${plan.reason}`);
     let maintenance: Maintenance | null | undefined;
+    let forgotten = false;
     for (const step of plan.steps) {
       switch (step.type) {
-        case 'set-maintenance': {
-          const mode = await drain.set(step);
-          maintenance = { mode, node: step.node, reason: step.reason, eventAt: plan.mark?.at ?? 0 };
-          outcome.reason = `${plan.reason} (maintenance via ${mode})`;
+        case 'drain':
+          await drains.set(step.node, step.instanceId, step.since);
+          maintenance = { node: step.node, eventAt: plan.mark?.at ?? step.since };
           break;
-        }
-        case 'clear-maintenance':
-          await drain.clear(step);
-          maintenance = null;
-          break;
-        case 'forget-maintenance':
+        case 'undrain':
+          await drains.clear(step.node, step.instanceId);
           maintenance = null;
           break;
         case 'deregister':
           if ((await consul.catalog.deleteNodeCas(step.node, step.modifyIndex)) === 'conflict') {
-            // Re-registered between our read and the delete: the newer registration wins.
-            return { ...outcome, decision: 'skip', reason: 'modified-concurrently' };
+            // Re-registered between our read and the delete: the newer registration wins. Already
+            // deleted (an earlier attempt, the sweep): the failed gossip member still has to leave.
+            if ((await consul.catalog.node(step.node)) !== null)
+              return { ...outcome, decision: 'skip', reason: 'modified-concurrently' };
           }
           break;
         case 'force-leave':
-          await consul.agent.forceLeave(step.node);
+          if (forceLeave) await forceLeave(step.node);
+          else
+            logger.warn(
+              { instance: step.node },
+              'no force-leave token configured: failed member left to reap',
+            );
           break;
         case 'forget-instance':
           await records.forget(step.instanceId, stored);
+          forgotten = true;
           break;
       }
     }
-    if (plan.instanceId && plan.mark) await records.update(plan.instanceId, stored, plan.mark, maintenance);
+    if (plan.instanceId && !forgotten && (plan.mark || maintenance !== undefined))
+      await records.update(plan.instanceId, stored, plan.mark, maintenance);
     return outcome;
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
@@ -11,6 +12,7 @@ import { eventFixture } from '../fixtures/events';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import {
   catalogNode,
+  forceLeaveToken,
   functionToken,
   nodeChecks,
   registerNode,
@@ -20,6 +22,14 @@ import {
 
 type Json = Record<string, unknown>;
 const fixture = (name: string) => eventFixture<Json>(name);
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 let seq = 0;
 /** A delete (or other lifecycle) audit entry for one instance, wrapped as a Pub/Sub message. */
@@ -60,13 +70,15 @@ const meta = (id: string, extra: Record<string, string> = {}) => ({
   [nodeMetaKeys.role]: 'backend',
   ...extra,
 });
-const drainCheckId = checkIds.drain;
-const { instanceRecords, instanceEventsLedger } = kvPrefixes();
+const { instanceRecords, instanceEventsLedger, draining } = kvPrefixes();
+/** The function's clock: a little after the messages' times, so they are in the accepted window. */
+const NOW = Date.UTC(2026, 10, 26, 13);
 
 describe('instanceEvents against a real Consul with ACLs', () => {
   let cluster: ConsulCluster;
   let consul: ConsulAgent;
   let token: string;
+  let operatorToken: string;
   let edge: ComputeEdge;
   let api: ConsulClient;
   let handle: (data: unknown) => Promise<MessageOutcome>;
@@ -76,6 +88,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const config = loadConfig({
       CONSUL_HTTP_ADDR: consul.httpAddr,
       CONSUL_HTTP_TOKEN: token,
+      CONSUL_FORCE_LEAVE_TOKEN: operatorToken,
       COMPUTE_API_ENDPOINT: edge.endpoint,
       ORCHESTRATOR_CONSUL_TIMEOUT_MS: '1000',
       // Short, so a claim stranded by the Consul outage frees within the test's redeliveries.
@@ -92,13 +105,19 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     return instanceEventsFromConfig(config, {
       consul: client,
       logger: createLogger({ name: 'instanceEvents', destination }),
+      now: () => NOW,
     });
+  };
+  const drainKey = async (node: string) => {
+    const entry = await api.kv.get(`${draining}${node}`);
+    return entry ? (JSON.parse(entry.value) as Json) : null;
   };
 
   beforeAll(async () => {
     cluster = await startConsulCluster({ servers: 1 });
     consul = cluster.servers[0] as ConsulAgent;
     token = await functionToken(consul);
+    operatorToken = await forceLeaveToken(consul);
     edge = await startComputeEdge(`${cluster.prefix}.250`);
     const admin = loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: cluster.token });
     api = createConsulClient(admin.consul);
@@ -110,15 +129,15 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     await cluster?.stop();
   });
 
-  it('drains through the node agent on the first entry, deregisters and force-leaves on the last', async () => {
+  it('drains through the KV drain list on the first entry, deregisters, force-leaves and clears it on the last', async () => {
     const agent = await cluster.startClient({ nodeName: 'backend-live', nodeMeta: meta('1001') });
     const first = await handle(message({ name: 'backend-live', id: '1001', phase: 'first' }));
     expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'drain' }] });
-    expect(await agent.consul.agent.checks()).toHaveProperty(checkIds.nodeMaintenance);
+    expect(await drainKey('backend-live')).toEqual({ instanceId: '1001', since: expect.any(Number) });
+    // Nothing on the node itself: no maintenance, no check.
+    expect(await agent.consul.agent.checks()).not.toHaveProperty(checkIds.nodeMaintenance);
     const record = await api.kv.get(`${instanceRecords}1001`);
-    expect(JSON.parse(record?.value ?? '{}')).toMatchObject({
-      maintenance: { mode: 'agent', node: 'backend-live' },
-    });
+    expect(JSON.parse(record?.value ?? '{}')).toMatchObject({ maintenance: { node: 'backend-live' } });
 
     await agent.kill();
     const last = await handle(message({ name: 'backend-live', id: '1001', phase: 'last' }));
@@ -127,6 +146,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       targets: [{ decision: 'deregister', reason: 'instance-gone' }],
     });
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
+    expect(await drainKey('backend-live')).toBeNull();
     // Deleted for good: the instance's record goes with it.
     expect(await api.kv.get(`${instanceRecords}1001`)).toBeNull();
     const members = await consul.consul.agent.members();
@@ -136,50 +156,96 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
   });
 
-  it("lifts on restart only the maintenance it set, never an operator's", async () => {
-    const agent = await cluster.startClient({ nodeName: 'backend-restart', nodeMeta: meta('1101') });
-    const maintenance = async () => (await agent.consul.agent.checks())[checkIds.nodeMaintenance];
+  it("the drain survives the agent's anti-entropy (a restart syncs it in full); a catalog check does not", async () => {
+    const agent = await cluster.startClient({ nodeName: 'backend-sync', nodeMeta: meta('1101') });
     const at = (minute: number) => Date.UTC(2026, 10, 26, 12, minute);
     const event = (method: string, phase: 'first' | 'last', minute: number) =>
-      message({ name: 'backend-restart', id: '1101', phase, method, time: at(minute) });
-
+      message({ name: 'backend-sync', id: '1101', phase, method, time: at(minute) });
     await handle(event('v1.compute.instances.stop', 'first', 1));
-    expect((await maintenance())?.notes).toMatch(/instance 1101/);
+    // What the old fallback did: a check registered through the catalog on a live agent's node.
+    await api.catalog.register({
+      node: 'backend-sync',
+      address: agent.ip,
+      skipNodeUpdate: true,
+      check: { checkId: 'old-catalog-drain', name: 'old drain', status: 'critical' },
+    });
+    // Killed and started from its data dir, as a rebooted VM: it rejoins and syncs in full.
+    await agent.kill();
+    await agent.restart();
+    await waitUntil(
+      async () => !(await nodeChecks(consul, 'backend-sync')).some((c) => c.CheckID === 'old-catalog-drain'),
+    );
+    expect(await drainKey('backend-sync')).toEqual({ instanceId: '1101', since: at(1) });
+
     const started = await handle(event('v1.compute.instances.start', 'last', 2));
     expect(started).toMatchObject({ targets: [{ decision: 'restore', reason: 'back-in-service' }] });
-    expect(await maintenance()).toBeUndefined();
-
-    // An operator has the node in maintenance for their own reason; Consul keeps one maintenance
-    // per node, so the function's drain leaves the operator's in place, and its restore too.
-    await agent.consul.agent.maintenance(true, 'disk swap');
-    await handle(event('v1.compute.instances.stop', 'first', 3));
-    await handle(event('v1.compute.instances.start', 'last', 4));
-    expect((await maintenance())?.notes).toBe('disk swap');
+    expect(await drainKey('backend-sync')).toBeNull();
     await agent.stop();
   });
 
-  it('drains a node whose agent is unreachable with a critical catalog check, lifted on restore', async () => {
-    await registerNode(consul, 'backend-noagent', meta('1002'), '10.200.0.2');
+  it('never connects to the address a node registered, whatever it is', async () => {
+    let connections = 0;
+    const trap = net.createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    const trapIp = `${cluster.prefix}.251`;
+    await new Promise<void>((resolve) => trap.listen(8500, trapIp, resolve));
+    try {
+      await registerNode(consul, 'backend-trap', meta('1201'), trapIp);
+      const t0 = Date.UTC(2026, 10, 26, 11, 30);
+      await handle(message({ name: 'backend-trap', id: '1201', phase: 'first', time: t0 }));
+      expect(await drainKey('backend-trap')).toEqual({ instanceId: '1201', since: t0 });
+      await handle(message({ name: 'backend-trap', id: '1201', phase: 'last', time: t0 + 1000 }));
+      expect(await catalogNode(consul, 'backend-trap')).toBeNull();
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((resolve) => trap.close(resolve));
+    }
+  });
+
+  it('after a failed deletion, restores only an instance Compute reports running', async () => {
     const t0 = Date.UTC(2026, 10, 26, 11);
-    const drained = await handle(message({ name: 'backend-noagent', id: '1002', phase: 'first', time: t0 }));
-    expect(drained).toMatchObject({
-      targets: [{ decision: 'drain', reason: 'going-away (maintenance via catalog)' }],
+    const failedLast = (name: string, id: string) => {
+      const msg = message({ name, id, phase: 'last', time: t0 + 5000 });
+      const entry = JSON.parse(
+        Buffer.from((msg.message as Json).data as string, 'base64').toString(),
+      ) as Json;
+      (entry.protoPayload as Json).status = { code: 13, message: 'internal error' };
+      return { message: { data: Buffer.from(JSON.stringify(entry)).toString('base64') } };
+    };
+    for (const [name, id, status] of [
+      ['backend-stays', '1002', 'RUNNING'],
+      ['backend-going', '1003', 'STOPPING'],
+    ] as const) {
+      await registerNode(consul, name, meta(id));
+      edge.instances.set(`ilb-demo/us-central1-f/${name}`, { id, status });
+      await handle(message({ name, id, phase: 'first', time: t0 }));
+      expect(await drainKey(name)).toMatchObject({ instanceId: id });
+    }
+    expect(await handle(failedLast('backend-stays', '1002'))).toMatchObject({
+      targets: [{ decision: 'restore', reason: 'back-in-service' }],
     });
-    expect(await nodeChecks(consul, 'backend-noagent')).toContainEqual(
-      expect.objectContaining({ CheckID: drainCheckId, Status: 'critical' }),
-    );
-    // The deletion failed: the instance stays, so its drain is lifted.
-    const restore = message({ name: 'backend-noagent', id: '1002', phase: 'last', time: t0 + 5000 });
-    const entry = JSON.parse(
-      Buffer.from((restore.message as Json).data as string, 'base64').toString(),
-    ) as Json;
-    (entry.protoPayload as Json).status = { code: 13, message: 'internal error' };
-    const restored = await handle({
-      message: { data: Buffer.from(JSON.stringify(entry)).toString('base64') },
+    expect(await drainKey('backend-stays')).toBeNull();
+    // Still being deleted (by a group, say): the drain is never lifted.
+    expect(await handle(failedLast('backend-going', '1003'))).toMatchObject({
+      targets: [{ decision: 'skip', reason: 'instance-going-away' }],
     });
-    expect(restored).toMatchObject({ targets: [{ decision: 'restore', reason: 'back-in-service' }] });
-    expect((await nodeChecks(consul, 'backend-noagent')).map((c) => c.CheckID)).not.toContain(drainCheckId);
-    expect(await catalogNode(consul, 'backend-noagent')).not.toBeNull();
+    expect(await drainKey('backend-going')).toMatchObject({ instanceId: '1003' });
+  });
+
+  it('a late hostError leaves a node that restarted in place and still gossips', async () => {
+    const agent = await cluster.startClient({ nodeName: 'backend-hosterr', nodeMeta: meta('1301') });
+    edge.instances.set('ilb-demo/us-central1-f/backend-hosterr', { id: '1301', status: 'RUNNING' });
+    const msg = message({
+      name: 'backend-hosterr',
+      id: '1301',
+      phase: 'last',
+      method: 'compute.instances.hostError',
+    });
+    expect(await handle(msg)).toMatchObject({ targets: [{ decision: 'skip', reason: 'instance-running' }] });
+    expect(await catalogNode(consul, 'backend-hosterr')).not.toBeNull();
+    await agent.stop();
   });
 
   it('leaves a same-name replacement alone', async () => {
@@ -277,10 +343,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
         methodName: 'v1.compute.instanceGroupManagers.deleteInstances',
         resourceName: 'projects/ilb-demo/zones/us-central1-f/instanceGroupManagers/backend-mig',
         request: {
-          instances: [
-            'zones/us-central1-f/instances/backend-mig-a',
-            'zones/us-central1-f/instances/backend-mig-b',
-          ],
+          instances: ['projects/123456789012/zones/us-central1-f/instances/backend-mig-a', 'backend-mig-b'],
         },
       },
     };
@@ -293,8 +356,8 @@ describe('instanceEvents against a real Consul with ACLs', () => {
         { instance: 'backend-mig-b', decision: 'skip', reason: 'not-in-group' },
       ],
     });
-    expect((await nodeChecks(consul, 'backend-mig-a')).map((c) => c.CheckID)).toContain(drainCheckId);
-    expect((await nodeChecks(consul, 'backend-mig-b')).map((c) => c.CheckID)).not.toContain(drainCheckId);
+    expect(await drainKey('backend-mig-a')).toMatchObject({ instanceId: '6001' });
+    expect(await drainKey('backend-mig-b')).toBeNull();
   });
 
   it('in dry-run mode logs the plan and changes nothing', async () => {
@@ -323,6 +386,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(await api.kv.cas(expired, '{}', 0)).not.toBeNull();
     const config = loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: token });
     const ledger = createLedger({
+      now: () => NOW,
       kv: createConsulClient(config.consul).kv,
       prefix: instanceEventsKeys(config.kvPrefix).ledger,
       inProgressTtlMs: config.ledger.inProgressTtlMs,
@@ -341,6 +405,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(logs).toContainEqual(
       expect.objectContaining({ severity: 'ERROR', decision: 'dropped', status: 403 }),
     );
+    expect(JSON.stringify(logs)).not.toContain(operatorToken);
     expect(await catalogNode(consul, 'backend-denied')).not.toBeNull();
   });
 

@@ -5,7 +5,7 @@ import '../../functions/instance-events';
 import { nodeMetaKeys } from '../../shared/contract';
 import { eventFixture } from '../fixtures/events';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
-import { catalogNode, functionToken, registerNode } from './instance-events.support';
+import { catalogNode, forceLeaveToken, functionToken, registerNode } from './instance-events.support';
 
 type Json = Record<string, unknown>;
 const fixture = (name: string) => eventFixture<Json>(name);
@@ -48,6 +48,9 @@ describe('instanceEvents through the Functions Framework', () => {
     process.env.CONSUL_HTTP_ADDR = consul.httpAddr;
     process.env.CONSUL_HTTP_TOKEN = await functionToken(consul);
     process.env.ORCHESTRATOR_CONSUL_RETRIES = '1';
+    process.env.CONSUL_FORCE_LEAVE_TOKEN = await forceLeaveToken(consul);
+    // The fixtures carry fixed timestamps: a retention long enough that they stay in the window.
+    process.env.ORCHESTRATOR_LEDGER_RETENTION_S = String(20 * 365 * 24 * 3600);
     server = getTestServer('instanceEvents');
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;

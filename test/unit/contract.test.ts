@@ -6,6 +6,7 @@ import {
   defaultKvPrefix,
   haproxyDnsName,
   kvPrefixes,
+  managedRoles,
   nodeMetaKeys,
   roles,
   services,
@@ -78,7 +79,18 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
     expect(granted).toContain(prefixes.instanceEventsLedger);
     // The records live under the granted `instance-events/` folder.
     expect(granted.some((g) => g !== undefined && prefixes.instanceRecords.startsWith(g))).toBe(true);
+    expect(granted).toContain(prefixes.draining);
     expect(granted.every((g) => g?.startsWith(defaultKvPrefix))).toBe(true);
+  });
+
+  it('the instanceEvents policy writes only managed nodes, never servers; operator only on its own token', () => {
+    const policy = read('infra-scripts/acl/instance-events.hcl');
+    const writes = [...policy.matchAll(/node_prefix "([^"]*)" \{\s*policy = "write"/g)].map((m) => m[1]);
+    expect(writes.sort()).toEqual(managedRoles.map((r) => `${r}-`).sort());
+    expect(policy).not.toMatch(/^\s*(operator|acl|agent_prefix|keyring)\b/m);
+    expect(read('infra-scripts/acl/instance-events-force-leave.hcl').match(/^[a-z_]+/gm)).toEqual([
+      'operator',
+    ]);
   });
 
   it('agents serve HTTP on the contract port', () => {
@@ -87,9 +99,8 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
     );
   });
 
-  it('check ids are the ones Consul and the drain path use', () => {
+  it("check ids are Consul's own", () => {
     expect(checkIds.nodeMaintenance).toBe('_node_maintenance');
-    expect(read('infra-scripts/acl/instance-events.hcl')).toContain('/v1/agent/maintenance');
     // The bootstrap script waits for the leader's liveness check before it confirms the node's metadata.
     expect(read('packer/consul/files/consul-bootstrap.sh')).toContain(`.CheckID == "${checkIds.serfHealth}"`);
   });

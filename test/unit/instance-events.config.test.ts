@@ -70,4 +70,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
   });
+
+  it('reads the separately held force-leave token, from the environment or a file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ie-config-'));
+    writeFileSync(path.join(dir, 'operator'), 'operator-secret\n');
+    expect(loadConfig({}).forceLeaveToken).toBeUndefined();
+    expect(loadConfig({ CONSUL_FORCE_LEAVE_TOKEN: 'op' }).forceLeaveToken).toBe('op');
+    const fromFile = loadConfig({ CONSUL_FORCE_LEAVE_TOKEN_FILE: path.join(dir, 'operator') });
+    expect(fromFile.forceLeaveToken).toBe('operator-secret');
+    // Never the main token's value, nor the other way round.
+    expect(fromFile.consul.token).toBeUndefined();
+  });
 });

@@ -312,4 +312,80 @@ describe('project ids and project numbers (Google logs a MIG’s own calls with 
       },
     });
   });
+
+  const groupCall = (method: string, operation: Json, status?: Json): Json => ({
+    insertId: `mig-${method}`,
+    logName: 'projects/ilb-demo/logs/cloudaudit.googleapis.com%2Factivity',
+    timestamp: '2026-11-26T10:15:00Z',
+    operation: { id: 'operation-mig-3', ...operation },
+    resource: {
+      type: 'gce_instance_group_manager',
+      labels: {
+        instance_group_manager_name: 'backend-mig',
+        location: 'us-central1-f',
+        project_id: 'ilb-demo',
+      },
+    },
+    protoPayload: {
+      methodName: `v1.compute.instanceGroupManagers.${method}`,
+      resourceName: 'projects/123456789012/zones/us-central1-f/instanceGroupManagers/backend-mig',
+      request: { instances: ['backend-a'] },
+      ...(status ? { status } : {}),
+    },
+  });
+
+  it.each([
+    ['abandonInstances', { last: true }, undefined, 'restore'],
+    ['deleteInstances', { last: true }, { code: 3, message: 'not a member' }, 'restore'],
+    ['recreateInstances', { last: true }, { code: 9 }, 'restore'],
+  ])(
+    '%s ending (%j, status %j): the listed instances are restored once Compute confirms',
+    (method, op, status, action) => {
+      expect(parseLogEntry(groupCall(method, op, status))).toMatchObject({
+        ok: true,
+        event: { action, confirm: 'serving', group: 'backend-mig', targets: [{ name: 'backend-a' }] },
+      });
+    },
+  );
+
+  it('a completed delete or recreate of a group leaves it to the instances own entries', () => {
+    expect(parseLogEntry(groupCall('deleteInstances', { last: true }))).toMatchObject({
+      ok: false,
+      outcome: 'irrelevant',
+    });
+  });
+
+  it('reads automaticRestart as a restore, and system removals as needing confirmation', () => {
+    const restart = withPayload(clone(fixture('audit-instance-preempted.json')), {
+      methodName: 'compute.instances.automaticRestart',
+    });
+    expect(parseLogEntry(restart)).toMatchObject({ ok: true, event: { action: 'restore' } });
+    expect(parseLogEntry(fixture('audit-instance-preempted.json'))).toMatchObject({
+      ok: true,
+      event: { action: 'remove', confirm: 'gone' },
+    });
+  });
+
+  it('accepts an instance named by its numeric id, which must be the labelled id', () => {
+    const entry = fixture('audit-instance-delete-last.json') as Json;
+    const byId = withPayload(clone(entry), {
+      resourceName: 'projects/123456789012/zones/us-central1-f/instances/4512345678901234567',
+    });
+    expect(parseLogEntry(byId)).toMatchObject({
+      ok: true,
+      event: { targets: [{ name: '4512345678901234567', byId: true, instanceId: '4512345678901234567' }] },
+    });
+    const other = withPayload(clone(entry), {
+      resourceName: 'projects/123456789012/zones/us-central1-f/instances/4512345678901234999',
+    });
+    expect(parseLogEntry(other)).toMatchObject({ ok: false, outcome: 'malformed' });
+  });
+
+  it('refuses a message larger than a log entry can be, before decoding it', () => {
+    const data = 'A'.repeat(400 * 1024);
+    expect(parsePubsubMessage({ message: { data } })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/exceeds/),
+    });
+  });
 });

@@ -4,8 +4,10 @@ import { nodeMetaKeys } from '../../shared/contract';
 import type { EventAction, EventTarget, InstanceEvent } from '../../shared/instance-events/parse';
 import {
   mergeRecord,
+  needsConfirmation,
   needsLookup,
   planTarget,
+  resolveInstanceId,
   type InstanceRecord,
   type Maintenance,
   type Observation,
@@ -136,7 +138,7 @@ describe('planTarget: identity', () => {
     expect(member).toMatchObject({
       decision: 'drain',
       instanceId: Y,
-      steps: [{ type: 'set-maintenance', instanceId: Y }],
+      steps: [{ type: 'drain', node: name, instanceId: Y, since: 5 }],
     });
     const stranger = planTarget(
       mig,
@@ -149,13 +151,117 @@ describe('planTarget: identity', () => {
   });
 });
 
-describe('planTarget: maintenance bookkeeping', () => {
-  const maintenance = (eventAt: number, mode: Maintenance['mode'] = 'agent'): Maintenance => ({
-    mode,
-    node: name,
-    reason: `r-${eventAt}`,
-    eventAt,
+describe('planTarget: confirmation by Compute and scope', () => {
+  const alive = node({ [nodeMetaKeys.instanceId]: X }, 42);
+  const system = (method: string, time = 5): InstanceEvent =>
+    event('remove', time, { method, confirm: 'gone' });
+  const drained: InstanceRecord = { drainAt: 3, maintenance: { node: name, eventAt: 3 } };
+
+  it('a late hostError leaves a node restarted in place (same id, running) alone', () => {
+    const hostError = system('compute.instances.hostError');
+    expect(needsConfirmation(hostError, { node: alive, gossip: 'alive', record: null })).toBe(true);
+    const restarted = { found: true, id: X, status: 'RUNNING' } as const;
+    expect(
+      planTarget(hostError, target(X), obs({ node: alive, gossip: 'alive', current: restarted })),
+    ).toMatchObject({
+      decision: 'skip',
+      reason: 'instance-running',
+      steps: [],
+    });
+    // Not yet confirmed: asked again on redelivery, never deregistered blind.
+    expect(planTarget(hostError, target(X), obs({ node: alive, gossip: 'alive' })).decision).toBe('retry');
+    // Compute says it is down, or the node left gossip: deregistered.
+    const down = { found: true, id: X, status: 'TERMINATED' } as const;
+    expect(
+      planTarget(hostError, target(X), obs({ node: alive, gossip: 'alive', current: down })).decision,
+    ).toBe('deregister');
+    // The name now belongs to a successor (recreated): this instance is gone.
+    const successor = { found: true, id: Y, status: 'RUNNING' } as const;
+    expect(
+      planTarget(hostError, target(X), obs({ node: alive, gossip: 'alive', current: successor })).decision,
+    ).toBe('deregister');
+    expect(needsConfirmation(hostError, { node: alive, gossip: 'absent', record: null })).toBe(false);
+    expect(planTarget(hostError, target(X), obs({ node: alive, gossip: 'absent' })).decision).toBe(
+      'deregister',
+    );
   });
+
+  it('automaticRestart (a restore logged later) supersedes the hostError delivered after it', () => {
+    const plan = planTarget(
+      system('compute.instances.hostError', 5),
+      target(X),
+      obs({ node: alive, gossip: 'absent', record: { restoreAt: 6 } }),
+    );
+    expect(plan).toMatchObject({ decision: 'skip', reason: 'superseded' });
+  });
+
+  it.each([
+    ['still running', { found: true, id: X, status: 'RUNNING' } as const, 'restore', 'back-in-service'],
+    [
+      'being deleted (stopping)',
+      { found: true, id: X, status: 'STOPPING' } as const,
+      'skip',
+      'instance-going-away',
+    ],
+    ['terminated', { found: true, id: X, status: 'TERMINATED' } as const, 'skip', 'instance-going-away'],
+    ['gone', { found: false } as const, 'skip', 'instance-gone'],
+    [
+      'replaced by a same-name successor',
+      { found: true, id: Y, status: 'RUNNING' } as const,
+      'skip',
+      'instance-gone',
+    ],
+  ])('a failed deletion restores only an instance Compute reports %s', (_what, current, decision, reason) => {
+    const failed = event('restore', 9, { method: 'compute.instances.delete', confirm: 'serving' });
+    const plan = planTarget(failed, target(X), obs({ node: alive, record: drained, current }));
+    expect(plan).toMatchObject({ decision, reason });
+    // A drain that stays records no restore: a later event is never taken for superseded.
+    if (decision === 'skip') expect(plan.mark).toBeUndefined();
+  });
+
+  it('an abandoned, running instance gets its drain lifted by the group entry that ends', () => {
+    const abandoned = event('restore', 9, {
+      method: 'compute.instanceGroupManagers.abandonInstances',
+      confirm: 'serving',
+      group: 'backend-mig',
+      targets: [target()],
+    });
+    const plan = planTarget(
+      abandoned,
+      target(),
+      obs({ node: alive, record: drained, current: { found: true, id: X, status: 'RUNNING' } }),
+    );
+    expect(plan).toMatchObject({ decision: 'restore', steps: [{ type: 'undrain', instanceId: X }] });
+  });
+
+  it('never acts on Consul servers or on nodes outside the managed roles', () => {
+    const server = node({ [nodeMetaKeys.instanceId]: X, [nodeMetaKeys.role]: 'consul' });
+    for (const action of ['drain', 'remove', 'restore'] as const) {
+      expect(planTarget(event(action, 5), target(X), obs({ node: server, record: drained }))).toMatchObject({
+        decision: 'skip',
+        reason: 'not-managed',
+        steps: [],
+      });
+    }
+    const named = { ...target(X), name: 'consul-server-1' };
+    expect(planTarget(event('remove', 5), named, obs({}))).toMatchObject({
+      reason: 'not-managed',
+      steps: [],
+    });
+  });
+
+  it('ignores an instance id in node metadata that is not a decimal id', () => {
+    const hostile = node({ [nodeMetaKeys.instanceId]: '../../acl/bootstrap' });
+    expect(resolveInstanceId(target(), { node: hostile })).toBeUndefined();
+    expect(planTarget(event('drain', 5), target(), obs({ node: hostile }))).toMatchObject({
+      decision: 'skip',
+      steps: [],
+    });
+  });
+});
+
+describe('planTarget: maintenance bookkeeping', () => {
+  const maintenance = (eventAt: number): Maintenance => ({ node: name, eventAt });
 
   it('does not drain twice', () => {
     const record: InstanceRecord = { maintenance: maintenance(3) };
@@ -167,7 +273,7 @@ describe('planTarget: maintenance bookkeeping', () => {
     expect(plan).toMatchObject({ decision: 'skip', reason: 'already-draining' });
   });
 
-  it('lifts only maintenance set by an earlier event for this id', () => {
+  it('lifts only a drain set by an earlier event for this id', () => {
     const present = node({ [nodeMetaKeys.instanceId]: X });
     const older = planTarget(
       event('restore', 9),
@@ -176,7 +282,7 @@ describe('planTarget: maintenance bookkeeping', () => {
     );
     expect(older).toMatchObject({
       decision: 'restore',
-      steps: [{ type: 'clear-maintenance', maintenance: maintenance(3) }],
+      steps: [{ type: 'undrain', node: name, instanceId: X }],
     });
     const newer = planTarget(
       event('restore', 2),
@@ -188,21 +294,32 @@ describe('planTarget: maintenance bookkeeping', () => {
     expect(none).toMatchObject({ decision: 'skip', reason: 'no-maintenance' });
   });
 
-  it('waits (retry) for a restarted agent that still holds our maintenance, forgets a catalog check on a gone node', () => {
-    const waiting = planTarget(
-      event('restore', 9),
-      target(X),
-      obs({ record: { maintenance: maintenance(3) } }),
-    );
-    expect(waiting.decision).toBe('retry');
-    const gone = planTarget(
-      event('restore', 9),
-      target(X),
-      obs({ record: { maintenance: maintenance(3, 'catalog') } }),
-    );
-    expect(gone).toMatchObject({
+  it('clears the drain key of a node that is gone, on restore and on removal', () => {
+    const record = { maintenance: maintenance(3) };
+    expect(planTarget(event('restore', 9), target(X), obs({ record }))).toMatchObject({
       decision: 'restore',
-      steps: [{ type: 'forget-maintenance', instanceId: X }],
+      reason: 'node-gone',
+      steps: [{ type: 'undrain', node: name, instanceId: X }],
+    });
+    const removed = planTarget(
+      event('remove', 9),
+      target(X),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: X }), record }),
+    );
+    expect(removed.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave', 'undrain']);
+    // Recreated under the same name: the new node stays, the old id's drain key goes.
+    const replaced = planTarget(
+      event('remove', 9, { method: 'compute.instances.delete' }),
+      target(X),
+      obs({ node: node({ [nodeMetaKeys.instanceId]: Y }), record }),
+    );
+    expect(replaced).toMatchObject({
+      decision: 'skip',
+      reason: 'replacement-present',
+      steps: [
+        { type: 'undrain', node: name, instanceId: X },
+        { type: 'forget-instance', instanceId: X },
+      ],
     });
   });
 
@@ -231,8 +348,8 @@ describe('ordering and duplication law', () => {
   interface World {
     running: boolean;
     node: { modifyIndex: number } | null;
-    agentMaintenance: string | null;
-    catalogCheck: string | null;
+    /** The node's key in the drain list: the instance id it names. */
+    drainKey: string | null;
     record: InstanceRecord | null;
   }
 
@@ -242,45 +359,33 @@ describe('ordering and duplication law', () => {
     if (plan.decision === 'retry') return 'retry';
     let maintenance: Maintenance | null | undefined;
     for (const step of plan.steps) {
-      if (step.type === 'set-maintenance') {
-        const mode = world.running ? 'agent' : 'catalog';
-        if (mode === 'agent') world.agentMaintenance = step.reason;
-        else world.catalogCheck = step.reason;
-        maintenance = { mode, node: step.node, reason: step.reason, eventAt: e.time };
-      } else if (step.type === 'clear-maintenance') {
-        if (step.maintenance.mode === 'agent' && world.agentMaintenance === step.maintenance.reason) {
-          world.agentMaintenance = null;
-        }
-        if (step.maintenance.mode === 'catalog') world.catalogCheck = null;
+      if (step.type === 'drain') {
+        world.drainKey = step.instanceId;
+        maintenance = { node: step.node, eventAt: e.time };
+      } else if (step.type === 'undrain') {
+        if (world.drainKey === step.instanceId) world.drainKey = null;
         maintenance = null;
       } else if (step.type === 'forget-instance') {
         world.record = null;
         return 'done';
-      } else if (step.type === 'forget-maintenance') {
-        maintenance = null;
       } else if (step.type === 'deregister') {
         if (world.node?.modifyIndex !== step.modifyIndex) return 'done';
+        // A live agent registers its node again at its next anti-entropy sync.
         world.node = world.running ? { modifyIndex: step.modifyIndex + 1 } : null;
-        world.catalogCheck = null;
       }
     }
-    world.record = mergeRecord(world.record, plan.mark, maintenance);
+    if (plan.mark || maintenance !== undefined)
+      world.record = mergeRecord(world.record, plan.mark, maintenance);
     return 'done';
   };
 
   const run = (events: InstanceEvent[], running: boolean) => {
-    const world: World = {
-      running,
-      node: { modifyIndex: 1 },
-      agentMaintenance: null,
-      catalogCheck: null,
-      record: null,
-    };
+    const world: World = { running, node: { modifyIndex: 1 }, drainKey: null, record: null };
     let queue = events;
     // Redeliveries of what asked for a retry, as Pub/Sub would.
     for (let round = 0; round < 5 && queue.length > 0; round++)
       queue = queue.filter((e) => apply(world, e) === 'retry');
-    const drained = world.node !== null && (world.agentMaintenance !== null || world.catalogCheck !== null);
+    const drained = world.node !== null && world.drainKey === X;
     return { present: world.node !== null, drained };
   };
 

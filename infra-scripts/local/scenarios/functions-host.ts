@@ -27,8 +27,21 @@ export type Topic = (typeof topics)[number];
  * The functions the sandbox runs when they exist in dist/, the topic that triggers each and the
  * Consul policy (infra-scripts/acl/) its token holds; without one it runs anonymous.
  */
-const functionCatalog: { dir: string; target: string; topic: Topic; policy?: string }[] = [
-  { dir: 'instance-events', target: 'instanceEvents', topic: 'instance-events', policy: 'instance-events' },
+const functionCatalog: {
+  dir: string;
+  target: string;
+  topic: Topic;
+  policy?: string;
+  /** A second token for force-leave alone (`operator = "write"`), held apart as in production. */
+  forceLeavePolicy?: string;
+}[] = [
+  {
+    dir: 'instance-events',
+    target: 'instanceEvents',
+    topic: 'instance-events',
+    policy: 'instance-events',
+    forceLeavePolicy: 'instance-events-force-leave',
+  },
   { dir: 'scaling-alerts', target: 'scalingAlerts', topic: 'scaling-alerts' },
   { dir: 'health-sweep', target: 'healthSweep', topic: 'health-sweep' },
 ];
@@ -63,6 +76,9 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       const source = path.join(repoRoot(), 'dist/functions', f.dir, 'index.js');
       if (!existsSync(source)) continue;
       const token = f.policy ? await functionToken(consul, f.policy, `fn ${f.target}`) : undefined;
+      const forceLeaveToken = f.forceLeavePolicy
+        ? await functionToken(consul, f.forceLeavePolicy, `fn ${f.target} force-leave`)
+        : undefined;
       const port = await freePort();
       const proc: ManagedProcess = await startProcess({
         name: `function ${f.target}`,
@@ -79,6 +95,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
           GOOGLE_CLOUD_PROJECT: sandboxProject,
           CONSUL_HTTP_ADDR: consul.servers[0]!.httpAddr,
           ...(token ? { CONSUL_HTTP_TOKEN: token } : {}),
+          ...(forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken } : {}),
           COMPUTE_API_ENDPOINT: compute.url,
           METADATA_SERVER_DETECTION: 'none',
         },
