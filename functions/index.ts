@@ -1,2 +1,3 @@
 // Deploy entry: every Cloud Function, exported (and registered) under its name.
 export { instanceEvents } from './instance-events';
+export { healthSweep, healthSweepHttp } from './health-sweep';
