@@ -80,10 +80,18 @@ export function createHealthSweep(deps: HealthSweepDeps) {
   const act = async (action: SweepAction): Promise<{ outcome: ActionOutcome; detail?: string }> => {
     switch (action.type) {
       case 'deregister': {
+        const group = groupsByKey.get(action.group);
+        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
+        // The txn delete-cas and the force-leave.
         calls.consul += 2;
         const outcome = await deregister(
           {
-            target: { project: '', zone: action.zone, name: action.node, instanceId: action.instanceId },
+            target: {
+              project: group.project,
+              zone: action.zone,
+              name: action.node,
+              instanceId: action.instanceId,
+            },
             instanceId: action.instanceId,
             decision: 'deregister',
             reason: `stale (${action.reason})`,
