@@ -349,6 +349,26 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
     await sweep.close();
   }, 90_000);
 
+  test('a zone where most members look dead is only reported: no deletion, no recreation there', async () => {
+    const live = await resetWorld();
+    const inA = live.filter((m) => m.zone === zoneA);
+    for (const m of inA) await registerMember(admin, m, project, 'critical');
+    await registerMember(admin, stranger('backend-lost', '9000000000000000009'), project);
+    const config = sweepConfig(project, groups, { brokenGraceSeconds: 0 });
+    const sweep = build({ config });
+    const r = await sweep.run({ dryRun: false });
+    expect(r.report?.zones).toContainEqual(expect.objectContaining({ zone: zoneA, partitioned: true }));
+    expect(r.report?.stale).toEqual([expect.objectContaining({ node: 'backend-lost' })]);
+    const refusedHere = (r.report?.refused ?? []).filter((x) => x.reason === 'zone-partitioned');
+    expect(refusedHere.map((x) => x.action.type).sort()).toEqual(
+      expect.arrayContaining(['deregister', 'recreate']),
+    );
+    expect(doneOf(r, 'deregister')).toEqual([]);
+    expect(doneOf(r, 'recreate')).toEqual([]);
+    expect(await nodeNames()).toContain('backend-lost');
+    await sweep.close();
+  }, 60_000);
+
   test('one sweep acts at a time; a second exits cleanly with a log; a sweep that outlives its lock stops acting', async () => {
     await registerMember(admin, stranger('backend-locked', '9000000000000000007'), project);
     const logger = createLogger({ name: 'test', level: 'silent' });
