@@ -15,6 +15,7 @@ import { CONSUL_HTTP_PORT } from '../../infra-scripts/local/launch';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
+import { loadConfig } from '../../shared/config';
 import { createConsulClient, PermanentError } from '../../shared/consul';
 import { services } from '../../shared/contract';
 import { randomLoopbackPrefix, toolPath, waitFor } from '../harness';
@@ -29,6 +30,8 @@ const gossipKey = randomBytes(32).toString('base64');
 let md: MetadataServer;
 let tmp: string;
 let tls: Record<string, string>;
+let otherCaDir: string;
+const caPath = () => path.join(tmp, 'consul-agent-ca.pem');
 const instances: LocalInstance[] = [];
 
 async function boot(role: Role, name: string, ip: string, attributes: Record<string, string>) {
@@ -71,6 +74,7 @@ const raftPeers = async () =>
 beforeAll(async () => {
   await ensureAppsBuilt();
   tmp = await mkdtemp(path.join(os.tmpdir(), 'ilb-tls-'));
+  otherCaDir = await mkdtemp(path.join(os.tmpdir(), 'ilb-tls-other-'));
   await run(toolPath('consul'), ['tls', 'ca', 'create'], { cwd: tmp });
   await run(toolPath('consul'), ['tls', 'cert', 'create', '-server', '-dc', 'dc1'], { cwd: tmp });
   tls = {
@@ -85,6 +89,7 @@ afterAll(async () => {
   await Promise.all(instances.map((i) => i.kill().catch(() => undefined)));
   await md?.stop();
   await rm(tmp, { recursive: true, force: true });
+  await rm(otherCaDir, { recursive: true, force: true });
 });
 
 describe('Consul servers from the packer/consul image files', () => {
@@ -105,6 +110,35 @@ describe('Consul servers from the packer/consul image files', () => {
     await waitFor('three raft peers', async () => (await raftPeers()) === 3);
     // An unknown token is refused.
     await expect(consul(serverIps[0]!, randomUUID()).catalog.nodes()).rejects.toMatchObject({ status: 403 });
+  });
+
+  it("serve the HTTPS API on the servers' private address, as the functions reach it", async () => {
+    // What the deployed functions are given: an https:// server address, the CA, the server name.
+    const functionsView = (caFile: string) =>
+      createConsulClient({
+        ...loadConfig({
+          CONSUL_HTTP_ADDR: `https://${serverIps[0]!}:8501`,
+          CONSUL_CACERT: caFile,
+          CONSUL_TLS_SERVER_NAME: 'server.dc1.consul',
+          CONSUL_HTTP_TOKEN: management,
+        }).consul,
+        retries: 0,
+      });
+    await waitFor(
+      'HTTPS leader',
+      async () =>
+        (await functionsView(caPath())
+          .status.leader()
+          .catch(() => '')) !== '',
+    );
+    expect(await functionsView(caPath()).catalog.nodes()).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: 'consul-s1' })]),
+    );
+    // Another CA is not trusted: the function would never send its token there.
+    await run(toolPath('consul'), ['tls', 'ca', 'create', '-domain', 'other'], { cwd: otherCaDir });
+    await expect(
+      functionsView(path.join(otherCaDir, 'other-agent-ca.pem')).status.leader(),
+    ).rejects.toBeInstanceOf(PermanentError);
   });
 
   it('give each role a least-privilege token through acl-setup.sh', async () => {

@@ -10,9 +10,11 @@ describe('instance launcher: systemd units as the images have them', () => {
       type: 'notify',
       environmentFiles: ['/etc/ilb/instance.env'],
       killSignal: 'SIGUSR1',
-      execStart: '/usr/sbin/haproxy -Ws -f /etc/haproxy/haproxy.cfg -S /run/haproxy/master.sock',
+      execStart: '/usr/sbin/haproxy -Ws -f /etc/haproxy/haproxy.cfg.applied -S /run/haproxy/master.sock',
     });
-    expect(unit.execStartPre).toHaveLength(4);
+    // The config waited for, then checked by haproxy-sync (`haproxy -c`) before HAProxy runs it.
+    expect(unit.execStartPre).toHaveLength(3);
+    expect(unit.execStartPre[2]).toContain('haproxy-sync/main.js --prepare');
     const oneshot = parseUnit('ilb-drain', readFileSync('packer/consul/files/ilb-drain.service', 'utf8'));
     expect(oneshot).toMatchObject({ type: 'oneshot', execStop: '/opt/ilb/bin/shutdown.sh' });
   });

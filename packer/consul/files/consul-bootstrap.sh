@@ -153,12 +153,15 @@ if [ -n "$ca_cert" ]; then
     printf '%s\n' "$server_cert" >"$conf_dir/tls/server.pem"
     (umask 077 && printf '%s\n' "$server_key" >"$conf_dir/tls/server-key.pem")
   fi
-  tls=$(jq -n --arg dir "$conf_dir/tls" --arg role "$role" '
+  # Servers also serve the HTTPS API on their private address: the functions' only way in (their
+  # egress is the sole source the firewall admits to 8501); agents' plain HTTP stays on loopback.
+  tls=$(jq -n --arg dir "$conf_dir/tls" --arg role "$role" --arg ip "$ip" '
     if $role == "consul" then
       {tls: {defaults: {ca_file: "\($dir)/ca.pem", cert_file: "\($dir)/server.pem",
                         key_file: "\($dir)/server-key.pem", verify_incoming: true, verify_outgoing: true},
              internal_rpc: {verify_server_hostname: true}, https: {verify_incoming: false}},
-       auto_encrypt: {allow_tls: true}}
+       auto_encrypt: {allow_tls: true},
+       ports: {https: 8501}, addresses: {https: $ip}}
     else
       {tls: {defaults: {ca_file: "\($dir)/ca.pem", verify_outgoing: true},
              internal_rpc: {verify_server_hostname: true}},

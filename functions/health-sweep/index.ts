@@ -1,0 +1,80 @@
+import * as functions from '@google-cloud/functions-framework';
+import type { CloudEvent, Request, Response } from '@google-cloud/functions-framework';
+import { loadConfig } from '../../shared/config';
+import { classifyError } from '../../shared/errors';
+import type { SweepResult } from '../../shared/health-sweep/sweep';
+import { healthSweepFromConfig, loadHealthSweepConfig } from '../../shared/health-sweep/wire';
+import { createLogger } from '../../shared/logging';
+
+const logger = createLogger({ name: 'healthSweep' });
+let sweep: ((options: { dryRun: boolean }) => Promise<SweepResult>) | undefined;
+let envDryRun = false;
+
+// Built on the first call, not at load: keeps the cold start to loading code.
+function runner() {
+  if (!sweep) {
+    const config = loadConfig();
+    const sweepConfig = loadHealthSweepConfig();
+    envDryRun = config.dryRun;
+    sweep = healthSweepFromConfig(config, sweepConfig, { logger }).run;
+    logger.info(
+      { consul: config.consul.baseUrl, groups: sweepConfig.groups.length, dryRun: config.dryRun },
+      'healthSweep ready',
+    );
+  }
+  return sweep;
+}
+
+/**
+ * Pub/Sub `health-sweep` (published by Cloud Scheduler) → one sweep. Never asks for a redelivery:
+ * the next tick is a fresh sweep over a fresh observation, so a failure is logged and acknowledged.
+ */
+export async function healthSweep(event: CloudEvent<unknown>): Promise<void> {
+  try {
+    const run = runner();
+    await run({ dryRun: envDryRun });
+  } catch (err) {
+    const failure = classifyError(err);
+    logger.error({ decision: 'failed', reason: failure.message, eventId: event.id }, 'health sweep failed');
+  }
+}
+
+const truthy = (v: unknown) => v === true || v === 'true' || v === '1';
+
+/**
+ * For operators: `POST` or `GET` with `dryRun` (query or JSON body) → the sweep's report as JSON.
+ * Deployed with IAM invoker only (never `--allow-unauthenticated`): Google checks the bearer
+ * token before the request gets here; refusing a request without one is defence in depth.
+ */
+export async function healthSweepHttp(req: Request, res: Response): Promise<void> {
+  const auth = req.get('authorization') ?? '';
+  if (!/^Bearer [^\s]+$/.test(auth)) {
+    res
+      .status(401)
+      .set('WWW-Authenticate', 'Bearer')
+      .json({ error: 'an Authorization: Bearer token is required' });
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'POST') {
+    res.status(405).set('Allow', 'GET, POST').json({ error: 'GET or POST' });
+    return;
+  }
+  const body: unknown = req.body;
+  const fromBody =
+    typeof body === 'object' && body !== null && !Array.isArray(body)
+      ? (body as Record<string, unknown>).dryRun
+      : undefined;
+  const requested = truthy(req.query.dryRun) || truthy(fromBody);
+  try {
+    const run = runner();
+    const result = await run({ dryRun: requested || envDryRun });
+    res.status(result.status === 'locked' ? 409 : 200).json(result);
+  } catch (err) {
+    const failure = classifyError(err);
+    logger.error({ decision: 'failed', reason: failure.message }, 'health sweep (http) failed');
+    res.status(failure.transient ? 503 : 500).json({ error: failure.message });
+  }
+}
+
+functions.cloudEvent('healthSweep', healthSweep);
+functions.http('healthSweepHttp', healthSweepHttp);

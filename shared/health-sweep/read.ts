@@ -1,0 +1,191 @@
+import type { InstancesApi, InstanceLookup } from '../compute/instances';
+import type { ConsulClient } from '../consul';
+import { classifyError } from '../errors';
+import type { ApiCalls, GroupsApi } from './compute';
+import type { HealthSweepConfig } from './config';
+import {
+  idFromKey,
+  normaliseManagedInstances,
+  normaliseNodes,
+  parseBucket,
+  parseMark,
+  parseRecordMaintenance,
+  type GroupObservation,
+  type Observation,
+  type ReadOutcome,
+  type SweepMark,
+  type Stored,
+} from './observe';
+import { lookupCandidates } from './plan';
+import type { HealthSweepKeys } from './state';
+import type { BucketState } from './token-bucket';
+
+/**
+ * The observe adapter: reads the world once per sweep. Compute: per group, the pages of
+ * `listManagedInstances` and one `get`. Consul: the catalog's nodes and every check (one call
+ * each), the keys of the marks and records (one call each) and a get per mark, per leftover
+ * candidate and for the bucket. So calls grow with pages and anomalies, never with nodes.
+ * Nothing throws: a read that fails is recorded as failed, which makes the sweep report-only.
+ */
+
+export type SweepConsul = {
+  catalog: Pick<ConsulClient['catalog'], 'nodes'>;
+  health: Pick<ConsulClient['health'], 'state'>;
+  kv: Pick<ConsulClient['kv'], 'get' | 'keys'>;
+};
+
+export interface ReadDeps {
+  consul: SweepConsul;
+  groups: GroupsApi;
+  instances: InstancesApi;
+  keys: HealthSweepKeys;
+  calls: ApiCalls;
+  /** Most `instances.get` lookups per sweep (the absent nodes closest to N first). */
+  lookupLimit: number;
+  /** Parallel requests per source. */
+  concurrency?: number;
+}
+
+const describe = (err: unknown) => classifyError(err).message.slice(0, 300);
+
+/** Runs `work` over `items`, at most `limit` at once, in order of the results. */
+async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i] as T);
+    }
+  });
+  await Promise.all(runners);
+  return out;
+}
+
+export async function observeWorld(
+  deps: ReadDeps,
+  config: HealthSweepConfig,
+  at: number,
+): Promise<Observation> {
+  const { consul, calls, keys } = deps;
+  const concurrency = deps.concurrency ?? 8;
+  const reads: ReadOutcome[] = [];
+  const consulCall = <T>(p: () => Promise<T>) => {
+    calls.consul++;
+    return p();
+  };
+
+  const groupsRead = pool(config.groups, concurrency, async (group): Promise<GroupObservation | null> => {
+    try {
+      const [raw, isStable] = await Promise.all([
+        deps.groups.listManagedInstances(group),
+        deps.groups.isStable(group),
+      ]);
+      const { members, dropped } = normaliseManagedInstances(group, raw);
+      if (dropped > 0) {
+        reads.push({
+          source: 'compute',
+          what: group.key,
+          status: 'partial',
+          detail: `${dropped} managed instances did not parse`,
+        });
+      }
+      return { key: group.key, isStable, members };
+    } catch (err) {
+      reads.push({ source: 'compute', what: group.key, status: 'failed', detail: describe(err) });
+      return null;
+    }
+  });
+
+  const consulRead = async <T>(what: string, p: () => Promise<T>, source: 'consul' | 'kv' = 'consul') => {
+    try {
+      return await consulCall(p);
+    } catch (err) {
+      reads.push({ source, what, status: 'failed', detail: describe(err) });
+      return undefined;
+    }
+  };
+
+  const [groups, rawNodes, rawChecks, markKeys, recordKeys, bucketEntry] = await Promise.all([
+    groupsRead,
+    consulRead('catalog/nodes', () => consul.catalog.nodes()),
+    consulRead('health/state/any', () => consul.health.state('any')),
+    consulRead(keys.marks, () => consul.kv.keys(keys.marks), 'kv'),
+    consulRead(keys.records, () => consul.kv.keys(keys.records), 'kv'),
+    consulRead(keys.bucket, () => consul.kv.get(keys.bucket), 'kv'),
+  ]);
+
+  // The layer answers in its own shape; the normaliser validates Consul's.
+  const catalog = (rawNodes ?? []).map((n) => ({
+    Node: n.name,
+    Address: n.address,
+    Meta: n.meta,
+    ModifyIndex: n.modifyIndex,
+  }));
+  const { nodes, dropped } = normaliseNodes(catalog, rawChecks ?? []);
+  if (dropped > 0) {
+    reads.push({
+      source: 'consul',
+      what: 'catalog/nodes',
+      status: 'partial',
+      detail: `${dropped} entries did not parse`,
+    });
+  }
+
+  // Marks exist only for anomalies: one get each.
+  const marks = new Map<string, Stored<SweepMark>>();
+  const markIds = (markKeys ?? []).flatMap((k) => idFromKey(keys.marks, k) ?? []);
+  await pool(markIds, concurrency, async (id) => {
+    const entry = await consulRead(`${keys.marks}${id}`, () => consul.kv.get(`${keys.marks}${id}`), 'kv');
+    if (entry) marks.set(id, { value: parseMark(entry.value), modifyIndex: entry.modifyIndex });
+  });
+
+  // instanceEvents' records: only those of ids no group lists and no node claims can be reaped,
+  // so only those are read.
+  const observed = groups.filter((g): g is GroupObservation => g !== null);
+  const known = new Set<string>();
+  for (const g of observed) for (const m of g.members) if (m.id) known.add(m.id);
+  for (const n of nodes) if (n.identity) known.add(n.identity.instanceId);
+  const records = new Map<string, Stored<{ maintenance: boolean }>>();
+  const recordIds = (recordKeys ?? [])
+    .flatMap((k) => idFromKey(keys.records, k) ?? [])
+    .filter((id) => !known.has(id));
+  await pool(recordIds, concurrency, async (id) => {
+    const entry = await consulRead(`${keys.records}${id}`, () => consul.kv.get(`${keys.records}${id}`), 'kv');
+    if (entry)
+      records.set(id, { value: parseRecordMaintenance(entry.value), modifyIndex: entry.modifyIndex });
+  });
+
+  const bucket: Stored<BucketState> = bucketEntry
+    ? { value: parseBucket(bucketEntry.value), modifyIndex: bucketEntry.modifyIndex }
+    : { value: null, modifyIndex: 0 };
+
+  const withoutLookups: Observation = {
+    at,
+    groups: observed,
+    nodes,
+    marks,
+    records,
+    bucket,
+    lookups: new Map(),
+    reads,
+  };
+
+  // Compute's word on absent nodes: a 404 (or another id under the name) makes them stale at once.
+  const lookups = new Map<string, InstanceLookup>();
+  const candidates = lookupCandidates(config, withoutLookups, deps.lookupLimit);
+  await pool(candidates, concurrency, async (c) => {
+    calls.compute++;
+    try {
+      lookups.set(c.instanceId, await deps.instances.get({ project: c.project, zone: c.zone, name: c.name }));
+    } catch (err) {
+      reads.push({
+        source: 'compute',
+        what: `instances/${c.zone}/${c.name}`,
+        status: 'failed',
+        detail: describe(err),
+      });
+    }
+  });
+  return { ...withoutLookups, lookups };
+}

@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import type { InstancesApi } from '../compute/instances';
+import type { ConsulClient } from '../consul';
+import { classifyError } from '../errors';
+import { createStepExecutor } from '../instance-events/steps';
+import type { DrainList } from '../instance-events/drain';
+import { createRecordStore } from '../instance-events/records';
+import type { Ledger } from '../ledger/ledger';
+import type { Logger } from '../logging';
+import { noCalls, recreateRequestId, type ApiCalls, type GroupsApi } from './compute';
+import type { HealthSweepConfig } from './config';
+import { acquireSweepLock, type LockConsul, type SweepLock } from './lock';
+import type { MetricsApi } from './metrics';
+import { metricPoints, planSweep, type SweepAction, type SweepReport } from './plan';
+import { observeWorld, type SweepConsul } from './read';
+import { stateOps, writeState, type HealthSweepKeys } from './state';
+
+/**
+ * One sweep, the imperative shell around the pure planner: lock → observe → plan → write the
+ * marks and the bucket (CAS) → act within the plan → metrics → report. Nothing here decides what
+ * to do; it only refuses to act when it cannot be sure it alone acts on what it read.
+ */
+
+export type HealthSweepConsul = SweepConsul &
+  LockConsul & {
+    catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node' | 'deleteNodeCas'>;
+    agent: Pick<ConsulClient['agent'], 'forceLeave'>;
+    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'cas' | 'delete' | 'acquire' | 'release'>;
+    txn: ConsulClient['txn'];
+  };
+
+export interface HealthSweepDeps {
+  config: HealthSweepConfig;
+  consul: HealthSweepConsul;
+  groups: GroupsApi;
+  instances: InstancesApi;
+  metrics: MetricsApi | null;
+  /** instanceEvents' ledger, whose purge the sweep runs. */
+  ledger: Pick<Ledger, 'purge'>;
+  keys: HealthSweepKeys;
+  logger: Logger;
+  /** Project the metrics are written to. */
+  metricsProject: string;
+  lockTtlSeconds?: number;
+  lookupLimit?: number;
+  /** Counts every API call of the sweeps run with these deps (the bench reads it). */
+  calls?: ApiCalls;
+  now?: () => number;
+}
+
+export type ActionOutcome = 'done' | 'skipped' | 'failed' | 'not-attempted';
+
+export interface SweepResult {
+  status: 'completed' | 'locked';
+  dryRun: boolean;
+  durationMs: number;
+  apiCalls: ApiCalls;
+  /** Why nothing (more) was done although the plan had actions. */
+  stopped?: 'cas-lost' | 'lock-lost' | 'state-write-failed';
+  /** Each planned action and what became of it. */
+  done: Array<{ action: SweepAction; outcome: ActionOutcome; detail?: string }>;
+  report?: SweepReport;
+}
+
+/** The deregistration executor of instanceEvents does not drain: refuse loudly if it ever tries. */
+const noDrain: DrainList = {
+  set: () => Promise.reject(new Error('healthSweep never drains')),
+  clear: () => Promise.reject(new Error('healthSweep never drains')),
+};
+
+export function createHealthSweep(deps: HealthSweepDeps) {
+  const { config, consul, logger, keys } = deps;
+  const now = deps.now ?? Date.now;
+  const calls = deps.calls ?? noCalls();
+  const records = createRecordStore(consul.kv, keys.records);
+  // instanceEvents' own path: delete-cas on the ModifyIndex read, then force-leave.
+  const deregister = createStepExecutor({
+    consul,
+    forceLeave: (node) => consul.agent.forceLeave(node),
+    drains: noDrain,
+    records,
+    logger,
+  });
+  const groupsByKey = new Map(config.groups.map((g) => [g.key, g]));
+
+  const act = async (action: SweepAction): Promise<{ outcome: ActionOutcome; detail?: string }> => {
+    switch (action.type) {
+      case 'deregister': {
+        const group = groupsByKey.get(action.group);
+        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
+        // The txn delete-cas and the force-leave.
+        calls.consul += 2;
+        const outcome = await deregister(
+          {
+            target: {
+              project: group.project,
+              zone: action.zone,
+              name: action.node,
+              instanceId: action.instanceId,
+            },
+            instanceId: action.instanceId,
+            decision: 'deregister',
+            reason: `stale (${action.reason})`,
+            steps: [
+              {
+                type: 'deregister',
+                node: action.node,
+                modifyIndex: action.modifyIndex,
+                instanceId: action.instanceId,
+              },
+              { type: 'force-leave', node: action.node },
+            ],
+          },
+          { record: null, index: 0 },
+        );
+        return outcome.decision === 'skip'
+          ? { outcome: 'skipped', detail: outcome.reason }
+          : { outcome: 'done' };
+      }
+      case 'recreate': {
+        const group = groupsByKey.get(action.group);
+        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
+        await deps.groups.recreate(group, action.instance, recreateRequestId(group.key, action.instanceId));
+        return { outcome: 'done' };
+      }
+      case 'delete-record': {
+        calls.consul++;
+        const deleted = await consul.kv.delete(`${keys.records}${action.instanceId}`, {
+          cas: action.modifyIndex,
+        });
+        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
+      }
+      case 'purge-ledger': {
+        calls.consul++;
+        const purged = await deps.ledger.purge();
+        return { outcome: 'done', detail: `${purged.length} day folders` };
+      }
+    }
+  };
+
+  const sweep = async (
+    options: { dryRun: boolean },
+    lock: SweepLock | null,
+    started: number,
+  ): Promise<Omit<SweepResult, 'status' | 'durationMs' | 'apiCalls'>> => {
+    const obs = await observeWorld(
+      {
+        consul,
+        groups: deps.groups,
+        instances: deps.instances,
+        keys,
+        calls,
+        lookupLimit: deps.lookupLimit ?? 50,
+      },
+      config,
+      started,
+    );
+    const plan = planSweep(config, obs);
+    const done: SweepResult['done'] = plan.actions.map((action) => ({ action, outcome: 'not-attempted' }));
+    if (options.dryRun) return { dryRun: true, done, report: plan.report };
+
+    let stopped: SweepResult['stopped'];
+    if (!lock?.held()) stopped = 'lock-lost';
+    else {
+      try {
+        if (!(await writeState(consul, stateOps(plan, keys), () => calls.consul++))) stopped = 'cas-lost';
+      } catch (err) {
+        logger.warn({ reason: classifyError(err).message }, 'sweep state not written: acting on nothing');
+        stopped = 'state-write-failed';
+      }
+    }
+    for (const entry of done) {
+      if (stopped) break;
+      if (!lock?.held()) {
+        stopped = 'lock-lost';
+        break;
+      }
+      try {
+        Object.assign(entry, await act(entry.action));
+      } catch (err) {
+        // One failed action does not stop the others; the next sweep sees what is left.
+        entry.outcome = 'failed';
+        entry.detail = classifyError(err).message;
+      }
+    }
+    return { dryRun: false, done, report: plan.report, ...(stopped ? { stopped } : {}) };
+  };
+
+  return async function runSweep(options: { dryRun: boolean }): Promise<SweepResult> {
+    const started = now();
+    const before = { ...calls };
+    const elapsed = () => ({
+      durationMs: now() - started,
+      apiCalls: {
+        compute: calls.compute - before.compute,
+        consul: calls.consul - before.consul,
+        monitoring: calls.monitoring - before.monitoring,
+      },
+    });
+    // A dry run changes nothing, so it needs no lock and never waits for one.
+    let lock: SweepLock | null = null;
+    if (!options.dryRun) {
+      calls.consul += 2;
+      lock = await acquireSweepLock(consul, {
+        key: keys.lock,
+        ttlSeconds: deps.lockTtlSeconds ?? 30,
+        owner: randomUUID(),
+        logger,
+        now,
+      });
+      if (!lock) {
+        const result: SweepResult = { status: 'locked', dryRun: false, done: [], ...elapsed() };
+        logger.info(
+          { decision: 'skip', reason: 'locked', lock: keys.lock },
+          'another sweep holds the lock: exiting',
+        );
+        return result;
+      }
+    }
+    try {
+      const outcome = await sweep(options, lock, started);
+      const result: SweepResult = { status: 'completed', ...outcome, ...elapsed() };
+      if (deps.metrics && result.report && !options.dryRun) {
+        // Metrics never fail a sweep: a lost point is a gap in a chart.
+        const actionsDone = result.done.filter((d) => d.outcome === 'done').map((d) => d.action);
+        const points = metricPoints(
+          { report: result.report, actions: actionsDone, bucket: null, marks: [] },
+          result.durationMs,
+        );
+        await deps.metrics
+          .write(deps.metricsProject, points, now())
+          .catch((err: unknown) =>
+            logger.warn({ reason: classifyError(err).message }, 'sweep metrics not written'),
+          );
+        result.apiCalls = elapsed().apiCalls;
+      }
+      logSweep(logger, result);
+      return result;
+    } finally {
+      if (lock) {
+        calls.consul += 2;
+        await lock.release();
+      }
+    }
+  };
+}
+
+function logSweep(logger: Logger, result: SweepResult): void {
+  const r = result.report;
+  const count = (o: ActionOutcome) => result.done.filter((d) => d.outcome === o).length;
+  logger.info(
+    {
+      dryRun: result.dryRun,
+      durationMs: result.durationMs,
+      apiCalls: result.apiCalls,
+      stopped: result.stopped,
+      reportOnly: r?.reportOnly,
+      incompleteReads: r?.incompleteReads,
+      seen: r?.seen,
+      zones: r?.zones,
+      stale: r?.stale.length,
+      absent: r?.absent.length,
+      kept: r?.kept.length,
+      broken: r?.broken.length,
+      orphans: r?.orphans.length,
+      leftovers: r?.leftovers.length,
+      refused: r?.refused.map((x) => ({ type: x.action.type, reason: x.reason })),
+      done: count('done'),
+      skipped: count('skipped'),
+      failed: result.done.filter((d) => d.outcome === 'failed'),
+    },
+    result.dryRun ? 'health sweep (dry run): planned, nothing done' : 'health sweep done',
+  );
+}

@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import { createInstancesApi } from '../compute/instances';
+import { ConfigError, type OrchestratorConfig } from '../config';
+import { createConsulClient, type ConsulClient } from '../consul';
+import { createLedger } from '../ledger/ledger';
+import type { Logger } from '../logging';
+import { createGroupsApi, noCalls, type ApiCalls } from './compute';
+import { parseHealthSweepConfig, type HealthSweepConfig } from './config';
+import { createMetricsApi } from './metrics';
+import { healthSweepKeys } from './state';
+import { createHealthSweep } from './sweep';
+
+/**
+ * `HEALTH_SWEEP_CONFIG`: the path of a JSON file, or the JSON document itself (starting with `{`),
+ * validated by parseHealthSweepConfig (infra-scripts/config/README.md).
+ */
+export function loadHealthSweepConfig(env: NodeJS.ProcessEnv = process.env): HealthSweepConfig {
+  const value = env.HEALTH_SWEEP_CONFIG?.trim();
+  if (!value)
+    throw new ConfigError('HEALTH_SWEEP_CONFIG: a JSON file path or an inline JSON document is required');
+  let text = value;
+  if (!value.startsWith('{')) {
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`HEALTH_SWEEP_CONFIG: cannot read ${value}: ${(err as Error).message}`);
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`HEALTH_SWEEP_CONFIG: not JSON: ${(err as Error).message}`);
+  }
+  return parseHealthSweepConfig(parsed);
+}
+
+/** The sweep with its adapters built from the configuration; `consul` replaces the client. */
+export function healthSweepFromConfig(
+  config: OrchestratorConfig,
+  sweepConfig: HealthSweepConfig,
+  options: {
+    logger: Logger;
+    consul?: ConsulClient;
+    calls?: ApiCalls;
+    lockTtlSeconds?: number;
+    lookupLimit?: number;
+    now?: () => number;
+  },
+) {
+  const consul = options.consul ?? createConsulClient(config.consul);
+  const calls = options.calls ?? noCalls();
+  const keys = healthSweepKeys(config.kvPrefix);
+  const groups = createGroupsApi(config.compute, calls);
+  const metrics = createMetricsApi(config.compute, calls);
+  const run = createHealthSweep({
+    config: sweepConfig,
+    consul,
+    groups,
+    instances: createInstancesApi(config.compute),
+    metrics,
+    ledger: createLedger({
+      kv: consul.kv,
+      prefix: keys.ledger,
+      inProgressTtlMs: config.ledger.inProgressTtlMs,
+      retentionMs: config.ledger.retentionMs,
+    }),
+    keys,
+    logger: options.logger,
+    metricsProject: config.project ?? (sweepConfig.groups[0] as { project: string }).project,
+    calls,
+    ...(options.lockTtlSeconds ? { lockTtlSeconds: options.lockTtlSeconds } : {}),
+    ...(options.lookupLimit !== undefined ? { lookupLimit: options.lookupLimit } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
+  return {
+    run,
+    calls,
+    async close() {
+      await Promise.all([groups.close(), metrics.close()]);
+    },
+  };
+}
