@@ -28,7 +28,8 @@ import {
   type ManagedProcess,
 } from '../infra-scripts/local/launch';
 import { createMetadataServer, type MetadataServer } from '../infra-scripts/local/metadata-server';
-import { nodeMetaKeys, services } from '../shared/contract';
+import { setupRoleTokens } from '../infra-scripts/local/scenarios/acl';
+import { nodeMetaKeys, roles, services } from '../shared/contract';
 import { percentile, startLoad, type LoadResult } from './lib/load';
 
 const argsSchema = z.object({
@@ -80,6 +81,8 @@ async function main(): Promise<void> {
   let md: MetadataServer | undefined;
   try {
     cluster = await startConsulCluster({ servers: 3, prefix });
+    // Each role's own tokens, as on GCE: consul-template reads with the role's read-only default token.
+    const tokens = await setupRoleTokens(cluster, roles);
     md = createMetadataServer({ port: 9169 });
     let host = 20;
     const boot = async (role: Role, name: string): Promise<LocalInstance> => {
@@ -94,7 +97,8 @@ async function main(): Promise<void> {
         attributes: {
           'consul-servers': cluster!.joinAddrs.join(' '),
           'consul-gossip-key': cluster!.gossipKey,
-          'consul-agent-token': cluster!.tokens.agent,
+          'consul-agent-token': tokens[role],
+          'consul-default-token': tokens[`${role}-default`],
         },
       });
       const instance = await launchInstance({ role, ip, metadataHost });

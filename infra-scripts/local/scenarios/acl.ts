@@ -8,13 +8,16 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import { type ConsulCluster, repoRoot, toolPath } from '../launch';
-import { type RoleTokens, sandboxRoles } from './topology';
+import { type SandboxRole, sandboxRoles } from './topology';
 
 /**
- * Runs the operator's packer/consul/files/acl-setup.sh against the sandbox's cluster with the
- * management token: per role an agent token `<role>` and a read-only `<role>-default` token.
+ * Runs the operator's packer/consul/files/acl-setup.sh against a cluster with the management token:
+ * per role an agent token `<role>` and a read-only `<role>-default` token.
  */
-export async function setupRoleTokens(consul: ConsulCluster): Promise<RoleTokens> {
+export async function setupRoleTokens<R extends string = SandboxRole>(
+  consul: ConsulCluster,
+  roles: readonly R[] = sandboxRoles as unknown as readonly R[],
+): Promise<Record<R | `${R}-default`, string>> {
   const { stdout } = await promisify(execFile)(
     'bash',
     [path.join(repoRoot(), 'packer/consul/files/acl-setup.sh')],
@@ -28,9 +31,9 @@ export async function setupRoleTokens(consul: ConsulCluster): Promise<RoleTokens
     },
   );
   const schema = z.object(
-    Object.fromEntries(sandboxRoles.flatMap((r) => [r, `${r}-default`].map((k) => [k, z.guid()]))),
+    Object.fromEntries(roles.flatMap((r) => [r, `${r}-default`].map((k) => [k, z.guid()]))),
   );
-  return schema.parse(JSON.parse(stdout)) as RoleTokens;
+  return schema.parse(JSON.parse(stdout)) as Record<R | `${R}-default`, string>;
 }
 
 /** A token holding only infra-scripts/acl/<policy>.hcl, as the deployed function gets. */
