@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nodeMetaKeys } from '../contract';
 import type { InstanceLookup } from '../compute/instances';
 import { rolePattern, scopeHolds, zonePattern, type WatchedGroup } from './config';
 import type { BucketState } from './token-bucket';
@@ -200,15 +201,6 @@ const rawHealthCheck = z.object({
   ServiceID: z.string().nullish(),
 });
 
-/** Node metadata keys (ARCHITECTURE §1, node identity). */
-const metaKeys = {
-  instanceId: 'gce-instance-id',
-  zone: 'gce-zone',
-  project: 'gce-project',
-  group: 'gce-instance-group',
-  role: 'role',
-} as const;
-
 /** The node's identity if every field is present and well-formed. */
 export function parseIdentity(
   meta: Readonly<Record<string, string>> | null | undefined,
@@ -216,11 +208,11 @@ export function parseIdentity(
   if (!meta) return undefined;
   const get = (k: string) => (Object.hasOwn(meta, k) ? meta[k] : undefined);
   const identity = {
-    instanceId: get(metaKeys.instanceId),
-    zone: get(metaKeys.zone),
-    project: get(metaKeys.project),
-    group: get(metaKeys.group),
-    role: get(metaKeys.role),
+    instanceId: get(nodeMetaKeys.instanceId),
+    zone: get(nodeMetaKeys.zone),
+    project: get(nodeMetaKeys.project),
+    group: get(nodeMetaKeys.group),
+    role: get(nodeMetaKeys.role),
   };
   const { instanceId, zone, project, group, role } = identity;
   if (

@@ -1,12 +1,8 @@
-import type { ConsulClient } from '../consul';
+import { readJson, type ConsulClient, type StoredJson } from '../consul';
 import { autoscalerStateSchema, type AutoscalerState } from './plan';
 
-export interface StoredState {
-  /** null when the key holds something that is not a valid record: overwritten by the next CAS. */
-  value: AutoscalerState | null;
-  /** The CAS index of the next write. */
-  index: number;
-}
+/** The record and its CAS index; a value that is not a valid record reads as null. */
+export type StoredState = StoredJson<AutoscalerState>;
 
 /** Where scalingAlerts keeps its record of each autoscaler: read, compare-and-set, delete. */
 export interface StateStore {
@@ -20,18 +16,7 @@ export interface StateStore {
 /** The store on Consul KV: only get, cas and delete. */
 export function consulStateStore(kv: Pick<ConsulClient['kv'], 'get' | 'cas' | 'delete'>): StateStore {
   return {
-    async get(key) {
-      const entry = await kv.get(key);
-      if (!entry) return null;
-      let data: unknown;
-      try {
-        data = JSON.parse(entry.value);
-      } catch {
-        return { value: null, index: entry.modifyIndex };
-      }
-      const parsed = autoscalerStateSchema.safeParse(data);
-      return { value: parsed.success ? parsed.data : null, index: entry.modifyIndex };
-    },
+    get: (key) => readJson(kv, key, autoscalerStateSchema),
     async cas(key, value, index) {
       return (await kv.cas(key, JSON.stringify(value), index)) !== null;
     },
