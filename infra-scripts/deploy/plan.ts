@@ -94,10 +94,14 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
     maxInstances: 1,
     timeout: '300s',
     memory: '512Mi',
+    // What shared/health-sweep calls: list members, read groups and instances, recreateInstances,
+    // and write its custom metrics.
     permissions: [
       'compute.instanceGroupManagers.get',
       'compute.instanceGroupManagers.list',
+      'compute.instanceGroupManagers.update',
       'compute.instances.get',
+      'monitoring.timeSeries.create',
     ],
   },
   // Autoscaler changes are serialised: one incident at a time.
@@ -107,12 +111,18 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
     maxInstances: 1,
     timeout: '120s',
     memory: '512Mi',
+    // What shared/scaling-alerts calls: read and change autoscalers, wait on their operations, read
+    // the group and its instance template (ownership by label), and write its custom metrics.
     permissions: [
       'compute.autoscalers.get',
       'compute.autoscalers.list',
       'compute.autoscalers.update',
       'compute.instanceGroupManagers.get',
       'compute.instanceGroupManagers.use',
+      'compute.instanceTemplates.get',
+      'compute.regionOperations.get',
+      'compute.zoneOperations.get',
+      'monitoring.timeSeries.create',
     ],
   },
 };

@@ -186,7 +186,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
   async preempt(sb, out) {
     const victim = firstBackend(sb);
     out(
-      `Preempting backend ${victim.name} (${victim.id}): killed without its shutdown script, so it never leaves Consul itself.`,
+      `Preempting backend ${victim.name} (${victim.id}): GCE gives its shutdown script 30 s, then stops it; the audit entry comes at once.`,
     );
     sb.compute.emulator.preempt(victim.zone, victim.name);
     out('Audit log: compute.instances.preempted -> Pub/Sub instance-events -> instanceEvents.');

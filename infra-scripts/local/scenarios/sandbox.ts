@@ -10,6 +10,7 @@ import { PubSub } from '@google-cloud/pubsub';
 import { services } from '../../../shared/contract';
 import type { Logger } from '../../../shared/logging';
 import {
+  GCE_PREEMPTION_SHUTDOWN_MS,
   startComputeEmulator,
   pubsubSink,
   type AuditFaults,
@@ -127,6 +128,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       autoscaleIntervalMs: 5000,
       stabilizationSec: options.stabilizationSec ?? 60,
       restartDelayMs: 8000,
+      // As on GCE: a preempted VM's shutdown script gets 30 s (ACPI soft off) before it is stopped.
+      preemptionShutdownMs: GCE_PREEMPTION_SHUTDOWN_MS,
       auditFaults: options.auditFaults,
     });
     stops.push(() => compute.stop());
