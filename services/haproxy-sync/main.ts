@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { createLogger } from '../../shared/logging';
 import { backendName, parseRenderedConfig, type RenderedConfig } from './config';
 import { isSafeCommand, planSync } from './plan';
-import { haproxyCommand, parseRuntime, type RuntimeSlot } from './runtime';
+import { haproxyCommand, readRuntime } from './runtime';
 
 /**
  * haproxy-sync: consul-template's command after each render of haproxy.cfg. Applies the server
@@ -66,14 +66,6 @@ async function install(args: Args, text: string): Promise<boolean> {
   return true;
 }
 
-async function readRuntime(adminSocket: string): Promise<RuntimeSlot[]> {
-  const [state, stat] = await Promise.all([
-    haproxyCommand(adminSocket, `show servers state ${backendName}`),
-    haproxyCommand(adminSocket, 'show stat -1 4 -1'),
-  ]);
-  return parseRuntime(state, stat, backendName);
-}
-
 async function workerPid(adminSocket: string): Promise<string | undefined> {
   const info = await haproxyCommand(adminSocket, 'show info').catch(() => '');
   return /^Pid:\s*(\d+)/m.exec(info)?.[1];
@@ -115,7 +107,8 @@ async function reload(args: Required<Args>, text: string, rendered: RenderedConf
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 200));
     const pid = await workerPid(args['admin-socket']);
-    const running = pid && pid !== before ? await readRuntime(args['admin-socket']).catch(() => []) : [];
+    const running =
+      pid && pid !== before ? await readRuntime(args['admin-socket'], backendName).catch(() => []) : [];
     const runningNames = running
       .map((s) => s.name)
       .sort()
@@ -167,7 +160,7 @@ async function main(): Promise<void> {
 
   let running;
   try {
-    running = await readRuntime(adminSocket);
+    running = await readRuntime(adminSocket, backendName);
   } catch (err) {
     logger.warn({ err }, 'HAProxy runtime API unreachable; it will load the rendered file when it starts');
     return;

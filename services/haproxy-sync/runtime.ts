@@ -30,6 +30,15 @@ export function haproxyCommand(socketPath: string, command: string, timeoutMs = 
   });
 }
 
+/** The slots of `backend` as the running worker sees them, through its admin socket. */
+export async function readRuntime(adminSocket: string, backend: string): Promise<RuntimeSlot[]> {
+  const [state, stat] = await Promise.all([
+    haproxyCommand(adminSocket, `show servers state ${backend}`),
+    haproxyCommand(adminSocket, 'show stat -1 4 -1'),
+  ]);
+  return parseRuntime(state, stat, backend);
+}
+
 // srv_admin_state: forced, inherited and resolver maintenance (HAProxy's SRV_ADMF_MAINT). The
 // config's `disabled` bit (0x04) stays set after `state ready`, so it alone does not mean maintenance.
 const maintBits = 0x01 | 0x02 | 0x20;

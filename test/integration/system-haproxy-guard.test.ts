@@ -18,7 +18,7 @@ import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { drainingKeyPrefix } from '../../services/haproxy-sync/config';
-import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
+import { haproxyCommand, readRuntime } from '../../services/haproxy-sync/runtime';
 import {
   randomLoopbackPrefix,
   sleep,
@@ -86,14 +86,7 @@ async function register(node: string, address: string, id?: string): Promise<voi
   });
 }
 
-async function runtime() {
-  const socket = `${haproxy.root}/run/haproxy/admin.sock`;
-  const [state, stat] = await Promise.all([
-    haproxyCommand(socket, 'show servers state backends'),
-    haproxyCommand(socket, 'show stat -1 4 -1'),
-  ]);
-  return parseRuntime(state, stat, 'backends');
-}
+const runtime = () => readRuntime(`${haproxy.root}/run/haproxy/admin.sock`, 'backends');
 const slotOf = async (ip: string) => (await runtime()).find((s) => s.addr === ip && !s.maint);
 const rendered = () => readFile(`${haproxy.root}/etc/haproxy/haproxy.cfg`, 'utf8');
 const workerPid = async () =>

@@ -10,7 +10,7 @@ import { startLoad } from '../../bench/lib/load';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
-import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
+import { haproxyCommand, readRuntime } from '../../services/haproxy-sync/runtime';
 import { randomLoopbackPrefix, sleep, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
 import { services } from '../../shared/contract';
 import { roleTokens } from './system-support';
@@ -56,14 +56,7 @@ async function addBackend(n: number): Promise<void> {
   });
 }
 
-async function runtime() {
-  const socket = `${haproxy.root}/run/haproxy/admin.sock`;
-  const [state, stat] = await Promise.all([
-    haproxyCommand(socket, 'show servers state backends'),
-    haproxyCommand(socket, 'show stat -1 4 -1'),
-  ]);
-  return parseRuntime(state, stat, 'backends');
-}
+const runtime = () => readRuntime(`${haproxy.root}/run/haproxy/admin.sock`, 'backends');
 
 const masterPid = () => haproxy.processes.get('haproxy')!.pid;
 /** PIDs of the current workers, from the master CLI's `show proc`. */

@@ -14,7 +14,7 @@ import { startLoad } from '../../bench/lib/load';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
-import { haproxyCommand, parseRuntime } from '../../services/haproxy-sync/runtime';
+import { readRuntime } from '../../services/haproxy-sync/runtime';
 import { nodeMetaKeys, services } from '../../shared/contract';
 import {
   CONSUL_HTTP_PORT,
@@ -74,12 +74,7 @@ async function boot(
 }
 
 async function activeServers(haproxy: LocalInstance): Promise<string[]> {
-  const socket = `${haproxy.root}/run/haproxy/admin.sock`;
-  const [state, stat] = await Promise.all([
-    haproxyCommand(socket, 'show servers state backends'),
-    haproxyCommand(socket, 'show stat -1 4 -1'),
-  ]);
-  return parseRuntime(state, stat, 'backends')
+  return (await readRuntime(`${haproxy.root}/run/haproxy/admin.sock`, 'backends'))
     .filter((s) => !s.maint)
     .map((s) => s.addr)
     .sort();

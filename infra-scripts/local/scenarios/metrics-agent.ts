@@ -4,7 +4,7 @@
  * the emulator's autoscalers and Monitoring read.
  */
 import type { Logger } from '../../../shared/logging';
-import { haproxyCommand, parseRuntime } from '../../../services/haproxy-sync/runtime';
+import { readRuntime } from '../../../services/haproxy-sync/runtime';
 import { parseStatsCsv } from '../../../services/haproxy-sync/stats';
 import type { RunningEmulator } from '../compute-emulator';
 import type { LauncherDriver } from '../compute-emulator/launcher-driver';
@@ -48,12 +48,7 @@ export function startMetricsAgent(
       // The stats CSV has no server addresses; the runtime API maps each slot to the backend it holds.
       const root = driver.rootOf(h.id);
       if (!root) continue;
-      const socket = `${root}/run/haproxy/admin.sock`;
-      const [state, stat] = await Promise.all([
-        haproxyCommand(socket, 'show servers state backends'),
-        haproxyCommand(socket, 'show stat -1 4 -1'),
-      ]);
-      for (const slot of parseRuntime(state, stat, 'backends')) {
+      for (const slot of await readRuntime(`${root}/run/haproxy/admin.sock`, 'backends')) {
         const rate = Number(rows.find((r) => r.pxname === 'backends' && r.svname === slot.name)?.rate || 0);
         backendRate.set(slot.addr, (backendRate.get(slot.addr) ?? 0) + rate);
       }
