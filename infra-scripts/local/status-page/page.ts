@@ -15,6 +15,13 @@ export const page = `<!doctype html>
   table { border-collapse: collapse; width: 100%; } th, td { text-align: left; padding: .2rem .4rem; border-bottom: 1px solid #eee; font-size: 13px; }
   .ok { color: #188038; font-weight: 600; } .bad { color: #d93025; font-weight: 600; } .warn { color: #e37400; font-weight: 600; }
   code { font-size: 12px; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(440px, 1fr)); gap: 1rem; }
+  .chart h3 { font-size: 13px; margin: 0 0 .3rem; font-weight: 600; }
+  .chart svg { width: 100%; height: auto; display: block; }
+  .chart svg text { font: 11px system-ui, sans-serif; fill: #5f6368; }
+  .legend { display: flex; flex-wrap: wrap; gap: .2rem .8rem; font-size: 12px; margin-top: .2rem; }
+  .swatch { display: inline-block; width: 16px; height: 0; border-top: 3px solid; vertical-align: middle; margin-right: .25rem; }
+  .swatch.dashed { border-top-style: dashed; }
 </style>
 </head>
 <body>
@@ -23,6 +30,8 @@ export const page = `<!doctype html>
 <div id="links"></div>
 <div id="scenario"></div>
 <h2>Tiers</h2><div class="grid" id="tiers"></div>
+<h2>Last 15 minutes</h2><div class="charts" id="charts"><div class="card muted">loading…</div></div>
+<h2>scalingAlerts leases</h2><div class="card" id="leases"></div>
 <h2>Consul</h2><div class="card" id="consul"></div>
 <div class="grid">
   <div><h2>Recent events</h2><div class="card"><table id="events"></table></div></div>
@@ -64,8 +73,90 @@ function render(s) {
   document.getElementById('actions').innerHTML = '<tr><th>time</th><th>function</th><th>decision</th><th></th></tr>' +
     s.actions.slice(-25).reverse().map((a) => '<tr><td>' + esc(new Date(a.at).toLocaleTimeString()) + '</td><td>' + esc(a.function) + '</td><td>' + esc(a.decision) + '</td><td>' + esc(a.message) + '</td></tr>').join('');
 }
+const palette = ['#1a73e8', '#d93025', '#188038', '#e37400', '#9334e6', '#12b5cb', '#e52592', '#5f6368', '#b06000', '#3949ab'];
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+const num = (v) => (Math.abs(v) >= 1000 ? (v / 1000).toFixed(1) + 'k' : String(Math.round(v * 100) / 100));
+/** A rounded upper bound for the y axis. */
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => m >= v);
+}
+/** One chart as inline SVG: time axis over [from, to], y from 0, a path per series, legend below. */
+function chartHtml(c, from, to) {
+  const W = 560, H = 190, L = 46, R = 12, T = 10, B = 34;
+  const drawn = c.series.filter((x) => x.points.length > 0);
+  // Pairs such as "backend target" / "backend running" share a colour; the dashed one is the second.
+  const stem = (x) => (c.series.some((y) => y.dashed) ? x.name.split(' ')[0] : x.name);
+  const stems = [...new Set(c.series.map(stem))];
+  const color = (x) => palette[stems.indexOf(stem(x)) % palette.length];
+  const max = niceMax(Math.max(0, ...drawn.flatMap((x) => x.points.map((p) => p[1]))));
+  const xOf = (t) => L + ((t - from) / (to - from)) * (W - L - R);
+  const yOf = (v) => T + (1 - v / max) * (H - T - B);
+  let svg = '<svg viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="' + esc(c.title) + '">';
+  for (let i = 0; i <= 4; i++) {
+    const v = (max * i) / 4, y = yOf(v).toFixed(1);
+    svg += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + y + '" y2="' + y + '" stroke="' + (i ? '#eee' : '#9aa0a6') + '"/>' +
+      '<text x="' + (L - 4) + '" y="' + (Number(y) + 4) + '" text-anchor="end">' + esc(num(v)) + '</text>';
+  }
+  for (let i = 0; i <= 5; i++) {
+    const t = from + ((to - from) * i) / 5, x = xOf(t).toFixed(1);
+    svg += '<line x1="' + x + '" x2="' + x + '" y1="' + T + '" y2="' + (H - B) + '" stroke="#f1f3f4"/>' +
+      '<text x="' + x + '" y="' + (H - B + 14) + '" text-anchor="' + (i === 0 ? 'start' : i === 5 ? 'end' : 'middle') + '">' + esc(clock(t)) + '</text>';
+  }
+  svg += '<line x1="' + L + '" x2="' + L + '" y1="' + T + '" y2="' + (H - B) + '" stroke="#9aa0a6"/>';
+  svg += '<text x="' + ((L + W - R) / 2) + '" y="' + (H - 4) + '" text-anchor="middle">time (last 15 min)</text>';
+  svg += '<text transform="translate(11 ' + ((T + H - B) / 2) + ') rotate(-90)" text-anchor="middle">' + esc(c.unit) + '</text>';
+  if (drawn.length === 0) {
+    svg += '<text class="empty" x="' + ((L + W - R) / 2) + '" y="' + ((T + H - B) / 2) + '" text-anchor="middle" style="font-size:14px">no data yet</text>';
+  }
+  for (const x of drawn) {
+    const d = x.points.map((p, i) => (i ? 'L' : 'M') + xOf(p[0]).toFixed(1) + ' ' + yOf(p[1]).toFixed(1)).join(' ');
+    svg += '<path class="series" d="' + d + '" fill="none" stroke="' + color(x) + '" stroke-width="1.8"' + (x.dashed ? ' stroke-dasharray="5 3"' : '') + '/>';
+    const lastPoint = x.points[x.points.length - 1];
+    svg += '<circle cx="' + xOf(lastPoint[0]).toFixed(1) + '" cy="' + yOf(lastPoint[1]).toFixed(1) + '" r="2.5" fill="' + color(x) + '"/>';
+  }
+  svg += '</svg>';
+  const legend = c.series.map((x) => {
+    const now = x.points.length ? num(x.points[x.points.length - 1][1]) : '—';
+    return '<span><span class="swatch' + (x.dashed ? ' dashed' : '') + '" style="border-color:' + color(x) + '"></span>' + esc(x.name) + ' <b>' + esc(now) + '</b></span>';
+  }).join('');
+  return '<div class="card chart" data-chart="' + esc(c.id) + '"><h3>' + esc(c.title) + '</h3>' + svg + '<div class="legend">' + legend + '</div></div>';
+}
+function renderCharts(h) {
+  document.getElementById('charts').innerHTML = h.charts.map((c) => chartHtml(c, h.from, h.to)).join('');
+}
+function inWords(ms) {
+  const s = Math.round(Math.abs(ms) / 1000), text = (s >= 60 ? Math.floor(s / 60) + 'm ' : '') + (s % 60) + 's';
+  return ms >= 0 ? 'in ' + text : '<span class="muted">' + text + ' ago</span>';
+}
+function renderLeases(v, now) {
+  const when = (ms) => esc(new Date(ms).toLocaleTimeString());
+  let html = v.error ? '<p class="bad">KV not readable: ' + esc(v.error) + '</p>' : '';
+  html += v.leases.length === 0 ? '<p class="muted">no leases in KV</p>' :
+    '<table id="lease-list"><tr><th>autoscaler</th><th>incident</th><th>tier · rule</th><th>change</th><th>granted</th><th>expires</th></tr>' +
+    v.leases.map((l) => '<tr><td>' + esc(l.autoscaler.split('/').pop()) + '</td><td><code>' + esc(l.incidentId) + '</code></td><td>' + esc(l.tier) + ' · ' + esc(l.rule) +
+      '</td><td>' + esc(l.change) + '</td><td>' + when(l.grantedAt) + '</td><td class="' + (l.expiresAt > now ? 'ok' : 'warn') + '">' + when(l.expiresAt) + ' (' + inWords(l.expiresAt - now) + ')</td></tr>').join('') + '</table>';
+  if (v.invalid.length) html += '<p class="warn">not a valid record: ' + v.invalid.map(esc).join(', ') + '</p>';
+  if (v.skipped) html += '<p class="warn">' + esc(v.skipped) + ' more records not shown</p>';
+  html += v.schedules.length === 0 ? '<p class="muted">no scaling schedules on the autoscalers</p>' :
+    '<table id="schedule-list"><tr><th>autoscaler</th><th>scaling schedule</th><th>min replicas</th><th>duration</th><th>state</th><th>ends</th></tr>' +
+    v.schedules.map((x) => '<tr><td>' + esc(x.autoscaler) + '</td><td><code>' + esc(x.name) + '</code></td><td>' + esc(x.minRequiredReplicas) + '</td><td>' + esc(x.durationSec) +
+      ' s</td><td class="' + (x.state === 'ACTIVE' ? 'ok' : 'muted') + '">' + esc(x.state) + '</td><td>' + (x.end === null ? '—' : when(x.end) + ' (' + inWords(x.end - now) + ')') + '</td></tr>').join('') + '</table>';
+  document.getElementById('leases').innerHTML = html;
+}
 async function refresh() {
-  try { render(await (await fetch('/api/state')).json()); } catch (e) { document.getElementById('updated').textContent = 'sandbox not answering: ' + e; }
+  const [state, history] = await Promise.allSettled([
+    fetch('/api/state').then((r) => r.json()),
+    fetch('/api/history').then((r) => r.json()),
+  ]);
+  try {
+    if (state.status === 'fulfilled') {
+      render(state.value);
+      renderLeases(state.value.leases, Date.parse(state.value.at));
+    } else document.getElementById('updated').textContent = 'sandbox not answering: ' + state.reason;
+    if (history.status === 'fulfilled') renderCharts(history.value);
+  } catch (e) { document.getElementById('updated').textContent = 'cannot draw the answer: ' + e; }
 }
 refresh();
 setInterval(refresh, 2000);

@@ -1,5 +1,6 @@
 /**
  * The sandbox's status page: tiers, instances per zone with their Consul health, autoscaler policies,
+ * charts of the last 15 minutes (`GET /api/history`), scalingAlerts' leases and scaling schedules,
  * recent lifecycle events and the orchestrator's actions, refreshed every 2 s. `POST /api/scenarios/NAME`
  * runs a scenario inside the sandbox and streams its report (what `npm run scenario` calls).
  */
@@ -11,6 +12,8 @@ import { snapshot } from '../compute-emulator/server';
 import type { ConsulCluster } from '../launch';
 import type { PushBridge } from '../push-bridge';
 import { consulView } from './consul-view';
+import { startHistory, type HistoryOptions } from './history';
+import { leaseView } from './leases';
 import { page } from './page';
 
 export type ActionLog = {
@@ -29,8 +32,11 @@ export interface StatusPageOptions {
   compute: RunningEmulator;
   consul: ConsulCluster;
   actions: ActionLog;
-  bridge: PushBridge;
+  bridge: Pick<PushBridge, 'stats'>;
   logger: Logger;
+  /** Root of the orchestrator's KV state, where scalingAlerts keeps its leases (default: the contract's). */
+  kvPrefix?: string;
+  history?: HistoryOptions;
   /** Where to look (frontend, HAProxy stats, Consul UI), recomputed as instances come and go. */
   links: () => Record<string, string>;
 }
@@ -44,6 +50,7 @@ export interface StatusPage {
 export async function startStatusPage(options: StatusPageOptions): Promise<StatusPage> {
   let runner: ScenarioRunner | undefined;
   let running: string | undefined;
+  const history = startHistory(options.compute, options.history);
   const state = async () => ({
     at: new Date().toISOString(),
     links: options.links(),
@@ -51,6 +58,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
     consul: await consulView(options.consul),
     actions: options.actions.slice(-50),
     deliveries: options.bridge.stats(),
+    leases: await leaseView(options.consul, options.compute, options.kvPrefix),
     scenario: running ?? null,
   });
 
@@ -62,6 +70,10 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
     }
     if (req.method === 'GET' && url.pathname === '/api/state') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(await state()));
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/api/history') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(history.history()));
       return;
     }
     const scenario = /^\/api\/scenarios\/([a-z-]+)$/.exec(url.pathname);
@@ -93,6 +105,9 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, host, resolve);
+  }).catch((err: unknown) => {
+    history.stop();
+    throw err;
   });
   const url = `http://${host}:${(server.address() as AddressInfo).port}/`;
   return {
@@ -100,6 +115,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
     setScenarioRunner: (run) => (runner = run),
     stop: () =>
       new Promise<void>((resolve) => {
+        history.stop();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
