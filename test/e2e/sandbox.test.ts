@@ -101,6 +101,9 @@ test('headless chromium renders the frontend and the status page', async () => {
     await page.waitForSelector('#tiers .card', { timeout: 15_000 });
     expect(await page.locator('#tiers .card').count()).toBe(3);
     expect(await page.textContent('#tiers')).toContain('backend-autoscaler');
+    // The charts of the last 15 minutes: sampled group sizes and the metrics agent's request rates.
+    await page.waitForSelector('[data-chart="sizes"] path.series', { state: 'attached', timeout: 15_000 });
+    await page.waitForSelector('[data-chart="requests"] path.series', { state: 'attached', timeout: 30_000 });
     await page.screenshot({ path: path.join(artifacts, 'status.png'), fullPage: true });
   } finally {
     await browser.close();

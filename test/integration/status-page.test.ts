@@ -7,7 +7,16 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
-import { historySchema, type Chart, type History } from '../../infra-scripts/local/status-page/history';
+import {
+  historySchema,
+  metricLines,
+  RingBuffer,
+  sizeChart,
+  type Chart,
+  type StoredSeries,
+  type History,
+} from '../../infra-scripts/local/status-page/history';
+import { scheduleEnd } from '../../infra-scripts/local/status-page/leases';
 import { startStatusPage, type StatusPage } from '../../infra-scripts/local/status-page/server';
 import { defaultKvPrefix } from '../../shared/contract';
 import { createLogger } from '../../shared/logging';
@@ -261,7 +270,7 @@ test('headless chromium draws the charts and lists the leases, escaped', async (
   try {
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     await page.goto(status.url, { timeout: 15_000 });
-    await page.waitForSelector('[data-chart="requests"] path.series', { timeout: 15_000 });
+    await page.waitForSelector('[data-chart="requests"] path.series', { state: 'attached', timeout: 15_000 });
     await page.waitForSelector('#lease-list', { timeout: 15_000 });
     for (const id of ['sizes', 'requests', 'healthy', 'sweep', 'sweep-duration', 'scaling-alerts']) {
       const d = await page.locator(`[data-chart="${id}"] path.series`).first().getAttribute('d');
@@ -300,4 +309,98 @@ test('a chart without points says "no data yet" and draws no line', async () => 
   } finally {
     await browser.close();
   }
+});
+
+describe('the pure parts', () => {
+  test('a ring buffer keeps the newest entries up to its capacity, oldest first', () => {
+    const ring = new RingBuffer<number>(3);
+    for (let i = 1; i <= 7; i++) ring.push(i);
+    expect(ring.size).toBe(3);
+    expect(ring.toArray()).toEqual([5, 6, 7]);
+  });
+
+  test('sizes outside the window are left out; a group that came later has only its own samples', () => {
+    const c = sizeChart(
+      [
+        { at: 100, groups: [{ name: 'a', target: 1, running: 0 }] },
+        { at: 200, groups: [{ name: 'a', target: 2, running: 1 }] },
+        {
+          at: 300,
+          groups: [
+            { name: 'a', target: 2, running: 2 },
+            { name: 'b', target: 1, running: 1 },
+          ],
+        },
+      ],
+      150,
+      300,
+    );
+    expect(c.series.map((x) => [x.name, x.dashed, x.points])).toEqual([
+      [
+        'a target',
+        false,
+        [
+          [200, 2],
+          [300, 2],
+        ],
+      ],
+      [
+        'a running',
+        true,
+        [
+          [200, 1],
+          [300, 2],
+        ],
+      ],
+      ['b target', false, [[300, 1]]],
+      ['b running', true, [[300, 1]]],
+    ]);
+  });
+
+  test('decisions are counted per minute; gauges keep the last point of a bucket; bool points are skipped', () => {
+    const t = (ms: number) => ({ endTime: new Date(ms).toISOString() });
+    const stored: StoredSeries[] = [
+      {
+        metric: { type: 'd', labels: { decision: 'apply', autoscaler: 'x' } },
+        points: [60_000, 70_000, 130_000].map((ms) => ({ interval: t(ms), value: { doubleValue: 1 } })),
+      },
+      {
+        metric: { type: 'd', labels: { decision: 'apply', autoscaler: 'y' } },
+        points: [{ interval: t(65_000), value: { doubleValue: 1 } }],
+      },
+      {
+        metric: { type: 'g', labels: {} },
+        points: [
+          { interval: t(1_000), value: { doubleValue: 3 } },
+          { interval: t(4_000), value: { int64Value: '5' } },
+          { interval: t(6_000), value: {} },
+        ],
+      },
+    ];
+    const legend = (l: Record<string, string>) => l.decision ?? 'g';
+    expect(metricLines(stored, { type: 'd', legend, within: 'sum', bucketMs: 60_000 }, 0, 200_000)).toEqual([
+      {
+        name: 'apply',
+        dashed: false,
+        points: [
+          [70_000, 3],
+          [130_000, 1],
+        ],
+      },
+    ]);
+    expect(metricLines(stored, { type: 'g', legend, within: 'last', bucketMs: 5000 }, 0, 200_000)).toEqual([
+      { name: 'g', dashed: false, points: [[4_000, 5]] },
+    ]);
+  });
+
+  test('a recurring schedule ends only while active; one in another time zone is read there', () => {
+    const nine = Date.UTC(2026, 10, 27, 9, 0);
+    const daily = { schedule: '0 9 * * *', durationSec: 600, timeZone: 'UTC' };
+    expect(scheduleEnd(daily, nine + 60_000)).toBe(nine + 600_000);
+    expect(scheduleEnd(daily, nine + 700_000)).toBeNull();
+    expect(scheduleEnd({ ...daily, timeZone: 'Europe/Paris' }, nine - 3600_000 + 60_000)).toBe(
+      nine - 3600_000 + 600_000,
+    );
+    expect(scheduleEnd({ schedule: 'not cron', durationSec: 600 }, nine)).toBeNull();
+  });
 });

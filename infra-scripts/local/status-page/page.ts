@@ -76,11 +76,12 @@ function render(s) {
 const palette = ['#1a73e8', '#d93025', '#188038', '#e37400', '#9334e6', '#12b5cb', '#e52592', '#5f6368', '#b06000', '#3949ab'];
 const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 const num = (v) => (Math.abs(v) >= 1000 ? (v / 1000).toFixed(1) + 'k' : String(Math.round(v * 100) / 100));
-/** A rounded upper bound for the y axis. */
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  return [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => m >= v);
+/** The y axis: a round step (1, 2, 2.5 or 5 times a power of ten) and a top a little above the largest value. */
+function yAxis(largest) {
+  const top = Math.max(largest * 1.1, 1);
+  const p = Math.pow(10, Math.floor(Math.log10(top / 4)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((m) => m >= top / 4);
+  return { step, max: step * Math.ceil(top / step) };
 }
 /** One chart as inline SVG: time axis over [from, to], y from 0, a path per series, legend below. */
 function chartHtml(c, from, to) {
@@ -90,12 +91,13 @@ function chartHtml(c, from, to) {
   const stem = (x) => (c.series.some((y) => y.dashed) ? x.name.split(' ')[0] : x.name);
   const stems = [...new Set(c.series.map(stem))];
   const color = (x) => palette[stems.indexOf(stem(x)) % palette.length];
-  const max = niceMax(Math.max(0, ...drawn.flatMap((x) => x.points.map((p) => p[1]))));
+  // Headroom above the largest value, so a steady line does not run along the frame.
+  const { step, max } = yAxis(Math.max(0, ...drawn.flatMap((x) => x.points.map((p) => p[1]))));
   const xOf = (t) => L + ((t - from) / (to - from)) * (W - L - R);
   const yOf = (v) => T + (1 - v / max) * (H - T - B);
   let svg = '<svg viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="' + esc(c.title) + '">';
-  for (let i = 0; i <= 4; i++) {
-    const v = (max * i) / 4, y = yOf(v).toFixed(1);
+  for (let i = 0; i * step <= max + step / 1e6; i++) {
+    const v = i * step, y = yOf(v).toFixed(1);
     svg += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + y + '" y2="' + y + '" stroke="' + (i ? '#eee' : '#9aa0a6') + '"/>' +
       '<text x="' + (L - 4) + '" y="' + (Number(y) + 4) + '" text-anchor="end">' + esc(num(v)) + '</text>';
   }
