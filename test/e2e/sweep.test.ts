@@ -87,11 +87,26 @@ test('healthSweepHttp refuses a request without a bearer token and answers a dry
   expect(dry.dryRun).toBe(true);
   expect(dry.report?.reportOnly).toEqual([]);
   expect(dry.report?.stale).toEqual([]);
+  // The same report through the scenario runner the status page and `npm run scenario` reach.
+  const outcome = await runScenario(sb, 'sweep-report', out);
+  expect(outcome).toMatchObject({ status: 'completed', reportOnly: [], stale: 0, refused: [] });
 });
 
 test('stale-node: a node whose instance vanished without an event is removed within N sweeps, no live node ever', async () => {
+  const from = Date.now();
   const outcome = await runScenario(sb, 'stale-node', out);
   expect(outcome.removed).toBe(true);
+  // The sweep that removed it says so in its metrics (written just after its actions).
+  const deregistered = await waitFor(10_000, () => {
+    const series = sb.compute.monitoring.list({
+      filter: 'metric.type = "custom.googleapis.com/ilb/actions" AND metric.labels.action = "deregister"',
+      startTime: new Date(from).toISOString(),
+      endTime: new Date(Date.now() + 1000).toISOString(),
+    }).timeSeries;
+    const values = series.flatMap((x) => x.points.map((p) => p.value.doubleValue));
+    return values.includes(1) ? values : undefined;
+  });
+  expect(deregistered).toContain(1);
   // The first sweep counted may have started before the node was registered.
   expect(outcome.sweepsUntilRemoved).toBeLessThanOrEqual(sandboxSweepThresholds.absentSweeps + 1);
   expect(outcome.liveNodesLost).toEqual([]);

@@ -32,7 +32,7 @@ interface FunctionEntry {
   /** A second token for force-leave alone (`operator = "write"`), held apart as in production. */
   forceLeavePolicy?: string;
   /** Settings of its own, added to (and overriding) the shared environment. */
-  env?: () => Record<string, string>;
+  env?: (ctx: { consul: ConsulCluster; compute: RunningEmulator }) => Record<string, string>;
   /** An HTTP target of the same source, run as a second Functions Framework process. */
   httpTarget?: string;
   /** Reaches Consul through a ConsulLink the scenarios can degrade. */
@@ -122,7 +122,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         ...(forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken } : {}),
         COMPUTE_API_ENDPOINT: compute.url,
         METADATA_SERVER_DETECTION: 'none',
-        ...f.env?.(),
+        ...f.env?.({ consul, compute }),
       };
       const run = async (target: string, signature: 'cloudevent' | 'http') => {
         const port = await freePort();

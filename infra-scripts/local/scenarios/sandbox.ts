@@ -208,9 +208,6 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         frontend: frontendUrl() ?? '',
         ...Object.fromEntries(haproxyStatsUrls().map((u, i) => [`HAProxy stats ${i + 1}`, u])),
         'Consul UI': `${consul.servers.find((s) => s.process.running)?.httpAddr ?? ''}/ui`,
-        ...(host.httpUrls.healthSweepHttp
-          ? { 'healthSweep dry run (send a bearer token)': `${host.httpUrls.healthSweepHttp}?dryRun=true` }
-          : {}),
       }),
     });
     stops.push(() => status.stop());

@@ -11,7 +11,7 @@ import { sleep } from '../launch';
 import type { Sandbox } from './sandbox';
 import { sandboxProject, sandboxSweepThresholds, sandboxZones } from './topology';
 
-export const sweepScenarioNames = ['stale-node', 'partition'] as const;
+export const sweepScenarioNames = ['sweep-report', 'stale-node', 'partition'] as const;
 export type SweepScenarioName = (typeof sweepScenarioNames)[number];
 
 type Out = (line: string) => void;
@@ -44,13 +44,24 @@ export function sweepsSince(sb: Sandbox, since: number): SweepLine[] {
 const dryRunSchema = z.object({
   status: z.string(),
   dryRun: z.boolean(),
+  durationMs: z.number(),
   report: z
     .object({
+      seen: z.object({
+        groups: z.number(),
+        members: z.number(),
+        nodes: z.number(),
+        nodesInGroups: z.number(),
+      }),
       reportOnly: z.array(z.string()),
       zones: z.array(
         z.object({ zone: z.string(), running: z.number(), dead: z.number(), partitioned: z.boolean() }),
       ),
       stale: z.array(z.object({ node: z.string(), reason: z.string() })),
+      absent: z.array(z.object({ node: z.string(), absentCount: z.number() })),
+      broken: z.array(z.object({ name: z.string() })),
+      orphans: z.array(z.object({ name: z.string() })),
+      actions: z.array(z.object({ type: z.string() })),
       refused: z.array(z.object({ action: z.object({ type: z.string() }), reason: z.string() })),
     })
     .optional(),
@@ -191,6 +202,39 @@ async function catalogWhole(
 const sweepWindow = (sb: Sandbox, sweeps: number) => sweeps * sb.sweepIntervalMs + 30_000;
 
 export const sweepScenarios: Record<SweepScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome>> = {
+  async 'sweep-report'(sb, out) {
+    out(`Asking healthSweepHttp (${sb.sweepHttpUrl ?? 'not running'}) for a dry run, with a bearer token.`);
+    const { status, durationMs, report } = await dryRunReport(sb);
+    if (!report) {
+      out(`No report (status ${status}).`);
+      return { status };
+    }
+    const names = (list: { node?: string; name?: string }[]) =>
+      list.map((x) => x.node ?? x.name).join(', ') || 'none';
+    out(
+      `Seen in ${durationMs} ms: ${report.seen.groups} groups, ${report.seen.members} members, ${report.seen.nodes} nodes (${report.seen.nodesInGroups} of watched groups).`,
+    );
+    out(`Report-only: ${report.reportOnly.join(', ') || 'no'}.`);
+    for (const z of report.zones)
+      out(
+        `Zone ${z.zone}: ${z.dead}/${z.running} dead${z.partitioned ? ', PARTITIONED (only reported)' : ''}.`,
+      );
+    out(
+      `Stale: ${names(report.stale)}; absent: ${names(report.absent)}; broken: ${names(report.broken)}; orphans: ${names(report.orphans)}.`,
+    );
+    out(
+      `Would do: ${report.actions.map((a) => a.type).join(', ') || 'nothing'}; refused: ${report.refused.map((r) => `${r.action.type} (${r.reason})`).join(', ') || 'nothing'}.`,
+    );
+    return {
+      status,
+      reportOnly: report.reportOnly,
+      zones: report.zones,
+      stale: report.stale.length,
+      actions: report.actions.map((a) => a.type),
+      refused: report.refused.map((r) => r.reason),
+    };
+  },
+
   async 'stale-node'(sb, out) {
     const live = running(sb);
     const guard = guardLiveNodes(sb, live);
