@@ -82,6 +82,7 @@ test('sweeps run on the schedule and write their metrics into the Monitoring emu
 test('healthSweepHttp refuses a request without a bearer token and answers a dry run with one', async () => {
   const anonymous = await fetch(`${sb.sweepHttpUrl}?dryRun=true`);
   expect(anonymous.status).toBe(401);
+  await anonymous.text();
   const dry = await dryRunReport(sb);
   expect(dry.status).toBe('completed');
   expect(dry.dryRun).toBe(true);
