@@ -56,6 +56,12 @@ async function main(): Promise<void> {
       `  Pub/Sub         export PUBSUB_EMULATOR_HOST=${sb.pubsub.host}   topics: ${topics.join(', ')}`,
       `  Compute API     ${sb.compute.url}/compute/v1/projects/${sb.project}/...   (COMPUTE_API_ENDPOINT=${sb.compute.url})`,
       `  Functions       ${sb.functions.join(', ') || 'none built yet'}`,
+      ...(sb.sweepHttpUrl
+        ? [
+            `  Health sweep    every ${sb.sweepIntervalMs / 1000} s; a dry-run report (any bearer token passes here):`,
+            `                  curl -s -H 'Authorization: Bearer sandbox' '${sb.sweepHttpUrl}?dryRun=true'`,
+          ]
+        : []),
       '',
       `Scenarios, from another terminal: npm run scenario -- <${scenarioNames.join('|')}>`,
       'Ctrl-C stops everything.',

@@ -36,15 +36,26 @@ export async function setupRoleTokens<R extends string = SandboxRole>(
   return schema.parse(JSON.parse(stdout)) as Record<R | `${R}-default`, string>;
 }
 
+// Policies already created per cluster: two functions may hold tokens of the same policy.
+const created = new WeakMap<ConsulCluster, Map<string, Promise<unknown>>>();
+
 /** A token holding only infra-scripts/acl/<policy>.hcl, as the deployed function gets. */
 export async function functionToken(
   consul: ConsulCluster,
   policy: string,
   description: string,
 ): Promise<string> {
-  const rules = await readFile(path.join(repoRoot(), 'infra-scripts/acl', `${policy}.hcl`), 'utf8');
   const acl = consul.servers[0]!.consul.acl;
-  await acl.createPolicy(policy, rules);
+  const policies = created.get(consul) ?? new Map<string, Promise<unknown>>();
+  created.set(consul, policies);
+  let done = policies.get(policy);
+  if (!done) {
+    done = readFile(path.join(repoRoot(), 'infra-scripts/acl', `${policy}.hcl`), 'utf8').then((rules) =>
+      acl.createPolicy(policy, rules),
+    );
+    policies.set(policy, done);
+  }
+  await done;
   return z.guid().parse(await acl.createToken({ description, policies: [policy] }));
 }
 

@@ -18,23 +18,32 @@ import {
 import { type PushBridge, type Route, startPushBridge } from '../push-bridge';
 import type { ActionLog } from '../status-page/server';
 import { envWithoutConsulToken, functionToken } from './acl';
-import { sandboxProject } from './topology';
+import { type ConsulLink, startConsulLink } from './consul-link';
+import { healthSweepConfig, sandboxProject } from './topology';
 
 export const topics = ['instance-events', 'scaling-alerts', 'health-sweep'] as const;
 export type Topic = (typeof topics)[number];
 
-/**
- * The functions the sandbox runs when they exist in dist/, the topic that triggers each and the
- * Consul policy (infra-scripts/acl/) its token holds; without one it runs anonymous.
- */
-const functionCatalog: {
+interface FunctionEntry {
   dir: string;
   target: string;
   topic: Topic;
   policy?: string;
   /** A second token for force-leave alone (`operator = "write"`), held apart as in production. */
   forceLeavePolicy?: string;
-}[] = [
+  /** Settings of its own, added to (and overriding) the shared environment. */
+  env?: (ctx: { consul: ConsulCluster; compute: RunningEmulator }) => Record<string, string>;
+  /** An HTTP target of the same source, run as a second Functions Framework process. */
+  httpTarget?: string;
+  /** Reaches Consul through a ConsulLink the scenarios can degrade. */
+  consulLink?: boolean;
+}
+
+/**
+ * The functions the sandbox runs when they exist in dist/, the topic that triggers each and the
+ * Consul policy (infra-scripts/acl/) its token holds; without one it runs anonymous.
+ */
+const functionCatalog: FunctionEntry[] = [
   {
     dir: 'instance-events',
     target: 'instanceEvents',
@@ -43,7 +52,17 @@ const functionCatalog: {
     forceLeavePolicy: 'instance-events-force-leave',
   },
   { dir: 'scaling-alerts', target: 'scalingAlerts', topic: 'scaling-alerts' },
-  { dir: 'health-sweep', target: 'healthSweep', topic: 'health-sweep' },
+  {
+    dir: 'health-sweep',
+    target: 'healthSweep',
+    topic: 'health-sweep',
+    policy: 'health-sweep',
+    forceLeavePolicy: 'instance-events-force-leave',
+    // Info: the scenarios read the per-sweep report line.
+    env: () => ({ HEALTH_SWEEP_CONFIG: healthSweepConfig(), LOG_LEVEL: 'info' }),
+    httpTarget: 'healthSweepHttp',
+    consulLink: true,
+  },
 ];
 
 export interface FunctionsHostOptions {
@@ -59,6 +78,12 @@ export interface FunctionsHost {
   /** Targets of the functions running. */
   functions: string[];
   bridge: PushBridge;
+  /** Base URLs of the HTTP targets running, by target (e.g. healthSweepHttp). */
+  httpUrls: Record<string, string>;
+  /** The Consul links of the functions that have one, by target. */
+  consulLinks: Record<string, ConsulLink>;
+  /** The latest JSON log lines of a function's process (a cloudevent or an HTTP target), oldest first. */
+  logs(target: string): readonly Record<string, unknown>[];
   stop(): Promise<void>;
 }
 
@@ -72,6 +97,9 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
   try {
     const routes: Route[] = [];
     const functions: string[] = [];
+    const httpUrls: Record<string, string> = {};
+    const consulLinks: Record<string, ConsulLink> = {};
+    const logLines = new Map<string, Record<string, unknown>[]>();
     for (const f of functionCatalog) {
       const source = path.join(repoRoot(), 'dist/functions', f.dir, 'index.js');
       if (!existsSync(source)) continue;
@@ -79,32 +107,55 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       const forceLeaveToken = f.forceLeavePolicy
         ? await functionToken(consul, f.forceLeavePolicy, `fn ${f.target} force-leave`)
         : undefined;
-      const port = await freePort();
-      const proc: ManagedProcess = await startProcess({
-        name: `function ${f.target}`,
-        command: process.execPath,
-        args: [
-          path.join(repoRoot(), 'node_modules/@google-cloud/functions-framework/build/src/main.js'),
-          `--target=${f.target}`,
-          '--signature-type=cloudevent',
-          `--source=${source}`,
-          `--port=${port}`,
-        ],
-        env: {
-          ...envWithoutConsulToken(),
-          GOOGLE_CLOUD_PROJECT: sandboxProject,
-          CONSUL_HTTP_ADDR: consul.servers[0]!.httpAddr,
-          ...(token ? { CONSUL_HTTP_TOKEN: token } : {}),
-          ...(forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken } : {}),
-          COMPUTE_API_ENDPOINT: compute.url,
-          METADATA_SERVER_DETECTION: 'none',
-        },
-        ready: () => tcpOpen('127.0.0.1', port),
-        onOutput: (chunk) => recordActions(actions, f.target, chunk),
-      });
-      stops.push(() => proc.stop());
+      let consulAddr = consul.servers[0]!.httpAddr;
+      if (f.consulLink) {
+        const link = await startConsulLink(consulAddr);
+        stops.push(() => link.stop());
+        consulLinks[f.target] = link;
+        consulAddr = link.url;
+      }
+      const env = {
+        ...envWithoutConsulToken(),
+        GOOGLE_CLOUD_PROJECT: sandboxProject,
+        CONSUL_HTTP_ADDR: consulAddr,
+        ...(token ? { CONSUL_HTTP_TOKEN: token } : {}),
+        ...(forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken } : {}),
+        COMPUTE_API_ENDPOINT: compute.url,
+        METADATA_SERVER_DETECTION: 'none',
+        ...f.env?.({ consul, compute }),
+      };
+      const run = async (target: string, signature: 'cloudevent' | 'http') => {
+        const port = await freePort();
+        const lines: Record<string, unknown>[] = [];
+        logLines.set(target, lines);
+        const keep = lineKeeper(lines);
+        const proc: ManagedProcess = await startProcess({
+          name: `function ${target}`,
+          command: process.execPath,
+          args: [
+            path.join(repoRoot(), 'node_modules/@google-cloud/functions-framework/build/src/main.js'),
+            `--target=${target}`,
+            `--signature-type=${signature}`,
+            `--source=${source}`,
+            `--port=${port}`,
+          ],
+          env,
+          ready: () => tcpOpen('127.0.0.1', port),
+          onOutput: (chunk) => {
+            recordActions(actions, target, chunk);
+            keep(chunk);
+          },
+        });
+        stops.push(() => proc.stop());
+        return `http://127.0.0.1:${port}/`;
+      };
+      const url = await run(f.target, 'cloudevent');
       functions.push(f.target);
-      routes.push({ topic: f.topic, subscription: `eventarc-${f.topic}`, url: `http://127.0.0.1:${port}/` });
+      routes.push({ topic: f.topic, subscription: `eventarc-${f.topic}`, url });
+      if (f.httpTarget) {
+        httpUrls[f.httpTarget] = await run(f.httpTarget, 'http');
+        functions.push(f.httpTarget);
+      }
     }
     const bridge = await startPushBridge({
       projectId: sandboxProject,
@@ -113,11 +164,39 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       routes,
     });
     stops.push(() => bridge.stop());
-    return { functions, bridge, stop };
+    return {
+      functions,
+      bridge,
+      httpUrls,
+      consulLinks,
+      logs: (target) => logLines.get(target) ?? [],
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * Keeps a function's last 300 JSON log lines (the scenarios read its sweep reports from them); a
+ * line split across output chunks is joined first.
+ */
+function lineKeeper(lines: Record<string, unknown>[]): (chunk: string) => void {
+  let partial = '';
+  return (chunk) => {
+    const parts = (partial + chunk).split('\n');
+    partial = (parts.pop() ?? '').slice(-1_000_000);
+    for (const line of parts) {
+      if (!line.startsWith('{')) continue;
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        continue;
+      }
+    }
+    if (lines.length > 300) lines.splice(0, lines.length - 300);
+  };
 }
 
 /** Keeps the functions' decision log lines (JSON with a `decision`) as the orchestrator's actions. */

@@ -9,6 +9,7 @@ import type { Caller } from '../compute-emulator/emulator';
 import type { Instance } from '../compute-emulator/state';
 import { sleep } from '../launch';
 import type { Sandbox } from './sandbox';
+import { sweepScenarioNames, sweepScenarios } from './sweep-scenarios';
 import { sandboxRegion } from './topology';
 
 export const scenarioNames = [
@@ -18,6 +19,7 @@ export const scenarioNames = [
   'preempt',
   'recreate-same-name',
   'lose-consul-server',
+  ...sweepScenarioNames,
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
@@ -100,6 +102,7 @@ function firstBackend(sb: Sandbox): Instance {
 }
 
 const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome>> = {
+  ...sweepScenarios,
   async load(sb, out) {
     const max = sb.compute.emulator.getAutoscaler(region, 'backend-autoscaler').policy.maxNumReplicas;
     if (group(sb, 'backend').targetSize >= max) {

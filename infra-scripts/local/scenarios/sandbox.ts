@@ -28,6 +28,7 @@ import { createMetadataServer, type MetadataServer } from '../metadata-server';
 import { consulView, nodeStanding, type NodeStanding } from '../status-page/consul-view';
 import { type ActionLog, startStatusPage, type StatusPage } from '../status-page/server';
 import { setupRoleTokens } from './acl';
+import type { ConsulLink } from './consul-link';
 import { startFunctionsHost, type Topic, topics } from './functions-host';
 import { startMetricsAgent } from './metrics-agent';
 import { instancePrefix, sandboxProject, sandboxZones, seedTopology } from './topology';
@@ -44,6 +45,8 @@ export interface SandboxOptions {
   progress?: (line: string) => void;
   /** Deliver audit entries as a real sink may: duplicated, out of order, late. */
   auditFaults?: AuditFaults;
+  /** How often Cloud Scheduler publishes to `health-sweep` (production: every minute). */
+  sweepIntervalMs?: number;
 }
 
 export interface Sandbox {
@@ -60,6 +63,13 @@ export interface Sandbox {
   /** Publishes to a sandbox topic, as Cloud Scheduler or a monitoring channel would. */
   publish(topic: Topic, data: unknown): Promise<string>;
   functions: string[];
+  /** healthSweepHttp's URL (any `Authorization: Bearer …` passes: IAM is Google's part), if built. */
+  sweepHttpUrl?: string;
+  /** The Consul links of the functions that have one, by target (healthSweep's). */
+  consulLinks: Record<string, ConsulLink>;
+  /** A function's latest JSON log lines, oldest first (e.g. `healthSweep`'s sweep reports). */
+  functionLogs(target: string): readonly Record<string, unknown>[];
+  sweepIntervalMs: number;
   startupMs: number;
   stop(): Promise<void>;
 }
@@ -155,10 +165,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const host = await startFunctionsHost({ consul, compute, pubsubHost: pubsub.host, logger, actions });
     stops.push(() => host.stop());
     const publish = async (topic: Topic, data: unknown) => client.topic(topic).publishMessage({ json: data });
-    // Cloud Scheduler's job: a sweep every minute.
+    // Cloud Scheduler's job: a sweep every minute in production, every 15 s here.
+    const sweepIntervalMs = options.sweepIntervalMs ?? 15_000;
     const scheduler = setInterval(
       () => void publish('health-sweep', { source: 'scheduler' }).catch(() => undefined),
-      60_000,
+      sweepIntervalMs,
     );
     stops.push(async () => clearInterval(scheduler));
 
@@ -213,6 +224,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       actions,
       publish,
       functions: host.functions,
+      ...(host.httpUrls.healthSweepHttp ? { sweepHttpUrl: host.httpUrls.healthSweepHttp } : {}),
+      consulLinks: host.consulLinks,
+      functionLogs: (target) => host.logs(target),
+      sweepIntervalMs,
       startupMs: Date.now() - started,
       stop: stopAll,
     };

@@ -91,3 +91,39 @@ export function seedTopology(compute: RunningEmulator, tokens: RoleTokens): void
     );
   }
 }
+
+/**
+ * healthSweep's thresholds in the sandbox, where a sweep runs every 15 s and instances boot in
+ * seconds rather than minutes (production defaults: infra-scripts/config/README.md):
+ * - absentSweeps 2: a node whose instance is in no group (and that Compute cannot confirm) goes
+ *   after 2 consecutive sweeps, ~30 s;
+ * - bootGraceSeconds 120: a running instance may take 2 minutes to join Consul before it counts as
+ *   an orphan (a sandbox instance joins in 10–60 s under load);
+ * - brokenGraceSeconds 60: an instance critical for a minute is recreated (a crashed one is back
+ *   within ~20 s, so kill-backend does not trigger it);
+ * - maxRecreations 1 and healthyMinimum 50%: groups of 2–4 lose at most one member at a time;
+ * - a token bucket of 6 a minute, burst 3: a runaway plan stops after three actions.
+ */
+export const sandboxSweepThresholds = {
+  absentSweeps: 2,
+  bootGraceSeconds: 120,
+  brokenGraceSeconds: 60,
+  maxRecreations: 1,
+  healthyMinimum: '50%',
+  tokenBucket: { ratePerMinute: 6, burst: 3 },
+  zoneDeadThreshold: 0.55,
+} as const;
+
+/** Pure: HEALTH_SWEEP_CONFIG for the sandbox's groups (regional backend/haproxy, zonal frontend). */
+export function healthSweepConfig(): string {
+  return JSON.stringify({
+    groups: groups.map((g) => ({
+      project: sandboxProject,
+      ...(g.zone ? { zone: g.zone } : { region: sandboxRegion }),
+      name: g.role,
+      role: g.role,
+    })),
+    thresholds: sandboxSweepThresholds,
+    repairOrphans: false,
+  });
+}
