@@ -25,7 +25,7 @@ export type HealthSweepConsul = SweepConsul &
   LockConsul & {
     catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node' | 'deleteNodeCas'>;
     agent: Pick<ConsulClient['agent'], 'forceLeave'>;
-    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'cas' | 'delete' | 'acquire' | 'release'>;
+    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list' | 'cas' | 'delete' | 'acquire' | 'release'>;
     txn: ConsulClient['txn'];
   };
 
@@ -122,6 +122,14 @@ export function createHealthSweep(deps: HealthSweepDeps) {
         if (!group) return { outcome: 'skipped', detail: 'group not watched' };
         await deps.groups.recreate(group, action.instance, recreateRequestId(group.key, action.instanceId));
         return { outcome: 'done' };
+      }
+      case 'delete-drain': {
+        calls.consul++;
+        // Only the entry read (it named a gone id): a newer drain of the same node name stays.
+        const deleted = await consul.kv.delete(`${keys.draining}${action.node}`, {
+          cas: action.modifyIndex,
+        });
+        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
       }
       case 'delete-record': {
         calls.consul++;
