@@ -40,7 +40,7 @@ const functionCatalog: {
     target: 'instanceEvents',
     topic: 'instance-events',
     policy: 'instance-events',
-    forceLeavePolicy: 'instance-events-force-leave',
+    forceLeavePolicy: 'force-leave',
   },
   { dir: 'scaling-alerts', target: 'scalingAlerts', topic: 'scaling-alerts' },
   { dir: 'health-sweep', target: 'healthSweep', topic: 'health-sweep' },
