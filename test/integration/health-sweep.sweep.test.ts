@@ -269,14 +269,25 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
 
   test('dry run reports what a real sweep would do and changes nothing', async () => {
     await registerMember(admin, stranger('backend-dry', '9000000000000000005'), project);
+    // A drain entry of a gone instance, on its Nth absence: a real sweep would reap it.
+    const drainKey = `${keys.draining}backend-dry-drained`;
+    await admin.kv.set(drainKey, JSON.stringify({ instanceId: '9000000000000000013', since: 1 }));
+    await admin.kv.set(`${keys.marks}9000000000000000013`, JSON.stringify({ absentCount: 2 }));
     const sweep = build();
     const before = await admin.catalog.nodes();
+    const kvBefore = await Promise.all(
+      [drainKey, `${keys.marks}9000000000000000013`].map((k) => admin.kv.get(k)),
+    );
     const r = await sweep.run({ dryRun: true });
     expect(r.dryRun).toBe(true);
     expect(r.report?.stale).toEqual([expect.objectContaining({ node: 'backend-dry' })]);
+    expect(r.report?.actions).toContainEqual(expect.objectContaining({ type: 'delete-drain' }));
     expect(r.done.every((d) => d.outcome === 'not-attempted')).toBe(true);
     expect(await admin.catalog.nodes()).toEqual(before);
-    expect(await admin.kv.keys(keys.root)).toEqual([]);
+    expect(await admin.kv.keys(keys.root)).toEqual([`${keys.marks}9000000000000000013`]);
+    expect(
+      await Promise.all([drainKey, `${keys.marks}9000000000000000013`].map((k) => admin.kv.get(k))),
+    ).toEqual(kvBefore);
     await sweep.close();
   }, 60_000);
 
