@@ -509,6 +509,18 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
       /403|Permission denied/i,
     );
     await expect(operator.kv.get(`${keys.marks}1`)).rejects.toThrow(/403|Permission denied/i);
+    // Sessions only on the servers' nodes: on a managed node, refused.
+    const member = (await members())[0] as Member;
+    const session = (node?: string) =>
+      fetch(`${server.httpAddr}/v1/session/create`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': token },
+        body: JSON.stringify({ ...(node ? { Node: node } : {}), TTL: '10s' }),
+      });
+    expect((await session(member.name)).status).toBe(403);
+    const own = await session();
+    expect(own.status).toBe(200);
+    await admin.session.destroy(((await own.json()) as { ID: string }).ID);
     await expect(operator.catalog.deleteNodeCas(departed.name, 1)).rejects.toThrow(/403|Permission denied/i);
 
     // The Compute 404 makes it stale at once: deleted with the main token, force-left with the other.
@@ -521,8 +533,8 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
     expect(JSON.stringify(logs)).not.toContain(operatorToken);
     expect(JSON.stringify(logs)).not.toContain(token);
     // Force-left and pruned: the leader does not register the failed member again.
-    const members = await admin.agent.members();
-    expect(members.map((m) => m.name)).not.toContain(departed.name);
+    const gossip = await admin.agent.members();
+    expect(gossip.map((m) => m.name)).not.toContain(departed.name);
     await new Promise((resolve) => setTimeout(resolve, 6000));
     expect(await nodeNames()).not.toContain(departed.name);
     await sweep.close();
