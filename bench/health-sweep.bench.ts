@@ -250,6 +250,10 @@ async function benchSize(size: number): Promise<Row[]> {
     const rules = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/health-sweep.hcl'), 'utf8');
     await server.consul.acl.createPolicy('health-sweep', rules);
     const token = await server.consul.acl.createToken({ policies: ['health-sweep'] });
+    // As deployed: force-leave on its own token (the catalog-only nodes answer not-a-member).
+    const forceLeave = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/force-leave.hcl'), 'utf8');
+    await server.consul.acl.createPolicy('force-leave', forceLeave);
+    const forceLeaveToken = await server.consul.acl.createToken({ policies: ['force-leave'] });
     const t0 = performance.now();
     await register(server, [...[...members.values()].flat(), ...stale]);
     say(
@@ -261,6 +265,7 @@ async function benchSize(size: number): Promise<Row[]> {
     const child = await runChild({
       BENCH_CONSUL: server.httpAddr,
       BENCH_TOKEN: token,
+      BENCH_FORCE_LEAVE_TOKEN: forceLeaveToken,
       BENCH_COMPUTE: stub.url,
     });
     const rows = (JSON.parse(child) as Omit<Row, 'size'>[]).map((r) => ({ ...r, size }));
@@ -277,6 +282,7 @@ async function sweepProcess(): Promise<void> {
   const env = loadConfig({
     CONSUL_HTTP_ADDR: process.env.BENCH_CONSUL,
     CONSUL_HTTP_TOKEN: process.env.BENCH_TOKEN,
+    CONSUL_FORCE_LEAVE_TOKEN: process.env.BENCH_FORCE_LEAVE_TOKEN,
     COMPUTE_API_ENDPOINT: process.env.BENCH_COMPUTE,
     ORCHESTRATOR_CONSUL_TIMEOUT_MS: '10000',
   });

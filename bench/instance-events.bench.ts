@@ -116,14 +116,9 @@ async function main(): Promise<void> {
     const rules = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/instance-events.hcl'), 'utf8');
     await server.consul.acl.createPolicy('instance-events', rules);
     const token = await server.consul.acl.createToken({ policies: ['instance-events'] });
-    const forceLeaveRules = readFileSync(
-      path.join(repoRoot(), 'infra-scripts/acl/instance-events-force-leave.hcl'),
-      'utf8',
-    );
-    await server.consul.acl.createPolicy('instance-events-force-leave', forceLeaveRules);
-    const forceLeaveToken = await server.consul.acl.createToken({
-      policies: ['instance-events-force-leave'],
-    });
+    const forceLeaveRules = readFileSync(path.join(repoRoot(), 'infra-scripts/acl/force-leave.hcl'), 'utf8');
+    await server.consul.acl.createPolicy('force-leave', forceLeaveRules);
+    const forceLeaveToken = await server.consul.acl.createToken({ policies: ['force-leave'] });
     await registerNodes(server, 0);
 
     const config = loadConfig({

@@ -15,8 +15,9 @@ import { consulHttpPort, defaultKvPrefix } from './contract';
  *   CONSUL_HTTP_SSL_VERIFY  false: skip certificate verification (never in production)
  *   CONSUL_TLS_SERVER_NAME  SNI/verification name when it differs from the address
  *   CONSUL_FORCE_LEAVE_TOKEN  a separate token holding only `operator = "write"`, used for nothing
- *                           but force-leave (infra-scripts/acl/instance-events-force-leave.hcl); or
- *                           CONSUL_FORCE_LEAVE_TOKEN_FILE. Unset: instanceEvents does not force-leave.
+ *                           but force-leave (infra-scripts/acl/force-leave.hcl); or
+ *                           CONSUL_FORCE_LEAVE_TOKEN_FILE. Unset: instanceEvents and healthSweep
+ *                           do not force-leave.
  * The orchestrator's own settings:
  *   GOOGLE_CLOUD_PROJECT    when set, events about other projects are ignored
  *   DRY_RUN                 true: log every plan, change nothing

@@ -48,7 +48,8 @@ const truthy = (v: unknown) => v === true || v === 'true' || v === '1';
  */
 export async function healthSweepHttp(req: Request, res: Response): Promise<void> {
   const auth = req.get('authorization') ?? '';
-  if (!/^Bearer [^\s]+$/.test(auth)) {
+  // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` as operators often type it.
+  if (!/^bearer \S+$/i.test(auth)) {
     res
       .status(401)
       .set('WWW-Authenticate', 'Bearer')

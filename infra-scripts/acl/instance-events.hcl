@@ -4,7 +4,7 @@
 #   consul acl token create -description "fn instanceEvents" -policy-name instance-events
 # and hand the token to the function as CONSUL_HTTP_TOKEN (a Secret Manager secret mounted as an
 # env var) or CONSUL_HTTP_TOKEN_FILE (mounted as a file). Force-leave needs `operator = "write"`,
-# which this policy does not grant: it lives in instance-events-force-leave.hcl, on a separate
+# which this policy does not grant: it lives in force-leave.hcl, on a separate
 # token (CONSUL_FORCE_LEAVE_TOKEN[_FILE]) used for nothing else.
 #
 # The function talks only to its configured Consul address; it never calls a node's own agent

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 
 /**
  * The deployment's configuration: a JSON file (see `infra-scripts/deploy/config.example.json`)
@@ -27,6 +28,14 @@ const scaledTier = (min: number, max: number) =>
 /** Cloud Functions this deploy knows how to wire (entry point names in functions/index.ts). */
 export const knownFunctions = ['instanceEvents', 'healthSweep', 'scalingAlerts'] as const;
 export type FunctionName = (typeof knownFunctions)[number];
+
+/** An IAM member that may call healthSweepHttp: a Google group, user or service account. */
+const invoker = z
+  .string()
+  .regex(
+    /^(group|user|serviceAccount):[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$/i,
+    'group:, user: or serviceAccount:EMAIL',
+  );
 
 export const configSchema = z
   .object({
@@ -74,6 +83,22 @@ export const configSchema = z
     /** Functions to deploy; default: every known entry point exported from functions/index.ts. */
     functions: z.array(z.enum(knownFunctions)).optional(),
     healthSweepSchedule: z.string().min(9).default('*/5 * * * *'),
+    /**
+     * healthSweep's own settings: the groups it watches are the deployment's MIGs; `thresholds` and
+     * `repairOrphans` as in infra-scripts/config/README.md. `invokers`: who may call the operators'
+     * HTTP function healthSweepHttp (IAM `roles/run.invoker`; default nobody); `httpIngress`: where
+     * from (default `internal-only`: from the VPC; `all` lets an operator call it from anywhere, still
+     * only with an identity token of an invoker).
+     */
+    healthSweep: z
+      .object({
+        thresholds: z.record(z.string(), z.unknown()).optional(),
+        repairOrphans: z.boolean().optional(),
+        invokers: z.array(invoker).default([]),
+        httpIngress: z.enum(['internal-only', 'internal-and-gclb', 'all']).default('internal-only'),
+      })
+      .strict()
+      .default({ invokers: [], httpIngress: 'internal-only' }),
   })
   .strict();
 
@@ -84,6 +109,8 @@ export interface ResolvedConfig extends Omit<DeployConfig, 'zones' | 'functions'
   zones: string[];
   functions: FunctionName[];
   imageProject: string;
+  /** healthSweep is deployed and functions/index.ts exports its HTTP entry point too. */
+  healthSweepHttp: boolean;
 }
 
 export class DeployConfigError extends Error {
@@ -135,7 +162,44 @@ export function resolveConfig(input: unknown, exported: readonly string[]): Reso
       throw new DeployConfigError(`function ${f} is not exported from functions/index.ts`);
     }
   }
-  return { ...c, zones, functions, imageProject: c.imageProject ?? c.project };
+  const resolved = { ...c, zones, functions, imageProject: c.imageProject ?? c.project };
+  if (functions.includes('healthSweep')) {
+    try {
+      parseHealthSweepConfig(healthSweepDocument(resolved));
+    } catch (err) {
+      throw new DeployConfigError(`invalid deploy config:\n  healthSweep: ${(err as Error).message}`);
+    }
+  }
+  return {
+    ...c,
+    zones,
+    functions,
+    imageProject: c.imageProject ?? c.project,
+    healthSweepHttp: functions.includes('healthSweep') && exported.includes('healthSweepHttp'),
+  };
+}
+
+/**
+ * healthSweep's configuration (HEALTH_SWEEP_CONFIG) for this deployment: it watches the MIGs the
+ * deploy creates (`<deployment>-<role>`: backend and haproxy regional, frontend zonal in the first
+ * zone) with the thresholds of the deploy config.
+ */
+export function healthSweepDocument(c: Omit<ResolvedConfig, 'healthSweepHttp'>): Record<string, unknown> {
+  const regional = (role: string) => ({
+    project: c.project,
+    region: c.region,
+    name: `${c.deployment}-${role}`,
+    role,
+  });
+  return {
+    groups: [
+      regional('backend'),
+      regional('haproxy'),
+      { project: c.project, zone: c.zones[0], name: `${c.deployment}-frontend`, role: 'frontend' },
+    ],
+    ...(c.healthSweep.thresholds ? { thresholds: c.healthSweep.thresholds } : {}),
+    ...(c.healthSweep.repairOrphans !== undefined ? { repairOrphans: c.healthSweep.repairOrphans } : {}),
+  };
 }
 
 /** Entry points exported from functions/index.ts (`export { name } from './dir'`). */

@@ -99,6 +99,8 @@ export function readInputs(root: string): { inputs: PlanInputs; exported: string
     );
     if (existsSync(file)) functionPolicies[fn] = readFileSync(file, 'utf8');
   }
+  const forceLeaveFile = path.join(root, 'infra-scripts/acl/force-leave.hcl');
+  const forceLeavePolicy = existsSync(forceLeaveFile) ? readFileSync(forceLeaveFile, 'utf8') : undefined;
   const hash = createHash('sha256');
   const sources = [
     path.join(root, 'package.json'),
@@ -109,7 +111,15 @@ export function readInputs(root: string): { inputs: PlanInputs; exported: string
   for (const f of sources) {
     hash.update(path.relative(root, f)).update('\0').update(readFileSync(f)).update('\0');
   }
-  return { inputs: { sourceHash: hash.digest('hex'), agentPolicies, functionPolicies }, exported };
+  return {
+    inputs: {
+      sourceHash: hash.digest('hex'),
+      agentPolicies,
+      functionPolicies,
+      ...(forceLeavePolicy !== undefined ? { forceLeavePolicy } : {}),
+    },
+    exported,
+  };
 }
 
 const run = promisify(execFile);

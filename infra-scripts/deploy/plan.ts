@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FunctionName, ResolvedConfig } from './config';
+import { healthSweepDocument, type FunctionName, type ResolvedConfig } from './config';
 
 /**
  * The pure core of the deploy: configuration in, an ordered list of `gcloud` steps out. Each step
@@ -59,6 +59,11 @@ export interface PlanInputs {
   agentPolicies: Record<string, string>;
   /** Consul ACL policy of each function that talks to Consul (`infra-scripts/acl/<kebab>.hcl`). */
   functionPolicies: Partial<Record<FunctionName, string>>;
+  /**
+   * `infra-scripts/acl/force-leave.hcl`: the policy of the force-leave token each function with
+   * `forceLeave` holds apart from its main token; absent: no such token, no force-leave.
+   */
+  forceLeavePolicy?: string;
 }
 
 export const APP_LABEL = 'gce-ilb-orchestrator';
@@ -75,6 +80,8 @@ export interface FunctionSpec {
   memory: string;
   /** The only Compute permissions the function's code calls (the custom role). */
   permissions: string[];
+  /** Force-leaves after deregistering: gets a second Consul token (force-leave.hcl). */
+  forceLeave: boolean;
 }
 
 export const functionSpecs: Record<FunctionName, FunctionSpec> = {
@@ -86,6 +93,7 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
     timeout: '120s',
     memory: '512Mi',
     permissions: ['compute.instances.get'],
+    forceLeave: true,
   },
   // One sweep at a time: two would race on the same catalog.
   healthSweep: {
@@ -103,6 +111,7 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
       'compute.instances.get',
       'monitoring.timeSeries.create',
     ],
+    forceLeave: true,
   },
   // Autoscaler changes are serialised: one incident at a time.
   scalingAlerts: {
@@ -124,6 +133,7 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
       'compute.zoneOperations.get',
       'monitoring.timeSeries.create',
     ],
+    forceLeave: false,
   },
 };
 
@@ -165,10 +175,31 @@ export function names(c: ResolvedConfig) {
     sink: `${d}-instance-events`,
     channel: `${d} scaling-alerts`,
     scheduler: `${d}-health-sweep`,
-    fnService: (f: FunctionName) => f.toLowerCase(),
+    /** The Cloud Run service behind a gen2 function: its entry point's name, lowercase. */
+    fnService: (entry: string) => entry.toLowerCase(),
     agentToken: (policy: string) => `consul-agent-token-${policy}`,
     fnToken: (f: FunctionName) => `consul-token-fn-${kebab(f)}`,
+    fnForceLeaveToken: (f: FunctionName) => `consul-token-fn-${kebab(f)}-force-leave`,
+    /** The operators' HTTP entry point deployed next to healthSweep (same code, account, tokens). */
+    sweepHttp: 'healthSweepHttp',
   };
+}
+
+/** The functions that hold a force-leave token: those with a Consul policy that force-leave. */
+function forceLeaveFunctions(c: ResolvedConfig, inputs: PlanInputs): FunctionName[] {
+  if (inputs.forceLeavePolicy === undefined) return [];
+  return c.functions.filter((f) => functionSpecs[f].forceLeave && inputs.functionPolicies[f] !== undefined);
+}
+
+/**
+ * `--set-env-vars` for these variables. A value with a comma (a JSON document) needs gcloud's
+ * alternate delimiter syntax (`^|^A=1|B=2`, `gcloud topic escaping`).
+ */
+export function envVarsFlag(env: Record<string, string>): string {
+  const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  if (!pairs.some((p) => p.includes(','))) return `--set-env-vars=${pairs.join(',')}`;
+  if (pairs.some((p) => p.includes('|'))) throw new Error('an environment value holds both , and |');
+  return `--set-env-vars=^|^${pairs.join('|')}`;
 }
 
 /** The secrets the deploy generates, with what generates their first version. */
@@ -183,6 +214,7 @@ function secretList(c: ResolvedConfig, inputs: PlanInputs) {
     ...c.functions
       .filter((f) => inputs.functionPolicies[f] !== undefined)
       .map((f) => ({ name: n.fnToken(f), secret: 'uuid' as const })),
+    ...forceLeaveFunctions(c, inputs).map((f) => ({ name: n.fnForceLeaveToken(f), secret: 'uuid' as const })),
   ];
   const tls = ['consul-ca-cert', 'consul-ca-key', 'consul-server-cert', 'consul-server-key'] as const;
   return { generated, tls };
@@ -416,6 +448,10 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
       grant(n.fnToken(f), `serviceAccount:${n.fnSa(f)}`);
       grant(n.fnToken(f), sa('consul'));
     }
+  }
+  for (const f of forceLeaveFunctions(c, inputs)) {
+    grant(n.fnForceLeaveToken(f), `serviceAccount:${n.fnSa(f)}`);
+    grant(n.fnForceLeaveToken(f), sa('consul'));
   }
   for (const [secret, members] of readers) {
     for (const member of members) {
@@ -912,19 +948,22 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
     );
   }
 
-  // Functions: own service account, retries, internal-only ingress, Consul token from Secret Manager,
-  // Direct VPC egress to the servers' private HTTPS API.
-  for (const f of c.functions) {
+  // Functions: own service account, retries, internal-only ingress, Consul tokens from Secret
+  // Manager, Direct VPC egress to the servers' private HTTPS API.
+  const leaving = new Set(forceLeaveFunctions(c, inputs));
+  const deployFunction = (f: FunctionName, entry: string, http: boolean) => {
     const spec = functionSpecs[f];
     const fnSa = n.fnSa(f);
-    const env = {
+    const env: Record<string, string> = {
       GOOGLE_CLOUD_PROJECT: c.project,
       CONSUL_HTTP_ADDR: `https://${n.consulIp(0)}:8501`,
       CONSUL_CACERT: '/secrets/consul-ca/ca.pem',
       CONSUL_TLS_SERVER_NAME: `server.${c.consul.datacenter}.consul`,
+      ...(f === 'healthSweep' ? { HEALTH_SWEEP_CONFIG: JSON.stringify(healthSweepDocument(c)) } : {}),
     };
     const secretsArg = [
       ...(inputs.functionPolicies[f] !== undefined ? [`CONSUL_HTTP_TOKEN=${n.fnToken(f)}:latest`] : []),
+      ...(leaving.has(f) ? [`CONSUL_FORCE_LEAVE_TOKEN=${n.fnForceLeaveToken(f)}:latest`] : []),
       '/secrets/consul-ca/ca.pem=consul-ca-cert:latest',
     ].join(',');
     const deployArgs = [
@@ -933,44 +972,45 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
       '--runtime=nodejs22',
       '--source=.',
       '--ignore-file=infra-scripts/deploy/functions.gcloudignore',
-      `--entry-point=${f}`,
-      `--trigger-topic=${spec.topic}`,
-      `--trigger-service-account=${fnSa}`,
+      `--entry-point=${entry}`,
+      // The HTTP entry point answers its caller: nothing to redeliver.
+      ...(http
+        ? ['--trigger-http']
+        : [`--trigger-topic=${spec.topic}`, `--trigger-service-account=${fnSa}`, '--retry']),
       `--service-account=${fnSa}`,
-      '--retry',
       `--concurrency=${spec.concurrency}`,
       '--cpu=1',
       `--memory=${spec.memory}`,
       `--max-instances=${spec.maxInstances}`,
       `--timeout=${spec.timeout}`,
-      '--ingress-settings=internal-only',
+      `--ingress-settings=${http ? c.healthSweep.httpIngress : 'internal-only'}`,
       '--no-allow-unauthenticated',
-      `--set-env-vars=${Object.entries(env)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(',')}`,
+      envVarsFlag(env),
       `--set-secrets=${secretsArg}`,
     ];
     const hash = short([inputs.sourceHash, ...deployArgs].join('\n'));
     add(
-      `function-${f}`,
-      `function ${f} (concurrency ${spec.concurrency}, max ${spec.maxInstances} instances)`,
+      `function-${entry}`,
+      http
+        ? `function ${entry} (HTTP, IAM invokers only: ${c.healthSweep.invokers.join(', ') || 'none yet'})`
+        : `function ${entry} (concurrency ${spec.concurrency}, max ${spec.maxInstances} instances)`,
       {
         args: [
           'functions',
           'describe',
-          f,
+          entry,
           `--region=${c.region}`,
           ...P,
           '--format=value(labels.config_hash)',
         ],
         expect: { equals: hash },
       },
-      cmd('functions', 'deploy', f, ...deployArgs, `--update-labels=${labels},config_hash=${hash}`),
+      cmd('functions', 'deploy', entry, ...deployArgs, `--update-labels=${labels},config_hash=${hash}`),
     );
-    const svc = n.fnService(f);
+    const svc = n.fnService(entry);
     add(
-      `function-${f}-egress`,
-      `function ${f}: Direct VPC egress through ${n.fnSubnet}`,
+      `function-${entry}-egress`,
+      `function ${entry}: Direct VPC egress through ${n.fnSubnet}`,
       {
         args: ['run', 'services', 'describe', svc, `--region=${c.region}`, ...P, '--format=json'],
         // The network interfaces are a JSON string inside the service's annotations.
@@ -987,22 +1027,27 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
         '--vpc-egress=private-ranges-only',
       ),
     );
-    add(
-      `function-${f}-invoker`,
-      `function ${f}: its trigger's identity may invoke it`,
-      hasBinding(
-        ['run', 'services', 'get-iam-policy', svc, `--region=${c.region}`],
-        'roles/run.invoker',
-        `serviceAccount:${fnSa}`,
-      ),
-      cmd(
-        'functions',
-        'add-invoker-policy-binding',
-        f,
-        `--region=${c.region}`,
-        `--member=serviceAccount:${fnSa}`,
-      ),
-    );
+    // Who may invoke: the trigger's identity for an event function; for the HTTP one, only the
+    // operators the config names (never allUsers: the config accepts groups, users and accounts).
+    const invokers = http ? c.healthSweep.invokers : [`serviceAccount:${fnSa}`];
+    for (const member of invokers) {
+      add(
+        http ? `function-${entry}-invoker-${member}` : `function-${entry}-invoker`,
+        http
+          ? `function ${entry}: ${member} may invoke it`
+          : `function ${entry}: its trigger's identity may invoke it`,
+        hasBinding(
+          ['run', 'services', 'get-iam-policy', svc, `--region=${c.region}`],
+          'roles/run.invoker',
+          member,
+        ),
+        cmd('functions', 'add-invoker-policy-binding', entry, `--region=${c.region}`, `--member=${member}`),
+      );
+    }
+  };
+  for (const f of c.functions) {
+    const spec = functionSpecs[f];
+    deployFunction(f, f, false);
     lookups[`trigger-${f}`] = [
       'functions',
       'describe',
@@ -1068,6 +1113,7 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
       ),
     );
   }
+  if (c.healthSweepHttp) deployFunction('healthSweep', n.sweepHttp, true);
   return { steps, lookups };
 }
 
@@ -1090,6 +1136,13 @@ function aclScript(c: ResolvedConfig, inputs: PlanInputs): { script: string; cou
         ? []
         : [{ policy: `fn-${kebab(f)}`, rules, token: n.fnToken(f), description: `fn ${f}` }];
     }),
+    // One policy (the repository's force-leave.hcl), a token per function: either can be revoked alone.
+    ...forceLeaveFunctions(c, inputs).map((f) => ({
+      policy: 'fn-force-leave',
+      rules: inputs.forceLeavePolicy as string,
+      token: n.fnForceLeaveToken(f),
+      description: `fn ${f} force-leave`,
+    })),
   ];
   const lines = [
     'set -euo pipefail',
@@ -1124,18 +1177,22 @@ function aclScript(c: ResolvedConfig, inputs: PlanInputs): { script: string; cou
     'dir=$(mktemp -d)',
     `trap 'rm -rf "$dir"' EXIT`,
   ];
+  const written = new Set<string>();
   for (const e of entries) {
     if (/^ILB_ACL_EOF$/m.test(e.rules))
       throw new Error(`policy ${e.policy}: rules contain the heredoc marker`);
-    lines.push(
-      `cat >"$dir/${e.policy}.hcl" <<'ILB_ACL_EOF'`,
-      e.rules.trimEnd(),
-      'ILB_ACL_EOF',
-      `policy ${e.policy} "$dir/${e.policy}.hcl" "${e.description}"`,
-      `token ${e.token} ${e.policy} "${e.description}"`,
-    );
+    if (!written.has(e.policy)) {
+      written.add(e.policy);
+      lines.push(
+        `cat >"$dir/${e.policy}.hcl" <<'ILB_ACL_EOF'`,
+        e.rules.trimEnd(),
+        'ILB_ACL_EOF',
+        `policy ${e.policy} "$dir/${e.policy}.hcl" "${e.description}"`,
+      );
+    }
+    lines.push(`token ${e.token} ${e.policy} "${e.description}"`);
   }
-  lines.push(`echo "ACL: ${entries.length} policies and tokens in place"`);
+  lines.push(`echo "ACL: ${written.size} policies and ${entries.length} tokens in place"`);
   return { script: `${lines.join('\n')}\n`, count: entries.length };
 }
 

@@ -86,6 +86,16 @@ export function createConsulClient(settings: ConsulClientSettings): ConsulClient
     baseUrl: `${base.protocol}//${base.host}`,
     kv: {
       get: (key) => run(`kv get ${key}`, async (pass) => (await kvGet(key, pass)).value),
+      list: (prefix) =>
+        run(`kv list ${prefix}`, async (pass) => {
+          // The package decodes Value from base64 and answers undefined for a 404 (nothing under it).
+          const entries: unknown = await consul.kv.get({ key: prefix, recurse: true, ...pass });
+          return parse(kvEntriesSchema, entries ?? [], 'kv list').map((e) => ({
+            key: e.Key,
+            value: e.Value ?? '',
+            modifyIndex: e.ModifyIndex,
+          }));
+        }),
       keys: (prefix, options = {}) =>
         run(`kv keys ${prefix}`, async (pass) => {
           try {

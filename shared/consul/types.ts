@@ -89,6 +89,8 @@ export interface ConsulClient {
   readonly baseUrl: string;
   kv: {
     get(key: string): Promise<KvEntry | null>;
+    /** Every entry under `prefix` with its value, in one call (`?recurse`); [] when there is none. */
+    list(prefix: string): Promise<KvEntry[]>;
     /** Keys under `prefix`; with a separator, the folders directly under it end in it. */
     keys(prefix: string, options?: { separator?: string }): Promise<string[]>;
     /** Unconditional write. */

@@ -102,6 +102,15 @@ export interface SweepMark {
   missingSince?: number;
 }
 
+/**
+ * An entry of instanceEvents' drain list (`<prefix>draining/<node>`, shared/instance-events/drain.ts):
+ * the HAProxy tier drains the node while its instance id is `instanceId`.
+ */
+export interface DrainEntry {
+  instanceId: string;
+  since: number;
+}
+
 export interface Stored<T> {
   /** null: the key exists but its value is invalid; it is overwritten (CAS) or deleted. */
   value: T | null;
@@ -116,8 +125,10 @@ export interface Observation {
   nodes: SweepNode[];
   /** Sweep marks by instance id. */
   marks: ReadonlyMap<string, Stored<SweepMark>>;
-  /** instanceEvents' per-instance records by instance id: only whether a maintenance is pending. */
-  records: ReadonlyMap<string, Stored<{ maintenance: boolean }>>;
+  /** instanceEvents' per-instance records of ids no group lists and no node claims: their ModifyIndex. */
+  records: ReadonlyMap<string, number>;
+  /** instanceEvents' drain list by node name (one list call); value null when it does not parse. */
+  drains: ReadonlyMap<string, Stored<DrainEntry>>;
   /** The deletion bucket; modifyIndex 0 when the key does not exist yet. */
   bucket: Stored<BucketState>;
   /** `instances.get` of absent nodes (planner's `lookupCandidates`), by the node's instance id. */
@@ -310,15 +321,26 @@ export function parseBucket(text: string): BucketState | null {
   }
 }
 
-/** Whether an instanceEvents record (shared/instance-events/plan.ts InstanceRecord) holds a maintenance. */
-export function parseRecordMaintenance(text: string): { maintenance: boolean } | null {
+const drainSchema = z.object({
+  instanceId: z.string().refine(isInstanceId),
+  since: z.number().int().nonnegative(),
+});
+
+/** A drain list entry from its KV value; null when invalid (such an entry drains nothing). */
+export function parseDrain(text: string): DrainEntry | null {
   try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-    return { maintenance: Object.hasOwn(value, 'maintenance') };
+    const parsed = drainSchema.safeParse(JSON.parse(text));
+    return parsed.success ? { instanceId: parsed.data.instanceId, since: parsed.data.since } : null;
   } catch {
     return null;
   }
+}
+
+/** The node name at the end of a drain list key under `prefix`, if it is a Compute name. */
+export function nodeFromDrainKey(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  return namePattern.test(rest) ? rest : undefined;
 }
 
 /** The instance id at the end of a KV key under `prefix`, if it is one. */

@@ -43,6 +43,8 @@ export type SweepAction =
       zone: string;
       reason: 'broken' | 'orphan';
     }
+  /** Delete a drain list entry naming an instance that no longer exists (CAS). */
+  | { type: 'delete-drain'; node: string; instanceId: string; modifyIndex: number }
   /** Delete instanceEvents' record of an instance that no longer exists (CAS). */
   | { type: 'delete-record'; instanceId: string; modifyIndex: number }
   /** Delete the ledger's day folders past retention (the ledger's own purge). */
@@ -125,8 +127,10 @@ export interface SweepReport {
   broken: InstanceFinding[];
   orphans: InstanceFinding[];
   leftovers: Array<{ instanceId: string }>;
-  /** Records of instances that are gone but still hold a maintenance to lift: left for a human. */
-  leftoversKept: Array<{ instanceId: string; reason: 'maintenance-pending' }>;
+  /** Running members being drained (drain list entry naming their id, or node maintenance). */
+  draining: Array<{ instanceId: string; name: string; group: string }>;
+  /** Drain list entries naming an instance that is gone: no group lists it, no node claims it. */
+  drainLeftovers: Array<{ node: string; instanceId: string }>;
   /** Nodes without (valid) identity metadata: never acted on. */
   unidentified: string[];
   actions: SweepAction[];
@@ -242,6 +246,10 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
     if (group) inGroups.push({ node, identity: node.identity, group });
   }
   const markOf = (id: string): SweepMark | null => obs.marks.get(id)?.value ?? null;
+  // Ids the drain list names: instanceEvents is draining them (whatever the key's node name, so a
+  // node registered under another name is not mistaken for a dead one either).
+  const drainedIds = new Set<string>();
+  for (const d of obs.drains.values()) if (d.value) drainedIds.add(d.value.instanceId);
 
   // Members: what Consul says about each one that exists.
   const views: MemberView[] = [];
@@ -258,7 +266,11 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
       // The node named like the instance if several claim its id (a copy of metadata proves nothing).
       const claims = nodesById.get(id) ?? [];
       const node = claims.find((n) => n.name === member.name) ?? claims[0];
-      if (!node) {
+      // Being drained: going away on purpose, so neither dead nor a repair candidate. Node
+      // maintenance stays a second signal: the images' shutdown script (ilb-drain.sh) still sets it.
+      if (drainedIds.has(id) || node?.health === 'maintenance') {
+        views.push({ member: m, group: g, state: 'draining' });
+      } else if (!node) {
         const since = mark?.missingSince ?? now;
         views.push({
           member: m,
@@ -274,8 +286,6 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
           state: now - since >= t.brokenGraceMs ? 'broken' : 'failing',
           since,
         });
-      } else if (node.health === 'maintenance') {
-        views.push({ member: m, group: g, state: 'draining' });
       } else {
         views.push({ member: m, group: g, state: node.health === 'passing' ? 'healthy' : 'warning' });
       }
@@ -339,20 +349,23 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
     } else absent.push(finding);
   }
 
-  // Leftover instanceEvents records: the instance is in no group and no node claims it, N sweeps on.
+  // Leftovers of instanceEvents: drain entries and records of an id that no group lists and no
+  // node claims, N sweeps on. A drain entry of a gone id drains nothing (the HAProxy tier matches
+  // ids), so the record's drain is not stranded by reaping both.
+  const gone = (id: string) => !live.has(id) && !nodesById.has(id) && absentCountOf(id) >= t.absentSweeps;
+  const drainLeftovers: SweepReport['drainLeftovers'] = [];
   const leftovers: SweepReport['leftovers'] = [];
-  const leftoversKept: SweepReport['leftoversKept'] = [];
   const leftoverActions: SweepAction[] = [];
-  for (const [id, stored] of [...obs.records.entries()].sort(byKey(([k]) => k))) {
-    if (live.has(id) || nodesById.has(id)) continue;
-    if (absentCountOf(id) < t.absentSweeps) continue;
-    // A pending maintenance is lifted by the instance's restore: deleting it could strand a drain.
-    if (stored.value?.maintenance) {
-      leftoversKept.push({ instanceId: id, reason: 'maintenance-pending' });
-      continue;
-    }
+  for (const [node, stored] of [...obs.drains.entries()].sort(byKey(([k]) => k))) {
+    const instanceId = stored.value?.instanceId;
+    if (instanceId === undefined || !gone(instanceId)) continue;
+    drainLeftovers.push({ node, instanceId });
+    leftoverActions.push({ type: 'delete-drain', node, instanceId, modifyIndex: stored.modifyIndex });
+  }
+  for (const [id, modifyIndex] of [...obs.records.entries()].sort(byKey(([k]) => k))) {
+    if (!gone(id)) continue;
     leftovers.push({ instanceId: id });
-    leftoverActions.push({ type: 'delete-record', instanceId: id, modifyIndex: stored.modifyIndex });
+    leftoverActions.push({ type: 'delete-record', instanceId: id, modifyIndex });
   }
 
   // Candidate actions, deregistrations first (cheapest to undo: an agent re-registers).
@@ -510,7 +523,11 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
     broken,
     orphans,
     leftovers,
-    leftoversKept,
+    draining: views
+      .filter((v) => v.state === 'draining')
+      .map((v) => ({ instanceId: v.member.id, name: v.member.name, group: v.group.key }))
+      .sort(byKey((d) => `${d.group}\u0000${d.name}`)),
+    drainLeftovers,
     unidentified: unidentified.sort(),
     actions,
     refused,
@@ -575,7 +592,13 @@ export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[]
   }));
   points.push({ type: metric('stale_nodes'), labels: {}, value: report.stale.length });
   points.push({ type: metric('orphans'), labels: {}, value: report.orphans.length });
-  const actionTypes: SweepAction['type'][] = ['deregister', 'recreate', 'delete-record', 'purge-ledger'];
+  const actionTypes: SweepAction['type'][] = [
+    'deregister',
+    'recreate',
+    'delete-drain',
+    'delete-record',
+    'purge-ledger',
+  ];
   for (const type of actionTypes) {
     const value = plan.actions.filter((a) => a.type === type).length;
     points.push({ type: metric('actions'), labels: { action: type }, value });

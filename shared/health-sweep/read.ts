@@ -9,7 +9,9 @@ import {
   normaliseNodes,
   parseBucket,
   parseMark,
-  parseRecordMaintenance,
+  nodeFromDrainKey,
+  parseDrain,
+  type DrainEntry,
   type GroupObservation,
   type Observation,
   type ReadOutcome,
@@ -23,15 +25,15 @@ import type { BucketState } from './token-bucket';
 /**
  * The observe adapter: reads the world once per sweep. Compute: per group, the pages of
  * `listManagedInstances` and one `get`. Consul: the catalog's nodes and every check (one call
- * each), the keys of the marks and records (one call each) and a get per mark, per leftover
- * candidate and for the bucket. So calls grow with pages and anomalies, never with nodes.
+ * each), the keys of the marks and records and the drain list with its values (one call each),
+ * and a get per mark, per leftover candidate and for the bucket. So calls grow with pages and anomalies, never with nodes.
  * Nothing throws: a read that fails is recorded as failed, which makes the sweep report-only.
  */
 
 export type SweepConsul = {
   catalog: Pick<ConsulClient['catalog'], 'nodes'>;
   health: Pick<ConsulClient['health'], 'state'>;
-  kv: Pick<ConsulClient['kv'], 'get' | 'keys'>;
+  kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list'>;
 };
 
 export interface ReadDeps {
@@ -106,12 +108,14 @@ export async function observeWorld(
     }
   };
 
-  const [groups, rawNodes, rawChecks, markKeys, recordKeys, bucketEntry] = await Promise.all([
+  const [groups, rawNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry] = await Promise.all([
     groupsRead,
     consulRead('catalog/nodes', () => consul.catalog.nodes()),
     consulRead('health/state/any', () => consul.health.state('any')),
     consulRead(keys.marks, () => consul.kv.keys(keys.marks), 'kv'),
     consulRead(keys.records, () => consul.kv.keys(keys.records), 'kv'),
+    // The drain list is short (nodes being drained now): values and indexes in one call.
+    consulRead(keys.draining, () => consul.kv.list(keys.draining), 'kv'),
     consulRead(keys.bucket, () => consul.kv.get(keys.bucket), 'kv'),
   ]);
 
@@ -146,15 +150,20 @@ export async function observeWorld(
   const known = new Set<string>();
   for (const g of observed) for (const m of g.members) if (m.id) known.add(m.id);
   for (const n of nodes) if (n.identity) known.add(n.identity.instanceId);
-  const records = new Map<string, Stored<{ maintenance: boolean }>>();
+  const records = new Map<string, number>();
   const recordIds = (recordKeys ?? [])
     .flatMap((k) => idFromKey(keys.records, k) ?? [])
     .filter((id) => !known.has(id));
   await pool(recordIds, concurrency, async (id) => {
     const entry = await consulRead(`${keys.records}${id}`, () => consul.kv.get(`${keys.records}${id}`), 'kv');
-    if (entry)
-      records.set(id, { value: parseRecordMaintenance(entry.value), modifyIndex: entry.modifyIndex });
+    if (entry) records.set(id, entry.modifyIndex);
   });
+
+  const drains = new Map<string, Stored<DrainEntry>>();
+  for (const entry of drainEntries ?? []) {
+    const node = nodeFromDrainKey(keys.draining, entry.key);
+    if (node) drains.set(node, { value: parseDrain(entry.value), modifyIndex: entry.modifyIndex });
+  }
 
   const bucket: Stored<BucketState> = bucketEntry
     ? { value: parseBucket(bucketEntry.value), modifyIndex: bucketEntry.modifyIndex }
@@ -166,6 +175,7 @@ export async function observeWorld(
     nodes,
     marks,
     records,
+    drains,
     bucket,
     lookups: new Map(),
     reads,

@@ -4,8 +4,8 @@ import type { MarkWrite, SweepPlan } from './plan';
 
 /**
  * healthSweep's KV state under the orchestrator's prefix (infra-scripts/acl/health-sweep.hcl):
- * one mark per anomalous instance id, the token bucket and the lock; and instanceEvents' records
- * and ledger, which it reaps.
+ * one mark per anomalous instance id, the token bucket and the lock; and instanceEvents' records,
+ * drain list and ledger, which it reaps.
  */
 export const healthSweepKeys = (kvPrefix: string) => {
   const shared = kvPrefixes(kvPrefix);
@@ -16,6 +16,7 @@ export const healthSweepKeys = (kvPrefix: string) => {
     bucket: `${root}bucket`,
     lock: `${root}lock`,
     records: shared.instanceRecords,
+    draining: shared.draining,
     ledger: shared.instanceEventsLedger,
   };
 };

@@ -24,8 +24,7 @@ import { stateOps, writeState, type HealthSweepKeys } from './state';
 export type HealthSweepConsul = SweepConsul &
   LockConsul & {
     catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node' | 'deleteNodeCas'>;
-    agent: Pick<ConsulClient['agent'], 'forceLeave'>;
-    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'cas' | 'delete' | 'acquire' | 'release'>;
+    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list' | 'cas' | 'delete' | 'acquire' | 'release'>;
     txn: ConsulClient['txn'];
   };
 
@@ -35,6 +34,12 @@ export interface HealthSweepDeps {
   groups: GroupsApi;
   instances: InstancesApi;
   metrics: MetricsApi | null;
+  /**
+   * Force-leave with prune after a deregistration, through the separately held operator token
+   * (CONSUL_FORCE_LEAVE_TOKEN, infra-scripts/acl/force-leave.hcl); absent or null: none, and a
+   * failed member is left to Consul's reconnect timeout.
+   */
+  forceLeave?: ((node: string) => Promise<unknown>) | null;
   /** instanceEvents' ledger, whose purge the sweep runs. */
   ledger: Pick<Ledger, 'purge'>;
   keys: HealthSweepKeys;
@@ -76,7 +81,7 @@ export function createHealthSweep(deps: HealthSweepDeps) {
   // instanceEvents' own path: delete-cas on the ModifyIndex read, then force-leave.
   const deregister = createStepExecutor({
     consul,
-    forceLeave: (node) => consul.agent.forceLeave(node),
+    forceLeave: deps.forceLeave ?? null,
     drains: noDrain,
     records,
     logger,
@@ -88,8 +93,8 @@ export function createHealthSweep(deps: HealthSweepDeps) {
       case 'deregister': {
         const group = groupsByKey.get(action.group);
         if (!group) return { outcome: 'skipped', detail: 'group not watched' };
-        // The txn delete-cas and the force-leave.
-        calls.consul += 2;
+        // The txn delete-cas, and the force-leave when there is a token for it.
+        calls.consul += deps.forceLeave ? 2 : 1;
         const outcome = await deregister(
           {
             target: {
@@ -122,6 +127,14 @@ export function createHealthSweep(deps: HealthSweepDeps) {
         if (!group) return { outcome: 'skipped', detail: 'group not watched' };
         await deps.groups.recreate(group, action.instance, recreateRequestId(group.key, action.instanceId));
         return { outcome: 'done' };
+      }
+      case 'delete-drain': {
+        calls.consul++;
+        // Only the entry read (it named a gone id): a newer drain of the same node name stays.
+        const deleted = await consul.kv.delete(`${keys.draining}${action.node}`, {
+          cas: action.modifyIndex,
+        });
+        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
       }
       case 'delete-record': {
         calls.consul++;

@@ -53,12 +53,15 @@ export function healthSweepFromConfig(
   const keys = healthSweepKeys(config.kvPrefix);
   const groups = createGroupsApi(config.compute, calls);
   const metrics = createMetricsApi(config.compute, calls);
+  // The operator token is held apart and used for force-leave alone, on the same address.
+  const operator = config.forceLeaveToken ? consul.at({ token: config.forceLeaveToken }) : null;
   const run = createHealthSweep({
     config: sweepConfig,
     consul,
     groups,
     instances: createInstancesApi(config.compute),
     metrics,
+    forceLeave: operator ? (node) => operator.agent.forceLeave(node) : null,
     ledger: createLedger({
       kv: consul.kv,
       prefix: keys.ledger,

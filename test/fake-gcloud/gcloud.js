@@ -360,14 +360,43 @@ function main(argv, stdin) {
         case 'functions': {
           const existing = R[k];
           obj.labels = { ...(existing ? existing.labels : {}), ...kv(flags['update-labels'] || '') };
-          obj.refs = [key('pubsub topics', flags['trigger-topic'])];
+          // `gcloud topic escaping`: `^D^` first picks another delimiter than the comma.
+          if (flags['set-env-vars'] !== undefined) {
+            const raw = flags['set-env-vars'];
+            const alt = /^\^([^^]+)\^/.exec(raw);
+            const pairs = alt ? raw.slice(alt[0].length).split(alt[1]) : raw.split(',');
+            const bad = pairs.find((p) => !/^[A-Z_][A-Z0-9_]*=/.test(p));
+            if (bad !== undefined) throw new GcloudError(`${where} --set-env-vars: bad pair ${bad}`, 2);
+            obj.env = Object.fromEntries(
+              pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
+            );
+          }
+          const http = flags['trigger-http'] === true;
+          if (http === Boolean(flags['trigger-topic'])) {
+            throw new GcloudError(
+              `${where} exactly one of --trigger-http and --trigger-topic is required`,
+              2,
+            );
+          }
+          if (http && (flags.retry || flags['trigger-service-account'])) {
+            throw new GcloudError(`${where} --retry and --trigger-service-account need an event trigger`, 2);
+          }
+          obj.refs = http ? [] : [key('pubsub topics', flags['trigger-topic'])];
           const triggerId = `${name.toLowerCase()}-000001`;
-          obj.eventTrigger = {
-            trigger: `projects/${project}/locations/${flags.region}/triggers/${triggerId}`,
-          };
+          if (http) obj.url = `https://${flags.region}-${project}.cloudfunctions.net/${name}`;
+          else
+            obj.eventTrigger = {
+              trigger: `projects/${project}/locations/${flags.region}/triggers/${triggerId}`,
+            };
           obj.flags = flags;
           R[k] = obj;
-          if (!existing) {
+          if (!existing && http) {
+            R[key('run services', name.toLowerCase())] = {
+              type: 'run services',
+              name: name.toLowerCase(),
+              owner: k,
+            };
+          } else if (!existing) {
             const sub = `eventarc-${flags.region}-${triggerId}-sub-001`;
             R[key('eventarc triggers', triggerId)] = {
               type: 'eventarc triggers',

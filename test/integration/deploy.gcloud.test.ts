@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { resolveConfig } from '../../infra-scripts/deploy/config';
+import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 import { gcloudExec, generators, readInputs } from '../../infra-scripts/deploy/main';
 import { deployPlan, teardownPlan } from '../../infra-scripts/deploy/plan';
 import { runPlan } from '../../infra-scripts/deploy/runner';
@@ -23,7 +24,17 @@ interface Call {
   code: number;
 }
 interface State {
-  resources: Record<string, { type: string; externalIp?: boolean; labels?: Record<string, string> }>;
+  resources: Record<
+    string,
+    {
+      type: string;
+      externalIp?: boolean;
+      labels?: Record<string, string>;
+      env?: Record<string, string>;
+      eventTrigger?: unknown;
+      url?: string;
+    }
+  >;
   iam: Record<string, { role: string; members: string[] }[]>;
   secretValues: Record<string, string[]>;
   ssh?: { instance: string; stdin: string }[];
@@ -281,13 +292,18 @@ describe('deploy.sh with the stand-in gcloud', () => {
   );
 });
 
-describe('every function wired (healthSweep and scalingAlerts too), straight through the runner', () => {
+describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts too), straight through the runner', () => {
   it(
     'deploys, redeploys nothing, tears down to empty with the strict stand-in',
     async () => {
       const state = freshState();
       const { inputs } = readInputs(root);
-      const c = resolveConfig({ project }, ['instanceEvents', 'healthSweep', 'scalingAlerts']);
+      const c = resolveConfig({ project, healthSweep: { invokers: ['group:sre@example.com'] } }, [
+        'instanceEvents',
+        'healthSweep',
+        'healthSweepHttp',
+        'scalingAlerts',
+      ]);
       const exec = gcloudExec(path.join(fakeBin, 'gcloud'), {
         ...process.env,
         FAKE_GCLOUD_STATE: state,
@@ -312,6 +328,30 @@ describe('every function wired (healthSweep and scalingAlerts too), straight thr
           ],
         },
       ]);
+      // The operators' HTTP function: no event trigger, invokable by the named group and nobody else.
+      const http = s.resources['functions:healthSweepHttp'];
+      expect(http?.eventTrigger).toBeUndefined();
+      expect(http?.url).toContain('healthSweepHttp');
+      expect(s.iam['run services:healthsweephttp']).toEqual([
+        { role: 'roles/run.invoker', members: ['group:sre@example.com'] },
+      ]);
+      // Both sweep entry points get the deployment's groups (valid for the function) and both tokens.
+      for (const f of ['healthSweep', 'healthSweepHttp']) {
+        const env = s.resources[`functions:${f}`]?.env ?? {};
+        const sweep = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG ?? 'null'));
+        expect(sweep.groups.map((g) => g.name)).toEqual(['ilb-backend', 'ilb-haproxy', 'ilb-frontend']);
+      }
+      for (const secret of [
+        'consul-token-fn-health-sweep',
+        'consul-token-fn-health-sweep-force-leave',
+        'consul-token-fn-instance-events-force-leave',
+      ]) {
+        expect(s.resources[`secrets:${secret}`]).toBeDefined();
+        expect(s.secretValues[secret]).toHaveLength(1);
+      }
+      const aclScript = readState(state).ssh?.[0]?.stdin ?? '';
+      expect(aclScript).toContain('policy fn-force-leave');
+      expect(aclScript).toContain('token consul-token-fn-health-sweep-force-leave fn-force-leave');
       const second = await runPlan(deployPlan(c, inputs), opts);
       expect(second).toMatchObject({ ok: true, ran: 0 });
       const down = await runPlan(teardownPlan(c, inputs), opts);
@@ -341,6 +381,11 @@ describe('the stand-in gcloud is strict', () => {
       2,
     );
     expect(await fake(['pubsub', 'topics', 'create', 't3'], state)).toBe(2);
+    // An HTTP function takes no retry; a JSON value needs the alternate delimiter.
+    const fn = ['functions', 'deploy', 'h', '--region=us-central1', '--project', project];
+    expect(await fake([...fn, '--trigger-http', '--retry'], state)).toBe(2);
+    expect(await fake([...fn, '--trigger-http', '--set-env-vars=A={"b":1,"c":2}'], state)).toBe(2);
+    expect(await fake([...fn, '--trigger-http', '--set-env-vars=^|^A={"b":1,"c":2}|B=3'], state)).toBe(0);
     expect(await fake(['compute', 'networks', 'describe', 'nope', '--project', project], state)).toBe(1);
   });
 });

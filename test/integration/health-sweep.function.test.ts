@@ -68,7 +68,8 @@ describe('healthSweepHttp', () => {
       project,
     );
     const url = await serve('healthSweepHttp');
-    const res = await fetch(`${url}?dryRun=true`, { headers: { authorization: 'Bearer t' } });
+    // As the deploy README's curl sends it: the scheme in lower case.
+    const res = await fetch(`${url}?dryRun=true`, { headers: { authorization: 'bearer t' } });
     expect(res.status).toBe(200);
     const body = (await res.json()) as SweepResult;
     expect(body).toMatchObject({ status: 'completed', dryRun: true });

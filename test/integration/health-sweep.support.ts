@@ -16,12 +16,19 @@ import { createLogger } from '../../shared/logging';
 import type { ConsulAgent } from '../harness';
 
 export const policyFile = path.resolve(__dirname, '../../infra-scripts/acl/health-sweep.hcl');
+export const forceLeavePolicyFile = path.resolve(__dirname, '../../infra-scripts/acl/force-leave.hcl');
 export const keys = healthSweepKeys('gce-ilb-orchestrator/');
 
 /** Creates the health-sweep policy from its file and a token holding only it. */
 export async function sweepToken(server: ConsulAgent): Promise<string> {
   await server.consul.acl.createPolicy('health-sweep', readFileSync(policyFile, 'utf8'));
   return server.consul.acl.createToken({ policies: ['health-sweep'] });
+}
+
+/** The separately held force-leave token, from the shared force-leave policy file. */
+export async function forceLeaveToken(server: ConsulAgent): Promise<string> {
+  await server.consul.acl.createPolicy('force-leave', readFileSync(forceLeavePolicyFile, 'utf8'));
+  return server.consul.acl.createToken({ policies: ['force-leave'] });
 }
 
 export interface Member {
@@ -75,6 +82,8 @@ export type LogLine = Record<string, unknown>;
 export function buildSweep(options: {
   consulAddr: string;
   token: string;
+  /** CONSUL_FORCE_LEAVE_TOKEN; without it the sweep does not force-leave. */
+  forceLeaveToken?: string;
   computeUrl: string;
   config: HealthSweepConfig;
   logs: LogLine[];
@@ -85,6 +94,7 @@ export function buildSweep(options: {
   const env = loadConfig({
     CONSUL_HTTP_ADDR: options.consulAddr,
     CONSUL_HTTP_TOKEN: options.token,
+    ...(options.forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: options.forceLeaveToken } : {}),
     COMPUTE_API_ENDPOINT: options.computeUrl,
     ORCHESTRATOR_CONSUL_TIMEOUT_MS: '2000',
   });

@@ -9,6 +9,8 @@ import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../har
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
   buildSweep,
+  forceLeaveToken,
+  identity,
   keys,
   registerMember,
   sweepConfig,
@@ -25,6 +27,7 @@ let cluster: ConsulCluster;
 let server: ConsulAgent;
 let admin: ConsulClient;
 let token: string;
+let operatorToken: string;
 let emu: RunningEmulator;
 let driver: ProcessDriver;
 let c: ReturnType<typeof clients>;
@@ -90,6 +93,7 @@ async function resetWorld(): Promise<Member[]> {
   }
   for (const m of live) await registerMember(admin, m, project);
   await admin.kv.deleteTree(keys.root);
+  await admin.kv.deleteTree(keys.draining);
   return live;
 }
 
@@ -108,6 +112,7 @@ beforeAll(async () => {
   cluster = await startConsulCluster({ servers: 1 });
   server = cluster.servers[0] as ConsulAgent;
   token = await sweepToken(server);
+  operatorToken = await forceLeaveToken(server);
   admin = createConsulClient(
     loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: cluster.token }).consul,
   );
@@ -155,11 +160,14 @@ const build = (
     lookupLimit?: number;
     wrap?: (c: ConsulClient) => ConsulClient;
     now?: () => number;
+    /** As deployed: the force-leave token apart from the main one (false: none). */
+    forceLeave?: boolean;
   } = {},
 ) =>
   buildSweep({
     consulAddr: server.httpAddr,
     token,
+    ...(opts.forceLeave === false ? {} : { forceLeaveToken: operatorToken }),
     computeUrl: emu.url,
     config: opts.config ?? sweepConfig(project, groups),
     logs,
@@ -261,14 +269,25 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
 
   test('dry run reports what a real sweep would do and changes nothing', async () => {
     await registerMember(admin, stranger('backend-dry', '9000000000000000005'), project);
+    // A drain entry of a gone instance, on its Nth absence: a real sweep would reap it.
+    const drainKey = `${keys.draining}backend-dry-drained`;
+    await admin.kv.set(drainKey, JSON.stringify({ instanceId: '9000000000000000013', since: 1 }));
+    await admin.kv.set(`${keys.marks}9000000000000000013`, JSON.stringify({ absentCount: 2 }));
     const sweep = build();
     const before = await admin.catalog.nodes();
+    const kvBefore = await Promise.all(
+      [drainKey, `${keys.marks}9000000000000000013`].map((k) => admin.kv.get(k)),
+    );
     const r = await sweep.run({ dryRun: true });
     expect(r.dryRun).toBe(true);
     expect(r.report?.stale).toEqual([expect.objectContaining({ node: 'backend-dry' })]);
+    expect(r.report?.actions).toContainEqual(expect.objectContaining({ type: 'delete-drain' }));
     expect(r.done.every((d) => d.outcome === 'not-attempted')).toBe(true);
     expect(await admin.catalog.nodes()).toEqual(before);
-    expect(await admin.kv.keys(keys.root)).toEqual([]);
+    expect(await admin.kv.keys(keys.root)).toEqual([`${keys.marks}9000000000000000013`]);
+    expect(
+      await Promise.all([drainKey, `${keys.marks}9000000000000000013`].map((k) => admin.kv.get(k))),
+    ).toEqual(kvBefore);
     await sweep.close();
   }, 60_000);
 
@@ -418,4 +437,107 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
     await eventually(() => lock?.held() === false, 8000);
     await lock?.release();
   }, 20_000);
+
+  test('a member on the drain list is neither counted dead nor recreated; drain entries of gone ids are reaped', async () => {
+    const live = await resetWorld();
+    const backends = live.filter((m) => m.group === 'backend-a');
+    const drained = backends[0] as Member;
+    // Going away on purpose: its services fail while instanceEvents drains it.
+    await registerMember(admin, drained, project, 'critical');
+    const since = Date.now();
+    await admin.kv.set(`${keys.draining}${drained.name}`, JSON.stringify({ instanceId: drained.id, since }));
+    // An entry left behind for an instance that is gone, and one that does not parse.
+    await admin.kv.set(
+      `${keys.draining}backend-departed`,
+      JSON.stringify({ instanceId: '9000000000000000011', since }),
+    );
+    await admin.kv.set(`${keys.draining}backend-garbled`, '{"instanceId":"x"}');
+    const config = sweepConfig(project, groups, { brokenGraceSeconds: 0, zoneDeadThreshold: 0.9 });
+    const sweep = build({ config, lookupLimit: 0 });
+    for (const n of [1, 2]) {
+      const r = await sweep.run({ dryRun: false });
+      expect(r.report?.reportOnly).toEqual([]);
+      expect(r.report?.draining).toEqual([
+        expect.objectContaining({ name: drained.name, instanceId: drained.id }),
+      ]);
+      expect(r.report?.broken).toEqual([]);
+      expect(r.report?.zones).toContainEqual(expect.objectContaining({ zone: zoneA, dead: 0 }));
+      expect(r.report?.drainLeftovers).toEqual([]);
+      const mark = await admin.kv.get(`${keys.marks}9000000000000000011`);
+      expect(JSON.parse(mark?.value ?? '{}')).toEqual({ absentCount: n });
+    }
+    const third = await sweep.run({ dryRun: false });
+    expect(doneOf(third, 'recreate')).toEqual([]);
+    expect(doneOf(third, 'delete-drain')).toEqual([
+      expect.objectContaining({ node: 'backend-departed', instanceId: '9000000000000000011' }),
+    ]);
+    expect((await admin.kv.keys(keys.draining)).sort()).toEqual(
+      [`${keys.draining}backend-garbled`, `${keys.draining}${drained.name}`].sort(),
+    );
+    // The same member without its drain entry is broken and repaired.
+    await admin.kv.delete(`${keys.draining}${drained.name}`);
+    const dry = await sweep.run({ dryRun: true });
+    expect(dry.report?.broken).toEqual([expect.objectContaining({ name: drained.name })]);
+    expect(dry.report?.actions).toContainEqual(
+      expect.objectContaining({ type: 'recreate', instanceId: drained.id }),
+    );
+    await sweep.close();
+  }, 60_000);
+
+  test('least privilege: the sweep works with exactly its policies, force-leave only on its own token', async () => {
+    const limited = createConsulClient(
+      loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: token }).consul,
+    );
+    const operator = createConsulClient(
+      loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: operatorToken }).consul,
+    );
+    // A real gossip member whose instance is gone: killed, it is a failed member the leader keeps.
+    const departed = stranger('backend-departed-agent', '9000000000000000012');
+    const agent = await cluster.startClient({
+      nodeName: departed.name,
+      nodeMeta: identity(departed, project),
+    });
+    await agent.kill();
+
+    // The main token cannot force-leave, write a server's node or KV outside its prefixes, nor hold
+    // a session on a managed node; the force-leave token can do nothing but force-leave.
+    await expect(limited.agent.forceLeave('backend-none')).rejects.toThrow(/403|Permission denied/i);
+    await expect(limited.catalog.register({ node: server.name, address: '10.201.0.9' })).rejects.toThrow(
+      /403|Permission denied/i,
+    );
+    await expect(limited.kv.set('gce-ilb-orchestrator/scaling-alerts/x', '1')).rejects.toThrow(
+      /403|Permission denied/i,
+    );
+    await expect(operator.kv.get(`${keys.marks}1`)).rejects.toThrow(/403|Permission denied/i);
+    // Sessions only on the servers' nodes: on a managed node, refused.
+    const member = (await members())[0] as Member;
+    const session = (node?: string) =>
+      fetch(`${server.httpAddr}/v1/session/create`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': token },
+        body: JSON.stringify({ ...(node ? { Node: node } : {}), TTL: '10s' }),
+      });
+    expect((await session(member.name)).status).toBe(403);
+    const own = await session();
+    expect(own.status).toBe(200);
+    await admin.session.destroy(((await own.json()) as { ID: string }).ID);
+    await expect(operator.catalog.deleteNodeCas(departed.name, 1)).rejects.toThrow(/403|Permission denied/i);
+
+    // The Compute 404 makes it stale at once: deleted with the main token, force-left with the other.
+    const sweep = build();
+    const r = await sweep.run({ dryRun: false });
+    expect(r.status).toBe('completed');
+    expect(doneOf(r, 'deregister')).toEqual([expect.objectContaining({ node: departed.name })]);
+    expect(r.done.filter((d) => d.outcome === 'failed')).toEqual([]);
+    expect(logs.some((l) => String(l.message).includes('no force-leave token'))).toBe(false);
+    expect(JSON.stringify(logs)).not.toContain(operatorToken);
+    expect(JSON.stringify(logs)).not.toContain(token);
+    // Force-left and pruned: the leader does not register the failed member again.
+    const gossip = await admin.agent.members();
+    expect(gossip.map((m) => m.name)).not.toContain(departed.name);
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    expect(await nodeNames()).not.toContain(departed.name);
+    await sweep.close();
+    await agent.stop();
+  }, 90_000);
 });

@@ -11,10 +11,7 @@ import { nodeMetaKeys, services } from '../../shared/contract';
 import { type ConsulAgent } from '../harness';
 
 export const policyFile = path.resolve(__dirname, '../../infra-scripts/acl/instance-events.hcl');
-export const forceLeavePolicyFile = path.resolve(
-  __dirname,
-  '../../infra-scripts/acl/instance-events-force-leave.hcl',
-);
+export const forceLeavePolicyFile = path.resolve(__dirname, '../../infra-scripts/acl/force-leave.hcl');
 
 /** Creates the instance-events policy from its file and a token holding only it. */
 export async function functionToken(server: ConsulAgent): Promise<string> {
@@ -24,11 +21,8 @@ export async function functionToken(server: ConsulAgent): Promise<string> {
 
 /** The separately held force-leave token, from its own policy file. */
 export async function forceLeaveToken(server: ConsulAgent): Promise<string> {
-  await server.consul.acl.createPolicy(
-    'instance-events-force-leave',
-    readFileSync(forceLeavePolicyFile, 'utf8'),
-  );
-  return server.consul.acl.createToken({ policies: ['instance-events-force-leave'] });
+  await server.consul.acl.createPolicy('force-leave', readFileSync(forceLeavePolicyFile, 'utf8'));
+  return server.consul.acl.createToken({ policies: ['force-leave'] });
 }
 
 /** Registers a catalog node (no agent behind it), as a departed instance leaves behind. */

@@ -88,9 +88,25 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
     const writes = [...policy.matchAll(/node_prefix "([^"]*)" \{\s*policy = "write"/g)].map((m) => m[1]);
     expect(writes.sort()).toEqual(managedRoles.map((r) => `${r}-`).sort());
     expect(policy).not.toMatch(/^\s*(operator|acl|agent_prefix|keyring)\b/m);
-    expect(read('infra-scripts/acl/instance-events-force-leave.hcl').match(/^[a-z_]+/gm)).toEqual([
-      'operator',
-    ]);
+    expect(read('infra-scripts/acl/force-leave.hcl').match(/^[a-z_]+/gm)).toEqual(['operator']);
+  });
+
+  it('the healthSweep policy writes only managed nodes, sessions only on servers, no operator', () => {
+    const policy = read('infra-scripts/acl/health-sweep.hcl');
+    const writes = (resource: string) =>
+      [...policy.matchAll(new RegExp(`${resource} "([^"]*)" \\{\\s*policy = "write"`, 'g'))].map((m) => m[1]);
+    expect(writes('node_prefix').sort()).toEqual(managedRoles.map((r) => `${r}-`).sort());
+    expect(writes('session_prefix')).toEqual(['consul-']);
+    expect(policy).not.toMatch(/^\s*(operator|acl|agent_prefix|keyring)\b/m);
+    const prefixes = kvPrefixes(defaultKvPrefix);
+    expect(writes('key_prefix').sort()).toEqual(
+      [
+        `${defaultKvPrefix}health-sweep/`,
+        prefixes.instanceRecords,
+        prefixes.draining,
+        prefixes.instanceEventsLedger,
+      ].sort(),
+    );
   });
 
   it('agents serve HTTP on the contract port', () => {

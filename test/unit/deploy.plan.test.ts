@@ -5,8 +5,12 @@ import {
   resolveConfig,
   type ResolvedConfig,
 } from '../../infra-scripts/deploy/config';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 import {
   deployPlan,
+  envVarsFlag,
   functionSpecs,
   hostAddress,
   teardownPlan,
@@ -27,9 +31,15 @@ const inputs: PlanInputs = {
     frontend: 'node_prefix "frontend-" { policy = "write" }',
     'frontend-default': 'node_prefix "" { policy = "read" }',
   },
-  functionPolicies: { instanceEvents: 'operator = "write"' },
+  functionPolicies: {
+    instanceEvents: 'node_prefix "backend-" { policy = "write" }',
+    healthSweep: 'node_prefix "haproxy-" { policy = "write" }',
+  },
+  forceLeavePolicy: 'operator = "write"',
 };
 const all = ['instanceEvents', 'healthSweep', 'scalingAlerts'];
+/** What functions/index.ts exports: the three event functions and the sweep's HTTP entry point. */
+const exported = [...all, 'healthSweepHttp'];
 const config = (extra: Record<string, unknown> = {}, exported = ['instanceEvents']): ResolvedConfig =>
   resolveConfig({ project: 'demo-project', ...extra }, exported);
 const commands = (plan: Plan) => plan.steps.flatMap((s) => s.run.map((r) => r.args));
@@ -56,6 +66,14 @@ describe('deploy config', () => {
     expect(() => config({ functions: ['healthSweep'] })).toThrow(/not exported/);
     expect(() => config({ consul: { servers: 4 } })).toThrow(DeployConfigError);
     expect(() => config({ unknownKey: 1 })).toThrow(/unknownKey|Unrecognized/);
+    // The operators' function: IAM members only, never everyone.
+    for (const invoker of ['allUsers', 'allAuthenticatedUsers', 'ops@example.com', 'group:'])
+      expect(() => config({ healthSweep: { invokers: [invoker] } })).toThrow(/invokers/);
+    expect(() => config({ healthSweep: { httpIngress: 'public' } })).toThrow(/httpIngress/);
+    // The sweep's thresholds are checked as the function will check them.
+    expect(() =>
+      config({ functions: ['healthSweep'], healthSweep: { thresholds: { absentSweeps: 0 } } }, all),
+    ).toThrow(/healthSweep: .*absentSweeps/);
   });
 
   it('deploys the exported functions it knows, and any subset the config lists', () => {
@@ -65,6 +83,15 @@ describe('deploy config', () => {
       'instanceEvents',
     ]);
     expect(exportedEntryPoints("export { a, b as healthSweep } from './x';")).toEqual(['a', 'healthSweep']);
+  });
+
+  it('accepts its documented example', () => {
+    const example: unknown = JSON.parse(
+      readFileSync(path.join(__dirname, '../../infra-scripts/deploy/config.example.json'), 'utf8'),
+    );
+    expect(resolveConfig(example, exported).healthSweep.invokers).toEqual([
+      'group:ilb-operators@example.com',
+    ]);
   });
 
   it('applies flags over the file', () => {
@@ -91,7 +118,7 @@ describe('deploy config', () => {
 });
 
 describe('deploy plan', () => {
-  const plan = deployPlan(config({}, all), inputs);
+  const plan = deployPlan(config({}, exported), inputs);
   const cmds = commands(plan);
 
   it('has unique step ids and passes --project to every command and check', () => {
@@ -195,7 +222,7 @@ describe('deploy plan', () => {
   });
 
   it('deploys each function gen2 on nodejs22 with its own account, retries, internal ingress and the token from Secret Manager', () => {
-    const deploys = cmds.filter((a) => line(a).startsWith('functions deploy'));
+    const deploys = cmds.filter((a) => line(a).startsWith('functions deploy') && a[2] !== 'healthSweepHttp');
     expect(deploys.map((a) => a[2])).toEqual(all);
     for (const d of deploys) {
       const f = d[2] as keyof typeof functionSpecs;
@@ -204,6 +231,7 @@ describe('deploy plan', () => {
           '--gen2',
           '--runtime=nodejs22',
           '--retry',
+          `--trigger-topic=${functionSpecs[f].topic}`,
           '--ingress-settings=internal-only',
           '--no-allow-unauthenticated',
           `--service-account=ilb-fn-${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}@demo-project.iam.gserviceaccount.com`,
@@ -227,7 +255,110 @@ describe('deploy plan', () => {
       egress.map(
         (a) => a.includes('--subnet=ilb-fn-egress') && a.includes('--vpc-egress=private-ranges-only'),
       ),
-    ).toEqual([true, true, true]);
+    ).toEqual([true, true, true, true]);
+  });
+
+  it('deploys healthSweepHttp next to healthSweep: HTTP, IAM invokers only (none by default), same account and tokens', () => {
+    const http = cmds.find((a) => line(a).startsWith('functions deploy healthSweepHttp')) as string[];
+    const sweep = cmds.find((a) => line(a).startsWith('functions deploy healthSweep ')) as string[];
+    expect(http).toEqual(
+      expect.arrayContaining([
+        '--gen2',
+        '--entry-point=healthSweepHttp',
+        '--trigger-http',
+        '--no-allow-unauthenticated',
+        '--ingress-settings=internal-only',
+        '--max-instances=1',
+        '--service-account=ilb-fn-health-sweep@demo-project.iam.gserviceaccount.com',
+      ]),
+    );
+    expect(http.some((x) => /^--(retry|trigger-topic|trigger-service-account)\b/.test(x))).toBe(false);
+    const same = (a: string[], prefix: string) => a.find((x) => x.startsWith(prefix));
+    expect(same(http, '--set-secrets=')).toBe(same(sweep, '--set-secrets='));
+    expect(same(http, '--set-env-vars=')).toBe(same(sweep, '--set-env-vars='));
+    // Nobody may call it until the config names operators.
+    const invokers = (p: Plan) =>
+      commands(p).filter((a) => line(a).startsWith('functions add-invoker-policy-binding healthSweepHttp'));
+    expect(invokers(plan)).toEqual([]);
+    const withOps = deployPlan(
+      config(
+        { healthSweep: { invokers: ['group:sre@example.com', 'user:ana@example.com'], httpIngress: 'all' } },
+        exported,
+      ),
+      inputs,
+    );
+    expect(invokers(withOps).map((a) => a.find((x) => x.startsWith('--member=')))).toEqual([
+      '--member=group:sre@example.com',
+      '--member=user:ana@example.com',
+    ]);
+    const opened = commands(withOps).find((a) => line(a).startsWith('functions deploy healthSweepHttp'));
+    expect(opened).toContain('--ingress-settings=all');
+    expect(opened).toContain('--no-allow-unauthenticated');
+    // Without the HTTP export, only the event function.
+    const noHttp = commands(deployPlan(config({}, all), inputs)).map(line);
+    expect(noHttp.some((l) => l.includes('healthSweepHttp'))).toBe(false);
+  });
+
+  it("gives healthSweep the deployment's groups as HEALTH_SWEEP_CONFIG, in gcloud's alternate delimiter syntax", () => {
+    const sweep = cmds.find((a) => line(a).startsWith('functions deploy healthSweep ')) as string[];
+    const flag = sweep.find((x) => x.startsWith('--set-env-vars=')) as string;
+    expect(flag.startsWith('--set-env-vars=^|^')).toBe(true);
+    const env = Object.fromEntries(
+      flag
+        .slice('--set-env-vars=^|^'.length)
+        .split('|')
+        .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
+    );
+    expect(env.CONSUL_HTTP_ADDR).toBe('https://10.10.0.10:8501');
+    const parsed = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG as string));
+    expect(parsed.groups.map((g) => [g.name, g.role])).toEqual([
+      ['ilb-backend', 'backend'],
+      ['ilb-haproxy', 'haproxy'],
+      ['ilb-frontend', 'frontend'],
+    ]);
+    // The other functions keep the plain form.
+    const ie = cmds.find((a) => line(a).startsWith('functions deploy instanceEvents')) as string[];
+    expect(ie.find((x) => x.startsWith('--set-env-vars='))).not.toContain('HEALTH_SWEEP_CONFIG');
+    expect(envVarsFlag({ A: '1', B: '2' })).toBe('--set-env-vars=A=1,B=2');
+    expect(() => envVarsFlag({ A: '1,2', B: 'x|y' })).toThrow(/, and \|/);
+  });
+
+  it('gives instanceEvents and healthSweep each a force-leave token apart, read only by it and the servers', () => {
+    const secretsOf = (f: string) =>
+      (cmds.find((a) => line(a).startsWith(`functions deploy ${f} `)) as string[]).find((x) =>
+        x.startsWith('--set-secrets='),
+      ) as string;
+    expect(secretsOf('instanceEvents')).toContain(
+      'CONSUL_FORCE_LEAVE_TOKEN=consul-token-fn-instance-events-force-leave:latest',
+    );
+    expect(secretsOf('healthSweep')).toContain(
+      'CONSUL_FORCE_LEAVE_TOKEN=consul-token-fn-health-sweep-force-leave:latest',
+    );
+    expect(secretsOf('scalingAlerts')).not.toContain('FORCE_LEAVE');
+    for (const f of ['instance-events', 'health-sweep']) {
+      const secret = `consul-token-fn-${f}-force-leave`;
+      expect(cmds.some((a) => line(a).startsWith(`secrets create ${secret} `))).toBe(true);
+      const readers = cmds
+        .filter((a) => line(a).startsWith(`secrets add-iam-policy-binding ${secret} `))
+        .map((a) => a.find((x) => x.startsWith('--member=')));
+      expect(readers.sort()).toEqual(
+        [
+          `--member=serviceAccount:ilb-fn-${f}@demo-project.iam.gserviceaccount.com`,
+          '--member=serviceAccount:ilb-consul@demo-project.iam.gserviceaccount.com',
+        ].sort(),
+      );
+    }
+    // One force-leave policy in Consul, a token per function.
+    const acl = plan.steps.find((s) => s.id === 'consul-acl')?.run[0]?.stdin as { script: string };
+    expect(acl.script.match(/^policy fn-force-leave /gm)).toHaveLength(1);
+    expect(acl.script.match(/^token consul-token-fn-[a-z-]+-force-leave fn-force-leave /gm)).toHaveLength(2);
+    // Without the policy file: no force-leave token at all.
+    const { forceLeavePolicy: _none, ...without } = inputs;
+    expect(
+      commands(deployPlan(config({}, exported), without))
+        .map(line)
+        .join('\n'),
+    ).not.toContain('force-leave');
   });
 
   it('routes audit activity and system events of the watched instances, and lets the sink publish', () => {
@@ -288,7 +419,7 @@ describe('deploy plan', () => {
 });
 
 describe('teardown plan', () => {
-  const c = config({}, all);
+  const c = config({}, exported);
   const deploy = deployPlan(c, inputs);
   const teardown = teardownPlan(c, inputs);
 

@@ -7,7 +7,8 @@ import {
   parseBucket,
   parseIdentity,
   parseMark,
-  parseRecordMaintenance,
+  parseDrain,
+  nodeFromDrainKey,
 } from '../../shared/health-sweep/observe';
 
 const groups = parseHealthSweepConfig({
@@ -203,13 +204,15 @@ describe('stored values', () => {
     expect(parseBucket('{"tokens":"9"}')).toBeNull();
   });
 
-  it('sees whether an instanceEvents record holds a maintenance', () => {
-    expect(parseRecordMaintenance('{"drainAt":1,"maintenance":{"mode":"agent"}}')).toEqual({
-      maintenance: true,
-    });
-    expect(parseRecordMaintenance('{"restoreAt":1}')).toEqual({ maintenance: false });
-    expect(parseRecordMaintenance('[1]')).toBeNull();
-    expect(parseRecordMaintenance('{')).toBeNull();
+  it('parses a drain list entry, and only a well-formed one', () => {
+    expect(parseDrain(`{"instanceId":"${BIG}","since":5}`)).toEqual({ instanceId: BIG, since: 5 });
+    expect(parseDrain('{"instanceId":"12x","since":5}')).toBeNull();
+    expect(parseDrain(`{"instanceId":"${BIG}"}`)).toBeNull();
+    expect(parseDrain('{')).toBeNull();
+    const prefix = 'gce-ilb-orchestrator/draining/';
+    expect(nodeFromDrainKey(prefix, `${prefix}backend-a-1`)).toBe('backend-a-1');
+    expect(nodeFromDrainKey(prefix, `${prefix}Backend/x`)).toBeUndefined();
+    expect(nodeFromDrainKey(prefix, 'other/backend-a-1')).toBeUndefined();
   });
 
   it('takes ids from keys under a prefix only', () => {

@@ -196,6 +196,29 @@ describe('planSweep: broken instances', () => {
     expect(plan.marks).toEqual([{ op: 'delete', instanceId: id(1), cas: 7 }]);
   });
 
+  it('leaves a member on the drain list alone, critical or without a node, whatever its key name', () => {
+    const plan = planSweep(
+      config({ repairOrphans: true }),
+      world([{ n: 1, node: 'critical' }, { n: 2, node: null }, { n: 3 }, { n: 4 }], {
+        marks: [brokenMark(1), [id(2), { absentCount: 0, missingSince: T0 - 60 * MIN }]],
+        drains: [
+          [instName(1), id(1)],
+          ['renamed-2', id(2)],
+        ],
+      }),
+    );
+    expect(acts(plan)).toEqual([]);
+    expect(plan.report.broken).toEqual([]);
+    expect(plan.report.orphans).toEqual([]);
+    expect(plan.report.draining.map((d) => d.name)).toEqual([instName(1), instName(2)]);
+    // Neither counts as running, so neither as dead.
+    expect(plan.report.zones).toEqual([{ zone: ZA, running: 2, dead: 0, partitioned: false }]);
+    expect(plan.marks).toEqual([
+      { op: 'delete', instanceId: id(1), cas: 7 },
+      { op: 'delete', instanceId: id(2), cas: 7 },
+    ]);
+  });
+
   it('refuses to recreate in a group that is not stable', () => {
     const plan = planSweep(
       config(),
@@ -302,27 +325,69 @@ describe('planSweep: orphans', () => {
 });
 
 describe('planSweep: leftovers', () => {
-  it('reaps the record of an instance gone for N sweeps, keeps one with a pending maintenance', () => {
+  it('reaps the record and the drain entry of an instance gone for N sweeps, by CAS', () => {
     const plan = planSweep(
       config(),
       world([{ n: 1 }], {
-        records: [
-          [id(901), { maintenance: false }],
-          [id(902), { maintenance: true }],
-          [id(1), { maintenance: false }],
+        records: [[id(901)], [id(902)], [id(1)]],
+        drains: [
+          ['backend-a-901', id(901), 31],
+          // A same-name replacement's drain key named the old id: it goes too.
+          [instName(1), id(903), 32],
+          // Draining a live member, or an id gone for fewer than N sweeps: kept.
+          [instName(1, ZB), id(1), 33],
+          ['backend-a-904', id(904), 34],
+          // An entry that does not parse drains nothing and is left alone.
+          ['backend-a-905', null, 35],
         ],
         marks: [
           [id(901), { absentCount: 2 }],
           [id(902), { absentCount: 2 }],
+          [id(903), { absentCount: 2 }],
         ],
       }),
     );
-    expect(plan.report.leftovers).toEqual([{ instanceId: id(901) }]);
-    expect(plan.report.leftoversKept).toEqual([{ instanceId: id(902), reason: 'maintenance-pending' }]);
+    expect(plan.report.leftovers).toEqual([{ instanceId: id(901) }, { instanceId: id(902) }]);
+    expect(plan.report.drainLeftovers).toEqual([
+      { node: instName(1), instanceId: id(903) },
+      { node: 'backend-a-901', instanceId: id(901) },
+    ]);
     expect(plan.actions).toEqual([
+      { type: 'delete-drain', node: instName(1), instanceId: id(903), modifyIndex: 32 },
+      { type: 'delete-drain', node: 'backend-a-901', instanceId: id(901), modifyIndex: 31 },
       { type: 'delete-record', instanceId: id(901), modifyIndex: 9 },
+      { type: 'delete-record', instanceId: id(902), modifyIndex: 9 },
       { type: 'purge-ledger' },
     ]);
+    // The absence of the drained ids is counted like a node's.
+    expect(plan.marks).toContainEqual({ op: 'put', instanceId: id(904), mark: { absentCount: 1 }, cas: 0 });
+  });
+
+  it('keeps the drain entry of an id a node still claims, and reaps nothing on a report-only sweep', () => {
+    const claimed = node('frontend-1', id(906), 'passing', 'us-east1-b');
+    const world1 = world([{ n: 1 }], {
+      nodes: [claimed],
+      drains: [
+        ['frontend-1', id(906)],
+        ['backend-a-907', id(907)],
+      ],
+      marks: [
+        [id(906), { absentCount: 5 }],
+        [id(907), { absentCount: 5 }],
+      ],
+    });
+    expect(planSweep(config(), world1).report.drainLeftovers).toEqual([
+      { node: 'backend-a-907', instanceId: id(907) },
+    ]);
+    const partial = planSweep(config(), {
+      ...world1,
+      reads: [{ source: 'kv', what: 'gce-ilb-orchestrator/draining/', status: 'failed' }],
+    });
+    expect(partial.actions).toEqual([]);
+    expect(partial.report.refused).toContainEqual({
+      action: { type: 'delete-drain', node: 'backend-a-907', instanceId: id(907), modifyIndex: 11 },
+      reason: 'incomplete-read',
+    });
   });
 
   it('keeps the record of an instance whose node is still registered, in any group', () => {
@@ -331,7 +396,7 @@ describe('planSweep: leftovers', () => {
       config(),
       world([], {
         nodes: [elsewhere],
-        records: [[id(903), { maintenance: false }]],
+        records: [[id(903)]],
         marks: [[id(903), { absentCount: 5 }]],
       }),
     );
@@ -340,7 +405,7 @@ describe('planSweep: leftovers', () => {
   });
 
   it('counts a record without node towards N like a node', () => {
-    const plan = planSweep(config(), world([], { records: [[id(904), { maintenance: false }]] }));
+    const plan = planSweep(config(), world([], { records: [[id(904)]] }));
     expect(plan.report.leftovers).toEqual([]);
     expect(plan.marks).toEqual([{ op: 'put', instanceId: id(904), mark: { absentCount: 1 }, cas: 0 }]);
   });
@@ -547,6 +612,7 @@ describe('planSweep: report and metrics', () => {
       { type: 'custom.googleapis.com/ilb/orphans', labels: {}, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'deregister' }, value: 1 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'recreate' }, value: 0 },
+      { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-drain' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-record' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'purge-ledger' }, value: 1 },
       { type: 'custom.googleapis.com/ilb/sweep_duration_ms', labels: {}, value: 1234 },

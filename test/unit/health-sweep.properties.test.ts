@@ -18,7 +18,7 @@ const zone = fc.constantFrom(ZA, ZB);
 /** Nodes may also sit in a zone no watched group covers. */
 const nodeZone = fc.constantFrom(ZA, ZB, 'us-east1-b');
 
-/** Worlds where ids of nodes, marks, records and lookups overlap the live ones on purpose. */
+/** Worlds where ids of nodes, marks, records, drains and lookups overlap the live ones on purpose. */
 const arbCase = fc.record({
   instances: fc.uniqueArray(
     fc.record({
@@ -52,7 +52,9 @@ const arbCase = fc.record({
     }),
     { maxLength: 20 },
   ),
-  records: fc.array(fc.record({ n: fc.integer({ min: 1, max: 60 }), maintenance: fc.boolean() }), {
+  records: fc.array(fc.integer({ min: 1, max: 60 }), { maxLength: 8 }),
+  // Drain entries: a node name (an instance's or another) naming an id, live or not.
+  drains: fc.array(fc.record({ name: fc.integer({ min: 1, max: 60 }), n: fc.integer({ min: 1, max: 60 }) }), {
     maxLength: 8,
   }),
   lookups: fc.array(
@@ -135,7 +137,8 @@ function build(c: Case): { cfg: ReturnType<typeof config>; obs: Observation } {
         },
       ]),
     ],
-    records: c.records.map((r) => [id(r.n), { maintenance: r.maintenance }]),
+    records: c.records.map((n) => [id(n)]),
+    drains: c.drains.map((d) => [instName(d.name), id(d.n)]),
     lookups: c.lookups.map((l) => [
       id(l.n),
       l.kind === 'missing'
@@ -279,6 +282,38 @@ describe('planSweep properties', () => {
           const member = obs.groups.flatMap((g) => g.members).find((m) => m.id === a.instanceId);
           expect(member).toMatchObject({ instanceStatus: 'RUNNING', currentAction: 'NONE' });
         }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never recreates a member being drained, never counts it dead, never reaps a drain of a live id', () => {
+    fc.assert(
+      fc.property(arbCase, (c) => {
+        const { cfg, obs } = build(c);
+        const plan = planSweep(cfg, obs);
+        const drained = new Set(
+          [...obs.drains.values()].flatMap((d) => (d.value ? [d.value.instanceId] : [])),
+        );
+        const live = liveIds(obs);
+        const claimed = new Set(obs.nodes.flatMap((n) => (n.identity ? [n.identity.instanceId] : [])));
+        for (const a of plan.actions) {
+          if (a.type === 'recreate') expect(drained.has(a.instanceId)).toBe(false);
+          if (a.type === 'delete-drain') {
+            expect(live.has(a.instanceId) || claimed.has(a.instanceId)).toBe(false);
+            expect(obs.drains.get(a.node)).toEqual({
+              value: expect.objectContaining({ instanceId: a.instanceId }),
+              modifyIndex: a.modifyIndex,
+            });
+          }
+        }
+        // Draining members are not among the running members the zones count.
+        const runningCounted = plan.report.zones.reduce((sum, z) => sum + z.running, 0);
+        const drainingRunning = plan.report.draining.length;
+        const running = obs.groups
+          .flatMap((g) => g.members)
+          .filter((m) => m.instanceStatus === 'RUNNING' && m.currentAction === 'NONE').length;
+        expect(runningCounted).toBeLessThanOrEqual(running - drainingRunning);
       }),
       { numRuns: 500 },
     );

@@ -78,7 +78,10 @@ export interface WorldExtras {
   at?: number;
   nodes?: SweepNode[];
   marks?: Array<[string, SweepMark | null, number?]>;
-  records?: Array<[string, { maintenance: boolean } | null, number?]>;
+  /** Record ids (ModifyIndex 9 unless given). */
+  records?: Array<[string, number?]>;
+  /** Drain list entries: node name, the id it names (null: an invalid value), ModifyIndex (11). */
+  drains?: Array<[string, string | null, number?]>;
   bucket?: Stored<BucketState>;
   lookups?: Array<[string, InstanceLookup]>;
   reads?: readonly ReadOutcome[];
@@ -116,8 +119,15 @@ export function world(instances: Inst[], x: WorldExtras = {}): Observation {
     marks: new Map(
       (x.marks ?? []).map(([k, value, modifyIndex]) => [k, { value, modifyIndex: modifyIndex ?? 7 }]),
     ),
-    records: new Map(
-      (x.records ?? []).map(([k, value, modifyIndex]) => [k, { value, modifyIndex: modifyIndex ?? 9 }]),
+    records: new Map((x.records ?? []).map(([k, modifyIndex]) => [k, modifyIndex ?? 9])),
+    drains: new Map(
+      (x.drains ?? []).map(([name, instanceId, modifyIndex]) => [
+        name,
+        {
+          value: instanceId === null ? null : { instanceId, since: T0 - 1000 },
+          modifyIndex: modifyIndex ?? 11,
+        },
+      ]),
     ),
     bucket: x.bucket ?? { value: null, modifyIndex: 0 },
     lookups: new Map(x.lookups ?? []),

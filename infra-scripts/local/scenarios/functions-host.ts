@@ -49,7 +49,7 @@ const functionCatalog: FunctionEntry[] = [
     target: 'instanceEvents',
     topic: 'instance-events',
     policy: 'instance-events',
-    forceLeavePolicy: 'instance-events-force-leave',
+    forceLeavePolicy: 'force-leave',
   },
   { dir: 'scaling-alerts', target: 'scalingAlerts', topic: 'scaling-alerts' },
   {
