@@ -57,7 +57,7 @@ const functionCatalog: FunctionEntry[] = [
     target: 'healthSweep',
     topic: 'health-sweep',
     policy: 'health-sweep',
-    forceLeavePolicy: 'instance-events-force-leave',
+    forceLeavePolicy: 'force-leave',
     // Info: the scenarios read the per-sweep report line.
     env: () => ({ HEALTH_SWEEP_CONFIG: healthSweepConfig(), LOG_LEVEL: 'info' }),
     httpTarget: 'healthSweepHttp',
