@@ -104,8 +104,11 @@ interface Way {
   post?: Load;
 }
 
-/** Whether `ip` takes requests in this HAProxy; undefined while it does not answer (a restart). */
-async function routes(way: Way, ip: string): Promise<boolean | undefined> {
+/**
+ * Whether `ip` takes requests in this HAProxy (`listed`: whether its config or runtime API still
+ * lists it, health checks aside); undefined while HAProxy does not answer (a restart).
+ */
+async function routes(way: Way, ip: string, listed = false): Promise<boolean | undefined> {
   const answer = await haproxyCommand(way.adminSocket, 'show servers state backends', 1_000).catch(() => '');
   let states: ServerState[];
   try {
@@ -113,14 +116,21 @@ async function routes(way: Way, ip: string): Promise<boolean | undefined> {
   } catch {
     return undefined;
   }
-  return states.some((s) => s.addr === ip && !s.maint && s.op !== 0);
+  return states.some((s) => s.addr === ip && !s.maint && (listed || s.op !== 0));
 }
 
 /** Time from `t0` until `ip` is (or is no longer) routed by `way`; polled every 10 ms. */
-async function until(way: Way, ip: string, routed: boolean, t0: number, timeoutMs: number): Promise<number> {
+async function until(
+  way: Way,
+  ip: string,
+  routed: boolean,
+  t0: number,
+  timeoutMs: number,
+  listed = false,
+): Promise<number> {
   const deadline = t0 + timeoutMs;
   while (performance.now() < deadline) {
-    if ((await routes(way, ip)) === routed) return performance.now() - t0;
+    if ((await routes(way, ip, listed)) === routed) return performance.now() - t0;
     await sleep(10);
   }
   return NaN;
@@ -250,6 +260,7 @@ async function main(): Promise<void> {
     // 3. Instance terminated.
     log(`3. ${args.kills} instances killed`);
     const killDelays = ways.map(() => [] as number[]);
+    const unlistDelays = ways.map(() => [] as number[]);
     const serfDelays: number[] = [];
     for (let i = 0; i < args.kills; i++) {
       const spare = await backend();
@@ -262,9 +273,13 @@ async function main(): Promise<void> {
       const [serf, ...took] = await Promise.all([
         serfCritical(cluster, nameOf.get(victim)!, t0),
         ...ways.map((w) => until(w, victim.ip, false, t0, 60_000)),
+        ...ways.map((w) => until(w, victim.ip, false, t0, 60_000, true)),
       ]);
       serfDelays.push(serf!);
-      took.forEach((ms, w) => killDelays[w]!.push(ms));
+      ways.forEach((_, w) => {
+        killDelays[w]!.push(took[w]!);
+        unlistDelays[w]!.push(took[ways.length + w]!);
+      });
       await sleep(1_000);
     }
     const afterKills = failures();
@@ -281,6 +296,7 @@ async function main(): Promise<void> {
       scaleFailed: ways.map((_, w) => [0, 1].map((k) => afterScale[w]![k]! - beforeScale[w]![k]!)),
       killFailed: ways.map((_, w) => [0, 1].map((k) => afterKills[w]![k]! - afterScale[w]![k]!)),
       killDelays,
+      unlistDelays,
       serfDelays,
     });
   } finally {
@@ -377,6 +393,7 @@ function print(r: {
   scaleFailed: number[][];
   killFailed: number[][];
   killDelays: number[][];
+  unlistDelays: number[][];
   serfDelays: number[];
 }): void {
   const { args } = r;
@@ -397,10 +414,14 @@ function print(r: {
     row(`POSTs failed during ${args.scale} scale-outs + ${args.scale} scale-ins`, (w) =>
       String(r.scaleFailed[w]![1]),
     ),
-    row(`instance killed → HAProxy stops routing to it, p50/p90/p99 ms (${args.kills} kills)`, (w) =>
-      ms(r.killDelays[w]!),
+    row(
+      `instance killed → HAProxy stops routing to it (first of health checks and Consul), p50/p90/p99 ms (${args.kills} kills)`,
+      (w) => ms(r.killDelays[w]!),
     ),
-    row('  (of which Consul failure detection: killed → serfHealth critical)', () => ms(r.serfDelays)),
+    row('  by the Consul path: killed → server out of the config / runtime API', (w) =>
+      ms(r.unlistDelays[w]!),
+    ),
+    row('  Consul failure detection alone: killed → serfHealth critical', () => ms(r.serfDelays)),
     row(`GETs / POSTs failed during the ${args.kills} kills`, (w) => r.killFailed[w]!.join(' / ')),
     row('GETs failed / sent, whole run', (w) => `${r.results[w]![0].failed} / ${total(w, 0)}`),
     row('POSTs failed / sent, whole run', (w) => `${r.results[w]![1].failed} / ${total(w, 1)}`),

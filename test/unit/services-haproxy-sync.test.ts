@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 
+import { parseUnit } from '../../infra-scripts/local/instance';
+
 import {
   computeNamePattern,
   drainingKeyPrefix,
@@ -327,6 +329,22 @@ backends,z3,0,0,0,0,
       slot('z5', '127.77.3.15', 8080, false, 0, true),
     ]);
     expect(() => parseRuntime('Unknown command', stat, 'backends')).toThrow();
+  });
+});
+
+describe('the shipped units', () => {
+  it('run haproxy-sync as a daemon after HAProxy, with no Node process per render', () => {
+    const unit = parseUnit('haproxy-sync', readFileSync('packer/haproxy/files/haproxy-sync.service', 'utf8'));
+    expect(unit.execStart).toMatch(/haproxy-sync\/main\.js --config \/etc\/haproxy\/haproxy\.cfg /);
+    expect(unit.execStart).not.toContain('--prepare');
+    const hcl = readFileSync('packer/haproxy/files/consul-template.hcl', 'utf8');
+    expect(hcl).not.toMatch(/^\s*command\s*=/m);
+    // No quiescence of seconds: the daemon coalesces.
+    expect(hcl).toMatch(/^\s*min\s*=\s*"\d{1,3}ms"$/m);
+    const roles = readFileSync('packer/consul/files/install-role.sh', 'utf8');
+    expect(roles).toContain(
+      'haproxy) units="ilb-bootstrap consul consul-template haproxy haproxy-sync ilb-drain"',
+    );
   });
 });
 
