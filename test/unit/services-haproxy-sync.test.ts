@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 
 import { parseUnit } from '../../infra-scripts/local/instance';
-
 import {
   computeNamePattern,
   drainingKeyPrefix,
