@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 import type { Logger } from '../../shared/logging';
@@ -38,13 +38,21 @@ export function report(logger: Logger, rendered: RenderedConfig): boolean {
   return true;
 }
 
-/** Checks `text` with `haproxy -c` and makes it the applied config; false (logged) if it fails. */
+let candidates = 0;
+
+/**
+ * Checks `text` with `haproxy -c` and makes it the applied config; false (logged) if it fails.
+ * `current`: asked after the check; false leaves the applied file alone (a newer install began).
+ */
 export async function install(
   logger: Logger,
   options: Pick<SyncOptions, 'config' | 'haproxy'>,
   text: string,
+  current: () => boolean = () => true,
 ): Promise<boolean> {
-  const candidate = `${options.config}.candidate`;
+  // One file per install: haproxy.service's --prepare may run next to the daemon, and the daemon's
+  // background refresh next to a reload; none may rename a file another wrote after its own check.
+  const candidate = `${options.config}.candidate.${process.pid}.${++candidates}`;
   await writeFile(candidate, text, { mode: 0o640 });
   try {
     await run(options.haproxy, ['-c', '-q', '-f', candidate], { timeout: 30_000 });
@@ -54,6 +62,11 @@ export async function install(
       { output: `${e.stdout ?? ''}${e.stderr ?? ''}`.slice(0, 4000) || e.message },
       'haproxy -c rejected the rendered config; HAProxy keeps running the previous one',
     );
+    await rm(candidate, { force: true });
+    return false;
+  }
+  if (!current()) {
+    await rm(candidate, { force: true });
     return false;
   }
   await rename(candidate, `${options.config}.applied`);
@@ -91,6 +104,10 @@ export function createSync(logger: Logger, options: SyncOptions) {
   let refused: string | undefined;
   let unreachable = false;
   let lastReload = 0;
+  /** Bumped by every reload's install: a background refresh that began before it never lands. */
+  let generation = 0;
+  let refreshing = false;
+  let refreshFailed: string | undefined;
 
   /**
    * A checked, hitless reload. The new worker starts from the config alone; once it answers with
@@ -108,6 +125,7 @@ export function createSync(logger: Logger, options: SyncOptions) {
       logger.info({ ...why, waitMs: wait }, 'reload deferred: the last one was too recent');
       return wait;
     }
+    generation++;
     if (!(await install(logger, options, text))) {
       refused = text;
       return undefined;
@@ -168,11 +186,25 @@ export function createSync(logger: Logger, options: SyncOptions) {
     const plan = planSync(backendName, rendered.slots, running, why !== undefined);
     if (plan.kind === 'reload') return reload(text, rendered, { reason: why ?? plan.reason });
     if (plan.kind === 'noop') {
-      // Idle: keep the applied file at the live servers, so that a restarted HAProxy starts with them.
-      // Only a structure the worker runs already, and never a render that has an invalid line.
-      if (quiet && text !== appliedText && !rendered.rejected.length) {
-        if (await install(logger, options, text)) logger.debug('applied config follows the live servers');
-        else refused = text;
+      // Idle: keep the applied file at the live servers, so that a restarted HAProxy starts with
+      // them. Only a structure the worker runs already, never a render with an invalid line, and in
+      // the background: its `haproxy -c` never delays the next change.
+      if (
+        quiet &&
+        !refreshing &&
+        text !== appliedText &&
+        text !== refreshFailed &&
+        !rendered.rejected.length
+      ) {
+        refreshing = true;
+        const started = generation;
+        void install(logger, options, text, () => started === generation)
+          .then((done) => {
+            if (done) logger.debug('applied config follows the live servers');
+            else if (started === generation) refreshFailed = text;
+          })
+          .catch((err: unknown) => logger.warn({ err }, 'could not refresh the applied config'))
+          .finally(() => (refreshing = false));
       }
       return undefined;
     }

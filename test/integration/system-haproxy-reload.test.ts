@@ -207,6 +207,14 @@ describe('HAProxy from packer/haproxy with haproxy-sync', () => {
     expect(await gone()).toBe(true);
     await haproxy.restart('haproxy-sync');
     await waitFor('ext-backend-1 back in HAProxy', async () => !(await gone()), { timeoutMs: 10_000 });
+    // Once idle, the applied file (what a restarted HAProxy loads) follows the live servers too.
+    const cfg = `${haproxy.root}/etc/haproxy/haproxy.cfg`;
+    await waitFor(
+      'the applied config to equal the render',
+      async () => (await readFile(`${cfg}.applied`, 'utf8')) === (await readFile(cfg, 'utf8')),
+      { timeoutMs: 10_000 },
+    );
+    expect(await readFile(`${cfg}.applied`, 'utf8')).toContain('node=ext-backend-1');
   });
 
   it('retries a GET on another server when a backend dies mid-request, never a POST', async () => {

@@ -15,8 +15,8 @@ consul {
 # Quiescence kept short: the few blocking-query answers of one change (service, checks, node) become
 # one render. haproxy-sync.service coalesces whatever follows, so no wait of seconds is needed.
 wait {
-  min = "50ms"
-  max = "250ms"
+  min = "20ms"
+  max = "100ms"
 }
 
 template {
