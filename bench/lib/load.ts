@@ -29,6 +29,13 @@ export function startLoad(options: {
   port: number;
   path?: string;
   method?: string;
+  /** A request body (sent with its Content-Length), e.g. for POST. */
+  body?: string;
+  /**
+   * Which statuses count as answered; default 200 only. A POST to the backend app is answered with
+   * 405 by the backend itself, which still proves the request was routed to a live server.
+   */
+  accept?: (status: number) => boolean;
   concurrency?: number;
   timeoutMs?: number;
   /** Pauses between a worker's requests, to keep the rate moderate. */
@@ -51,6 +58,8 @@ export function startLoad(options: {
   };
   const started = performance.now();
   let running = true;
+  const body = options.body;
+  const accept = options.accept ?? ((status: number) => status === 200);
 
   const once = () =>
     new Promise<void>((resolve) => {
@@ -66,6 +75,7 @@ export function startLoad(options: {
           port: options.port,
           path: options.path ?? '/',
           method: options.method ?? 'GET',
+          headers: body === undefined ? undefined : { 'Content-Length': Buffer.byteLength(body) },
           agent,
           timeout: options.timeoutMs ?? 10_000,
         },
@@ -74,7 +84,7 @@ export function startLoad(options: {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
           res.on('end', () => {
-            if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
+            if (!accept(res.statusCode ?? 0)) return fail(`HTTP ${res.statusCode}`);
             result.ok++;
             result.latencies.push(performance.now() - t0);
             const body = Buffer.concat(chunks).toString('utf8');
@@ -87,7 +97,7 @@ export function startLoad(options: {
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
-      req.end();
+      req.end(body);
     });
 
   const concurrency = options.concurrency ?? 8;

@@ -1,4 +1,4 @@
-import type { ConfigSlot, Pool } from './config';
+import type { ConfigSlot, Pool, RenderedConfig } from './config';
 import type { RuntimeSlot } from './runtime';
 
 export type SyncPlan =
@@ -86,4 +86,31 @@ export function planSync(
   return commands.length
     ? { kind: 'runtime', commands, added, removed, drained, undrained }
     : { kind: 'noop' };
+}
+
+const slotLine = /^server [zb]\d{1,4}$/;
+
+/**
+ * Pure: why the render needs a reload, or undefined when the running worker can take it live: the
+ * config outside the server slots differs from the applied one, or a pool has more rendered slots
+ * than the worker runs. Fewer rendered slots is not a reason: the extra ones stay in maintenance,
+ * so a membership flapping across a step of 8 costs one reload, not one per flap.
+ */
+export function structureChange(
+  applied: RenderedConfig,
+  rendered: RenderedConfig,
+  running: RuntimeSlot[],
+): string | undefined {
+  const frame = (c: RenderedConfig) =>
+    c.structure
+      .split('\n')
+      .filter((l) => !slotLine.test(l))
+      .join('\n');
+  if (frame(applied) !== frame(rendered)) return 'configuration structure changed';
+  for (const pool of ['z', 'b'] as Pool[]) {
+    const want = rendered.slots.filter((s) => s.pool === pool).length;
+    const have = running.filter((s) => s.pool === pool).length;
+    if (want > have) return `${want} ${pool} slots rendered, ${have} running`;
+  }
+  return undefined;
 }

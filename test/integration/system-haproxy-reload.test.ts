@@ -1,9 +1,11 @@
 /**
  * haproxy-sync's two paths against real consul-template and HAProxy (packer/haproxy files through
  * the instance launcher): servers that fit the declared slots change live; growing past them (a
- * structural change) is a master-worker reload. Neither fails a request under load. And the L7
- * retry policy: idempotent requests are replayed on another server, others never.
+ * structural change) is a master-worker reload. Neither fails a request under load. The daemon
+ * coalesces a flapping catalog (no reload storm) and, restarted, catches up with what it missed.
+ * And the L7 retry policy: idempotent requests are replayed on another server, others never.
  */
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 
 import { startLoad } from '../../bench/lib/load';
@@ -26,11 +28,21 @@ let md: MetadataServer;
 let haproxy: LocalInstance;
 const backends: Server[] = [];
 const attempts = new Map<string, number>();
+const logs: string[] = [];
+/** haproxy-sync's log lines with this message so far. */
+const syncLogs = (message: string) =>
+  logs
+    .filter((l) => l.startsWith('[haproxy-sync] '))
+    .map((l) => l.slice('[haproxy-sync] '.length))
+    .join('')
+    .split('\n')
+    .filter((l) => l.includes(`"message":"${message}"`));
 
 /** A stand-in backend: answers like the real app, registered in the catalog as healthy. */
 async function addBackend(n: number): Promise<void> {
   const ip = `${prefix}.${100 + n}`;
   const name = `ext-backend-${n}`;
+  if (backends[n - 1]) return register(name, ip);
   const server = createServer((req, res) => {
     // `/die?id=X`: the first attempt of X dies mid-request, as a backend that crashes would.
     const url = new URL(req.url ?? '/', 'http://stand-in');
@@ -48,6 +60,10 @@ async function addBackend(n: number): Promise<void> {
   });
   await new Promise<void>((resolve) => server.listen(backend.port, ip, resolve));
   backends.push(server);
+  await register(name, ip);
+}
+
+async function register(name: string, ip: string): Promise<void> {
   await cluster.servers[0]!.consul.catalog.register({
     node: name,
     address: ip,
@@ -90,7 +106,12 @@ beforeAll(async () => {
       'consul-default-token': tokens['haproxy-default'],
     },
   });
-  haproxy = await launchInstance({ role: 'haproxy', ip, metadataHost });
+  haproxy = await launchInstance({
+    role: 'haproxy',
+    ip,
+    metadataHost,
+    onOutput: (unit, chunk) => logs.push(`[${unit}] ${chunk}`),
+  });
   await waitFor('both backends live', async () => (await runtime()).filter((s) => !s.maint).length === 2, {
     timeoutMs: 60_000,
   });
@@ -140,6 +161,60 @@ describe('HAProxy from packer/haproxy with haproxy-sync', () => {
       return current.length === 1 ? current : undefined;
     });
     expect(after).not.toEqual(before);
+  });
+
+  it('coalesces a flapping catalog: no reload when it shrinks back under a step, few applies', async () => {
+    const before = await workers();
+    const reloads = syncLogs('hitless reload requested').length;
+    const applies = syncLogs('servers updated live').length;
+    const load = startLoad({ host: haproxy.ip, port: 8080, concurrency: 4, pauseMs: 5 });
+    // Backend 9 (the one past the first step of 8) leaves and comes back 10 times, 50 ms apart.
+    for (let i = 0; i < 10; i++) {
+      await cluster.servers[0]!.consul.catalog.deregister({ node: 'ext-backend-9' });
+      await sleep(50);
+      await addBackend(9);
+      await sleep(50);
+    }
+    await waitFor('9 backends live', async () => (await runtime()).filter((s) => !s.maint).length === 9);
+    await sleep(2_500);
+    const result = await load.stop();
+    expect(result.reasons).toEqual({});
+    expect(syncLogs('hitless reload requested')).toHaveLength(reloads);
+    expect(await workers()).toEqual(before);
+    // 20 catalog changes: consul-template's short wait and the daemon's coalescing fold most of them.
+    const made = syncLogs('servers updated live').length - applies;
+    expect(made).toBeLessThanOrEqual(20);
+    console.log(`20 catalog changes in 1 s: ${made} live applies, 0 reloads`);
+  });
+
+  it('applies a change in well under a second, and catches up after its own restart', async () => {
+    const t0 = Date.now();
+    await cluster.servers[0]!.consul.catalog.deregister({ node: 'ext-backend-1' });
+    const gone = () => runtime().then((r) => !r.some((s) => s.addr === `${prefix}.101` && !s.maint));
+    await waitFor('ext-backend-1 out of HAProxy', gone, { intervalMs: 10 });
+    const took = Date.now() - t0;
+    console.log(`catalog change to HAProxy runtime: ${took} ms`);
+    expect(took).toBeLessThan(1_500);
+
+    // Down while the catalog changes: nothing applies; started again, it catches up at once.
+    const daemon = haproxy.processes.get('haproxy-sync')!;
+    await daemon.stop('SIGTERM');
+    await addBackend(1);
+    await waitFor('the render names ext-backend-1', async () =>
+      (await readFile(`${haproxy.root}/etc/haproxy/haproxy.cfg`, 'utf8')).includes('node=ext-backend-1'),
+    );
+    await sleep(500);
+    expect(await gone()).toBe(true);
+    await haproxy.restart('haproxy-sync');
+    await waitFor('ext-backend-1 back in HAProxy', async () => !(await gone()), { timeoutMs: 10_000 });
+    // Once idle, the applied file (what a restarted HAProxy loads) follows the live servers too.
+    const cfg = `${haproxy.root}/etc/haproxy/haproxy.cfg`;
+    await waitFor(
+      'the applied config to equal the render',
+      async () => (await readFile(`${cfg}.applied`, 'utf8')) === (await readFile(cfg, 'utf8')),
+      { timeoutMs: 10_000 },
+    );
+    expect(await readFile(`${cfg}.applied`, 'utf8')).toContain('node=ext-backend-1');
   });
 
   it('retries a GET on another server when a backend dies mid-request, never a POST', async () => {

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 
+import { parseUnit } from '../../infra-scripts/local/instance';
 import {
   computeNamePattern,
   drainingKeyPrefix,
   parseRenderedConfig,
   parseServerLine,
 } from '../../services/haproxy-sync/config';
-import { isSafeCommand, planSync } from '../../services/haproxy-sync/plan';
+import { coalesce } from '../../services/haproxy-sync/coalesce';
+import { isSafeCommand, planSync, structureChange } from '../../services/haproxy-sync/plan';
 import { parseRuntime, type RuntimeSlot } from '../../services/haproxy-sync/runtime';
 
 const rendered = (servers: string) => `global
@@ -222,6 +224,88 @@ describe('planSync', () => {
   });
 });
 
+describe('structureChange', () => {
+  const servers = (z: number, b = 0) =>
+    parseRenderedConfig(
+      rendered(
+        [
+          ...Array.from({ length: z }, (_, i) => `    server z${i + 1} 127.0.0.1:1 disabled`),
+          ...Array.from({ length: b }, (_, i) => `    server b${i + 1} 127.0.0.1:1 backup disabled`),
+        ].join('\n'),
+      ),
+    );
+  const running = (z: number, b = 0) => [
+    ...Array.from({ length: z }, (_, i) => slot(`z${i + 1}`, '127.0.0.1', 1, true)),
+    ...Array.from({ length: b }, (_, i) => slot(`b${i + 1}`, '127.0.0.1', 1, true)),
+  ];
+
+  it('needs no reload while the rendered slots fit the running ones, shrinking included', () => {
+    expect(structureChange(servers(8, 8), servers(8, 8), running(8, 8))).toBeUndefined();
+    // Flapping back under a step of 8 keeps the grown worker: no second reload.
+    expect(structureChange(servers(16, 8), servers(8, 8), running(16, 8))).toBeUndefined();
+  });
+
+  it('reloads when a pool outgrows the running worker, or anything outside the slots changed', () => {
+    expect(structureChange(servers(8, 8), servers(16, 8), running(8, 8))).toBe(
+      '16 z slots rendered, 8 running',
+    );
+    expect(structureChange(servers(8, 8), servers(8, 16), running(8, 8))).toBe(
+      '16 b slots rendered, 8 running',
+    );
+    const other = parseRenderedConfig(
+      servers(8).structure.replace('balance roundrobin', 'balance leastconn'),
+    );
+    expect(structureChange(servers(8), other, running(8))).toBe('configuration structure changed');
+  });
+});
+
+describe('coalesce', () => {
+  it('never runs twice at once and folds pokes during a run into one more run', async () => {
+    let active = 0;
+    let most = 0;
+    let runs = 0;
+    let release: () => void = () => undefined;
+    const c = coalesce(async () => {
+      runs++;
+      active++;
+      most = Math.max(most, active);
+      await new Promise<void>((r) => (release = r));
+      active--;
+    }, fail);
+    c.poke();
+    for (let i = 0; i < 50; i++) c.poke();
+    await Promise.resolve();
+    release();
+    await new Promise((r) => setImmediate(r));
+    release();
+    await c.idle();
+    expect(runs).toBe(2);
+    expect(most).toBe(1);
+  });
+
+  it('keeps running after a failed run', async () => {
+    const errors: unknown[] = [];
+    let runs = 0;
+    const c = coalesce(
+      async () => {
+        runs++;
+        if (runs === 1) throw new Error('boom');
+      },
+      (err) => errors.push(err),
+    );
+    c.poke();
+    await c.idle();
+    c.poke();
+    await c.idle();
+    expect(runs).toBe(2);
+    expect(errors).toEqual([new Error('boom')]);
+  });
+});
+
+const fail = (err: unknown) => {
+  throw err;
+};
+
 describe('parseRuntime', () => {
   it('reads HAProxy 2.6 "show servers state" and "show stat" answers', () => {
     const state = `1
@@ -244,6 +328,22 @@ backends,z3,0,0,0,0,
       slot('z5', '127.77.3.15', 8080, false, 0, true),
     ]);
     expect(() => parseRuntime('Unknown command', stat, 'backends')).toThrow();
+  });
+});
+
+describe('the shipped units', () => {
+  it('run haproxy-sync as a daemon after HAProxy, with no Node process per render', () => {
+    const unit = parseUnit('haproxy-sync', readFileSync('packer/haproxy/files/haproxy-sync.service', 'utf8'));
+    expect(unit.execStart).toMatch(/haproxy-sync\/main\.js --config \/etc\/haproxy\/haproxy\.cfg /);
+    expect(unit.execStart).not.toContain('--prepare');
+    const hcl = readFileSync('packer/haproxy/files/consul-template.hcl', 'utf8');
+    expect(hcl).not.toMatch(/^\s*command\s*=/m);
+    // No quiescence of seconds: the daemon coalesces.
+    expect(hcl).toMatch(/^\s*min\s*=\s*"\d{1,3}ms"$/m);
+    const roles = readFileSync('packer/consul/files/install-role.sh', 'utf8');
+    expect(roles).toContain(
+      'haproxy) units="ilb-bootstrap consul consul-template haproxy haproxy-sync ilb-drain"',
+    );
   });
 });
 

@@ -57,6 +57,8 @@ export interface LocalInstance {
   kill(): Promise<void>;
   /** SIGSTOP / SIGCONT every process. */
   freeze(frozen: boolean): void;
+  /** `systemctl restart` of one long-running unit: its KillSignal, then its ExecStart again. */
+  restart(unit: string): Promise<void>;
 }
 
 export interface Unit {
@@ -241,6 +243,13 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
     },
     freeze(frozen) {
       for (const p of processes.values()) p.signal(frozen ? 'SIGSTOP' : 'SIGCONT');
+    },
+    async restart(name) {
+      const unit = started.find((u) => u.name === name);
+      const proc = processes.get(name);
+      if (!unit || !proc) throw new Error(`${name} is not a running unit of this instance`);
+      await proc.stop(unit.killSignal);
+      processes.set(name, await startProcess(proc.spec));
     },
   };
 

@@ -13,7 +13,7 @@ case $role in
   consul) units="ilb-bootstrap consul ilb-drain" ;;
   backend) units="ilb-bootstrap consul backend ilb-drain" ;;
   frontend) units="ilb-bootstrap consul ilb-dnsmasq frontend ilb-drain" ;;
-  haproxy) units="ilb-bootstrap consul consul-template haproxy ilb-drain" ;;
+  haproxy) units="ilb-bootstrap consul consul-template haproxy haproxy-sync ilb-drain" ;;
   *)
     echo "unknown role: $role" >&2
     exit 1

@@ -12,16 +12,16 @@ consul {
   }
 }
 
-# Quiescence: a burst of membership changes becomes one render and one runtime-API apply.
+# Quiescence kept short: the few blocking-query answers of one change (service, checks, node) become
+# one render. haproxy-sync.service coalesces whatever follows, so no wait of seconds is needed.
 wait {
-  min = "1s"
-  max = "4s"
+  min = "20ms"
+  max = "100ms"
 }
 
 template {
-  source          = "/etc/consul-template/haproxy.cfg.ctmpl"
-  destination     = "/etc/haproxy/haproxy.cfg"
-  perms           = 0640
-  command         = ["/usr/bin/node", "/opt/ilb/app/dist/services/haproxy-sync/main.js", "--config", "/etc/haproxy/haproxy.cfg", "--admin-socket", "/run/haproxy/admin.sock", "--master-socket", "/run/haproxy/master.sock", "--haproxy", "/usr/sbin/haproxy"]
-  command_timeout = "60s"
+  source      = "/etc/consul-template/haproxy.cfg.ctmpl"
+  destination = "/etc/haproxy/haproxy.cfg"
+  perms       = 0640
+  # No command: haproxy-sync.service watches this file (a fresh Node process per render cost ~1 s).
 }
