@@ -338,6 +338,8 @@ interface Outcome {
   status: number;
   error?: string;
   ms: number;
+  /** The answer's body, kept for the operators' endpoint only. */
+  body?: string;
 }
 
 test('hostile inputs to every entry point: no crash, no 5xx, a log line each, nothing changed, nothing lost', async () => {
@@ -405,6 +407,7 @@ test('hostile inputs to every entry point: no crash, no 5xx, a log line each, no
           status: res.status,
           error: 'error' in res ? res.error : undefined,
           ms: performance.now() - t0,
+          body: target === 'healthSweepHttp' ? res.body : undefined,
         });
       }
     }),
@@ -454,6 +457,20 @@ test('hostile inputs to every entry point: no crash, no 5xx, a log line each, no
     )
     .map((o) => `${o.target} ${o.input.id} (${o.input.expect}): ${o.status}`);
   expect(wrong).toEqual([]);
+
+  // The operators' endpoint: no request without a well-formed bearer token ran a sweep, and every
+  // sweep that ran on a request asking for a dry run was one, whatever else the request said.
+  const http = outcomes.filter((o) => o.target === 'healthSweepHttp');
+  const bearer = (o: Outcome) => /^Bearer [^\s]+$/.test(o.input.headers.authorization ?? '');
+  const swept = (o: Outcome) => o.status === 200 || o.status === 409;
+  expect(http.filter((o) => !bearer(o) && swept(o)).map((o) => o.input.id)).toEqual([]);
+  expect(http.filter((o) => !bearer(o) && o.status === 401).length).toBeGreaterThan(100);
+  const notDry = http.filter((o) => {
+    if (o.status !== 200) return false;
+    const report = JSON.parse(o.body ?? '{}') as { dryRun?: unknown };
+    return report.dryRun !== true;
+  });
+  expect(notDry.map((o) => o.input.id)).toEqual([]);
 
   // A structured line for each acknowledged message (the handlers log each decision). The
   // framework prints its own refusals (a body-parser stack trace for a 400) unstructured on
