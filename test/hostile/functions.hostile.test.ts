@@ -506,7 +506,16 @@ test('hostile inputs to every entry point: no crash, no 5xx, a log line each, no
     });
     const decisions = decisionsOf(lines);
     const acked = ackedBy(s.target);
-    logs.push({ target: s.target, lines: lines.length, structured: json.length, decisions, acked });
+    const longest = Math.max(0, ...json.map((l) => l.length));
+    logs.push({ target: s.target, lines: lines.length, structured: json.length, decisions, acked, longest });
+    // A hostile value is quoted in a log line only clipped: an input cannot inflate the logs.
+    expect({
+      target: s.target,
+      long: json.filter((l) => l.length > 8192).map((l) => l.slice(0, 300)),
+    }).toEqual({
+      target: s.target,
+      long: [],
+    });
     expect({ target: s.target, fromUs: fromUs.slice(0, 5), badJson: badJson.slice(0, 5) }).toEqual({
       target: s.target,
       fromUs: [],
