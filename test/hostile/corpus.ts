@@ -212,6 +212,17 @@ export function transportInputs(ctx: CorpusContext, topic: string, prefix: strin
       ...eventarc(ctx, topic, 'j', data),
     });
   }
+  // The same as a raw Pub/Sub push body (no CloudEvent headers), which the framework also takes.
+  for (const { label, data } of junkData())
+    add({
+      label: `push body: ${label}`,
+      category: 'raw push',
+      method: 'POST',
+      path: `/projects/${ctx.project}/topics/${topic}`,
+      headers: { 'content-type': 'application/json' },
+      body: envelope({ data: data.toString('base64'), messageId: '1' }),
+      expect: 'ack',
+    });
   // The envelope itself: message.data of every wrong kind.
   const badData: [string, unknown][] = [
     ['missing', undefined],
