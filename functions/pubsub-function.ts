@@ -18,7 +18,7 @@ export function pubsubFunction(
   return async (event) => {
     if (event.type !== messagePublishedType) {
       logger.warn(
-        { decision: 'ignored', reason: `event type ${event.type}` },
+        { decision: 'ignored', reason: `event type ${String(event.type).slice(0, 200)}` },
         'not a Pub/Sub message: acknowledged',
       );
       return;

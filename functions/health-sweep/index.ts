@@ -4,6 +4,7 @@ import { loadConfig } from '../../shared/config';
 import { classifyError } from '../../shared/errors';
 import type { SweepResult } from '../../shared/health-sweep/sweep';
 import { healthSweepFromConfig, loadHealthSweepConfig } from '../../shared/health-sweep/wire';
+import { messagePublishedType } from '../../shared/instance-events/schema';
 import { createLogger } from '../../shared/logging';
 
 const logger = createLogger({ name: 'healthSweep' });
@@ -30,6 +31,18 @@ function runner() {
  * the next tick is a fresh sweep over a fresh observation, so a failure is logged and acknowledged.
  */
 export async function healthSweep(event: CloudEvent<unknown>): Promise<void> {
+  // Only a Pub/Sub message is a tick: another event type sent here is acknowledged, not swept on.
+  if (event.type !== messagePublishedType) {
+    logger.warn(
+      {
+        decision: 'ignored',
+        reason: `event type ${String(event.type).slice(0, 200)}`,
+        eventId: String(event.id).slice(0, 200),
+      },
+      'not a Pub/Sub message: acknowledged',
+    );
+    return;
+  }
   try {
     const run = runner();
     await run({ dryRun: envDryRun });
@@ -39,7 +52,12 @@ export async function healthSweep(event: CloudEvent<unknown>): Promise<void> {
   }
 }
 
-const truthy = (v: unknown) => v === true || v === 'true' || v === '1';
+/**
+ * Whether a request asks for a dry run: any `dryRun` that is not plainly false does, so a repeated,
+ * empty or malformed one (`?dryRun`, `?dryRun[]=true`, `?dryRun=true&dryRun=false`) errs on the
+ * side of acting on nothing.
+ */
+const asksDryRun = (v: unknown) => v !== undefined && v !== false && v !== 'false' && v !== '0';
 
 /**
  * For operators: `POST` or `GET` with `dryRun` (query or JSON body) → the sweep's report as JSON.
@@ -65,7 +83,7 @@ export async function healthSweepHttp(req: Request, res: Response): Promise<void
     typeof body === 'object' && body !== null && !Array.isArray(body)
       ? (body as Record<string, unknown>).dryRun
       : undefined;
-  const requested = truthy(req.query.dryRun) || truthy(fromBody);
+  const requested = asksDryRun(req.query.dryRun) || asksDryRun(fromBody);
   try {
     const run = runner();
     const result = await run({ dryRun: requested || envDryRun });

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../shared/logging';
 import type { ConsulNodeIdentity } from '../lib/consul-identity';
 import type { InstanceIdentity } from '../lib/gce-metadata';
-import { sendJson } from '../lib/graceful-server';
+import { requestUrl, sendJson } from '../lib/graceful-server';
 
 export interface BackendDeps {
   instance: () => Promise<InstanceIdentity>;
@@ -21,9 +21,13 @@ export interface BackendReport {
 
 export function createBackendHandler(deps: BackendDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = new URL(req.url ?? '/', 'http://backend').pathname;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    const path = requestUrl(req, 'http://backend')?.pathname;
+    if (path === undefined) {
+      sendJson(res, 400, { error: 'invalid request target' });
       return;
     }
     if (path === '/healthz') {

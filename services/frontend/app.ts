@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 import { haproxyDnsName, services } from '../../shared/contract';
 import type { Logger } from '../../shared/logging';
-import { sendJson } from '../lib/graceful-server';
+import { requestUrl, sendJson } from '../lib/graceful-server';
 
 /** The service the frontend reaches the backend tier through (ARCHITECTURE §1). */
 export const haproxyService = haproxyDnsName;
@@ -141,9 +141,13 @@ ${table}
 
 export function createFrontendHandler(deps: FrontendDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://frontend');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    const url = requestUrl(req, 'http://frontend');
+    if (!url) {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('invalid request target\n');
       return;
     }
     if (url.pathname === '/healthz') {

@@ -65,3 +65,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
   res.end(text);
 }
+
+/** The request target as a URL, or null when it is none (`//[` reaches the handler): a 400, not a 500. */
+export function requestUrl(req: IncomingMessage, base: string): URL | null {
+  try {
+    return new URL(req.url ?? '/', base);
+  } catch {
+    return null;
+  }
+}

@@ -196,17 +196,20 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   return async function handle(data: unknown): Promise<MessageOutcome> {
     const parsed = parsePubsubMessage(data);
     if (!parsed.ok) {
+      // Reasons quote the entry's own values (a zone, a log name, a method): clipped, so an input
+      // cannot inflate the logs.
+      const reason = clip(parsed.reason);
       logger.warn(
         {
           decision: 'ignored',
-          reason: parsed.reason,
+          reason,
           outcome: parsed.outcome,
           insertId: parsed.insertId,
-          method: parsed.method,
+          method: parsed.method === undefined ? undefined : clip(parsed.method),
         },
         `instance event ${parsed.outcome}: acknowledged without action`,
       );
-      return { status: 'rejected', reason: parsed.reason };
+      return { status: 'rejected', reason };
     }
     const event = parsed.event;
     const age = now() - event.time;
