@@ -367,6 +367,11 @@ export class Alerting {
     this.faults.push({ state, remaining: count });
   }
 
+  /** Ends the fault switch: the channels deliver again. */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   incidents(): Incident[] {
     return [...this.incidentsById.values()];
   }

@@ -18,6 +18,7 @@ import {
 import { type PushBridge, type Route, startPushBridge } from '../push-bridge';
 import type { ActionLog } from '../status-page/server';
 import { envWithoutConsulToken, functionToken } from './acl';
+import { scalingAlertsEnv } from './alert-scenarios';
 import { sandboxProject } from './topology';
 
 export const topics = ['instance-events', 'scaling-alerts', 'health-sweep'] as const;
@@ -34,6 +35,8 @@ const functionCatalog: {
   policy?: string;
   /** A second token for force-leave alone (`operator = "write"`), held apart as in production. */
   forceLeavePolicy?: string;
+  /** The function's own settings. */
+  env?: () => Record<string, string>;
 }[] = [
   {
     dir: 'instance-events',
@@ -42,7 +45,13 @@ const functionCatalog: {
     policy: 'instance-events',
     forceLeavePolicy: 'instance-events-force-leave',
   },
-  { dir: 'scaling-alerts', target: 'scalingAlerts', topic: 'scaling-alerts' },
+  {
+    dir: 'scaling-alerts',
+    target: 'scalingAlerts',
+    topic: 'scaling-alerts',
+    policy: 'scaling-alerts',
+    env: scalingAlertsEnv,
+  },
   { dir: 'health-sweep', target: 'healthSweep', topic: 'health-sweep' },
 ];
 
@@ -98,6 +107,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
           ...(forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken } : {}),
           COMPUTE_API_ENDPOINT: compute.url,
           METADATA_SERVER_DETECTION: 'none',
+          ...f.env?.(),
         },
         ready: () => tcpOpen('127.0.0.1', port),
         onOutput: (chunk) => recordActions(actions, f.target, chunk),
