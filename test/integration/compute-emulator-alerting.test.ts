@@ -147,6 +147,18 @@ test('channels and policies: create, get, list and delete with the real clients;
 
   const [got] = await policies.getAlertPolicy({ name: policyName });
   expect(got.displayName).toBe('haproxy-high-request-rate');
+  // Disabled and enabled again through updateAlertPolicy with a field mask; other fields stay.
+  const [disabled] = await policies.updateAlertPolicy({
+    alertPolicy: { name: policyName, enabled: { value: false }, displayName: 'ignored: not in the mask' },
+    updateMask: { paths: ['enabled'] },
+  });
+  expect(disabled.enabled?.value ?? disabled.enabled).toBe(false);
+  expect(disabled.displayName).toBe('haproxy-high-request-rate');
+  const [enabled] = await policies.updateAlertPolicy({
+    alertPolicy: { name: policyName, enabled: { value: true } },
+    updateMask: { paths: ['enabled'] },
+  });
+  expect(enabled.enabled?.value ?? enabled.enabled).toBe(true);
   const [list] = await policies.listAlertPolicies({ name: `projects/${project}` });
   expect(list.map((p) => p.name)).toEqual([policyName]);
 

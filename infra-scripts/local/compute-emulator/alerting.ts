@@ -161,9 +161,12 @@ type ChannelInput = z.infer<typeof channelSchema>;
 interface Policy {
   id: string;
   name: string;
+  /** The body as sent, for updates with a field mask. */
+  raw: Record<string, unknown>;
   input: PolicyInput;
   conditionName: string;
   created: string;
+  updated?: string;
 }
 interface Channel {
   name: string;
@@ -312,6 +315,55 @@ export class Alerting {
 
   createPolicy(project: string, body: unknown) {
     this.checkProject(project);
+    const input = this.validPolicy(body);
+    const id = randomId();
+    const name = `projects/${this.o.project}/alertPolicies/${id}`;
+    const policy: Policy = {
+      id,
+      name,
+      raw: body as Record<string, unknown>,
+      input,
+      conditionName: `${name}/conditions/${randomId()}`,
+      created: ms(this.clock()),
+    };
+    this.policies.set(id, policy);
+    return this.policyView(policy);
+  }
+
+  /**
+   * `alertPolicies.patch`: the fields the `updateMask` names (top-level ones here), or the whole
+   * policy without a mask. A changed condition restarts its evaluation, as a new condition would.
+   */
+  updatePolicy(project: string, id: string, body: unknown, updateMask: string | undefined) {
+    const p = this.policy(project, id);
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw invalid('Invalid AlertPolicy.');
+    const fields = updateMask
+      ?.split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
+    const raw: Record<string, unknown> = { ...p.raw };
+    if (fields) {
+      for (const f of fields) {
+        if (!/^[a-zA-Z]+$/.test(f) || f === 'name' || !(f in policySchema.shape))
+          throw invalid(`Unsupported field in update_mask: ${f}`);
+        if (f in body) raw[f] = (body as Record<string, unknown>)[f];
+        else delete raw[f];
+      }
+    } else {
+      Object.assign(raw, body);
+    }
+    const input = this.validPolicy(raw);
+    if (
+      JSON.stringify(input.conditions) !== JSON.stringify(p.input.conditions) ||
+      input.enabled !== p.input.enabled
+    )
+      this.violating.delete(p.id);
+    Object.assign(p, { raw, input, updated: ms(this.clock()) });
+    return this.policyView(p);
+  }
+
+  private validPolicy(body: unknown): PolicyInput {
     const input = parse(policySchema, body, 'AlertPolicy');
     normalizeFilter(input.conditions[0]!.conditionThreshold.filter);
     const refs = [
@@ -326,17 +378,7 @@ export class Alerting {
           throw invalid(
             `notificationChannelStrategy names ${ref}, which is not among the policy's notificationChannels.`,
           );
-    const id = randomId();
-    const name = `projects/${this.o.project}/alertPolicies/${id}`;
-    const policy: Policy = {
-      id,
-      name,
-      input,
-      conditionName: `${name}/conditions/${randomId()}`,
-      created: ms(this.clock()),
-    };
-    this.policies.set(id, policy);
-    return this.policyView(policy);
+    return input;
   }
 
   listPolicies(project: string) {
@@ -627,7 +669,7 @@ export class Alerting {
         : {}),
       ...(p.input.severity ? { severity: p.input.severity } : {}),
       creationRecord: { mutateTime: p.created, mutatedBy: 'emulator' },
-      mutationRecord: { mutateTime: p.created, mutatedBy: 'emulator' },
+      mutationRecord: { mutateTime: p.updated ?? p.created, mutatedBy: 'emulator' },
     };
   }
 

@@ -33,6 +33,9 @@ export function monitoringRoutes(monitoring: TimeSeriesStore, alerting?: Alertin
         route('GET', policies, (r) => alerting.listPolicies(p(r))),
         route('GET', `${policies}/:id`, (r) => alerting.getPolicy(p(r), r.params.id!)),
         route('DELETE', `${policies}/:id`, (r) => alerting.deletePolicy(p(r), r.params.id!)),
+        route('PATCH', `${policies}/:id`, (r) =>
+          alerting.updatePolicy(p(r), r.params.id!, r.body, r.query.updateMask),
+        ),
         route('POST', channels, (r) => alerting.createChannel(p(r), r.body)),
         route('GET', channels, (r) => alerting.listChannels(p(r))),
         route('GET', `${channels}/:id`, (r) => alerting.getChannel(p(r), r.params.id!)),

@@ -65,7 +65,9 @@ async function call(url: string, body: unknown): Promise<{ name: string }> {
 
 /**
  * The channel (Pub/Sub topic `scaling-alerts`) and the policy: HAProxy request rate per instance,
- * 60 s mean above the threshold, labels tier=haproxy, action=raise-min.
+ * 60 s mean above the threshold, labels tier=haproxy, action=raise-min. The policy starts disabled,
+ * so that the load of the other scenarios does not move the haproxy floor; the alert scenarios
+ * enable it while they run (`alertPolicies.patch` with `updateMask=enabled`).
  */
 export async function setupSandboxAlerting(computeUrl: string): Promise<{ channel: string; policy: string }> {
   const base = `${computeUrl}/v3/projects/${sandboxProject}`;
@@ -76,6 +78,7 @@ export async function setupSandboxAlerting(computeUrl: string): Promise<{ channe
   });
   const policy = await call(`${base}/alertPolicies`, {
     displayName: alertPolicyName,
+    enabled: false,
     userLabels: { tier: 'haproxy', action: 'raise-min' },
     documentation: { content: 'Raise the haproxy tier floor while load is high.', mimeType: 'text/markdown' },
     combiner: 'OR',
@@ -102,6 +105,22 @@ export async function setupSandboxAlerting(computeUrl: string): Promise<{ channe
   return { channel: channel.name, policy: policy.name };
 }
 
+/** Enables or disables the sandbox's alert policy, as `gcloud alpha monitoring policies update` would. */
+async function setPolicyEnabled(sb: Sandbox, enabled: boolean): Promise<void> {
+  const base = `${sb.compute.url}/v3/projects/${sandboxProject}/alertPolicies`;
+  const { alertPolicies } = (await (await fetch(base)).json()) as {
+    alertPolicies: { name: string; displayName: string }[];
+  };
+  const policy = alertPolicies.find((p) => p.displayName === alertPolicyName);
+  if (!policy) throw new Error(`no alert policy ${alertPolicyName}`);
+  const res = await fetch(`${sb.compute.url}/v3/${policy.name}?updateMask=enabled`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ enabled }),
+  });
+  if (!res.ok) throw new Error(`${policy.name}: ${res.status} ${await res.text()}`);
+}
+
 // ---- observation ----
 
 type Event = { t: number; event: string };
@@ -119,6 +138,10 @@ class Timeline {
 
 const haproxyAutoscaler = (sb: Sandbox) => sb.compute.emulator.getAutoscaler(region, 'haproxy-autoscaler');
 const haproxyGroup = (sb: Sandbox) => sb.compute.emulator.getIgm(region, 'haproxy');
+const runningHaproxies = (sb: Sandbox) =>
+  sb.compute.emulator
+    .managedInstances(haproxyGroup(sb))
+    .filter((m) => m.instance?.status === 'RUNNING' && m.slot.action === 'NONE').length;
 
 /** Our schedules on the haproxy autoscaler and the floor the active ones hold (undefined: none). */
 function floorState(sb: Sandbox) {
@@ -183,7 +206,10 @@ async function open(sb: Sandbox, tl: Timeline): Promise<Outcome> {
   if (!sb.compute.alerting) throw new Error('the sandbox runs without Monitoring alerting');
   const before = haproxyGroup(sb).targetSize;
   const known = new Set(incidents(sb).map((i) => i.id));
-  tl.add(`load ~25 requests/s through the frontend; haproxy group ${before}, floor ${floorState(sb).min}`);
+  await setPolicyEnabled(sb, true);
+  tl.add(
+    `alert policy enabled; load ~25 requests/s through the frontend; haproxy group ${before}, floor ${floorState(sb).min}`,
+  );
   if (!loads.has(sb)) startHaproxyLoad(sb);
   const incident = await until(tl, 'an incident to open', 150_000, () =>
     openIncidents(sb).find((i) => !known.has(i.id)),
@@ -201,7 +227,13 @@ async function open(sb: Sandbox, tl: Timeline): Promise<Outcome> {
     const size = haproxyGroup(sb).targetSize;
     return size > before ? size : undefined;
   });
-  if (grown) tl.add(`haproxy group ${before} -> ${grown}`);
+  if (grown) {
+    tl.add(`haproxy group target size ${before} -> ${grown}`);
+    const running = await until(tl, `${grown} haproxy instances running`, 150_000, () =>
+      runningHaproxies(sb) >= grown ? runningHaproxies(sb) : undefined,
+    );
+    if (running) tl.add(`${running} haproxy instances running`);
+  }
   return {
     incidents: openIncidents(sb).map((i) => i.id),
     floor: floor?.floor ?? null,
@@ -231,6 +263,7 @@ export const alertScenarios: Record<
       openIncidents(sb).length === 0 ? true : undefined,
     );
     if (closed) tl.add('incidents closed; closed notifications published');
+    await setPolicyEnabled(sb, false);
     const gone = await until(tl, 'the schedules to be removed', 90_000, () =>
       floorState(sb).schedules.length === 0 ? true : undefined,
     );
@@ -260,6 +293,7 @@ export const alertScenarios: Record<
     );
     const dropped = sb.compute.alerting!.deliveries().filter((d) => d.dropped).length;
     if (closed) tl.add(`incidents closed in Monitoring; ${dropped} closed notification(s) dropped`);
+    await setPolicyEnabled(sb, false);
     const scheduled = floorState(sb).schedules;
     const expired = await until(tl, 'the lease to expire', (leaseSec + 180) * 1000, () =>
       floorState(sb).floor === undefined ? true : undefined,
