@@ -52,3 +52,8 @@ key_prefix "gce-ilb-orchestrator/draining/" {
 key_prefix "gce-ilb-orchestrator/ledger/instance-events/" {
   policy = "write"
 }
+# scalingAlerts' records: the lease pass (shared/scaling-alerts/sweep.ts) reverts what expired leases
+# held and writes the record back by compare-and-set. Only when the sweep is given the rule file.
+key_prefix "gce-ilb-orchestrator/scaling-alerts/" {
+  policy = "write"
+}

@@ -4,6 +4,8 @@ import { ConfigError, type OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul';
 import { createLedger } from '../ledger/ledger';
 import type { Logger } from '../logging';
+import { loadScalingAlertsConfig } from '../scaling-alerts/config';
+import { leaseSweepFromConfig } from '../scaling-alerts/wire';
 import { createGroupsApi, noCalls, type ApiCalls } from './compute';
 import { parseHealthSweepConfig, type HealthSweepConfig } from './config';
 import { createMetricsApi } from './metrics';
@@ -46,6 +48,8 @@ export function healthSweepFromConfig(
     lockTtlSeconds?: number;
     lookupLimit?: number;
     now?: () => number;
+    /** Where SCALING_RULES_FILE / SCALING_RULES_JSON are read (default process.env). */
+    env?: NodeJS.ProcessEnv;
   },
 ) {
   const consul = options.consul ?? createConsulClient(config.consul);
@@ -76,11 +80,29 @@ export function healthSweepFromConfig(
     ...(options.lookupLimit !== undefined ? { lookupLimit: options.lookupLimit } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
+  // scalingAlerts' lease pass, when its rules are configured here: after the node sweep, and its
+  // failure never fails the node sweep.
+  const leases = scalingAlertsConfigured(options.env ?? process.env)
+    ? leaseSweepFromConfig(config, loadScalingAlertsConfig(options.env ?? process.env), {
+        logger: options.logger,
+        consul,
+      })
+    : undefined;
+  const runWithLeases = async (o: { dryRun: boolean }) => {
+    const result = await run(o);
+    await leases?.(o).catch((err: unknown) =>
+      options.logger.warn({ reason: (err as Error).message }, 'scalingAlerts lease sweep failed'),
+    );
+    return result;
+  };
   return {
-    run,
+    run: runWithLeases,
     calls,
     async close() {
       await Promise.all([groups.close(), metrics.close()]);
     },
   };
 }
+
+const scalingAlertsConfigured = (env: NodeJS.ProcessEnv) =>
+  !!(env.SCALING_RULES_FILE || env.SCALING_RULES_JSON);

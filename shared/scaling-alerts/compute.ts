@@ -229,7 +229,7 @@ export function createAutoscalersPort(
     return name;
   }
 
-  return {
+  const port: AutoscalersPort & { close(): Promise<void> } = {
     async get(ref) {
       try {
         const [a] =
@@ -281,9 +281,19 @@ export function createAutoscalersPort(
 
     async apply(ref, current, patch, requestId) {
       const call = { timeout, maxRetries: 0 };
-      // The client cannot send a merge patch's nulls (it drops them, or refuses them in maps): a patch
-      // that deletes is sent as an update of the merged autoscaler instead, with the same request id.
+      // The client cannot send a merge patch's nulls (it drops them, or refuses them in maps; an
+      // empty value merges nothing): a patch that deletes is sent as an update of the merged
+      // autoscaler instead, with the same request id. An update overwrites whatever changed since
+      // `current` was read, so the autoscaler is read again first and, if it changed, the plan is
+      // made again (as for resourceNotReady). Autoscalers have no fingerprint: a change landing
+      // between this read and the update is still overwritten; the window is one round trip.
       const method = deletes(patch.autoscalingPolicy) ? 'update' : 'patch';
+      if (method === 'update') {
+        const fresh = await port.get(ref);
+        if (!fresh) throw new AutoscalerError(`update ${where(ref)}: the autoscaler is gone`, false, true);
+        if (canonical(plain(fresh.autoscalingPolicy)) !== canonical(plain(current.autoscalingPolicy)))
+          throw new AutoscalerBusyError(`update ${where(ref)}: the autoscaler changed since it was read`);
+      }
       // Without nulls (checked above) the plan's body is a valid client resource.
       const resource = (
         method === 'patch'
@@ -333,4 +343,16 @@ export function createAutoscalersPort(
       ]);
     },
   };
+  return port;
+}
+
+/** JSON with sorted keys: the same policy read twice compares equal whatever the key order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
 }

@@ -62,7 +62,7 @@ export type AlertOutcome =
   | { status: 'done'; incidentId: string; results: AutoscalerOutcome[] };
 
 /** Canonical JSON (sorted keys): recognises our own write after a read back from KV. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value !== null && typeof value === 'object')
     return `{${Object.entries(value as Record<string, unknown>)

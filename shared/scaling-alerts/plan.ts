@@ -106,6 +106,11 @@ export const autoscalerStateSchema = z.object({
     .default({}),
   /** Times (ms) of the changes applied in the last hour: cooldown and hourly limit. */
   changes: z.array(z.number()).default([]),
+  /**
+   * The last request that counted as a change, and the time it counts at: its redelivery (after a
+   * transient failure) sends it again instead of being held back by its own cooldown.
+   */
+  lastRequest: z.object({ requestId: z.string().max(64), at: z.number() }).optional(),
 });
 export type AutoscalerState = z.infer<typeof autoscalerStateSchema>;
 
@@ -331,9 +336,39 @@ export function inadmissible(change: Change, policy: AutoscalingPolicy, tier: Ti
   }
 }
 
+// ---- Originals read back from KV: clamped, since the record is not to be trusted blindly ----
+
+const restorableModes = new Set(['ON', 'ONLY_SCALE_OUT', 'ONLY_UP']);
+
+/**
+ * A recorded original target, clamped: a lease only ever lowered a target, by at most the tier's
+ * relative step, so the original lies between the target in force and that divided by (1 - step);
+ * CPU and load-balancing targets are at most 1. A forged tiny or huge original cannot be restored.
+ */
+export function saneOriginal(recorded: number, cur: number, kind: TargetKind, step: number): number {
+  const hi = Math.min(step < 1 ? cur / (1 - step) : Infinity, kind === 'custom' ? Infinity : 1);
+  return round(clamp(recorded, cur, Math.max(cur, hi)));
+}
+
+/** A recorded scaleInControl within what Compute accepts (fixed ≥ 0, percent 0-100, window ≤ 3600 s). */
+function saneScaleIn(o: NonNullable<AutoscalerState['original']['scaleInControl']> | null): typeof o {
+  if (!o) return null;
+  const int = (v: number | null | undefined, lo: number, hi: number) =>
+    v === null || v === undefined ? v : clamp(Math.round(v), lo, hi);
+  return {
+    maxScaledInReplicas: o.maxScaledInReplicas && {
+      fixed: int(o.maxScaledInReplicas.fixed, 0, 1000),
+      percent: int(o.maxScaledInReplicas.percent, 0, 100),
+    },
+    timeWindowSec: int(o.timeWindowSec, 0, 3600),
+  };
+}
+
 // ---- Reconcile: the policy the active leases ask for, against the current one ----
 
 interface Reconciled {
+  /** When the change counts (cooldown, hourly limit); undefined when nothing got stronger or weaker. */
+  counted?: number;
   patch: PolicyPatch;
   state: AutoscalerState;
   withheld: string[];
@@ -433,10 +468,10 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
     label: string,
   ) => {
     const cur = currentTarget(policy, kind, label);
+    const range = targetRange(tier, kind, label);
     if (wanted.length && cur !== undefined) {
-      const orig = recorded ?? cur;
-      const range = targetRange(tier, kind, label);
       if (!range) return;
+      const orig = recorded === undefined ? cur : saneOriginal(recorded, cur, kind, range.step);
       const want = Math.min(...wanted.map((w) => clampTarget(w, orig, range)));
       if (want < cur) {
         escalate(`${kind === 'custom' ? label : kind} target ${want}`, () => {
@@ -453,8 +488,10 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
         record(undefined);
       }
     } else if (recorded !== undefined) {
-      if (cur !== recorded) {
-        set(recorded);
+      // A signal the autoscaler no longer uses is not brought back by a restore.
+      const back = cur === undefined ? undefined : saneOriginal(recorded, cur, kind, range?.step ?? 1);
+      if (back !== undefined && cur !== back) {
+        set(back);
         reverted = true;
       }
       record(undefined);
@@ -543,7 +580,7 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
       }
     }
   } else if (original.scaleInControl !== undefined) {
-    const o = original.scaleInControl;
+    const o = saneScaleIn(original.scaleInControl);
     patch.scaleInControl =
       o === null
         ? null
@@ -569,7 +606,8 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
       });
     }
   } else if (original.mode !== undefined) {
-    const back = original.mode ?? 'ON';
+    // Never OFF (a lease is never taken on an OFF autoscaler) nor anything unknown.
+    const back = restorableModes.has(original.mode ?? 'ON') ? (original.mode ?? 'ON') : 'ON';
     if (curMode !== back) {
       patch.mode = back;
       reverted = true;
@@ -583,6 +621,7 @@ function reconcile(ctx: PlanContext, state: AutoscalerState): Reconciled {
     Object.entries(original).filter(([, v]) => v !== undefined),
   ) as AutoscalerState['original'];
   return {
+    counted: changed ? now : undefined,
     patch,
     state: { ...state, leases, original: cleanOriginal, changes: changed ? [...recent, now] : recent },
     withheld,
@@ -609,6 +648,48 @@ function effectiveFloor(policy: AutoscalingPolicy, patch: PolicyPatch, prefix: s
     .filter(([name, s]) => name.startsWith(prefix) && !s.disabled)
     .map(([, s]) => s.minRequiredReplicas ?? 0);
   return Math.max(after.minNumReplicas ?? 0, ...ours);
+}
+
+/** The patch itself is part of the name: one trigger never reuses an id for different content. */
+const requestIdOf = (requestName: string, key: string, patch: PolicyPatch) =>
+  requestIdFor(`${requestName}|${key}|${JSON.stringify(patch)}`);
+
+/**
+ * Reconciles and finishes the plan. A redelivery of the request the record last counted as a
+ * change (its first attempt failed transiently after the record was written) plans without that
+ * change's cooldown: when that gives the very same request, it is sent again and still counts once,
+ * at its first time; anything else stays behind the guardrails as usual.
+ */
+function settle(
+  ctx: PlanContext,
+  prev: AutoscalerState,
+  state: AutoscalerState,
+  requestName: string,
+  incidentId: string | undefined,
+  fallback: { decision: Decision; reason: string },
+): Plan {
+  const last = state.lastRequest;
+  const at = last ? state.changes.indexOf(last.at) : -1;
+  if (last && at >= 0) {
+    const without = { ...state, changes: state.changes.filter((_, i) => i !== at) };
+    const r = reconcile(ctx, without);
+    if (
+      Object.keys(r.patch).length &&
+      requestIdOf(requestName, autoscalerKey(ctx.ref), r.patch) === last.requestId
+    ) {
+      const recent = without.changes.filter((t) => t > ctx.now - hourMs && t <= ctx.now);
+      const changes = [...recent, last.at].sort((a, b) => a - b);
+      return finish(
+        ctx,
+        prev,
+        { ...r, counted: last.at, state: { ...r.state, changes } },
+        requestName,
+        incidentId,
+        fallback,
+      );
+    }
+  }
+  return finish(ctx, prev, reconcile(ctx, state), requestName, incidentId, fallback);
 }
 
 function finish(
@@ -638,6 +719,11 @@ function finish(
     ({ decision, reason } = fallback);
   }
   const labels = { autoscaler: key, tier: ctx.tierName };
+  const requestId = hasPatch ? requestIdOf(requestName, key, r.patch) : undefined;
+  const state =
+    requestId !== undefined && r.counted !== undefined
+      ? { ...r.state, lastRequest: { requestId, at: r.counted } }
+      : r.state;
   return {
     autoscaler: key,
     tier: ctx.tierName,
@@ -647,9 +733,8 @@ function finish(
     withheld: r.withheld,
     refused: r.refused,
     patch: hasPatch ? { name: ctx.autoscaler.name, autoscalingPolicy: r.patch } : undefined,
-    // The patch itself is part of the name: one trigger never reuses an id for different content.
-    requestId: hasPatch ? requestIdFor(`${requestName}|${key}|${JSON.stringify(r.patch)}`) : undefined,
-    state: sameJson(prev, r.state) ? undefined : r.state,
+    requestId,
+    state: sameJson(prev, state) ? undefined : state,
     metrics: [
       { type: metricTypes.decision, labels: { ...labels, decision }, value: 1 },
       {
@@ -748,8 +833,7 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
     fallback = { decision: 'noop', reason: existing ? 'closed' : 'closed: no lease was held' };
   }
 
-  const r = reconcile(ctx, state);
-  return finish(ctx, prev, r, trigger, incident.id, fallback);
+  return settle(ctx, prev, state, trigger, incident.id, fallback);
 }
 
 /**

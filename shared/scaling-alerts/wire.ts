@@ -6,6 +6,7 @@ import type { ScalingAlertsConfig } from './config';
 import { createScalingAlertsHandler } from './handler';
 import { createMetricsPort, noMetrics, type MetricsPort } from './metrics';
 import { consulStateStore } from './state-store';
+import { sweepLeases } from './sweep';
 
 /** The handler with its adapters built from the configuration; any adapter can be replaced. */
 export function scalingAlertsFromConfig(
@@ -40,4 +41,32 @@ export function scalingAlertsFromConfig(
     now: options.now,
     retryDelayMs: options.retryDelayMs,
   });
+}
+
+/**
+ * The lease pass for healthSweep, when scalingAlerts is configured here (`SCALING_RULES_FILE` or
+ * `SCALING_RULES_JSON`); undefined otherwise. The token needs `write` on the scaling-alerts prefix.
+ */
+export function leaseSweepFromConfig(
+  config: OrchestratorConfig,
+  alerts: ScalingAlertsConfig,
+  options: {
+    logger: Logger;
+    consul?: Pick<ConsulClient, 'kv'>;
+    autoscalers?: AutoscalersPort;
+    now?: () => number;
+  },
+) {
+  const deps = {
+    rules: alerts.rules,
+    autoscalers:
+      options.autoscalers ??
+      createAutoscalersPort(config.compute, { operationTimeoutMs: alerts.operationTimeoutMs }),
+    state: consulStateStore((options.consul ?? createConsulClient(config.consul)).kv),
+    logger: options.logger,
+    kvPrefix: config.kvPrefix,
+    project: config.project,
+    now: options.now,
+  };
+  return (run: { dryRun: boolean }) => sweepLeases(deps, { dryRun: run.dryRun || config.dryRun });
 }

@@ -277,6 +277,85 @@ test('a transient failure after the record was written throws; the redelivery se
   expect((await policy()).mode).toBe('ON');
 });
 
+test('with a cooldown, the redelivery after a transient failure is not held back by its own first attempt', async () => {
+  const rules = testRules(project, zone);
+  const cool = { ...rules, tiers: { haproxy: { ...rules.tiers.haproxy!, cooldownSec: 300 } } };
+  // Earlier tests' changes would hold this one back: start from no record.
+  await h.admin.kv.delete(stateKey(kvPrefix, owned));
+  const sent: string[] = [];
+  let fail = true;
+  const flaky = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: cool,
+    autoscalers: (real) => ({
+      ...real,
+      async apply(ref, current, patch, requestId) {
+        sent.push(requestId);
+        if (fail) {
+          fail = false;
+          throw new AutoscalerError('patch: 503 backend unavailable', true);
+        }
+        return real.apply(ref, current, patch, requestId);
+      },
+    }),
+  });
+  await expect(flaky.handle(open('0.cool1', 'scale-out-only'))).rejects.toThrow(/503/);
+  const redelivered = await flaky.handle(open('0.cool1', 'scale-out-only'));
+  expect(redelivered).toMatchObject({ results: [{ decision: 'apply', reason: 'escalate' }, {}] });
+  expect(sent[1]).toBe(sent[0]);
+  expect((await policy()).mode).toBe('ONLY_SCALE_OUT');
+  expect(((await record())?.changes as unknown as number[]).length).toBe(1);
+  // Reverts are never held back by the cooldown.
+  await flaky.handle(closed('0.cool1', 'scale-out-only'));
+  expect((await policy()).mode).toBe('ON');
+});
+
+test('a deletion sent as an update does not overwrite a change made since the autoscaler was read', async () => {
+  await h.handle(open('0.hold2', 'hold-scale-in'));
+  expect((await policy()).scaleInControl?.timeWindowSec).toBe(1800);
+  let raced = false;
+  const racing = buildHandler({
+    consul,
+    token,
+    computeUrl: emu.url,
+    project,
+    rules: testRules(project, zone),
+    autoscalers: (real) => ({
+      ...real,
+      async apply(ref, current, patch, requestId) {
+        if (!raced) {
+          raced = true;
+          // An operator's change lands (and completes) between our read and our update.
+          const [op] = await c.autoscalers.patch({
+            project,
+            zone,
+            autoscaler: 'ilb-haproxy',
+            autoscalerResource: { name: 'ilb-haproxy', autoscalingPolicy: { maxNumReplicas: 3 } },
+          });
+          const name = (op.latestResponse as { name: string }).name;
+          await c.zoneOps.wait({ project, zone, operation: name });
+        }
+        return real.apply(ref, current, patch, requestId);
+      },
+    }),
+  });
+  const out = await racing.handle(closed('0.hold2', 'hold-scale-in'));
+  expect(out).toMatchObject({ results: [{ decision: 'apply' }, {}] });
+  expect(out.status === 'done' && out.results[0]!.attempts).toBeGreaterThan(1);
+  const after = await policy();
+  expect(after.scaleInControl?.timeWindowSec ?? undefined).toBeUndefined();
+  expect(after.maxNumReplicas).toBe(3);
+  await c.autoscalers.patch({
+    project,
+    zone,
+    autoscaler: 'ilb-haproxy',
+    autoscalerResource: { name: 'ilb-haproxy', autoscalingPolicy: { maxNumReplicas: 5 } },
+  });
+});
+
 test("an autoscaler is owned by the label on its group's instance template, or not at all", async () => {
   emu.emulator.addTemplate('owned-tmpl', {
     machineType: 'e2-small',

@@ -105,6 +105,8 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
         prefixes.instanceRecords,
         prefixes.draining,
         prefixes.instanceEventsLedger,
+        // The lease pass over scalingAlerts' records.
+        `${defaultKvPrefix}scaling-alerts/`,
       ].sort(),
     );
   });

@@ -722,3 +722,99 @@ describe('several overlapping incidents on one autoscaler (property)', () => {
     );
   });
 });
+
+describe('redelivery after a transient failure', () => {
+  const cool: Tier = { ...haproxy, cooldownSec: 300, maxChangesPerHour: 6 };
+
+  it('is not held back by the cooldown its own first attempt recorded, and still counts once', () => {
+    const w = new World(basePolicy(), cool);
+    const first = planIncident(incident('a', 'open'), target(raise(2), cool), w.ctx(T0));
+    expect(first).toMatchObject({ decision: 'apply', reason: 'escalate' });
+    // The record was written, the patch failed (5xx): nothing changed in Compute.
+    w.state = first.state ?? null;
+    expect(w.state?.lastRequest).toEqual({ requestId: first.requestId, at: T0 });
+    const again = w.notify(incident('a', 'open'), raise(2), T0 + 20_000, 3600);
+    expect(again).toMatchObject({ decision: 'apply', reason: 'escalate', requestId: first.requestId });
+    expect(again.patch).toEqual(first.patch);
+    expect(w.state?.changes).toEqual([T0]);
+    expect(w.floor()).toBe(4);
+    // Another incident's escalation is still held back by that change.
+    const other = w.notify(incident('b', 'open'), { type: 'cpu-target', target: 0.5 }, T0 + 30_000);
+    expect(other).toMatchObject({
+      decision: 'refuse',
+      reason: expect.stringMatching(/^withheld: .*cooldown/),
+    });
+  });
+
+  it('a duplicate after success changes nothing', () => {
+    const w = new World(basePolicy(), cool);
+    w.notify(incident('a', 'open'), raise(2));
+    const dup = w.notify(incident('a', 'open'), raise(2), T0 + 20_000);
+    expect(dup).toMatchObject({ decision: 'noop', reason: 'lease-current' });
+    expect(dup.state).toBeUndefined();
+  });
+});
+
+describe('originals read back from KV are clamped on restore', () => {
+  it('a forged tiny or huge CPU original is restored within the step of the target in force', () => {
+    const w = new World();
+    w.notify(incident('a', 'open'), { type: 'cpu-target', target: 0.5 });
+    expect(w.policy.cpuUtilization?.utilizationTarget).toBe(0.5);
+    w.state = { ...w.state!, original: { cpuTarget: 0.01 } };
+    w.notify(incident('a', 'closed'), { type: 'cpu-target', target: 0.5 });
+    // Never below what is in force: the forged 0.01 is not written.
+    expect(w.policy.cpuUtilization?.utilizationTarget).toBe(0.5);
+
+    const h = new World();
+    h.notify(incident('a', 'open'), { type: 'cpu-target', target: 0.5 });
+    h.state = { ...h.state!, original: { cpuTarget: 5 } };
+    h.notify(incident('a', 'closed'), { type: 'cpu-target', target: 0.5 });
+    // At most 0.5 / (1 - 0.3): the step a lease could have taken.
+    expect(h.policy.cpuUtilization?.utilizationTarget).toBe(0.714286);
+  });
+
+  it('a forged tiny original cannot drive an escalation below the tier range either', () => {
+    const w = new World();
+    w.notify(incident('a', 'open'), { type: 'cpu-target', target: 0.5 });
+    w.state = { ...w.state!, original: { cpuTarget: 0.01 } };
+    w.notify(incident('b', 'open'), { type: 'cpu-target', target: 0.1 });
+    expect(w.policy.cpuUtilization?.utilizationTarget).toBeGreaterThanOrEqual(0.4);
+  });
+
+  it('a forged original target on a signal the autoscaler does not use is dropped, not restored', () => {
+    const p = basePolicy();
+    delete p.cpuUtilization;
+    const w = new World(p);
+    w.state = { leases: {}, closed: {}, original: { cpuTarget: 0.05 }, changes: [] };
+    const plan = w.sweep(T0);
+    expect(plan.patch).toBeUndefined();
+    expect(w.policy.cpuUtilization).toBeUndefined();
+    expect(w.state?.original).toEqual({});
+  });
+
+  it('a forged mode OFF comes back as ON; a forged scaleInControl within what Compute accepts', () => {
+    const w = new World();
+    w.notify(incident('a', 'open'), { type: 'mode', mode: 'ONLY_SCALE_OUT' });
+    w.state = { ...w.state!, original: { mode: 'OFF' } };
+    w.notify(incident('a', 'closed'), { type: 'mode', mode: 'ONLY_SCALE_OUT' });
+    expect(w.policy.mode).toBe('ON');
+
+    const s = new World();
+    s.notify(incident('a', 'open'), { type: 'scale-in-control', maxScaledInReplicas: 1, timeWindowSec: 600 });
+    s.state = {
+      ...s.state!,
+      original: {
+        scaleInControl: { maxScaledInReplicas: { fixed: -5, percent: 900 }, timeWindowSec: 99_999 },
+      },
+    };
+    s.notify(incident('a', 'closed'), {
+      type: 'scale-in-control',
+      maxScaledInReplicas: 1,
+      timeWindowSec: 600,
+    });
+    expect(s.policy.scaleInControl).toEqual({
+      maxScaledInReplicas: { fixed: 0, percent: 100 },
+      timeWindowSec: 3600,
+    });
+  });
+});

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../../shared/logging';
+import type { Alerting } from './alerting';
 import { computeRoutes } from './compute-routes';
 import { controlRoutes } from './control-routes';
 import type { ComputeEmulator } from './emulator';
@@ -14,6 +15,7 @@ export { snapshot } from './control-routes';
 export interface ServerOptions {
   emulator: ComputeEmulator;
   monitoring: TimeSeriesStore;
+  alerting?: Alerting;
   logger: Logger;
   host?: string;
   port?: number;
@@ -31,7 +33,7 @@ export async function serve(options: ServerOptions): Promise<RunningServer> {
   const { emulator, monitoring, logger } = options;
   const router = new Router([
     ...computeRoutes(emulator),
-    ...monitoringRoutes(monitoring),
+    ...monitoringRoutes(monitoring, options.alerting),
     ...controlRoutes(emulator),
   ]);
 

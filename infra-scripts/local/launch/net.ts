@@ -9,8 +9,11 @@ export function randomLoopbackPrefix(): string {
   return `127.${randomInt(1, 255)}.${randomInt(1, 255)}`;
 }
 
-/** A TCP port that was free on `host` a moment ago. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+/**
+ * A TCP port that was free on `host` a moment ago. The default asks for one free on every address:
+ * the Functions Framework listens on all of them, so a port held on another 127.x address would fail it.
+ */
+export async function freePort(host = '0.0.0.0'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);

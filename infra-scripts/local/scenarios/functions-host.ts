@@ -18,6 +18,7 @@ import {
 import { type PushBridge, type Route, startPushBridge } from '../push-bridge';
 import type { ActionLog } from '../status-page/server';
 import { envWithoutConsulToken, functionToken } from './acl';
+import { scalingAlertsEnv } from './alert-scenarios';
 import { type ConsulLink, startConsulLink } from './consul-link';
 import { healthSweepConfig, sandboxProject } from './topology';
 
@@ -51,7 +52,13 @@ const functionCatalog: FunctionEntry[] = [
     policy: 'instance-events',
     forceLeavePolicy: 'force-leave',
   },
-  { dir: 'scaling-alerts', target: 'scalingAlerts', topic: 'scaling-alerts' },
+  {
+    dir: 'scaling-alerts',
+    target: 'scalingAlerts',
+    topic: 'scaling-alerts',
+    policy: 'scaling-alerts',
+    env: scalingAlertsEnv,
+  },
   {
     dir: 'health-sweep',
     target: 'healthSweep',
@@ -59,7 +66,12 @@ const functionCatalog: FunctionEntry[] = [
     policy: 'health-sweep',
     forceLeavePolicy: 'force-leave',
     // Info: the scenarios read the per-sweep report line.
-    env: () => ({ HEALTH_SWEEP_CONFIG: healthSweepConfig(), LOG_LEVEL: 'info' }),
+    // The rules too: the sweep's lease pass reverts what expired leases held.
+    env: () => ({
+      HEALTH_SWEEP_CONFIG: healthSweepConfig(),
+      LOG_LEVEL: 'info',
+      SCALING_RULES_JSON: scalingAlertsEnv().SCALING_RULES_JSON!,
+    }),
     httpTarget: 'healthSweepHttp',
     consulLink: true,
   },

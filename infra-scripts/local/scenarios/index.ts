@@ -8,6 +8,7 @@ import { nodeMetaKeys, services } from '../../../shared/contract';
 import type { Caller } from '../compute-emulator/emulator';
 import type { Instance } from '../compute-emulator/state';
 import { sleep } from '../launch';
+import { alertScenarios } from './alert-scenarios';
 import type { Sandbox } from './sandbox';
 import { sweepScenarioNames, sweepScenarios } from './sweep-scenarios';
 import { sandboxRegion } from './topology';
@@ -20,6 +21,9 @@ export const scenarioNames = [
   'recreate-same-name',
   'lose-consul-server',
   ...sweepScenarioNames,
+  'alert-open',
+  'alert-close',
+  'alert-lost-close',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
@@ -275,6 +279,7 @@ const scenarios: Record<ScenarioName, (sb: Sandbox, out: Out) => Promise<Outcome
       rejoined: healthy === true,
     };
   },
+  ...alertScenarios,
 };
 
 export function isScenario(name: string): name is ScenarioName {

@@ -29,6 +29,7 @@ import { consulView, nodeStanding, type NodeStanding } from '../status-page/cons
 import { type ActionLog, startStatusPage, type StatusPage } from '../status-page/server';
 import { setupRoleTokens } from './acl';
 import type { ConsulLink } from './consul-link';
+import { setupSandboxAlerting } from './alert-scenarios';
 import { startFunctionsHost, type Topic, topics } from './functions-host';
 import { startMetricsAgent } from './metrics-agent';
 import { instancePrefix, sandboxProject, sandboxZones, seedTopology } from './topology';
@@ -141,6 +142,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       // As on GCE: a preempted VM's shutdown script gets 30 s (ACPI soft off) before it is stopped.
       preemptionShutdownMs: GCE_PREEMPTION_SHUTDOWN_MS,
       auditFaults: options.auditFaults,
+      // Monitoring alerting publishes to the sandbox's topics, as its Pub/Sub channels do.
+      alerting: {
+        publish: (topic, data) => client.topic(topic).publishMessage({ data }),
+        evaluateIntervalMs: 10_000,
+      },
     });
     stops.push(() => compute.stop());
     seedTopology(compute, roleTokens);
@@ -164,6 +170,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const actions: ActionLog = [];
     const host = await startFunctionsHost({ consul, compute, pubsubHost: pubsub.host, logger, actions });
     stops.push(() => host.stop());
+    await setupSandboxAlerting(compute.url);
     const publish = async (topic: Topic, data: unknown) => client.topic(topic).publishMessage({ json: data });
     // Cloud Scheduler's job: a sweep every minute in production, every 15 s here.
     const sweepIntervalMs = options.sweepIntervalMs ?? 15_000;

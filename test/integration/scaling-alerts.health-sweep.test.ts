@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../shared/config';
+import { createConsulClient, type ConsulClient } from '../../shared/consul';
+import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
+import { createLogger } from '../../shared/logging';
+import { stateKey } from '../../shared/scaling-alerts/plan';
+import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
+import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
+import { sweepConfig, sweepToken } from './health-sweep.support';
+import { testRules } from './scaling-alerts.support';
+
+/**
+ * healthSweep runs scalingAlerts' lease pass after its node sweep when SCALING_RULES_JSON is set:
+ * with the scaling-alerts KV rule added to its token an expired lease is reverted; without it the
+ * pass fails (403) and the node sweep still completes.
+ */
+const zone = zones[0]!;
+const kvPrefix = 'gce-ilb-orchestrator/';
+const ref = { project, zone, name: 'ilb-haproxy' };
+let cluster: ConsulCluster;
+let server: ConsulAgent;
+let admin: ConsulClient;
+let emu: RunningEmulator;
+let c: ReturnType<typeof clients>;
+
+beforeAll(async () => {
+  cluster = await startConsulCluster({ servers: 1 });
+  server = cluster.servers[0] as ConsulAgent;
+  admin = createConsulClient(
+    loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: cluster.token }).consul,
+  );
+  ({ emu } = await startTestEmulator());
+  c = clients(emu.port);
+  await c.igms.insert({
+    project,
+    zone,
+    instanceGroupManagerResource: {
+      name: 'ilb-haproxy-mig',
+      baseInstanceName: 'ilb-haproxy',
+      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
+      targetSize: 1,
+    },
+  });
+  // An autoscaler as a lease left it: CPU target lowered to 0.5 from 0.7, the lease long expired.
+  await c.autoscalers.insert({
+    project,
+    zone,
+    autoscalerResource: {
+      name: 'ilb-haproxy',
+      target: `projects/${project}/zones/${zone}/instanceGroupManagers/ilb-haproxy-mig`,
+      autoscalingPolicy: {
+        minNumReplicas: 1,
+        maxNumReplicas: 5,
+        mode: 'ON',
+        cpuUtilization: { utilizationTarget: 0.5 },
+      },
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await c?.close();
+  await emu?.stop();
+  await cluster?.stop();
+});
+
+async function seedExpiredLease() {
+  const granted = Date.now() - 3 * 3600_000;
+  const record = {
+    leases: {
+      '0.old1': {
+        incidentId: '0.old1',
+        rule: 'default',
+        tier: 'haproxy',
+        change: { type: 'cpu-target', target: 0.5 },
+        grantedAt: granted,
+        expiresAt: granted + 600_000,
+        generation: 0,
+      },
+    },
+    closed: {},
+    original: { cpuTarget: 0.7 },
+    changes: [],
+  };
+  const key = stateKey(kvPrefix, ref);
+  const cur = await admin.kv.get(key);
+  await admin.kv.cas(key, JSON.stringify(record), cur?.modifyIndex ?? 0);
+}
+
+function sweep(token: string) {
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    name: 'healthSweep',
+    destination: new Writable({
+      write(chunk: Buffer, _e, done) {
+        logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }),
+  });
+  const config = loadConfig({
+    CONSUL_HTTP_ADDR: server.httpAddr,
+    CONSUL_HTTP_TOKEN: token,
+    COMPUTE_API_ENDPOINT: emu.url,
+    GOOGLE_CLOUD_PROJECT: project,
+  });
+  const built = healthSweepFromConfig(
+    config,
+    sweepConfig(project, [{ zone, name: 'ilb-haproxy-mig', role: 'backend' }]),
+    {
+      logger,
+      env: { SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })) },
+    },
+  );
+  return { built, logs };
+}
+
+async function cpuTarget() {
+  const [a] = await c.autoscalers.get({ project, zone, autoscaler: 'ilb-haproxy' });
+  return a.autoscalingPolicy?.cpuUtilization?.utilizationTarget;
+}
+
+test('without the scaling-alerts KV rule the lease pass fails and the node sweep completes anyway', async () => {
+  const token = await sweepToken(server);
+  await seedExpiredLease();
+  const { built, logs } = sweep(token);
+  const result = await built.run({ dryRun: false });
+  await built.close();
+  expect(result.status).toBe('completed');
+  expect(
+    logs.some((l) => l.decision === 'error' && /403|Permission denied|ACL/i.test(String(l.reason))),
+  ).toBe(true);
+  expect(await cpuTarget()).toBe(0.5);
+});
+
+test('with the rule added to its token, the sweep reverts the expired lease', async () => {
+  const acl = server.consul.acl;
+  await acl.createPolicy(
+    'scaling-alerts',
+    readFileSync(path.join(__dirname, '../../infra-scripts/acl/scaling-alerts.hcl'), 'utf8'),
+  );
+  const token = await acl.createToken({ policies: ['health-sweep', 'scaling-alerts'] });
+  const { built, logs } = sweep(token);
+  const result = await built.run({ dryRun: false });
+  await built.close();
+  expect(result.status).toBe('completed');
+  expect(logs).toEqual(
+    expect.arrayContaining([expect.objectContaining({ decision: 'apply', reason: 'revert' })]),
+  );
+  expect(await cpuTarget()).toBe(0.7);
+});
