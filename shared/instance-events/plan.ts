@@ -172,7 +172,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       // leader would register again: force-leave is idempotent, so it is repeated.
       if (!node) {
         const leave: Step[] = target.byId ? [] : [{ type: 'force-leave', node: target.name }];
-        return skip('already-gone', [...leave, ...undrain, ...forget]);
+        return skip('already-gone', [...undrain, ...forget, ...leave]);
       }
       // The replacement keeps its node; the departed instance's drain key and record go.
       if (replaced) return { ...ignore('replacement-present'), steps: [...undrain, ...forget] };
@@ -183,11 +183,13 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         if (serving(obs.current) && obs.current.found && obs.current.id === instanceId)
           return skip('instance-running');
       }
+      // Force-leave goes last: on a member still alive in gossip (a preempted VM in its shutdown
+      // window) Consul answers only after serf's broadcast timeout, seconds the rest need not wait.
       return act('deregister', 'instance-gone', [
         { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
-        { type: 'force-leave', node: node.name },
         ...undrain,
         ...forget,
+        { type: 'force-leave', node: node.name },
       ]);
     }
     case 'restore': {

@@ -40,7 +40,10 @@ export interface LedgerSettings {
   prefix: string;
   inProgressTtlMs: number;
   retentionMs: number;
-  /** How long a delivery waits for another delivery of the same event to finish (default 10 s). */
+  /**
+   * How long a delivery waits for another delivery of the same event to finish (default 30 s: a
+   * removal's force-leave alone may take serf's 5 s broadcast timeout and more under load).
+   */
   waitForOtherMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -77,7 +80,7 @@ const maxPollMs = 500;
 export function createLedger(settings: LedgerSettings): Ledger {
   const now = settings.now ?? Date.now;
   const sleep = settings.sleep ?? defaultSleep;
-  const waitForOtherMs = Math.min(settings.waitForOtherMs ?? 10_000, settings.inProgressTtlMs);
+  const waitForOtherMs = Math.min(settings.waitForOtherMs ?? 30_000, settings.inProgressTtlMs);
   const keyOf = (event: LedgerEvent) =>
     `${settings.prefix}${dayOf(event.at)}/${encodeURIComponent(event.id)}`;
   let purgedOn = '';

@@ -306,7 +306,7 @@ describe('planTarget: maintenance bookkeeping', () => {
       target(X),
       obs({ node: node({ [nodeMetaKeys.instanceId]: X }), record }),
     );
-    expect(removed.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave', 'undrain']);
+    expect(removed.steps.map((s) => s.type)).toEqual(['deregister', 'undrain', 'force-leave']);
     // Recreated under the same name: the new node stays, the old id's drain key goes.
     const replaced = planTarget(
       event('remove', 9, { method: 'compute.instances.delete' }),
