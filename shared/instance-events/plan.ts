@@ -183,13 +183,17 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         if (serving(obs.current) && obs.current.found && obs.current.id === instanceId)
           return skip('instance-running');
       }
-      // Force-leave goes last: on a member still alive in gossip (a preempted VM in its shutdown
-      // window) Consul answers only after serf's broadcast timeout, seconds the rest need not wait.
+      // A member still alive in gossip (a preempted VM in its shutdown window) is not force-left:
+      // pruning a live member takes serf's broadcast timeout (seconds) and erases it from the member
+      // list, so its own `consul leave` moments later no longer deregisters the node its agent keeps
+      // registering until then. Once it left or failed, a later entry (the group's repair, the
+      // delete's `last`) or the sweep finds it out of gossip and force-leaves it.
+      const leave: Step[] = obs.gossip === 'alive' ? [] : [{ type: 'force-leave', node: node.name }];
       return act('deregister', 'instance-gone', [
         { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
         ...undrain,
         ...forget,
-        { type: 'force-leave', node: node.name },
+        ...leave,
       ]);
     }
     case 'restore': {

@@ -186,6 +186,16 @@ describe('planTarget: confirmation by Compute and scope', () => {
     );
   });
 
+  it('a preempted VM still alive in gossip is deregistered but not force-left; once out of gossip it is', () => {
+    const preempted = system('compute.instances.preempted');
+    const stopping = { found: true, id: X, status: 'STOPPING' } as const;
+    const live = planTarget(preempted, target(X), obs({ node: alive, gossip: 'alive', current: stopping }));
+    expect(live.decision).toBe('deregister');
+    expect(live.steps.map((s) => s.type)).toEqual(['deregister']);
+    const gone = planTarget(preempted, target(X), obs({ node: alive, gossip: 'absent' }));
+    expect(gone.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave']);
+  });
+
   it('automaticRestart (a restore logged later) supersedes the hostError delivered after it', () => {
     const plan = planTarget(
       system('compute.instances.hostError', 5),
