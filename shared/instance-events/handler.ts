@@ -73,11 +73,12 @@ async function nodeById(consul: InstanceEventsConsul, target: EventTarget): Prom
   );
 }
 
-/** Whether the node's agent still gossips: its serfHealth check passes. */
+/** Whether the node's agent still gossips, by the leader's serfHealth check on it. */
 async function gossipOf(consul: InstanceEventsConsul, node: string): Promise<Gossip> {
   const checks = await consul.health.node(node);
   const serf = checks.find((c) => c.CheckID === 'serfHealth' && c.Node === node);
-  return serf?.Status === 'passing' ? 'alive' : 'absent';
+  if (!serf) return 'unknown';
+  return serf.Status === 'passing' ? 'alive' : 'absent';
 }
 
 /** Reads what Consul (and, where the plan needs it, Compute) says about one target now. */

@@ -119,13 +119,9 @@ describe('planTarget: identity', () => {
     expect(planTarget(event('restore', 5), target(X), obs({})).mark).toEqual({ field: 'restoreAt', at: 5 });
   });
 
-  it('force-leaves (idempotently) but deletes nothing when the node is already gone', () => {
+  it('neither deletes nor force-leaves by name when the node is already gone (a replacement may be joining)', () => {
     const plan = planTarget(event('remove', 5), target(X), obs({}));
-    expect(plan).toMatchObject({
-      decision: 'skip',
-      reason: 'already-gone',
-      steps: [{ type: 'force-leave', node: name }],
-    });
+    expect(plan).toMatchObject({ decision: 'skip', reason: 'already-gone', steps: [] });
   });
 
   it('drains a MIG-named instance only if the node is in that group, with the id from its metadata', () => {
@@ -194,6 +190,14 @@ describe('planTarget: confirmation by Compute and scope', () => {
     expect(live.steps.map((s) => s.type)).toEqual(['deregister']);
     const gone = planTarget(preempted, target(X), obs({ node: alive, gossip: 'absent' }));
     expect(gone.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave']);
+    // No serfHealth on the node says nothing of its agent: Compute is asked, nobody is force-left.
+    expect(needsConfirmation(preempted, { node: alive, gossip: 'unknown', record: null })).toBe(true);
+    const unknown = planTarget(
+      preempted,
+      target(X),
+      obs({ node: alive, gossip: 'unknown', current: stopping }),
+    );
+    expect(unknown.steps.map((s) => s.type)).toEqual(['deregister']);
   });
 
   it('automaticRestart (a restore logged later) supersedes the hostError delivered after it', () => {
