@@ -4,9 +4,12 @@
  * by instanceEvents → node out of Consul's catalog → out of `consul members` → no HAProxy routing to
  * it. Also the deliveries the push bridge had to retry, by cause, and side by side how long a
  * terminated node stays in the catalog and member list with Consul's defaults (a plain agent killed,
- * nothing acting on it) versus this project. Prints figures, asserts nothing.
+ * nothing acting on it) versus this project. Prints figures, asserts nothing. Stages count from
+ * the operation's first entry: the preemption, or a delete's `first` (which drains); "out of
+ * catalog" is for good (a live agent may register its node again), "first out of catalog" the
+ * first time it was gone. `--verbose` prints each trial's entries, runs and catalog/gossip timeline.
  *   npm run build && node dist/bench/event-latency.bench.js [--preemptions 20] [--deletions 20]
- *     [--faults e2e|none] [--window 30]
+ *     [--faults e2e|none] [--window 30] [--verbose]
  */
 import { parseArgs } from 'node:util';
 import { PubSub, type Message } from '@google-cloud/pubsub';
@@ -241,10 +244,21 @@ async function runTrial(
   // A node may come back (its agent syncs again while still alive): out of the catalog counts from
   // the last time it was seen, observed for a while after everything looked done.
   let doneAt: number | undefined;
+  // Transitions of the node's catalog presence (with its checks) and gossip status, for the detail.
+  const timeline: [number, string][] = [];
+  let lastCatalog = '';
+  let lastMember = '';
   while (Date.now() < deadline && (doneAt === undefined || Date.now() - doneAt < 2000)) {
     const now = Date.now();
     const node = await sb.consul.read((c) => c.catalog.node(victim.name));
-    if (node?.meta[nodeMetaKeys.instanceId] === victim.id) delete seen['out of catalog'];
+    const present = node?.meta[nodeMetaKeys.instanceId] === victim.id;
+    const catalogNow = present
+      ? `in catalog: ${(await sb.consul.read((c) => c.health.node(victim.name)))
+          .map((c) => `${c.CheckID}=${c.Status}`)
+          .join(' ')}`
+      : 'out of catalog';
+    if (catalogNow !== lastCatalog) timeline.push([now, (lastCatalog = catalogNow)]);
+    if (present) delete seen['out of catalog'];
     else {
       seen['first out of catalog'] ??= now;
       seen['out of catalog'] ??= now;
@@ -252,6 +266,8 @@ async function runTrial(
     const members = await sb.consul.read((c) => c.agent.members());
     const m = members.find((x) => x.name === victim.name && x.address === victim.networkIP);
     // Serf status: 1 alive, 2 leaving, 3 left, 4 failed.
+    const memberNow = `member: ${m ? (['none', 'alive', 'leaving', 'left', 'failed'][m.status] ?? m.status) : 'gone'}`;
+    if (memberNow !== lastMember) timeline.push([now, (lastMember = memberNow)]);
     if (m?.status !== 1) seen['not alive in members'] ??= now;
     if (!m) seen['gone from members'] ??= now;
     const tables = await haproxySlots(sb).catch(() => undefined);
@@ -300,6 +316,7 @@ async function runTrial(
       if (seen[st] !== undefined) stagesFrom[st] = Math.max(0, seen[st] - origin);
   }
   const detail = [
+    ...timeline.map(([at, what]) => `${at - origin}: ${what}`),
     ...entries.map(
       (e) =>
         `entry ${e.method} ${e.phase}: emitted ${e.emittedAt - origin}, published ${e.publishedAt - origin}, pulled ${e.pulledAt - origin}`,
