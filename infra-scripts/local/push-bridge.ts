@@ -29,6 +29,8 @@ export interface PushBridgeOptions {
   /** First retry delay; doubles per attempt up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Deliveries in flight at once per route (default 100). */
+  maxInFlight?: number;
 }
 
 export interface RouteStats {
@@ -78,6 +80,7 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
   const timeoutMs = options.timeoutMs ?? 60_000;
   const minBackoff = options.minBackoffMs ?? 200;
   const maxBackoff = options.maxBackoffMs ?? 10_000;
+  const maxInFlight = options.maxInFlight ?? 100;
   const pubsub = new PubSub({
     projectId: options.projectId,
     apiEndpoint: options.emulatorHost,
@@ -97,8 +100,10 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
         ackDeadlineSeconds: Math.ceil(timeoutMs / 1000) + 10,
       });
     // Closing nacks what is in hand and waits 2 s at most (the default waits for the ack flush, up to minutes).
+    // Eventarc pushes as many messages at once as the function takes (2nd gen: 80 per instance,
+    // several instances); a low cap would queue events behind slow ones (a force-leave takes seconds).
     const sub = pubsub.subscription(route.subscription, {
-      flowControl: { maxMessages: 10 },
+      flowControl: { maxMessages: maxInFlight, allowExcessMessages: false },
       closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 2 }) },
     });
     const stat: RouteStats = { subscription: route.subscription, url: route.url, delivered: 0, failed: 0 };

@@ -73,11 +73,12 @@ async function nodeById(consul: InstanceEventsConsul, target: EventTarget): Prom
   );
 }
 
-/** Whether the node's agent still gossips: its serfHealth check passes. */
+/** Whether the node's agent still gossips, by the leader's serfHealth check on it. */
 async function gossipOf(consul: InstanceEventsConsul, node: string): Promise<Gossip> {
   const checks = await consul.health.node(node);
   const serf = checks.find((c) => c.CheckID === 'serfHealth' && c.Node === node);
-  return serf?.Status === 'passing' ? 'alive' : 'absent';
+  if (!serf) return 'unknown';
+  return serf.Status === 'passing' ? 'alive' : 'absent';
 }
 
 /** Reads what Consul (and, where the plan needs it, Compute) says about one target now. */
@@ -112,6 +113,25 @@ async function observe(
   return { target, observation: { node, lookup, current, gossip, record: stored.record }, stored };
 }
 
+/**
+ * Runs the work of one key at a time in this process, in arrival order. Entries about the same
+ * instance arrive together (a delete's `first` and `last`, the group's repair): interleaved, the
+ * `last` could deregister before the `first`'s drain lands and leave a drain key behind.
+ */
+function keyedQueue() {
+  const tails = new Map<string, Promise<unknown>>();
+  return async <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => undefined);
+    tails.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (tails.get(key) === tail) tails.delete(key);
+    }
+  };
+}
+
 const clip = (text: string) => (text.length > maxReasonChars ? `${text.slice(0, maxReasonChars)}…` : text);
 
 /**
@@ -129,6 +149,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
     records,
     logger,
   });
+  const oneAtATime = keyedQueue();
 
   const processEvent = async (event: InstanceEvent, act: boolean) => {
     const outcomes: TargetOutcome[] = [];
@@ -140,13 +161,18 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       let outcome: TargetOutcome;
       let failure: ClassifiedError | undefined;
       try {
-        const seen = await observe(deps, records, event, requested);
-        target = seen.target;
-        const { observation, stored } = seen;
-        const plan = planTarget(event, target, observation);
-        outcome = act ? await execute(plan, stored) : outcomeOf(plan);
+        const done = await oneAtATime(`${requested.zone}/${requested.name}`, async () => {
+          const seen = await observe(deps, records, event, requested);
+          const plan = planTarget(event, seen.target, seen.observation);
+          return { plan, outcome: act ? await execute(plan, seen.stored) : outcomeOf(plan) };
+        });
+        target = done.plan.target;
+        outcome = done.outcome;
         if (!act)
-          logger.info({ instance: target.name, eventId: event.id, plan }, 'dry run: plan not applied');
+          logger.info(
+            { instance: target.name, eventId: event.id, plan: done.plan },
+            'dry run: plan not applied',
+          );
       } catch (err) {
         failure = classifyError(err);
         failures.push(failure);

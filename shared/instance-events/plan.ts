@@ -21,8 +21,12 @@ export interface InstanceRecord {
   maintenance?: Maintenance;
 }
 
-/** Whether the node's agent still takes part in gossip (its `serfHealth` check passes). */
-export type Gossip = 'alive' | 'absent';
+/**
+ * What the leader's `serfHealth` check says of the node's agent: passing (alive), not passing
+ * (failed or left), or no such check (the leader has not registered the member: its node came
+ * from its agent's own sync, or its gossip membership was cut short), which proves nothing.
+ */
+export type Gossip = 'alive' | 'absent' | 'unknown';
 
 export interface Observation {
   node: CatalogNode | null;
@@ -168,12 +172,10 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         event.method === 'compute.instances.delete' && obs.record
           ? [{ type: 'forget-instance', instanceId }]
           : [];
-      // A catalog entry removed by an earlier attempt may still be a failed gossip member, which the
-      // leader would register again: force-leave is idempotent, so it is repeated.
-      if (!node) {
-        const leave: Step[] = target.byId ? [] : [{ type: 'force-leave', node: target.name }];
-        return skip('already-gone', [...leave, ...undrain, ...forget]);
-      }
+      // No force-leave by name for a node already gone: a MIG recreates the name at once, and a
+      // leave intent gossiped as the replacement joins takes the replacement out of the member list.
+      // A failed member the leader registers again shows up with a critical serfHealth instead.
+      if (!node) return skip('already-gone', [...undrain, ...forget]);
       // The replacement keeps its node; the departed instance's drain key and record go.
       if (replaced) return { ...ignore('replacement-present'), steps: [...undrain, ...forget] };
       if (serving(obs.lookup)) return skip('instance-running');
@@ -183,11 +185,18 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
         if (serving(obs.current) && obs.current.found && obs.current.id === instanceId)
           return skip('instance-running');
       }
+      // A member still alive in gossip (a preempted VM in its shutdown window) is not force-left:
+      // pruning a live member takes serf's broadcast timeout (seconds) and erases it from the member
+      // list, so its own `consul leave` moments later no longer deregisters the node its agent keeps
+      // registering until then. Once it left or failed, a later entry (the group's repair, the
+      // delete's `last`) or the sweep finds it out of gossip and force-leaves it.
+      const leave: Step[] =
+        obs.gossip === 'alive' || obs.gossip === 'unknown' ? [] : [{ type: 'force-leave', node: node.name }];
       return act('deregister', 'instance-gone', [
         { type: 'deregister', node: node.name, modifyIndex: node.modifyIndex, instanceId },
-        { type: 'force-leave', node: node.name },
         ...undrain,
         ...forget,
+        ...leave,
       ]);
     }
     case 'restore': {

@@ -10,9 +10,13 @@ import { TransientError } from '../errors';
  * One key per event id: `in-progress` (claimed by one delivery, with an expiry so a crashed run
  * frees it), `completed` (with a small result, kept for the retention) and deleted when the run
  * fails, so the redelivery runs again. Keys sit in a folder per UTC day of the event, so records
- * past the retention go with one delete-tree per day (done at most once a day per instance). Every write is a compare-and-set, so two deliveries racing
- * for the same id never both run; each claim carries a random owner so a write that was applied
- * but whose answer was lost is still recognised as ours.
+ * past the retention go with one delete-tree per day (done at most once a day per instance). Every
+ * write is a compare-and-set, so two deliveries racing for the same id never both run; each claim
+ * carries a random owner so a write that was applied but whose answer was lost is still recognised
+ * as ours. A delivery that finds the id claimed by a live delivery (Pub/Sub duplicates arrive
+ * together) waits a little for it: its completion makes this one a duplicate, its failure frees the
+ * id for this one. Only a claim still held after the wait is a retry, so a crashed run's event is
+ * redelivered until its claim expires.
  */
 
 const recordSchema = z.object({
@@ -36,7 +40,13 @@ export interface LedgerSettings {
   prefix: string;
   inProgressTtlMs: number;
   retentionMs: number;
+  /**
+   * How long a delivery waits for another delivery of the same event to finish (default 30 s: a
+   * removal's force-leave alone may take serf's 5 s broadcast timeout and more under load).
+   */
+  waitForOtherMs?: number;
   now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export type LedgerOutcome<T> = { duplicate: false; result: T } | { duplicate: true; result: unknown };
@@ -51,8 +61,9 @@ export interface Ledger {
   keyOf(event: LedgerEvent): string;
   /**
    * Runs `work` once per event across duplicate deliveries: a completed event returns its stored
-   * result with `duplicate: true`; one claimed by a live delivery throws EventInProgressError; a
-   * failure of `work` frees the event and rethrows.
+   * result with `duplicate: true`; one claimed by a live delivery is waited for (then a duplicate,
+   * or run here if that delivery failed) and throws EventInProgressError only if still claimed
+   * after the wait; a failure of `work` frees the event and rethrows.
    */
   run<T>(event: LedgerEvent, work: () => Promise<T>): Promise<LedgerOutcome<T>>;
   /** Deletes the day folders older than the retention; returns the folders deleted. */
@@ -61,9 +72,15 @@ export interface Ledger {
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const dayMs = 24 * 3600 * 1000;
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Polls of a key another delivery holds: quick at first (most runs take milliseconds), then sparser. */
+const firstPollMs = 20;
+const maxPollMs = 500;
 
 export function createLedger(settings: LedgerSettings): Ledger {
   const now = settings.now ?? Date.now;
+  const sleep = settings.sleep ?? defaultSleep;
+  const waitForOtherMs = Math.min(settings.waitForOtherMs ?? 30_000, settings.inProgressTtlMs);
   const keyOf = (event: LedgerEvent) =>
     `${settings.prefix}${dayOf(event.at)}/${encodeURIComponent(event.id)}`;
   let purgedOn = '';
@@ -96,16 +113,28 @@ export function createLedger(settings: LedgerSettings): Ledger {
     // Most ids are new: try to create the record first and read it only when that loses.
     const created = await settings.kv.cas(key, JSON.stringify(mine), 0);
     if (created !== null) return { index: created };
-    for (let attempt = 0; attempt < 5; attempt++) {
+    let waited = 0;
+    let pause = firstPollMs;
+    for (let conflicts = 0; conflicts < 5;) {
       const current = await read(key);
       if (current && current.record.owner === owner) return { index: current.index };
       if (current && current.record.expiresAt > now()) {
         if (current.record.state === 'completed') return { completed: current.record };
-        throw new EventInProgressError(`event ${key} is being handled by another delivery`);
+        if (waited >= waitForOtherMs)
+          throw new EventInProgressError(`event ${key} is being handled by another delivery`);
+        await sleep(pause);
+        waited += pause;
+        pause = Math.min(pause * 2, maxPollMs);
+        continue;
       }
-      const index = await settings.kv.cas(key, JSON.stringify(mine), current?.index ?? 0);
+      const index = await settings.kv.cas(
+        key,
+        JSON.stringify({ ...mine, expiresAt: now() + settings.inProgressTtlMs }),
+        current?.index ?? 0,
+      );
       if (index !== null) return { index };
       // Lost the race (or our write landed but its answer did not): the next read tells who owns it.
+      conflicts++;
     }
     throw new EventInProgressError(`event ${key}: could not claim it after repeated conflicts`);
   };

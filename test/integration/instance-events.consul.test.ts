@@ -360,6 +360,27 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(await drainKey('backend-mig-b')).toBeNull();
   });
 
+  it('acknowledges concurrent deliveries of one operation (duplicates, first and last at once) without a retry; ends as in order', async () => {
+    const t0 = Date.UTC(2026, 10, 26, 11, 40);
+    for (const [i, name] of ['backend-burst-a', 'backend-burst-b', 'backend-burst-c'].entries()) {
+      const id = String(1301 + i);
+      await registerNode(consul, name, meta(id));
+      const first = message({ name, id, phase: 'first', time: t0 });
+      const last = message({ name, id, phase: 'last', time: t0 + 1000 });
+      // As a sink and Pub/Sub deliver them: each twice, the last alongside (or ahead of) the first.
+      const order = [
+        [first, first, last, last],
+        [last, first, last, first],
+        [last, last, first, first],
+      ][i]!;
+      const outcomes = await Promise.all(order.map((m) => handle(m)));
+      expect(outcomes.map((o) => o.status).sort()).toEqual(['applied', 'applied', 'duplicate', 'duplicate']);
+      expect(await catalogNode(consul, name)).toBeNull();
+      // No drain left behind for a node already gone.
+      expect(await drainKey(name)).toBeNull();
+    }
+  });
+
   it('in dry-run mode logs the plan and changes nothing', async () => {
     await registerNode(consul, 'backend-dry', meta('9001'));
     const dry = build(undefined, { DRY_RUN: 'true' });

@@ -8,8 +8,8 @@ describe('idempotency ledger in real Consul KV', () => {
   let kv: ConsulClient['kv'];
   let n = 0;
   const prefix = () => `gce-ilb-orchestrator/ledger/test-${++n}/`;
-  const ledgerAt = (p: string, now?: () => number) =>
-    createLedger({ kv, prefix: p, inProgressTtlMs: 60_000, retentionMs: 7 * day, now });
+  const ledgerAt = (p: string, now?: () => number, waitForOtherMs?: number) =>
+    createLedger({ kv, prefix: p, inProgressTtlMs: 60_000, retentionMs: 7 * day, now, waitForOtherMs });
   const day = 24 * 3600 * 1000;
   const t0 = Date.UTC(2026, 10, 26, 10);
   const evt = (id: string, at = t0) => ({ id, at });
@@ -42,10 +42,10 @@ describe('idempotency ledger in real Consul KV', () => {
     expect(await ledger.run(evt('evt'), async () => 'ok')).toEqual({ duplicate: false, result: 'ok' });
   });
 
-  it('refuses a delivery while another one holds the id, and takes over an expired claim', async () => {
+  it('refuses a delivery while another one holds the id past the wait, and takes over an expired claim', async () => {
     const p = prefix();
     let clock = 1_000_000;
-    const ledger = ledgerAt(p, () => clock);
+    const ledger = ledgerAt(p, () => clock, 100);
     let release!: () => void;
     const holding = ledger.run(
       evt('evt'),
@@ -88,16 +88,54 @@ describe('idempotency ledger in real Consul KV', () => {
     expect(await now.purge()).toEqual([]);
   });
 
-  it('lets exactly one of many concurrent deliveries run', async () => {
+  it('answers a duplicate that arrives while the first delivery runs once that one completes', async () => {
+    const ledger = ledgerAt(prefix());
+    let release!: () => void;
+    const first = ledger.run(
+      evt('evt'),
+      () => new Promise<string>((resolve) => (release = () => resolve('first'))),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    let secondRan = false;
+    const second = ledger.run(evt('evt'), async () => {
+      secondRan = true;
+      return 'second';
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    expect(await first).toEqual({ duplicate: false, result: 'first' });
+    expect(await second).toEqual({ duplicate: true, result: 'first' });
+    expect(secondRan).toBe(false);
+  });
+
+  it('runs the waiting delivery itself when the one it waited for fails: nothing is lost', async () => {
+    const ledger = ledgerAt(prefix());
+    let fail!: () => void;
+    const first = ledger.run(
+      evt('evt'),
+      () => new Promise<string>((_, reject) => (fail = () => reject(new Error('Consul hiccup')))),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const second = ledger.run(evt('evt'), async () => 'second');
+    await new Promise((r) => setTimeout(r, 200));
+    fail();
+    await expect(first).rejects.toThrow('Consul hiccup');
+    expect(await second).toEqual({ duplicate: false, result: 'second' });
+  });
+
+  it('lets exactly one of many concurrent deliveries run; the others wait and acknowledge', async () => {
     const ledger = ledgerAt(prefix());
     let runs = 0;
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: 8 }, () => ledger.run(evt('evt'), async () => ++runs)),
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        ledger.run(evt('evt'), async () => {
+          await new Promise((r) => setTimeout(r, 50));
+          return ++runs;
+        }),
+      ),
     );
     expect(runs).toBe(1);
-    expect(outcomes.filter((o) => o.status === 'fulfilled' && !o.value.duplicate)).toHaveLength(1);
-    for (const o of outcomes) {
-      if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(EventInProgressError);
-    }
+    expect(outcomes.filter((o) => !o.duplicate)).toHaveLength(1);
+    expect(outcomes.every((o) => o.result === 1)).toBe(true);
   });
 });

@@ -64,6 +64,19 @@ test('delay holds deliveries back; a held first is released after holdMs if its 
   await new Promise((r) => setTimeout(r, 150));
   expect(got).toEqual(['lonely-first-0']);
   await w.write(entry('x', 'both', 1));
+  await w.flush();
   expect(got).toEqual(['lonely-first-0', 'x-both-1']);
   expect(Date.now() - started).toBeGreaterThanOrEqual(50);
+});
+
+test("a delayed entry holds back no later one: delays do not add up as a queue's would", async () => {
+  const got: string[] = [];
+  const w = faultyAudit(async (e) => void got.push(String(e.insertId)), { delayMs: 300, seed: 5 });
+  const started = Date.now();
+  for (let i = 0; i < 10; i++) await w.write(entry(`s${i}`, 'both', i));
+  // Ten delays of up to 300 ms each, all on their way at once.
+  expect(Date.now() - started).toBeLessThan(100);
+  await w.flush();
+  expect(Date.now() - started).toBeLessThan(600);
+  expect(new Set(got).size).toBe(10);
 });

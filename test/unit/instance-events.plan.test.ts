@@ -119,13 +119,9 @@ describe('planTarget: identity', () => {
     expect(planTarget(event('restore', 5), target(X), obs({})).mark).toEqual({ field: 'restoreAt', at: 5 });
   });
 
-  it('force-leaves (idempotently) but deletes nothing when the node is already gone', () => {
+  it('neither deletes nor force-leaves by name when the node is already gone (a replacement may be joining)', () => {
     const plan = planTarget(event('remove', 5), target(X), obs({}));
-    expect(plan).toMatchObject({
-      decision: 'skip',
-      reason: 'already-gone',
-      steps: [{ type: 'force-leave', node: name }],
-    });
+    expect(plan).toMatchObject({ decision: 'skip', reason: 'already-gone', steps: [] });
   });
 
   it('drains a MIG-named instance only if the node is in that group, with the id from its metadata', () => {
@@ -184,6 +180,24 @@ describe('planTarget: confirmation by Compute and scope', () => {
     expect(planTarget(hostError, target(X), obs({ node: alive, gossip: 'absent' })).decision).toBe(
       'deregister',
     );
+  });
+
+  it('a preempted VM still alive in gossip is deregistered but not force-left; once out of gossip it is', () => {
+    const preempted = system('compute.instances.preempted');
+    const stopping = { found: true, id: X, status: 'STOPPING' } as const;
+    const live = planTarget(preempted, target(X), obs({ node: alive, gossip: 'alive', current: stopping }));
+    expect(live.decision).toBe('deregister');
+    expect(live.steps.map((s) => s.type)).toEqual(['deregister']);
+    const gone = planTarget(preempted, target(X), obs({ node: alive, gossip: 'absent' }));
+    expect(gone.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave']);
+    // No serfHealth on the node says nothing of its agent: Compute is asked, nobody is force-left.
+    expect(needsConfirmation(preempted, { node: alive, gossip: 'unknown', record: null })).toBe(true);
+    const unknown = planTarget(
+      preempted,
+      target(X),
+      obs({ node: alive, gossip: 'unknown', current: stopping }),
+    );
+    expect(unknown.steps.map((s) => s.type)).toEqual(['deregister']);
   });
 
   it('automaticRestart (a restore logged later) supersedes the hostError delivered after it', () => {
@@ -306,7 +320,7 @@ describe('planTarget: maintenance bookkeeping', () => {
       target(X),
       obs({ node: node({ [nodeMetaKeys.instanceId]: X }), record }),
     );
-    expect(removed.steps.map((s) => s.type)).toEqual(['deregister', 'force-leave', 'undrain']);
+    expect(removed.steps.map((s) => s.type)).toEqual(['deregister', 'undrain', 'force-leave']);
     // Recreated under the same name: the new node stays, the old id's drain key goes.
     const replaced = planTarget(
       event('remove', 9, { method: 'compute.instances.delete' }),

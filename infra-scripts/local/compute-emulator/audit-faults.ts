@@ -21,7 +21,7 @@ export type Writer = (entry: LogEntry) => Promise<void>;
 
 export interface FaultyWriter {
   write: Writer;
-  /** Delivers whatever is still held back. */
+  /** Delivers whatever is still held back or on its way. */
   flush(): Promise<void>;
 }
 
@@ -50,8 +50,9 @@ const operationOf = (entry: LogEntry): { id?: unknown; first?: unknown; last?: u
 
 /**
  * Wraps a sink's write with the faults asked for. Every random choice for an entry is drawn when it
- * is written, so a seed fixes which entries are duplicated, delayed and reordered. Errors of a
- * held-back delivery that a timer releases go to `onError`.
+ * is written, so a seed fixes which entries are duplicated, delayed and reordered. A delayed entry
+ * is on its way on its own, as a real sink's entries are: it holds back no later entry (that would
+ * add its delay to theirs). Errors of deliveries that no caller awaits go to `onError`.
  */
 export function faultyAudit(
   write: Writer,
@@ -60,6 +61,7 @@ export function faultyAudit(
 ): FaultyWriter {
   const random = seededRandom(faults.seed ?? 1);
   const held = new Map<string, { plan: Plan; timer: NodeJS.Timeout }>();
+  const inflight = new Set<Promise<void>>();
 
   const deliver = async (p: Plan) => {
     if (p.delayMs > 0) await new Promise((r) => setTimeout(r, p.delayMs));
@@ -67,12 +69,21 @@ export function faultyAudit(
     if (p.duplicate) await write(p.entry);
   };
 
+  // Undelayed entries are awaited, so they keep the writer's order; delayed ones go on their own.
+  const dispatch = async (p: Plan): Promise<void> => {
+    if (p.delayMs <= 0) return deliver(p);
+    const d: Promise<void> = deliver(p)
+      .catch(onError)
+      .finally(() => inflight.delete(d));
+    inflight.add(d);
+  };
+
   const release = (id: string): Promise<void> => {
     const h = held.get(id);
     if (!h) return Promise.resolve();
     held.delete(id);
     clearTimeout(h.timer);
-    return deliver(h.plan);
+    return dispatch(h.plan);
   };
 
   return {
@@ -90,11 +101,12 @@ export function faultyAudit(
         held.set(id, { plan, timer });
         return;
       }
-      await deliver(plan);
+      await dispatch(plan);
       if (id !== undefined && op.last === true) await release(id);
     },
     async flush() {
       await Promise.all([...held.keys()].map(release));
+      await Promise.all([...inflight]);
     },
   };
 }

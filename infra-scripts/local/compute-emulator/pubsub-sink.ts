@@ -20,7 +20,8 @@ export function pubsubSink(options: PubsubSinkOptions): {
     projectId: options.projectId,
     ...(options.emulatorHost ? { apiEndpoint: options.emulatorHost, emulatorMode: true } : {}),
   });
-  const topic = pubsub.topic(options.topic);
+  // One entry per publish, at once: the client's default batching would hold each entry up to 10 ms.
+  const topic = pubsub.topic(options.topic, { batching: { maxMessages: 1 } });
   return {
     async write(entry) {
       const timestamp = typeof entry.timestamp === 'string' ? entry.timestamp : new Date().toISOString();

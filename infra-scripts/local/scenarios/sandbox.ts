@@ -60,6 +60,8 @@ export interface Sandbox {
   status: StatusPage;
   frontendUrl: () => string | undefined;
   haproxyStatsUrls: () => string[];
+  /** The runtime API (admin socket) of every running HAProxy instance. */
+  haproxyAdminSockets: () => string[];
   actions: ActionLog;
   /** Publishes to a sandbox topic, as Cloud Scheduler or a monitoring channel would. */
   publish(topic: Topic, data: unknown): Promise<string>;
@@ -189,6 +191,12 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         .allInstances()
         .filter((i) => i.labels.role === 'haproxy' && i.status === 'RUNNING')
         .map((i) => `http://${i.networkIP}:8404/stats`);
+    const haproxyAdminSockets = () =>
+      emu
+        .allInstances()
+        .filter((i) => i.labels.role === 'haproxy' && i.status === 'RUNNING')
+        .flatMap((i) => driver.rootOf(i.id) ?? [])
+        .map((root) => `${root}/run/haproxy/admin.sock`);
 
     say('[6/7] waiting for the frontend to answer through HAProxy and every node to be healthy');
     await waitFor(
@@ -228,6 +236,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       status,
       frontendUrl,
       haproxyStatsUrls,
+      haproxyAdminSockets,
       actions,
       publish,
       functions: host.functions,
