@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
+import { parseRuleFile } from '../../shared/scaling-alerts/rules';
 
 /**
  * The deployment's configuration: a JSON file (see `infra-scripts/deploy/config.example.json`)
@@ -99,16 +100,27 @@ export const configSchema = z
       })
       .strict()
       .default({ invokers: [], httpIngress: 'internal-only' }),
+    /**
+     * scalingAlerts' rule file (shared/scaling-alerts/rules.ts): the document itself, or the path of a
+     * JSON file holding it (relative to the config file). Default: generated from the deployment
+     * (scalingRulesDocument). Either way it reaches scalingAlerts and healthSweep as SCALING_RULES_JSON.
+     */
+    scalingRules: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
   })
   .strict();
 
 export type DeployConfig = z.infer<typeof configSchema>;
 
 /** The configuration with every derived default filled in. */
-export interface ResolvedConfig extends Omit<DeployConfig, 'zones' | 'functions' | 'imageProject'> {
+export interface ResolvedConfig extends Omit<
+  DeployConfig,
+  'zones' | 'functions' | 'imageProject' | 'scalingRules'
+> {
   zones: string[];
   functions: FunctionName[];
   imageProject: string;
+  /** The rule document passed to the functions; present when scalingAlerts is deployed. */
+  scalingRules?: Record<string, unknown>;
   /** healthSweep is deployed and functions/index.ts exports its HTTP entry point too. */
   healthSweepHttp: boolean;
 }
@@ -144,8 +156,15 @@ export function applyOverrides(file: unknown, overrides: Record<string, string>,
   return out;
 }
 
-/** Validates the merged input; `exported` is the list of entry points functions/index.ts exports. */
-export function resolveConfig(input: unknown, exported: readonly string[]): ResolvedConfig {
+/**
+ * Validates the merged input; `exported` is the list of entry points functions/index.ts exports;
+ * `readText` reads a `scalingRules` path (the CLI's file access; without it a path is refused).
+ */
+export function resolveConfig(
+  input: unknown,
+  exported: readonly string[],
+  readText?: (path: string) => string,
+): ResolvedConfig {
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
@@ -162,7 +181,11 @@ export function resolveConfig(input: unknown, exported: readonly string[]): Reso
       throw new DeployConfigError(`function ${f} is not exported from functions/index.ts`);
     }
   }
-  const resolved = { ...c, zones, functions, imageProject: c.imageProject ?? c.project };
+  const { scalingRules: rulesInput, ...rest } = c;
+  const resolved = { ...rest, zones, functions, imageProject: c.imageProject ?? c.project };
+  const scalingRules = functions.includes('scalingAlerts')
+    ? resolveScalingRules(rulesInput, resolved, readText)
+    : undefined;
   if (functions.includes('healthSweep')) {
     try {
       parseHealthSweepConfig(healthSweepDocument(resolved));
@@ -171,12 +194,91 @@ export function resolveConfig(input: unknown, exported: readonly string[]): Reso
     }
   }
   return {
-    ...c,
-    zones,
-    functions,
-    imageProject: c.imageProject ?? c.project,
+    ...resolved,
+    ...(scalingRules ? { scalingRules } : {}),
     healthSweepHttp: functions.includes('healthSweep') && exported.includes('healthSweepHttp'),
   };
+}
+
+type PlanConfig = Omit<ResolvedConfig, 'healthSweepHttp' | 'scalingRules'>;
+
+/** The tiers whose autoscalers the deploy creates, and so names in the generated rules. */
+const scaledRoles = ['backend', 'haproxy'] as const;
+
+/**
+ * `gcloud … set-autoscaling` names a new autoscaler `<group>-<4 random characters>`: its name is
+ * only known after the deploy made it. A rule document may therefore say `@{autoscaler-<role>}`
+ * where a name goes; the plan resolves it with the lookup `autoscalerLookup` names.
+ */
+export const autoscalerPlaceholder = (role: (typeof scaledRoles)[number]) => `@{autoscaler-${role}}`;
+
+/**
+ * The rule document generated for a deployment without `scalingRules`: the regional autoscalers of
+ * its backend and haproxy groups, floors and ceilings from the groups' sizes, ownership by their name
+ * prefix, a rule for each of the deploy's CPU alert policies (plan.ts: `<deployment> <role> CPU
+ * high`), and the default rules (alert policies labelled `tier` and `action`).
+ */
+export function scalingRulesDocument(c: PlanConfig): Record<string, unknown> {
+  const tier = (role: (typeof scaledRoles)[number]) => ({
+    description: `The autoscaler of ${c.deployment}-${role}: floors within the group size.`,
+    autoscalers: [{ project: c.project, region: c.region, name: autoscalerPlaceholder(role) }],
+    floor: c[role].min,
+    ceiling: c[role].max,
+    maxStep: Math.max(1, Math.min(3, c[role].max - c[role].min)),
+    cooldownSec: 300,
+    maxChangesPerHour: 6,
+    lease: { defaultSec: 1800, maxSec: 3600 },
+    targets: { cpu: { min: 0.3, max: Math.max(0.3, c[role].targetCpu) }, maxRelativeStep: 0.3 },
+    scaleIn: { minFixed: 0, maxTimeWindowSec: 1800 },
+  });
+  return {
+    version: 1,
+    description: `Generated by the deploy for deployment ${c.deployment}.`,
+    ownership: { namePrefixes: scaledRoles.map((r) => `${c.deployment}-${r}-`) },
+    schedulePrefix: `${c.deployment}-incident-`,
+    tiers: { backend: tier('backend'), haproxy: tier('haproxy') },
+    // The deploy's own CPU policies (plan.ts) carry no tier/action labels: a rule each.
+    rules: scaledRoles.map((role) => ({
+      name: `${role}-cpu-high`,
+      match: { policyName: `${c.deployment} ${role} CPU high` },
+      tier: role,
+      change: { type: 'raise-min', by: 2 },
+      scope: 'all',
+    })),
+    useDefaultRules: true,
+  };
+}
+
+/** The rule document, read if a path, validated with parseRuleFile (placeholders as group names). */
+function resolveScalingRules(
+  input: string | Record<string, unknown> | undefined,
+  c: PlanConfig,
+  readText: ((path: string) => string) | undefined,
+): Record<string, unknown> {
+  const fail = (why: string) => new DeployConfigError(`invalid deploy config:\n  scalingRules: ${why}`);
+  let doc: unknown = input ?? scalingRulesDocument(c);
+  if (typeof input === 'string') {
+    if (!readText) throw fail(`cannot read ${input} here`);
+    try {
+      doc = JSON.parse(readText(input));
+    } catch (err) {
+      throw fail(`${input}: ${(err as Error).message}`);
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      throw fail(`${input}: not a JSON object`);
+  }
+  const text = JSON.stringify(doc);
+  // The env var goes through gcloud's alternate delimiter syntax (envVarsFlag), which uses `|`.
+  if (text.includes('|')) throw fail('may not contain "|"');
+  const known = new Map(scaledRoles.map((r) => [autoscalerPlaceholder(r), `${c.deployment}-${r}`]));
+  // Any other `@{…}` would be taken for a lookup the plan does not have.
+  const unknown = [...text.matchAll(/@\{[^}]*\}/g)].map((m) => m[0]).filter((p) => !known.has(p));
+  if (unknown.length > 0)
+    throw fail(`unknown placeholder ${unknown[0]} (only ${[...known.keys()].join(', ')})`);
+  const stood = text.replace(/@\{autoscaler-(backend|haproxy)\}/g, (p) => known.get(p) as string);
+  const parsed = parseRuleFile(JSON.parse(stood));
+  if (!parsed.ok) throw fail(parsed.reason);
+  return doc as Record<string, unknown>;
 }
 
 /**

@@ -234,7 +234,11 @@ export async function main(argv: string[]): Promise<number> {
   let config;
   try {
     const file = args.config ? (JSON.parse(readFileSync(args.config, 'utf8')) as unknown) : {};
-    config = resolveConfig(applyOverrides(file, args.overrides, args.sets), exported);
+    // A scalingRules path is relative to the config file (to the working directory without one).
+    const base = args.config ? path.dirname(args.config) : process.cwd();
+    config = resolveConfig(applyOverrides(file, args.overrides, args.sets), exported, (f) =>
+      readFileSync(path.resolve(base, f), 'utf8'),
+    );
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;

@@ -137,6 +137,27 @@ export const functionSpecs: Record<FunctionName, FunctionSpec> = {
   },
 };
 
+/**
+ * What healthSweep also calls when it runs scalingAlerts' lease pass (shared/scaling-alerts/sweep.ts,
+ * with scalingAlerts deployed): read and change the rules' autoscalers (an update needs `use` of
+ * the group it targets), wait on their operations, and read a group's template for owner labels.
+ * No `list`: the pass reads the autoscalers the rules name.
+ */
+export const leasePassPermissions = [
+  'compute.autoscalers.get',
+  'compute.autoscalers.update',
+  'compute.instanceGroupManagers.use',
+  'compute.instanceTemplates.get',
+  'compute.regionOperations.get',
+  'compute.zoneOperations.get',
+];
+
+/** The custom role's permissions of a function in this deployment. */
+export function rolePermissions(c: ResolvedConfig, f: FunctionName): string[] {
+  const extra = f === 'healthSweep' && c.functions.includes('scalingAlerts') ? leasePassPermissions : [];
+  return [...new Set([...functionSpecs[f].permissions, ...extra])].sort();
+}
+
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 const short = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 10);
 
@@ -329,7 +350,7 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
   }
   for (const f of c.functions) {
     const id = n.customRole(f);
-    const permissions = [...functionSpecs[f].permissions].sort();
+    const permissions = rolePermissions(c, f);
     add(
       `role-${f}`,
       `custom role ${id}`,
@@ -854,6 +875,19 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
     topicPublisher('sink-writer-publishes', 'instance-events', '@{sinkWriter}', "the sink's writer identity");
   }
   if (c.functions.includes('scalingAlerts')) {
+    // The names gcloud gave the autoscalers (`<group>-<random>`), for the rules' placeholders.
+    for (const role of ['backend', 'haproxy'] as const) {
+      lookups[`autoscaler-${role}`] = [
+        'compute',
+        'instance-groups',
+        'managed',
+        'describe',
+        n.mig(role),
+        `--region=${c.region}`,
+        ...P,
+        '--format=value(status.autoscaler.basename())',
+      ];
+    }
     lookups.channel = [
       'beta',
       'monitoring',
@@ -960,6 +994,10 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
       CONSUL_CACERT: '/secrets/consul-ca/ca.pem',
       CONSUL_TLS_SERVER_NAME: `server.${c.consul.datacenter}.consul`,
       ...(f === 'healthSweep' ? { HEALTH_SWEEP_CONFIG: JSON.stringify(healthSweepDocument(c)) } : {}),
+      // scalingAlerts' rules, and healthSweep's for the lease pass it runs (only with scalingAlerts).
+      ...((f === 'scalingAlerts' || f === 'healthSweep') && c.scalingRules
+        ? { SCALING_RULES_JSON: JSON.stringify(c.scalingRules) }
+        : {}),
     };
     const secretsArg = [
       ...(inputs.functionPolicies[f] !== undefined ? [`CONSUL_HTTP_TOKEN=${n.fnToken(f)}:latest`] : []),

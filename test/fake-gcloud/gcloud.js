@@ -126,7 +126,9 @@ function render(items, format) {
       (item) =>
         fields
           .map((f) => {
-            const v = get(item, f);
+            // gcloud's basename() transform: the last segment of a URL.
+            const base = /^(.*)\.basename\(\)$/.exec(f);
+            const v = base ? lastSegment(get(item, base[1]) ?? '') || undefined : get(item, f);
             if (v === undefined || v === null) return '';
             if (Array.isArray(v)) return v.join(';');
             return typeof v === 'object' ? JSON.stringify(v) : String(v);
@@ -496,7 +498,12 @@ function main(argv, stdin) {
     }
     case 'set-autoscaling': {
       const r = need(key(type, name));
-      r.status.autoscaler = `autoscalers/${name}`;
+      // As gcloud: a new autoscaler is named `<group>-<4 random characters>`, reported as a URL.
+      if (!r.status.autoscaler) {
+        const scope = flags.region ? `regions/${flags.region}` : `zones/${flags.zone}`;
+        const suffix = require('node:crypto').randomBytes(2).toString('hex');
+        r.status.autoscaler = `https://www.googleapis.com/compute/v1/projects/${project}/${scope}/autoscalers/${name}-${suffix}`;
+      }
       r.autoscaling = { min: flags['min-num-replicas'], max: flags['max-num-replicas'] };
       save();
       return '';

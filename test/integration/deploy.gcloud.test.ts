@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 
 import { resolveConfig } from '../../infra-scripts/deploy/config';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
+import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { gcloudExec, generators, readInputs } from '../../infra-scripts/deploy/main';
 import { deployPlan, teardownPlan } from '../../infra-scripts/deploy/plan';
 import { runPlan } from '../../infra-scripts/deploy/runner';
@@ -33,6 +34,7 @@ interface State {
       env?: Record<string, string>;
       eventTrigger?: unknown;
       url?: string;
+      status?: { autoscaler?: string };
     }
   >;
   iam: Record<string, { role: string; members: string[] }[]>;
@@ -341,6 +343,24 @@ describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts t
         const sweep = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG ?? 'null'));
         expect(sweep.groups.map((g) => g.name)).toEqual(['ilb-backend', 'ilb-haproxy', 'ilb-frontend']);
       }
+      // scalingAlerts and both sweep entry points get the generated rules, naming the autoscalers
+      // gcloud made (`<group>-<random>`), valid for the functions.
+      const autoscalers = ['backend', 'haproxy'].map((role) =>
+        (s.resources[`compute instance-groups managed:ilb-${role}`]?.status?.autoscaler ?? '')
+          .split('/')
+          .pop(),
+      );
+      expect(autoscalers).toEqual([
+        expect.stringMatching(/^ilb-backend-\w{4}$/),
+        expect.stringMatching(/^ilb-haproxy-\w{4}$/),
+      ]);
+      for (const f of ['scalingAlerts', 'healthSweep', 'healthSweepHttp']) {
+        const env = s.resources[`functions:${f}`]?.env ?? {};
+        const { rules } = loadScalingAlertsConfig({ SCALING_RULES_JSON: env.SCALING_RULES_JSON });
+        expect(Object.values(rules.tiers).map((t) => t.autoscalers[0]?.name)).toEqual(autoscalers);
+        expect(rules.ownership.namePrefixes.some((p) => autoscalers[0]?.startsWith(p))).toBe(true);
+      }
+      expect(s.resources['functions:instanceEvents']?.env).not.toHaveProperty('SCALING_RULES_JSON');
       for (const secret of [
         'consul-token-fn-health-sweep',
         'consul-token-fn-health-sweep-force-leave',

@@ -8,11 +8,14 @@ import {
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
+import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
+import { matchIncident } from '../../shared/scaling-alerts/rules';
 import {
   deployPlan,
   envVarsFlag,
   functionSpecs,
   hostAddress,
+  leasePassPermissions,
   teardownPlan,
   type Plan,
   type PlanInputs,
@@ -92,6 +95,62 @@ describe('deploy config', () => {
     expect(resolveConfig(example, exported).healthSweep.invokers).toEqual([
       'group:ilb-operators@example.com',
     ]);
+  });
+
+  it("generates scalingAlerts' rules from the deployment, or takes a valid document or file", () => {
+    const generated = config({ haproxy: { min: 3, max: 5 } }, all).scalingRules;
+    expect(generated).toMatchObject({
+      ownership: { namePrefixes: ['ilb-backend-', 'ilb-haproxy-'] },
+      tiers: {
+        backend: {
+          floor: 2,
+          ceiling: 6,
+          autoscalers: [{ region: 'us-central1', name: '@{autoscaler-backend}' }],
+        },
+        haproxy: {
+          floor: 3,
+          ceiling: 5,
+          autoscalers: [{ region: 'us-central1', name: '@{autoscaler-haproxy}' }],
+        },
+      },
+      useDefaultRules: true,
+    });
+    // Without scalingAlerts, no rules.
+    expect(config({ functions: ['healthSweep'] }, all).scalingRules).toBeUndefined();
+    const own = {
+      version: 1,
+      ownership: { label: { key: 'deployment', value: 'ilb' } },
+      tiers: {
+        web: {
+          autoscalers: [{ zone: 'us-central1-b', name: 'web-as' }],
+          floor: 1,
+          ceiling: 4,
+          maxStep: 1,
+          cooldownSec: 0,
+          maxChangesPerHour: 4,
+          lease: { defaultSec: 600, maxSec: 600 },
+        },
+      },
+    };
+    expect(config({ scalingRules: own }, all).scalingRules).toEqual(own);
+    const read = jest.fn(() => JSON.stringify(own));
+    expect(
+      resolveConfig({ project: 'demo-project', scalingRules: 'rules.json' }, all, read).scalingRules,
+    ).toEqual(own);
+    expect(read).toHaveBeenCalledWith('rules.json');
+    // Checked as the function will check it, at plan time.
+    expect(() =>
+      config({ scalingRules: { ...own, tiers: { web: { ...own.tiers.web, floor: 9 } } } }, all),
+    ).toThrow(/scalingRules: .*floor must not exceed ceiling/);
+    expect(() => config({ scalingRules: { ...own, version: 2 } }, all)).toThrow(/scalingRules: .*version/);
+    expect(() => config({ scalingRules: 'rules.json' }, all)).toThrow(/scalingRules: cannot read/);
+    expect(() => resolveConfig({ project: 'demo-project', scalingRules: 'r' }, all, () => '[1]')).toThrow(
+      /scalingRules: r: not a JSON object/,
+    );
+    expect(() => config({ scalingRules: { ...own, description: '@{projectNumber}' } }, all)).toThrow(
+      /unknown placeholder @\{projectNumber\}/,
+    );
+    expect(() => config({ scalingRules: { ...own, description: 'a|b' } }, all)).toThrow(/"\|"/);
   });
 
   it('applies flags over the file', () => {
@@ -321,6 +380,99 @@ describe('deploy plan', () => {
     expect(ie.find((x) => x.startsWith('--set-env-vars='))).not.toContain('HEALTH_SWEEP_CONFIG');
     expect(envVarsFlag({ A: '1', B: '2' })).toBe('--set-env-vars=A=1,B=2');
     expect(() => envVarsFlag({ A: '1,2', B: 'x|y' })).toThrow(/, and \|/);
+  });
+
+  it('gives scalingAlerts and healthSweep the rules as SCALING_RULES_JSON, naming the autoscalers gcloud made', () => {
+    const envOf = (plan: Plan, f: string) => {
+      const flag = (
+        commands(plan).find((a) => line(a).startsWith(`functions deploy ${f} `)) as string[]
+      ).find((x) => x.startsWith('--set-env-vars=')) as string;
+      return Object.fromEntries(
+        flag
+          .replace(/^--set-env-vars=(\^\|\^)?/, '')
+          .split(flag.startsWith('--set-env-vars=^|^') ? '|' : ',')
+          .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
+      );
+    };
+    for (const f of ['scalingAlerts', 'healthSweep', 'healthSweepHttp']) {
+      const text = envOf(plan, f).SCALING_RULES_JSON as string;
+      // What the runner does with the lookups before the command runs.
+      const resolved = text.replace(/@\{autoscaler-(\w+)\}/g, (_, role: string) => `ilb-${role}-ab12`);
+      const { rules } = loadScalingAlertsConfig({ SCALING_RULES_JSON: resolved });
+      expect(Object.values(rules.tiers).map((t) => t.autoscalers[0]?.name)).toEqual([
+        'ilb-backend-ab12',
+        'ilb-haproxy-ab12',
+      ]);
+    }
+    expect(plan.lookups['autoscaler-backend']).toEqual([
+      'compute',
+      'instance-groups',
+      'managed',
+      'describe',
+      'ilb-backend',
+      '--region=us-central1',
+      '--project',
+      'demo-project',
+      '--format=value(status.autoscaler.basename())',
+    ]);
+    // The lookups run after the autoscalers exist.
+    const ids = plan.steps.map((s) => s.id);
+    expect(ids.indexOf('autoscaler-haproxy')).toBeLessThan(ids.indexOf('function-scalingAlerts'));
+    expect(ids.indexOf('autoscaler-haproxy')).toBeLessThan(ids.indexOf('function-healthSweep'));
+    expect(envOf(plan, 'instanceEvents')).not.toHaveProperty('SCALING_RULES_JSON');
+    // The deploy's own CPU policies match a rule that raises their tier's floor.
+    const { rules } = loadScalingAlertsConfig({
+      SCALING_RULES_JSON: (envOf(plan, 'scalingAlerts').SCALING_RULES_JSON as string).replace(
+        /@\{autoscaler-(\w+)\}/g,
+        (_, role: string) => `ilb-${role}-ab12`,
+      ),
+    });
+    for (const role of ['backend', 'haproxy']) {
+      const create = cmds.find(
+        (a) =>
+          line(a).startsWith('alpha monitoring policies create') &&
+          line(a).includes(`"displayName":"ilb ${role} CPU high"`),
+      ) as string[];
+      const policy = JSON.parse((create.find((x) => x.startsWith('--policy=')) as string).slice(9)) as {
+        displayName: string;
+        userLabels: Record<string, string>;
+      };
+      const incident = {
+        id: 'i-1',
+        state: 'open' as const,
+        cancelled: false,
+        policyName: policy.displayName,
+        userLabels: policy.userLabels,
+        metricLabels: {},
+        resourceType: 'gce_instance',
+        resourceLabels: { zone: 'us-central1-b' },
+        startedAt: 0,
+        time: 0,
+      };
+      expect(matchIncident(incident, rules)).toMatchObject({
+        ok: true,
+        target: {
+          tierName: role,
+          change: { type: 'raise-min', by: 2 },
+          autoscalers: [{ name: `ilb-${role}-ab12` }],
+        },
+      });
+    }
+    // healthSweep without scalingAlerts runs no lease pass: no rules, no autoscaler permissions.
+    const alone = deployPlan(config({ functions: ['healthSweep'] }, exported), inputs);
+    expect(envOf(alone, 'healthSweep')).not.toHaveProperty('SCALING_RULES_JSON');
+    expect(alone.lookups).not.toHaveProperty('autoscaler-backend');
+    const roleOf = (p: Plan, f: string) =>
+      (commands(p).find((a) => line(a).startsWith(`iam roles create ilb_${f} `)) as string[])
+        .find((x) => x.startsWith('--permissions='))
+        ?.slice('--permissions='.length)
+        .split(',');
+    expect(roleOf(alone, 'healthSweep')).toEqual([...functionSpecs.healthSweep.permissions].sort());
+    expect(roleOf(plan, 'healthSweep')).toEqual(
+      [...new Set([...functionSpecs.healthSweep.permissions, ...leasePassPermissions])].sort(),
+    );
+    expect(roleOf(plan, 'healthSweep')).toEqual(expect.arrayContaining(['compute.autoscalers.update']));
+    expect(roleOf(plan, 'scalingAlerts')).toEqual([...functionSpecs.scalingAlerts.permissions].sort());
   });
 
   it('gives instanceEvents and healthSweep each a force-leave token apart, read only by it and the servers', () => {
