@@ -22,10 +22,13 @@ export interface BackendReport {
 export function createBackendHandler(deps: BackendDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://backend').pathname;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+    // POST answers like GET (its body is read and discarded): it lets the failure suite count
+    // requests that HAProxy must never replay.
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
+      res.writeHead(405, { Allow: 'GET, HEAD, POST' }).end();
       return;
     }
+    req.resume();
     if (path === '/healthz') {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
       return;
