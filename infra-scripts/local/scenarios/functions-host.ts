@@ -53,6 +53,8 @@ export interface FunctionsHostOptions {
   pubsubHost: string;
   logger: Logger;
   actions: ActionLog;
+  /** Where the functions reach Consul; the first server by default. */
+  consulAddr?: string;
 }
 
 export interface FunctionsHost {
@@ -93,7 +95,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
         env: {
           ...envWithoutConsulToken(),
           GOOGLE_CLOUD_PROJECT: sandboxProject,
-          CONSUL_HTTP_ADDR: consul.servers[0]!.httpAddr,
+          CONSUL_HTTP_ADDR: options.consulAddr ?? consul.servers[0]!.httpAddr,
           ...(token ? { CONSUL_HTTP_TOKEN: token } : {}),
           ...(forceLeaveToken ? { CONSUL_FORCE_LEAVE_TOKEN: forceLeaveToken } : {}),
           COMPUTE_API_ENDPOINT: compute.url,

@@ -44,6 +44,8 @@ export interface SandboxOptions {
   progress?: (line: string) => void;
   /** Deliver audit entries as a real sink may: duplicated, out of order, late. */
   auditFaults?: AuditFaults;
+  /** The Consul address the functions get, given the first server's (the failure suite's proxy). */
+  functionsConsulAddr?: (httpAddr: string) => Promise<string>;
 }
 
 export interface Sandbox {
@@ -152,7 +154,15 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const agent = startMetricsAgent(compute, driver, logger);
     stops.push(async () => agent.stop());
     const actions: ActionLog = [];
-    const host = await startFunctionsHost({ consul, compute, pubsubHost: pubsub.host, logger, actions });
+    const consulAddr = await options.functionsConsulAddr?.(consul.servers[0]!.httpAddr);
+    const host = await startFunctionsHost({
+      consul,
+      compute,
+      pubsubHost: pubsub.host,
+      logger,
+      actions,
+      consulAddr,
+    });
     stops.push(() => host.stop());
     const publish = async (topic: Topic, data: unknown) => client.topic(topic).publishMessage({ json: data });
     // Cloud Scheduler's job: a sweep every minute.
