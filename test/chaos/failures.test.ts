@@ -119,11 +119,34 @@ async function replaced(victim: Instance): Promise<boolean> {
   return !!now && now.id !== victim.id && (await catalogId(victim.name)) === now.id;
 }
 
-async function until(ms: number, check: () => Promise<boolean>): Promise<boolean> {
+const say = (line: string) => void process.stdout.write(`chaos: ${line}\n`);
+
+/** What differs now, for progress lines while a wait drags on. */
+async function state(): Promise<string> {
+  const [r, m] = await Promise.all([routing(sb), membership(sb)]).catch((err: unknown) => [
+    { ok: false, detail: String(err) },
+    { ok: false, detail: '' },
+  ]);
+  const out = ledger.outstanding();
+  return [
+    r.ok ? '' : `routing: ${r.detail}`,
+    m.ok ? '' : `catalog: ${m.detail}`,
+    out.length ? `${out.length} events without decision` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+}
+
+async function until(ms: number, check: () => Promise<boolean>, what?: string): Promise<boolean> {
   const deadline = Date.now() + ms;
+  let lastSay = Date.now();
   for (;;) {
     if (await check().catch(() => false)) return true;
     if (Date.now() > deadline) return false;
+    if (what && Date.now() - lastSay > 20_000) {
+      say(`  waiting for ${what}: ${await state()}`);
+      lastSay = Date.now();
+    }
     await sleep(1000);
   }
 }
@@ -154,7 +177,12 @@ async function runFault(
       throw new Skip(reason);
     },
   };
-  const clean = await until(120_000, async () => (await routing(sb)).ok && (await membership(sb)).ok);
+  say(`${fault}: waiting for a clean start`);
+  const clean = await until(
+    120_000,
+    async () => (await routing(sb)).ok && (await membership(sb)).ok,
+    'a clean start',
+  );
   if (!clean) notes.push('did not start from a clean state (routing or catalog differed)');
 
   const t0 = Date.now();
@@ -187,7 +215,9 @@ async function runFault(
   let skipped: string | undefined;
   try {
     const done = await inject(ctx);
-    if (!(await until(options.doneMs ?? 180_000, done))) notes.push('the fault did not complete in time');
+    say(`${fault}: injected`);
+    if (!(await until(options.doneMs ?? 180_000, done, 'the fault to complete')))
+      notes.push('the fault did not complete in time');
   } catch (err) {
     if (!(err instanceof Skip)) throw err;
     skipped = err.message;
@@ -196,6 +226,7 @@ async function runFault(
   const settled = await until(
     90_000,
     async () => (await routing(sb)).ok && (await membership(sb)).ok && ledger.outstanding(t0).length === 0,
+    'the system to settle',
   );
   sampling = false;
   await sampler;
@@ -205,6 +236,8 @@ async function runFault(
   const outstanding = ledger.outstanding(t0);
   if (outstanding.length) notes.push(`no decision for ${outstanding.slice(0, 5).join(', ')}`);
   if (!settled) notes.push('did not settle within 90 s');
+  const decisions = ledger.log.filter((l) => l.at >= t0).map((l) => l.line);
+  if (decisions.length) notes.push(`instanceEvents: ${decisions.slice(0, 20).join(' | ')}`);
   const row: FaultRow = {
     fault,
     ...(skipped ? { skipped } : {}),
@@ -221,7 +254,7 @@ async function runFault(
     notes,
   };
   rows.push(row);
-  process.stdout.write(`chaos: ${fault} done in ${Math.round((Date.now() - t0) / 1000)} s\n`);
+  say(`${fault} done in ${Math.round((Date.now() - t0) / 1000)} s\n${formatReport([row])}`);
   return row;
 }
 
@@ -253,6 +286,8 @@ test('kill a backend', async () => {
     ctx.note(`crashed ${victim.name}; GCE restarts it in place`);
     sb.compute.emulator.crash(victim.zone, victim.name);
     let sawDown = false;
+    let upSince: number | undefined;
+    // Back means: failed, then passing again with its own id for 15 s (late events must not undo it).
     return async () => {
       const ok = (await routing(sb)).ok;
       const id = await catalogId(victim.name);
@@ -260,7 +295,9 @@ test('kill a backend', async () => {
         (c) => c.Status === 'passing',
       );
       if (!healthy) sawDown = true;
-      return sawDown && healthy && ok && id === victim.id;
+      if (!(sawDown && healthy && ok && id === victim.id)) return ((upSince = undefined), false);
+      upSince ??= Date.now();
+      return Date.now() - upSince > 15_000;
     };
   });
   expectInvariants(row);

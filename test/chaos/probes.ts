@@ -6,6 +6,7 @@
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { checkIds, kvPrefixes, managedRoles, nodeMetaKeys, services } from '../../shared/contract';
+import { readRuntime } from '../../services/haproxy-sync/runtime';
 import { parseStatsCsv } from '../../services/haproxy-sync/stats';
 import type { Sandbox } from '../../infra-scripts/local/scenarios/sandbox';
 import type { ActionLog } from '../../infra-scripts/local/status-page/server';
@@ -101,16 +102,25 @@ export async function routing(sb: Sandbox): Promise<Check> {
       problems.push(`${h.name}: stats unreadable`);
       continue;
     }
-    const { rows } = parseStatsCsv(await res.text());
-    const routed = rows
-      .filter(
-        (r) =>
-          r.pxname === 'backends' &&
-          /^[zb]\d+$/.test(r.svname ?? '') &&
-          (r.status?.startsWith('UP') === true || r.status === 'no check'),
-      )
-      .map((r) => (r.addr ?? '').split(':')[0]!)
-      .filter((ip) => ip && ip !== '127.0.0.1')
+    // The stats page hides addresses; the admin socket maps each slot to the backend it holds.
+    const up = new Set(
+      parseStatsCsv(await res.text())
+        .rows.filter(
+          (r) => r.pxname === 'backends' && (r.status?.startsWith('UP') === true || r.status === 'no check'),
+        )
+        .map((r) => r.svname),
+    );
+    const root = sb.instanceRoot(h.id);
+    const slots = root
+      ? await readRuntime(`${root}/run/haproxy/admin.sock`, 'backends').catch(() => undefined)
+      : undefined;
+    if (!slots) {
+      problems.push(`${h.name}: admin socket unreadable`);
+      continue;
+    }
+    const routed = slots
+      .filter((s) => up.has(s.name) && !s.maint && !s.drain && s.addr !== '127.0.0.1')
+      .map((s) => s.addr)
       .sort();
     if (routed.join() !== expected.join())
       problems.push(`${h.name} routes [${routed.join(' ')}], expected [${expected.join(' ')}]`);
@@ -166,6 +176,8 @@ export class EventLedger {
   readonly settled = new Map<string, string>();
   messages = 0;
   retries = 0;
+  /** Every instanceEvents decision seen: when, and its log message. */
+  readonly log: { at: number; line: string }[] = [];
   private readonly seen = new WeakSet<object>();
   private client: PubSub | undefined;
   private sub: Subscription | undefined;
@@ -215,6 +227,7 @@ export class EventLedger {
           : typeof d.eventId === 'string'
             ? d.eventId.split('/')[0]
             : undefined;
+      this.log.push({ at: Date.now(), line: `${a.decision}: ${a.message}` });
       if (a.decision === 'retry' || a.decision === 'failed') this.retries++;
       else if (id !== undefined && !this.settled.has(id)) this.settled.set(id, a.decision);
     }

@@ -62,6 +62,8 @@ export interface Sandbox {
   /** Publishes to a sandbox topic, as Cloud Scheduler or a monitoring channel would. */
   publish(topic: Topic, data: unknown): Promise<string>;
   functions: string[];
+  /** A running instance's root directory (its files and sockets, e.g. HAProxy's admin socket). */
+  instanceRoot(id: string): string | undefined;
   startupMs: number;
   stop(): Promise<void>;
 }
@@ -223,6 +225,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       actions,
       publish,
       functions: host.functions,
+      instanceRoot: (id) => driver.rootOf(id),
       startupMs: Date.now() - started,
       stop: stopAll,
     };
