@@ -230,9 +230,10 @@ async function runFault(
   );
   sampling = false;
   await sampler;
-  const catalog = await membership(sb);
+  const [catalog, finalRouting] = await Promise.all([membership(sb), routing(sb)]);
   if (!catalog.ok) notes.push(`catalog: ${catalog.detail}`);
-  if (!lastRouting.ok) notes.push(`routing: ${lastRouting.detail}`);
+  if (!finalRouting.ok) notes.push(`routing: ${finalRouting.detail}`);
+  else if (!lastRouting.ok) goodSince = Date.now();
   const outstanding = ledger.outstanding(t0);
   if (outstanding.length) notes.push(`no decision for ${outstanding.slice(0, 5).join(', ')}`);
   if (!settled) notes.push('did not settle within 90 s');
@@ -243,7 +244,7 @@ async function runFault(
     ...(skipped ? { skipped } : {}),
     get: diff(get0, getLoad.snapshot()),
     post: diff(post0, postLoad.snapshot()),
-    routingMs: lastRouting.ok && goodSince !== undefined ? (everBad ? goodSince - t0 : 0) : null,
+    routingMs: finalRouting.ok ? (everBad ? (goodSince ?? Date.now()) - t0 : 0) : null,
     catalogEqual: catalog.ok,
     boundsOk,
     events: {
@@ -283,19 +284,23 @@ function expectInvariants(row: FaultRow): void {
 test('kill a backend', async () => {
   const row = await runFault('kill a backend', async (ctx) => {
     const victim = pick('backend');
-    ctx.note(`crashed ${victim.name}; GCE restarts it in place`);
+    ctx.note(`crashed ${victim.name} (${victim.id}); GCE restarts it`);
     sb.compute.emulator.crash(victim.zone, victim.name);
     let sawDown = false;
     let upSince: number | undefined;
-    // Back means: failed, then passing again with its own id for 15 s (late events must not undo it).
+    // Back means: failed, then its name passing again with the running instance's id for 15 s
+    // (late events must not undo it). The MIG may have replaced it meanwhile: any id counts.
     return async () => {
       const ok = (await routing(sb)).ok;
       const id = await catalogId(victim.name);
+      const now = sb.compute.emulator
+        .allInstances()
+        .find((i) => i.name === victim.name && i.status === 'RUNNING');
       const healthy = (await sb.consul.read((c) => c.health.node(victim.name))).every(
         (c) => c.Status === 'passing',
       );
       if (!healthy) sawDown = true;
-      if (!(sawDown && healthy && ok && id === victim.id)) return ((upSince = undefined), false);
+      if (!(sawDown && healthy && ok && now && id === now.id)) return ((upSince = undefined), false);
       upSince ??= Date.now();
       return Date.now() - upSince > 15_000;
     };
@@ -370,13 +375,17 @@ test('lose the Consul leader', async () => {
 test('restart the Pub/Sub emulator', async () => {
   const row = await runFault('restart Pub/Sub', async (ctx) => {
     const victim = pick('backend');
+    const [seen0, lost0] = [ledger.published.size, undelivered];
     ctx.note(`emulator down 5 s; recreateInstances ${victim.name} while it is down`);
     pubsub = await restartPubsubEmulator(
       pubsub,
       {
         projectId: sandboxProject,
         topics,
-        subscriptions: topics.map((t) => ({ topic: t, name: `eventarc-${t}`, ackDeadlineSeconds: 70 })),
+        subscriptions: [
+          ...topics.map((t) => ({ topic: t, name: `eventarc-${t}`, ackDeadlineSeconds: 70 })),
+          { topic: 'instance-events', name: ledger.subscription },
+        ],
       },
       5000,
       () =>
@@ -389,7 +398,8 @@ test('restart the Pub/Sub emulator', async () => {
         ),
     );
     await ledger.open(pubsub.host);
-    return () => replaced(victim);
+    // Done once the recreate's audit entries were published (or counted lost) after the restart.
+    return async () => (ledger.published.size > seen0 || undelivered > lost0) && (await replaced(victim));
   });
   expectInvariants(row);
 });
@@ -410,8 +420,8 @@ test('Consul unreachable for the functions for 30 s', async () => {
 test('every audit event delivered twice and out of order', async () => {
   const row = await runFault('events twice, out of order', async (ctx) => {
     Object.assign(auditFaults, { duplicate: 1, reorder: 1, delayMs: 300 });
-    const [a, b] = members('backend');
-    if (!a || !b) throw new Error('two running backends needed');
+    // One backend and one HAProxy: each tier keeps a member serving.
+    const [a, b] = [pick('backend'), pick('haproxy')];
     ctx.note(`recreateInstances ${a.name}, preempt ${b.name}`);
     sb.compute.emulator.actOnInstances(
       region,

@@ -69,8 +69,9 @@ async function drained(sb: Sandbox): Promise<Set<string>> {
 
 /**
  * Routing is correct when every HAProxy in service (running, its Consul service passing) routes
- * exactly to the backends of running instances whose node carries their id, passes every check and
- * is not on the drain list.
+ * exactly to the backends of running instances whose node passes every check, carries their id (or
+ * no id yet: the leader may register a joining member before its metadata) and is not on the drain
+ * list.
  */
 export async function routing(sb: Sandbox): Promise<Check> {
   const [nodes, drain] = await Promise.all([consulNodes(sb), drained(sb)]);
@@ -79,7 +80,7 @@ export async function routing(sb: Sandbox): Promise<Check> {
     .filter(
       (i) =>
         i.labels.role === 'backend' &&
-        nodes.meta.get(i.name)?.[nodeMetaKeys.instanceId] === i.id &&
+        [i.id, undefined].includes(nodes.meta.get(i.name)?.[nodeMetaKeys.instanceId]) &&
         nodes.healthy.get(i.name) === true &&
         !drain.has(`${i.name}/${i.id}`),
     )
@@ -93,6 +94,14 @@ export async function routing(sb: Sandbox): Promise<Check> {
       nodes.serviceOk.get(i.name)?.get(services.haproxy.name) === true,
   );
   if (haproxies.length === 0) return { ok: false, detail: 'no HAProxy in service' };
+  const explain = (ip: string) => {
+    const i = live.find((x) => x.networkIP === ip);
+    if (!i) return `${ip}: no running instance`;
+    const checks = [...(nodes.serviceOk.get(i.name) ?? [])].map(
+      ([svc, ok]) => `${svc || 'node'}=${ok ? 'passing' : 'not passing'}`,
+    );
+    return `${ip} ${i.name}/${i.id}: catalog id ${nodes.meta.get(i.name)?.[nodeMetaKeys.instanceId] ?? 'none'}, ${checks.join(' ') || 'no checks'}${drain.has(`${i.name}/${i.id}`) ? ', drained' : ''}`;
+  };
   const problems: string[] = [];
   for (const h of haproxies) {
     const res = await fetch(`http://${h.networkIP}:8404/stats;csv`, {
@@ -123,7 +132,13 @@ export async function routing(sb: Sandbox): Promise<Check> {
       .map((s) => s.addr)
       .sort();
     if (routed.join() !== expected.join())
-      problems.push(`${h.name} routes [${routed.join(' ')}], expected [${expected.join(' ')}]`);
+      problems.push(
+        `${h.name} routes [${routed.join(' ')}], expected [${expected.join(' ')}]` +
+          ` (${[...new Set([...routed, ...expected])]
+            .filter((ip) => !(routed.includes(ip) && expected.includes(ip)))
+            .map((ip) => explain(ip))
+            .join(', ')})`,
+      );
   }
   return { ok: problems.length === 0, detail: problems.join('; ') };
 }
