@@ -86,6 +86,9 @@ afterAll(async () => {
   await getLoad?.stop();
   await postLoad?.stop();
   await ledger?.close();
+  // Stopping the sandbox while an instance is still being recreated or preempted left its agent
+  // running: let the groups settle first.
+  await sb?.compute.emulator.settled(120_000);
   await sb?.stop();
   if (pubsub !== sb?.pubsub) await pubsub?.stop();
   await proxy?.stop();
@@ -222,21 +225,29 @@ async function runFault(
     if (!(err instanceof Skip)) throw err;
     skipped = err.message;
   }
-  // Settled: routing and catalog right, and every entry published since t0 decided.
+  // Settled: routing and catalog right for 5 s in a row, and every entry published since t0 decided.
+  let steadySince: number | undefined;
   const settled = await until(
-    90_000,
-    async () => (await routing(sb)).ok && (await membership(sb)).ok && ledger.outstanding(t0).length === 0,
+    120_000,
+    async () => {
+      const ok = (await routing(sb)).ok && (await membership(sb)).ok && ledger.outstanding(t0).length === 0;
+      if (!ok) return ((steadySince = undefined), false);
+      steadySince ??= Date.now();
+      return Date.now() - steadySince >= 5000;
+    },
     'the system to settle',
   );
   sampling = false;
   await sampler;
   const [catalog, finalRouting] = await Promise.all([membership(sb), routing(sb)]);
   if (!catalog.ok) notes.push(`catalog: ${catalog.detail}`);
+  if (catalog.serfless.length)
+    notes.push(`nodes without serfHealth (not gossip members to the servers): ${catalog.serfless.join(' ')}`);
   if (!finalRouting.ok) notes.push(`routing: ${finalRouting.detail}`);
   else if (!lastRouting.ok) goodSince = Date.now();
   const outstanding = ledger.outstanding(t0);
   if (outstanding.length) notes.push(`no decision for ${outstanding.slice(0, 5).join(', ')}`);
-  if (!settled) notes.push('did not settle within 90 s');
+  if (!settled) notes.push('did not settle within 120 s');
   const decisions = ledger.log.filter((l) => l.at >= t0).map((l) => l.line);
   if (decisions.length) notes.push(`instanceEvents: ${decisions.slice(0, 20).join(' | ')}`);
   const row: FaultRow = {

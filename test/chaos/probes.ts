@@ -21,8 +21,10 @@ const running = (sb: Sandbox) => sb.compute.emulator.allInstances().filter((i) =
 
 interface ConsulNodes {
   meta: Map<string, Record<string, string>>;
-  /** Node name → every check passing, serfHealth included. */
+  /** Node name → every check it has passing (Consul's "passing"). */
   healthy: Map<string, boolean>;
+  /** Node names without a serfHealth check: the servers do not count them as gossip members. */
+  serfless: Set<string>;
   /** Node name → check statuses by service name ('' for node checks). */
   serviceOk: Map<string, Map<string, boolean>>;
 }
@@ -34,11 +36,13 @@ async function consulNodes(sb: Sandbox): Promise<ConsulNodes> {
   const meta = new Map(nodes.map((n) => [n.name, n.meta]));
   const healthy = new Map<string, boolean>();
   const serviceOk = new Map<string, Map<string, boolean>>();
+  const serfless = new Set<string>();
   for (const n of nodes) {
     const own = checks.filter((c) => c.Node === n.name);
+    if (!own.some((c) => c.CheckID === checkIds.serfHealth)) serfless.add(n.name);
     healthy.set(
       n.name,
-      own.some((c) => c.CheckID === checkIds.serfHealth) && own.every((c) => c.Status === 'passing'),
+      own.every((c) => c.Status === 'passing'),
     );
     const bySvc = new Map<string, boolean>();
     for (const c of own) {
@@ -47,7 +51,7 @@ async function consulNodes(sb: Sandbox): Promise<ConsulNodes> {
     }
     serviceOk.set(n.name, bySvc);
   }
-  return { meta, healthy, serviceOk };
+  return { meta, healthy, serviceOk, serfless };
 }
 
 /** Node names the drain list holds for their current instance id. */
@@ -143,8 +147,11 @@ export async function routing(sb: Sandbox): Promise<Check> {
   return { ok: problems.length === 0, detail: problems.join('; ') };
 }
 
-/** The catalog's managed-role nodes equal the running instances, each with its own instance id. */
-export async function membership(sb: Sandbox): Promise<Check> {
+/**
+ * The catalog's managed-role nodes equal the running instances, each with its own instance id.
+ * `serfless` names nodes that match but lack serfHealth (no failure detection for them).
+ */
+export async function membership(sb: Sandbox): Promise<Check & { serfless: string[] }> {
   const nodes = await consulNodes(sb);
   const isManaged = (name: string) => managedRoles.some((r) => name.startsWith(`${r}-`));
   const want = running(sb)
@@ -163,7 +170,7 @@ export async function membership(sb: Sandbox): Promise<Check> {
   ]
     .filter(Boolean)
     .join('; ');
-  return { ok: !detail, detail };
+  return { ok: !detail, detail, serfless: [...nodes.serfless].filter(isManaged) };
 }
 
 /** Every autoscaler's group within min ≤ target size ≤ max. */
