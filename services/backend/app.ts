@@ -21,10 +21,13 @@ export interface BackendReport {
 
 export function createBackendHandler(deps: BackendDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+    // POST answers like GET (its body is read and discarded): it lets the failure suite count
+    // requests that HAProxy must never replay.
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
+      res.writeHead(405, { Allow: 'GET, HEAD, POST' }).end();
       return;
     }
+    req.resume();
     const path = requestUrl(req, 'http://backend')?.pathname;
     if (path === undefined) {
       sendJson(res, 400, { error: 'invalid request target' });

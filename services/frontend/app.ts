@@ -34,11 +34,13 @@ export interface UpstreamResponse {
   haproxyServer: string | undefined;
 }
 
+export type UpstreamMethod = 'GET' | 'POST';
+
 export interface FrontendDeps {
   zone: () => Promise<string | undefined>;
   /** Resolves a name to IPv4 addresses; an empty list or a rejection means "not found". */
   resolve: (name: string) => Promise<string[]>;
-  fetchUpstream: (address: string, port: number) => Promise<UpstreamResponse>;
+  fetchUpstream: (address: string, port: number, method: UpstreamMethod) => Promise<UpstreamResponse>;
   now: () => number;
   logger: Logger;
 }
@@ -53,20 +55,33 @@ export type Outcome =
     }
   | { ok: false; reason: string; tried: string[]; latencyMs: number };
 
-/** Resolves the HAProxy tier and fetches one backend answer through it; never throws. */
-export async function fetchThroughHaproxy(deps: FrontendDeps): Promise<Outcome> {
+/**
+ * Resolves the HAProxy tier and fetches one backend answer through it; never throws. A POST moves on
+ * to the next HAProxy only when the connection was refused: once sent, it may have changed something.
+ */
+export async function fetchThroughHaproxy(
+  deps: FrontendDeps,
+  method: UpstreamMethod = 'GET',
+): Promise<Outcome> {
   const started = deps.now();
   const tried: string[] = [];
   const zone = await deps.zone().catch(() => undefined);
   let reason = 'no HAProxy found in Consul DNS';
+  const failed = (why: string): Outcome => ({
+    ok: false,
+    reason: why,
+    tried,
+    latencyMs: deps.now() - started,
+  });
   for (const name of haproxyNames(zone)) {
     const addresses = await deps.resolve(name).catch(() => []);
     for (const address of shuffle(addresses)) {
       tried.push(`${name} -> ${address}`);
       try {
-        const upstream = await deps.fetchUpstream(address, haproxyPort);
+        const upstream = await deps.fetchUpstream(address, haproxyPort, method);
         if (upstream.status !== 200) {
           reason = `HAProxy ${address} answered HTTP ${upstream.status}`;
+          if (method === 'POST') return failed(reason);
           continue;
         }
         const body = backendBodySchema.parse(JSON.parse(upstream.body));
@@ -79,10 +94,12 @@ export async function fetchThroughHaproxy(deps: FrontendDeps): Promise<Outcome> 
         };
       } catch (err) {
         reason = `HAProxy ${address}: ${err instanceof Error ? err.message : String(err)}`;
+        if (method === 'POST' && (err as NodeJS.ErrnoException).code !== 'ECONNREFUSED')
+          return failed(reason);
       }
     }
   }
-  return { ok: false, reason, tried, latencyMs: deps.now() - started };
+  return failed(reason);
 }
 
 function shuffle<T>(items: T[]): T[] {
@@ -141,10 +158,12 @@ ${table}
 
 export function createFrontendHandler(deps: FrontendDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
+      res.writeHead(405, { Allow: 'GET, HEAD, POST' }).end();
       return;
     }
+    // A POST's body is not forwarded: the backend only answers who served it.
+    req.resume();
     const url = requestUrl(req, 'http://frontend');
     if (!url) {
       res.writeHead(400, { 'Content-Type': 'text/plain' }).end('invalid request target\n');
@@ -158,7 +177,7 @@ export function createFrontendHandler(deps: FrontendDeps) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
       return;
     }
-    const outcome = await fetchThroughHaproxy(deps);
+    const outcome = await fetchThroughHaproxy(deps, req.method === 'POST' ? 'POST' : 'GET');
     if (!outcome.ok)
       deps.logger.warn({ reason: outcome.reason, tried: outcome.tried }, 'backend tier unreachable');
     const status = outcome.ok ? 200 : 502;

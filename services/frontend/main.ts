@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const handler = createFrontendHandler({
     zone: async () => (await metadata.identity()).zone,
     resolve: createResolve(args.dns ?? (process.env.ILB_DNS_SERVER?.trim() || undefined)),
-    fetchUpstream: (address, port) => fetchUpstream(address, port),
+    fetchUpstream: (address, port, method) => fetchUpstream(address, port, method),
     now: () => Math.round(performance.now()),
     logger,
   });

@@ -1,7 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import { request } from 'node:http';
 
-import type { UpstreamResponse } from './app';
+import type { UpstreamMethod, UpstreamResponse } from './app';
 
 /** A resolver for `host:port` (dnsmasq or Consul DNS), or the system resolver when none is given. */
 export function createResolve(dnsServer: string | undefined): (name: string) => Promise<string[]> {
@@ -12,11 +12,16 @@ export function createResolve(dnsServer: string | undefined): (name: string) => 
 
 const maxBody = 1 << 20;
 
-/** GET / on one HAProxy; a fresh connection each time, so a refresh can land on another HAProxy. */
-export function fetchUpstream(address: string, port: number, timeoutMs = 5_000): Promise<UpstreamResponse> {
+/** GET (or POST) / on one HAProxy; a fresh connection each time, so a refresh can land on another HAProxy. */
+export function fetchUpstream(
+  address: string,
+  port: number,
+  method: UpstreamMethod = 'GET',
+  timeoutMs = 5_000,
+): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: address, port, path: '/', method: 'GET', agent: false, timeout: timeoutMs },
+      { host: address, port, path: '/', method, agent: false, timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = [];
         let size = 0;

@@ -510,7 +510,7 @@ describe('services: request targets', () => {
           [frontend, [200, 400, 404, 405, 502]],
         ] as const) {
           const { r, res } = response();
-          await handler({ url, method: m } as IncomingMessage, res);
+          await handler({ url, method: m, resume: () => undefined } as unknown as IncomingMessage, res);
           expect(ok).toContain(r.status);
         }
       }),

@@ -71,11 +71,14 @@ describe('backend app', () => {
     expect((await fetch(`${noMetadata.url}/`)).status).toBe(503);
   });
 
-  it('serves /healthz, 404 elsewhere and refuses other methods', async () => {
+  it('serves /healthz, 404 elsewhere and answers POST like GET, refuses other methods', async () => {
     const { url } = await serve();
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     expect((await fetch(`${url}/other`)).status).toBe(404);
-    expect((await fetch(`${url}/`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`${url}/`, { method: 'PUT' })).status).toBe(405);
+    const post = await fetch(`${url}/`, { method: 'POST', body: 'x'.repeat(100_000) });
+    expect(post.status).toBe(200);
+    expect(((await post.json()) as BackendReport).instance.id).toBe(instance.id);
   });
 
   it('finishes in-flight requests on shutdown, then refuses connections', async () => {

@@ -106,6 +106,39 @@ describe('frontend', () => {
     expect(junk.ok).toBe(false);
   });
 
+  it('moves a POST to the next HAProxy only when the connection was refused', async () => {
+    const refusedOnce = (calls: string[]) =>
+      deps({
+        resolve: async () => ['10.0.0.1', '10.0.0.2'],
+        fetchUpstream: async (address, _port, method): Promise<UpstreamResponse> => {
+          calls.push(`${method} ${address}`);
+          if (calls.length === 1)
+            throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+          return { status: 200, body: backendBody('b2'), haproxyNode: undefined, haproxyServer: undefined };
+        },
+      });
+    const calls: string[] = [];
+    expect((await fetchThroughHaproxy(refusedOnce(calls), 'POST')).ok).toBe(true);
+    expect(calls.map((c) => c.split(' ')[0])).toEqual(['POST', 'POST']);
+    for (const failure of [
+      () => Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })),
+      async (): Promise<UpstreamResponse> => ({
+        status: 503,
+        body: '',
+        haproxyNode: undefined,
+        haproxyServer: undefined,
+      }),
+    ]) {
+      let n = 0;
+      const outcome = await fetchThroughHaproxy(
+        deps({ resolve: async () => ['10.0.0.1', '10.0.0.2'], fetchUpstream: () => (n++, failure()) }),
+        'POST',
+      );
+      expect(outcome.ok).toBe(false);
+      expect(n).toBe(1);
+    }
+  });
+
   it('renders a 502 page when nothing resolves, escaping what it shows', async () => {
     const server = createGracefulServer(createFrontendHandler(deps({})), () => undefined);
     const port = await server.listen('127.0.0.1', 0);
@@ -117,6 +150,8 @@ describe('frontend', () => {
       expect(json.status).toBe(502);
       expect(await json.json()).toMatchObject({ ok: false, tried: [] });
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'x' })).status).toBe(502);
+      expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'PUT' })).status).toBe(405);
     } finally {
       await server.shutdown(100);
     }

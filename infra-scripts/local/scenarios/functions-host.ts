@@ -84,6 +84,8 @@ export interface FunctionsHostOptions {
   pubsubHost: string;
   logger: Logger;
   actions: ActionLog;
+  /** Where the functions reach Consul; the first server by default. */
+  consulAddr?: string;
 }
 
 export interface FunctionsHost {
@@ -119,7 +121,7 @@ export async function startFunctionsHost(options: FunctionsHostOptions): Promise
       const forceLeaveToken = f.forceLeavePolicy
         ? await functionToken(consul, f.forceLeavePolicy, `fn ${f.target} force-leave`)
         : undefined;
-      let consulAddr = consul.servers[0]!.httpAddr;
+      let consulAddr = options.consulAddr ?? consul.servers[0]!.httpAddr;
       if (f.consulLink) {
         const link = await startConsulLink(consulAddr);
         stops.push(() => link.stop());

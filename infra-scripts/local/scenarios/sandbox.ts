@@ -48,6 +48,8 @@ export interface SandboxOptions {
   auditFaults?: AuditFaults;
   /** How often Cloud Scheduler publishes to `health-sweep` (production: every minute). */
   sweepIntervalMs?: number;
+  /** The Consul address the functions get, given the first server's (the failure suite's proxy). */
+  functionsConsulAddr?: (httpAddr: string) => Promise<string>;
 }
 
 export interface Sandbox {
@@ -73,6 +75,8 @@ export interface Sandbox {
   /** A function's latest JSON log lines, oldest first (e.g. `healthSweep`'s sweep reports). */
   functionLogs(target: string): readonly Record<string, unknown>[];
   sweepIntervalMs: number;
+  /** A running instance's root directory (its files and sockets, e.g. HAProxy's admin socket). */
+  instanceRoot(id: string): string | undefined;
   startupMs: number;
   stop(): Promise<void>;
 }
@@ -170,7 +174,15 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     const agent = startMetricsAgent(compute, driver, logger);
     stops.push(async () => agent.stop());
     const actions: ActionLog = [];
-    const host = await startFunctionsHost({ consul, compute, pubsubHost: pubsub.host, logger, actions });
+    const consulAddr = await options.functionsConsulAddr?.(consul.servers[0]!.httpAddr);
+    const host = await startFunctionsHost({
+      consul,
+      compute,
+      pubsubHost: pubsub.host,
+      logger,
+      actions,
+      consulAddr,
+    });
     stops.push(() => host.stop());
     await setupSandboxAlerting(compute.url);
     const publish = async (topic: Topic, data: unknown) => client.topic(topic).publishMessage({ json: data });
@@ -244,6 +256,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       consulLinks: host.consulLinks,
       functionLogs: (target) => host.logs(target),
       sweepIntervalMs,
+      instanceRoot: (id) => driver.rootOf(id),
       startupMs: Date.now() - started,
       stop: stopAll,
     };
