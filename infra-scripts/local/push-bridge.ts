@@ -31,6 +31,11 @@ export interface PushBridgeOptions {
   maxBackoffMs?: number;
   /** Deliveries in flight at once per route (default 100). */
   maxInFlight?: number;
+  /**
+   * Delivery attempts before Pub/Sub moves a message to `<topic>-dead-letter` (default 10; Pub/Sub
+   * allows 5-100), as the deployed triggers' subscriptions do: a poison message ends there, counted.
+   */
+  maxDeliveryAttempts?: number;
 }
 
 export interface RouteStats {
@@ -38,6 +43,8 @@ export interface RouteStats {
   url: string;
   delivered: number;
   failed: number;
+  /** Messages Pub/Sub moved to the dead-letter topic after maxDeliveryAttempts. */
+  deadLettered: number;
   lastError?: string;
 }
 
@@ -81,12 +88,13 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
   const minBackoff = options.minBackoffMs ?? 200;
   const maxBackoff = options.maxBackoffMs ?? 10_000;
   const maxInFlight = options.maxInFlight ?? 100;
+  const maxDeliveryAttempts = options.maxDeliveryAttempts ?? 10;
   const pubsub = new PubSub({
     projectId: options.projectId,
     apiEndpoint: options.emulatorHost,
     emulatorMode: true,
   });
-  const subscriptions: Subscription[] = [];
+  const subscriptions = new Set<Subscription>();
   const stats: RouteStats[] = [];
   const attempts = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
@@ -94,21 +102,29 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
 
   for (const route of routes) {
     const topic = pubsub.topic(route.topic);
-    const [exists] = await topic.subscription(route.subscription).exists();
-    if (!exists)
-      await topic.createSubscription(route.subscription, {
-        ackDeadlineSeconds: Math.ceil(timeoutMs / 1000) + 10,
-      });
-    // Closing nacks what is in hand and waits 2 s at most (the default waits for the ack flush, up to minutes).
-    // Eventarc pushes as many messages at once as the function takes (2nd gen: 80 per instance,
-    // several instances); a low cap would queue events behind slow ones (a force-leave takes seconds).
-    const sub = pubsub.subscription(route.subscription, {
-      flowControl: { maxMessages: maxInFlight, allowExcessMessages: false },
-      closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 2 }) },
-    });
-    const stat: RouteStats = { subscription: route.subscription, url: route.url, delivered: 0, failed: 0 };
+    const deadLetter = pubsub.topic(`${route.topic}-dead-letter`);
+    // Created when missing, also after the emulator restarted and forgot it.
+    const ensureSubscription = async () => {
+      if (!(await deadLetter.exists())[0]) await deadLetter.create();
+      const [exists] = await topic.subscription(route.subscription).exists();
+      if (!exists)
+        await topic.createSubscription(route.subscription, {
+          ackDeadlineSeconds: Math.ceil(timeoutMs / 1000) + 10,
+          deadLetterPolicy: {
+            deadLetterTopic: deadLetter.name,
+            maxDeliveryAttempts,
+          },
+        });
+    };
+    await ensureSubscription();
+    const stat: RouteStats = {
+      subscription: route.subscription,
+      url: route.url,
+      delivered: 0,
+      failed: 0,
+      deadLettered: 0,
+    };
     stats.push(stat);
-
     const deliver = async (m: Message) => {
       const req = cloudEventRequest(options.projectId, route, {
         id: m.id,
@@ -139,6 +155,18 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
       stat.lastError = problem;
       const n = (attempts.get(m.id) ?? 0) + 1;
       attempts.set(m.id, n);
+      // Pub/Sub counts the attempts (deliveryAttempt, set with a dead-letter policy); after the last
+      // one it moves the message to `<topic>-dead-letter` instead of delivering it again.
+      if (m.deliveryAttempt >= maxDeliveryAttempts) {
+        stat.deadLettered++;
+        attempts.delete(m.id);
+        logger.error(
+          { subscription: route.subscription, messageId: m.id, attempts: m.deliveryAttempt, problem },
+          'delivery failed for the last time: the message goes to the dead-letter topic',
+        );
+        m.nack();
+        return;
+      }
       if (attempts.size > 10_000) attempts.delete(attempts.keys().next().value!);
       const delay = Math.min(maxBackoff, minBackoff * 2 ** (n - 1));
       logger.warn(
@@ -152,11 +180,43 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
       }, delay);
       timers.add(timer);
     };
-    sub.on('message', (m: Message) => void deliver(m));
-    sub.on('error', (err: Error) =>
-      logger.error({ err, subscription: route.subscription }, 'subscription error'),
-    );
-    subscriptions.push(sub);
+    // Closing nacks what is in hand and waits 2 s at most (the default waits for the ack flush, up to minutes).
+    // Eventarc pushes as many messages at once as the function takes (2nd gen: 80 per instance,
+    // several instances); a low cap would queue events behind slow ones (a force-leave takes seconds).
+    // Every second until it works: the topic may come back later than the service.
+    const reopen = () => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (stopping) return;
+        ensureSubscription().then(
+          () => {
+            if (!stopping) subscriptions.add(open());
+          },
+          (e: unknown) => {
+            logger.warn({ err: e, subscription: route.subscription }, 'cannot reopen yet; retrying');
+            reopen();
+          },
+        );
+      }, 1000);
+      timers.add(timer);
+    };
+    const open = (): Subscription => {
+      const sub = pubsub.subscription(route.subscription, {
+        flowControl: { maxMessages: maxInFlight, allowExcessMessages: false },
+        closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 2 }) },
+      });
+      sub.on('message', (m: Message) => void deliver(m));
+      // A stream that failed for good (the emulator restarted, the subscription vanished) is opened
+      // again, so delivery resumes instead of stopping silently.
+      sub.once('error', (err: Error) => {
+        logger.error({ err, subscription: route.subscription }, 'subscription error; reopening');
+        subscriptions.delete(sub);
+        void sub.close().catch(() => undefined);
+        reopen();
+      });
+      return sub;
+    };
+    subscriptions.add(open());
     logger.info(
       { topic: route.topic, subscription: route.subscription, url: route.url },
       'push route active',
@@ -168,7 +228,7 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
     async stop() {
       stopping = true;
       for (const t of timers) clearTimeout(t);
-      await Promise.all(subscriptions.map((s) => s.close()));
+      await Promise.all([...subscriptions].map((s) => s.close()));
       await pubsub.close();
     },
   };

@@ -1,8 +1,9 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PubSub } from '@google-cloud/pubsub';
+import { type Message, PubSub } from '@google-cloud/pubsub';
 import { createLogger } from '../../shared/logging';
 import { startPushBridge, type PushBridge } from '../../infra-scripts/local/push-bridge';
+import { restartPubsubEmulator } from '../../infra-scripts/local/chaos/pubsub-restart';
 import { startPubsubEmulator, type PubsubEmulator, waitFor } from '../harness';
 
 let emulator: PubsubEmulator;
@@ -76,4 +77,78 @@ test('a published message reaches the function as an Eventarc Pub/Sub CloudEvent
   // Acknowledged: no further delivery arrives.
   await new Promise((r) => setTimeout(r, 500));
   expect(seen.length).toBe(3);
+});
+
+test('a message no delivery succeeds with ends in the dead-letter topic after maxDeliveryAttempts, counted', async () => {
+  await pubsub.createTopic('poison');
+  let calls = 0;
+  const failing = createServer((req, res) => {
+    calls++;
+    req.resume();
+    res.writeHead(500).end();
+  });
+  await new Promise<void>((r) => failing.listen(0, '127.0.0.1', r));
+  const poisonBridge = await startPushBridge({
+    projectId: 'bridge-test',
+    emulatorHost: emulator.host,
+    logger: createLogger({ name: 'push-bridge-test', level: 'fatal' }),
+    minBackoffMs: 20,
+    maxBackoffMs: 50,
+    maxDeliveryAttempts: 5,
+    routes: [
+      {
+        topic: 'poison',
+        subscription: 'eventarc-poison',
+        url: `http://127.0.0.1:${(failing.address() as AddressInfo).port}/`,
+      },
+    ],
+  });
+  // Whoever watches the dead-letter topic (the bridge created it) sees the message there.
+  const [watch] = await pubsub.topic('poison-dead-letter').createSubscription('poison-dead-letter-watch');
+  const arrived: string[] = [];
+  watch.on('message', (m: Message) => {
+    arrived.push(m.id);
+    m.ack();
+  });
+  try {
+    const id = await pubsub.topic('poison').publishMessage({ json: { bad: true } });
+    await waitFor(
+      'the message to be dead-lettered',
+      async () => poisonBridge.stats()[0]!.deadLettered === 1,
+      {
+        timeoutMs: 20_000,
+      },
+    );
+    expect(calls).toBe(5);
+    expect(poisonBridge.stats()[0]).toMatchObject({ delivered: 0, failed: 5, deadLettered: 1 });
+    await waitFor('the message in the dead-letter topic', async () => arrived.includes(id));
+  } finally {
+    await watch.close();
+    await poisonBridge.stop();
+    await new Promise((r) => failing.close(r));
+  }
+});
+
+test('delivery resumes after the Pub/Sub service restarts and its subscription is gone', async () => {
+  // pstest forgets everything; the topic comes back (as it would on Google's side), the bridge
+  // notices its stream failed and opens its subscription again.
+  emulator = await restartPubsubEmulator(
+    emulator,
+    { projectId: 'bridge-test', topics: ['instance-events'], subscriptions: [] },
+    500,
+  );
+  failuresLeft = 0;
+  const before = bridge.stats()[0]!.delivered;
+  // Published until one arrives: a message published before the subscription exists has no reader.
+  await waitFor(
+    'a delivery after the restart',
+    async () => {
+      await pubsub
+        .topic('instance-events')
+        .publishMessage({ json: { insertId: 'after-restart' } })
+        .catch(() => undefined);
+      return bridge.stats()[0]!.delivered > before;
+    },
+    { timeoutMs: 30_000, intervalMs: 1000 },
+  );
 });
