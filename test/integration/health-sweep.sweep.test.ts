@@ -505,7 +505,7 @@ describe('healthSweep against a real Consul (its own ACL policy) and the Compute
     await expect(limited.catalog.register({ node: server.name, address: '10.201.0.9' })).rejects.toThrow(
       /403|Permission denied/i,
     );
-    await expect(limited.kv.set('gce-ilb-orchestrator/scaling-alerts/x', '1')).rejects.toThrow(
+    await expect(limited.kv.set('gce-ilb-orchestrator/elsewhere/x', '1')).rejects.toThrow(
       /403|Permission denied/i,
     );
     await expect(operator.kv.get(`${keys.marks}1`)).rejects.toThrow(/403|Permission denied/i);

@@ -14,8 +14,9 @@ import { testRules } from './scaling-alerts.support';
 
 /**
  * healthSweep runs scalingAlerts' lease pass after its node sweep when SCALING_RULES_JSON is set:
- * with the scaling-alerts KV rule added to its token an expired lease is reverted; without it the
- * pass fails (403) and the node sweep still completes.
+ * with its policy (infra-scripts/acl/health-sweep.hcl holds the scaling-alerts KV rule) an expired
+ * lease is reverted; a token without that rule makes the pass fail (403) and the node sweep still
+ * completes.
  */
 const zone = zones[0]!;
 const kvPrefix = 'gce-ilb-orchestrator/';
@@ -124,7 +125,13 @@ async function cpuTarget() {
 }
 
 test('without the scaling-alerts KV rule the lease pass fails and the node sweep completes anyway', async () => {
-  const token = await sweepToken(server);
+  // health-sweep.hcl without its last block, the scaling-alerts rule.
+  const full = readFileSync(path.join(__dirname, '../../infra-scripts/acl/health-sweep.hcl'), 'utf8');
+  const withoutLeases = full.replace(/key_prefix "gce-ilb-orchestrator\/scaling-alerts\/" \{[^}]*\}/, '');
+  expect(withoutLeases).not.toEqual(full);
+  const acl = server.consul.acl;
+  await acl.createPolicy('health-sweep-without-leases', withoutLeases);
+  const token = await acl.createToken({ policies: ['health-sweep-without-leases'] });
   await seedExpiredLease();
   const { built, logs } = sweep(token);
   const result = await built.run({ dryRun: false });
@@ -136,13 +143,8 @@ test('without the scaling-alerts KV rule the lease pass fails and the node sweep
   expect(await cpuTarget()).toBe(0.5);
 });
 
-test('with the rule added to its token, the sweep reverts the expired lease', async () => {
-  const acl = server.consul.acl;
-  await acl.createPolicy(
-    'scaling-alerts',
-    readFileSync(path.join(__dirname, '../../infra-scripts/acl/scaling-alerts.hcl'), 'utf8'),
-  );
-  const token = await acl.createToken({ policies: ['health-sweep', 'scaling-alerts'] });
+test('with its own policy, the sweep reverts the expired lease', async () => {
+  const token = await sweepToken(server);
   const { built, logs } = sweep(token);
   const result = await built.run({ dryRun: false });
   await built.close();
