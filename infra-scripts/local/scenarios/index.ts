@@ -12,6 +12,7 @@ import { alertScenarios } from './alert-scenarios';
 import type { Sandbox } from './sandbox';
 import { sweepScenarioNames, sweepScenarios } from './sweep-scenarios';
 import { sandboxRegion } from './topology';
+import { type Out, watch } from './watch';
 
 export const scenarioNames = [
   'load',
@@ -27,35 +28,11 @@ export const scenarioNames = [
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
-export type Out = (line: string) => void;
+export type { Out } from './watch';
 export type Outcome = Record<string, unknown>;
 
 const caller: Caller = { userAgent: 'sandbox-scenario' };
 const region = { kind: 'regions' as const, name: sandboxRegion };
-
-/** Polls until `check` returns a value, printing `what` every 10 s; gives up after `ms`. */
-async function watch<T>(
-  out: Out,
-  what: string,
-  ms: number,
-  check: () => Promise<T | undefined>,
-): Promise<T | undefined> {
-  const deadline = Date.now() + ms;
-  let lastSay = Date.now();
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) {
-      out(`  gave up waiting for ${what} after ${Math.round(ms / 1000)} s`);
-      return undefined;
-    }
-    if (Date.now() - lastSay > 10_000) {
-      out(`  … still waiting for ${what}`);
-      lastSay = Date.now();
-    }
-    await sleep(1000);
-  }
-}
 
 /** The instance id the catalog's node of that name carries; undefined when there is none. */
 async function catalogId(sb: Sandbox, name: string): Promise<string | undefined> {

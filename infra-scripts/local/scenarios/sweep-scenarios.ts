@@ -10,11 +10,11 @@ import type { Instance } from '../compute-emulator/state';
 import { sleep } from '../launch';
 import type { Sandbox } from './sandbox';
 import { sandboxProject, sandboxSweepThresholds, sandboxZones } from './topology';
+import { type Out, watch } from './watch';
 
 export const sweepScenarioNames = ['sweep-report', 'stale-node', 'partition'] as const;
 export type SweepScenarioName = (typeof sweepScenarioNames)[number];
 
-type Out = (line: string) => void;
 type Outcome = Record<string, unknown>;
 
 // healthSweep's per-sweep log line (shared/health-sweep/sweep.ts logSweep): only what is read here.
@@ -79,29 +79,10 @@ export async function dryRunReport(sb: Sandbox): Promise<z.infer<typeof dryRunSc
   return dryRunSchema.parse(await res.json());
 }
 
-/** Polls `check` every second until it returns a value or `ms` pass. */
-async function until<T>(out: Out, what: string, ms: number, check: () => Promise<T | undefined>) {
-  const deadline = Date.now() + ms;
-  let said = Date.now();
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) {
-      out(`  gave up waiting for ${what} after ${Math.round(ms / 1000)} s`);
-      return undefined;
-    }
-    if (Date.now() - said > 10_000) {
-      out(`  … still waiting for ${what}`);
-      said = Date.now();
-    }
-    await sleep(1000);
-  }
-}
-
 /** The next sweep that finishes after now and satisfies `accept`. */
 const nextSweep = (sb: Sandbox, out: Out, what: string, ms: number, accept: (s: SweepLine) => boolean) => {
   const from = Date.now();
-  return until(out, what, ms, async () => sweepsSince(sb, from).find(accept));
+  return watch(out, what, ms, async () => sweepsSince(sb, from).find(accept));
 };
 
 interface Phantom {
@@ -248,7 +229,7 @@ export const sweepScenarios: Record<SweepScenarioName, (sb: Sandbox, out: Out) =
     out(
       `healthSweep runs every ${sb.sweepIntervalMs / 1000} s: Compute's 404 for the name makes it stale at once; an id absent ${n} sweeps in a row does too.`,
     );
-    const gone = await until(out, `the sweep to remove ${phantom.name}`, sweepWindow(sb, n + 1), async () =>
+    const gone = await watch(out, `the sweep to remove ${phantom.name}`, sweepWindow(sb, n + 1), async () =>
       (await nodeExists(sb, phantom.name)) ? undefined : Date.now(),
     );
     // Sweeps that finished between the registration and the removal (the first may have started
@@ -304,7 +285,7 @@ export const sweepScenarios: Record<SweepScenarioName, (sb: Sandbox, out: Out) =
       );
       link.failReads(false);
       out('    Healed the link.');
-      const removed = await until(
+      const removed = await watch(
         out,
         `${phantom.name} to go once reads work`,
         sweepWindow(sb, 3),
@@ -389,7 +370,7 @@ export const sweepScenarios: Record<SweepScenarioName, (sb: Sandbox, out: Out) =
       for (const i of frozen) await sb.compute.emulator.hang(i.zone, i.name, false).catch(() => undefined);
     }
     out(`    Thawed ${zone}; waiting for its nodes to pass and the sweep to finish the phantom.`);
-    const whole = await until(out, 'the catalog to be whole', sweepWindow(sb, 4) + 30_000, async () => {
+    const whole = await watch(out, 'the catalog to be whole', sweepWindow(sb, 4) + 30_000, async () => {
       const c = await catalogWhole(sb);
       return c.whole ? c : undefined;
     });
