@@ -7,7 +7,9 @@ import { MonitoringError, type TimeSeriesStore } from './monitoring';
  * `pubsub`, label `topic`) and `projects.alertPolicies` with `conditionThreshold` conditions, plus
  * an evaluator that reads the emulator's time series, opens and closes incidents and publishes
  * schema-1.2 notifications to the channels' topics, as Monitoring does (field names from
- * google.monitoring.v3 AlertPolicy / NotificationChannel, REST JSON).
+ * google.monitoring.v3 AlertPolicy / NotificationChannel, REST JSON:
+ * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies and
+ * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.notificationChannels).
  *
  * Evaluation per matching time series: each round aligns the points of the last `alignmentPeriod`
  * with `perSeriesAligner` (ALIGN_MEAN, _MAX, _MIN, _SUM, _COUNT; cross-series reducers are not
