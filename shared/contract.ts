@@ -42,9 +42,12 @@ export const checkIds = {
 /** Default root of the orchestrator's KV state (ORCHESTRATOR_KV_PREFIX). */
 export const defaultKvPrefix = 'gce-ilb-orchestrator/';
 
-/** KV layout of instanceEvents under the orchestrator's prefix (infra-scripts/acl/instance-events.hcl). */
+/**
+ * Every KV name of the orchestrator under its prefix (infra-scripts/acl/*.hcl grant exactly these).
+ * The membership keys (records, drain list) are written by instanceEvents and reaped by healthSweep.
+ */
 export const kvPrefixes = (kvPrefix: string = defaultKvPrefix) => ({
-  /** Idempotency ledger, one folder per UTC day. */
+  /** instanceEvents' idempotency ledger, one folder per UTC day. */
   instanceEventsLedger: `${kvPrefix}ledger/instance-events/`,
   /** Per-instance records (the maintenance the function set, the latest drain/restore times). */
   instanceRecords: `${kvPrefix}instance-events/instances/`,
@@ -53,6 +56,10 @@ export const kvPrefixes = (kvPrefix: string = defaultKvPrefix) => ({
    * HAProxy tier's template reads it and drains a server only while its node's instance id matches.
    */
   draining: `${kvPrefix}draining/`,
+  /** healthSweep's folder: `marks/<instance id>` (hysteresis), `bucket` (rate limit), `lock`. */
+  healthSweep: `${kvPrefix}health-sweep/`,
+  /** scalingAlerts' record of each autoscaler it changed: `autoscalers/<scope>/<name>`. */
+  scalingAlertsAutoscalers: `${kvPrefix}scaling-alerts/autoscalers/`,
 });
 
 /** The roles whose instances MIGs create, delete and recreate: the only nodes instanceEvents acts on. */

@@ -54,6 +54,6 @@ key_prefix "gce-ilb-orchestrator/ledger/instance-events/" {
 }
 # scalingAlerts' records: the lease pass (shared/scaling-alerts/sweep.ts) reverts what expired leases
 # held and writes the record back by compare-and-set. Only when the sweep is given the rule file.
-key_prefix "gce-ilb-orchestrator/scaling-alerts/" {
+key_prefix "gce-ilb-orchestrator/scaling-alerts/autoscalers/" {
   policy = "write"
 }

@@ -8,6 +8,6 @@
 # original values of fields it overrode, recent change times), read and written by compare-and-set
 # through /v1/kv and /v1/txn. It touches no node, service, agent or other key.
 # What a stolen token can do: shared/scaling-alerts/README.md ("Consul token").
-key_prefix "gce-ilb-orchestrator/scaling-alerts/" {
+key_prefix "gce-ilb-orchestrator/scaling-alerts/autoscalers/" {
   policy = "write"
 }

@@ -9,7 +9,7 @@ import type { MarkWrite, SweepPlan } from './plan';
  */
 export const healthSweepKeys = (kvPrefix: string) => {
   const shared = kvPrefixes(kvPrefix);
-  const root = `${kvPrefix}health-sweep/`;
+  const root = shared.healthSweep;
   return {
     root,
     marks: `${root}marks/`,

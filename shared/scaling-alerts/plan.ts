@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { kvPrefixes } from '../contract';
 import { incidentIdSchema, type Incident } from './notification';
 import {
   autoscalerKey,
@@ -118,7 +119,7 @@ export const emptyState = (): AutoscalerState => ({ leases: {}, closed: {}, orig
 
 /** KV key of an autoscaler's record, under the orchestrator's prefix (ending in `/`). */
 export const stateKey = (kvPrefix: string, ref: AutoscalerRef): string =>
-  `${kvPrefix}scaling-alerts/autoscalers/${autoscalerKey(ref)}`;
+  `${kvPrefixes(kvPrefix).scalingAlertsAutoscalers}${autoscalerKey(ref)}`;
 
 // ---- Plans ----
 

@@ -127,7 +127,10 @@ async function cpuTarget() {
 test('without the scaling-alerts KV rule the lease pass fails and the node sweep completes anyway', async () => {
   // health-sweep.hcl without its last block, the scaling-alerts rule.
   const full = readFileSync(path.join(__dirname, '../../infra-scripts/acl/health-sweep.hcl'), 'utf8');
-  const withoutLeases = full.replace(/key_prefix "gce-ilb-orchestrator\/scaling-alerts\/" \{[^}]*\}/, '');
+  const withoutLeases = full.replace(
+    /key_prefix "gce-ilb-orchestrator\/scaling-alerts\/autoscalers\/" \{[^}]*\}/,
+    '',
+  );
   expect(withoutLeases).not.toEqual(full);
   const acl = server.consul.acl;
   await acl.createPolicy('health-sweep-without-leases', withoutLeases);

@@ -101,14 +101,20 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
     const prefixes = kvPrefixes(defaultKvPrefix);
     expect(writes('key_prefix').sort()).toEqual(
       [
-        `${defaultKvPrefix}health-sweep/`,
+        prefixes.healthSweep,
         prefixes.instanceRecords,
         prefixes.draining,
         prefixes.instanceEventsLedger,
         // The lease pass over scalingAlerts' records.
-        `${defaultKvPrefix}scaling-alerts/`,
+        prefixes.scalingAlertsAutoscalers,
       ].sort(),
     );
+  });
+
+  it('the scalingAlerts policy writes its records and nothing else', () => {
+    const policy = read('infra-scripts/acl/scaling-alerts.hcl');
+    const rules = [...policy.matchAll(/^([a-z_]+) "([^"]*)"/gm)].map((m) => `${m[1]} ${m[2]}`);
+    expect(rules).toEqual([`key_prefix ${kvPrefixes(defaultKvPrefix).scalingAlertsAutoscalers}`]);
   });
 
   it('agents serve HTTP on the contract port', () => {
