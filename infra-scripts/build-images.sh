@@ -34,14 +34,19 @@ total=${#roles[@]}
 if printf '%s\n' "${roles[@]}" | grep -qv '^consul$'; then
   run bash -c "cd '$root' && node_modules/.bin/tsc -p tsconfig.build.json"
 fi
+for role in "${roles[@]}"; do
+  case $role in consul | haproxy | backend | frontend) ;; *) echo "unknown role $role" >&2; exit 2 ;; esac
+done
+# One template for every role (packer/image.pkr.hcl, chosen by -var role=); packer/<role>/ holds only
+# that role's files. init installs the googlecompute plugin that packer/plugins.pkr.hcl requires.
+run packer init "$root/packer"
 n=0
 for role in "${roles[@]}"; do
   n=$((n + 1))
-  case $role in consul | haproxy | backend | frontend) ;; *) echo "unknown role $role" >&2; exit 2 ;; esac
   echo "step $n of $total: image ilb-$role"
-  vars=(-var "project_id=$project" -var "zone=$zone")
+  vars=(-var "role=$role" -var "project_id=$project" -var "zone=$zone")
   if [ "$role" != consul ]; then vars+=(-var "app_dir=$root"); fi
-  if ! run packer init "$root/packer/$role" || ! run packer build "${vars[@]}" "$root/packer/$role"; then
+  if ! run packer build "${vars[@]}" "$root/packer"; then
     echo "step $n of $total failed (image ilb-$role); rerun with --only ${role}$(printf ',%s' "${roles[@]:n}")" >&2
     exit 1
   fi

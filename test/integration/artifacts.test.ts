@@ -115,6 +115,38 @@ describe('packer template', () => {
   );
 });
 
+describe('infra-scripts/build-images.sh', () => {
+  it('runs packer init once and, per role, a build that Packer validates as it is written', async () => {
+    const { stdout } = await run('bash', [
+      path.resolve('infra-scripts/build-images.sh'),
+      '--project',
+      'ci-project',
+      '--dry-run',
+    ]);
+    // Packer checks that the app's dist/ exists, which the script builds first (npm test has built it).
+    expect(stdout).toContain('node_modules/.bin/tsc -p tsconfig.build.json');
+    await access(path.resolve('dist')).catch(() =>
+      run(path.resolve('node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json']),
+    );
+    const lines = stdout.split('\n').filter((l) => l.startsWith('+ packer '));
+    expect(lines[0]).toBe(`+ packer init ${packer}`);
+    const builds = lines.slice(1).map((l) => l.slice('+ packer build '.length).split(' '));
+    expect(builds).toHaveLength(roles.length);
+    // Debian's Packer 1.6.6 predates required_plugins: validate a copy of packer/ without that file,
+    // with the exact arguments of each build (its last one is the template folder).
+    const copy = path.join(tmp, 'packer-as-built');
+    await cp(packer, copy, { recursive: true });
+    await rm(path.join(copy, 'plugins.pkr.hcl'));
+    const built: string[] = [];
+    for (const args of builds) {
+      expect(args.at(-1)).toBe(packer);
+      await run(toolPath('packer'), ['validate', ...args.slice(0, -1), copy]);
+      built.push(args.find((a) => a.startsWith('role='))?.slice('role='.length) ?? '');
+    }
+    expect(built.sort()).toEqual([...roles].sort());
+  });
+});
+
 describe('scripts', () => {
   it('pass shellcheck', async () => {
     const files = await scripts(packer);

@@ -432,7 +432,7 @@ describe('scripts', () => {
     ]);
     for (const role of ['consul', 'haproxy', 'backend', 'frontend']) {
       expect(stdout).toContain(`+ packer build -var project_id=${project} -var zone=us-central1-a`);
-      expect(stdout).toContain(`packer/${role}`);
+      expect(stdout).toContain(`-var role=${role} -var project_id=${project}`);
     }
     expect(stdout).toContain('step 4 of 4: image ilb-frontend');
   });
