@@ -69,9 +69,9 @@ describe('googleErrorInfo', () => {
   });
 });
 
-test("the README's rule file example is a valid rule file", () => {
-  const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
-  const section = readme.split('\n## Scaling rules\n')[1]?.split('\n## ')[0] ?? '';
+test("docs/configuration.md's rule file example is a valid rule file", () => {
+  const doc = readFileSync(path.join(__dirname, '../../docs/configuration.md'), 'utf8');
+  const section = doc.split('\n## scalingAlerts\n')[1]?.split('\n## ')[0] ?? '';
   const json = /```json\n([\s\S]*?)\n```/.exec(section)?.[1];
   expect(json).toBeDefined();
   const parsed = parseRuleFile(JSON.parse(json ?? ''));
