@@ -29,7 +29,7 @@ import { consulView, nodeStanding, type NodeStanding } from '../status-page/cons
 import { type ActionLog, startStatusPage, type StatusPage } from '../status-page/server';
 import { setupRoleTokens } from './acl';
 import type { ConsulLink } from './consul-link';
-import { setupSandboxAlerting } from './alert-scenarios';
+import { setupSandboxAlerting } from './alert-setup';
 import { startFunctionsHost, type Topic, topics } from './functions-host';
 import { startMetricsAgent } from './metrics-agent';
 import { instancePrefix, sandboxProject, sandboxZones, seedTopology } from './topology';
