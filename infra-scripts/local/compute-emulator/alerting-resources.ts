@@ -75,7 +75,7 @@ export class AlertResources {
 
   createPolicy(project: string, body: unknown) {
     this.checkProject(project);
-    const input = this.validPolicy(body);
+    const input = validPolicy(body, (ref) => this.channels.has(ref));
     const id = randomId();
     const name = `projects/${this.o.project}/alertPolicies/${id}`;
     const policy: Policy = {
@@ -98,22 +98,8 @@ export class AlertResources {
     const p = this.policy(project, id);
     if (body === null || typeof body !== 'object' || Array.isArray(body))
       throw invalid('Invalid AlertPolicy.');
-    const fields = updateMask
-      ?.split(',')
-      .map((f) => f.trim())
-      .filter(Boolean);
-    const raw: Record<string, unknown> = { ...p.raw };
-    if (fields) {
-      for (const f of fields) {
-        if (!/^[a-zA-Z]+$/.test(f) || f === 'name' || !(f in policySchema.shape))
-          throw invalid(`Unsupported field in update_mask: ${f}`);
-        if (f in body) raw[f] = (body as Record<string, unknown>)[f];
-        else delete raw[f];
-      }
-    } else {
-      Object.assign(raw, body);
-    }
-    const input = this.validPolicy(raw);
+    const raw = masked(p.raw, body, updateMask);
+    const input = validPolicy(raw, (ref) => this.channels.has(ref));
     if (
       JSON.stringify(input.conditions) !== JSON.stringify(p.input.conditions) ||
       input.enabled !== p.input.enabled
@@ -121,24 +107,6 @@ export class AlertResources {
       this.o.onConditionChanged(p.id);
     Object.assign(p, { raw, input, updated: ms(this.clock()) });
     return policyView(p);
-  }
-
-  private validPolicy(body: unknown): PolicyInput {
-    const input = parse(policySchema, body, 'AlertPolicy');
-    normalizeFilter(input.conditions[0]!.conditionThreshold.filter);
-    const refs = [
-      ...(input.notificationChannels ?? []),
-      ...(input.alertStrategy?.notificationChannelStrategy ?? []).flatMap((s) => s.notificationChannelNames),
-    ];
-    for (const ref of refs)
-      if (!this.channels.has(ref)) throw invalid(`Notification channel ${ref} does not exist.`);
-    for (const s of input.alertStrategy?.notificationChannelStrategy ?? [])
-      for (const ref of s.notificationChannelNames)
-        if (!input.notificationChannels?.includes(ref))
-          throw invalid(
-            `notificationChannelStrategy names ${ref}, which is not among the policy's notificationChannels.`,
-          );
-    return input;
   }
 
   listPolicies(project: string) {
@@ -184,4 +152,43 @@ export class AlertResources {
     if (!c) throw notFound(`projects/${project}/notificationChannels/${id}`);
     return c;
   }
+}
+
+/** A policy body checked as Monitoring checks it: a supported filter, channels that exist. */
+function validPolicy(body: unknown, channelExists: (name: string) => boolean): PolicyInput {
+  const input = parse(policySchema, body, 'AlertPolicy');
+  normalizeFilter(input.conditions[0]!.conditionThreshold.filter);
+  const refs = [
+    ...(input.notificationChannels ?? []),
+    ...(input.alertStrategy?.notificationChannelStrategy ?? []).flatMap((s) => s.notificationChannelNames),
+  ];
+  for (const ref of refs)
+    if (!channelExists(ref)) throw invalid(`Notification channel ${ref} does not exist.`);
+  for (const s of input.alertStrategy?.notificationChannelStrategy ?? [])
+    for (const ref of s.notificationChannelNames)
+      if (!input.notificationChannels?.includes(ref))
+        throw invalid(
+          `notificationChannelStrategy names ${ref}, which is not among the policy's notificationChannels.`,
+        );
+  return input;
+}
+
+/** `updateMask` (top-level fields here) takes those fields from the body; without one, all of them. */
+function masked(raw: Record<string, unknown>, body: object, updateMask: string | undefined) {
+  const fields = updateMask
+    ?.split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  const merged: Record<string, unknown> = { ...raw };
+  if (fields) {
+    for (const f of fields) {
+      if (!/^[a-zA-Z]+$/.test(f) || f === 'name' || !(f in policySchema.shape))
+        throw invalid(`Unsupported field in update_mask: ${f}`);
+      if (f in body) merged[f] = (body as Record<string, unknown>)[f];
+      else delete merged[f];
+    }
+  } else {
+    Object.assign(merged, body);
+  }
+  return merged;
 }
