@@ -22,7 +22,7 @@ import type { Instance } from '../infra-scripts/local/compute-emulator/state';
 import { randomLoopbackPrefix, sleep, stopAllProcesses } from '../infra-scripts/local/launch';
 import { type Sandbox, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
 import { sandboxRegion } from '../infra-scripts/local/scenarios/topology';
-import { percentile } from './lib/load';
+import { percentile } from '../infra-scripts/local/load';
 
 process.env.METADATA_SERVER_DETECTION ??= 'none';
 

@@ -38,7 +38,7 @@ import { createMetadataServer, type MetadataServer } from '../infra-scripts/loca
 import { setupRoleTokens } from '../infra-scripts/local/scenarios/acl';
 import { haproxyCommand } from '../services/haproxy-sync/runtime';
 import { nodeMetaKeys, roles, services } from '../shared/contract';
-import { percentile, startLoad, type Load, type LoadResult } from './lib/load';
+import { percentile, startLoad, type Load, type LoadResult } from '../infra-scripts/local/load';
 
 const argsSchema = z.object({
   changes: z.coerce.number().int().min(2).max(100).default(20),

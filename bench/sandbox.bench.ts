@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../shared/logging';
 import { repairNote, type Sandbox, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
 import { sandboxRegion } from '../infra-scripts/local/scenarios/topology';
 import { randomLoopbackPrefix, stopAllProcesses } from '../infra-scripts/local/launch';
-import { percentile } from './lib/load';
+import { percentile } from '../infra-scripts/local/load';
 
 process.env.METADATA_SERVER_DETECTION ??= 'none';
 

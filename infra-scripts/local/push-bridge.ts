@@ -81,14 +81,98 @@ export function cloudEventRequest(
   };
 }
 
+/** What the deliveries of one bridge share. */
+interface Delivery {
+  projectId: string;
+  logger: Logger;
+  timeoutMs: number;
+  minBackoff: number;
+  maxBackoff: number;
+  maxDeliveryAttempts: number;
+  /** Failed attempts per message id, for the backoff. */
+  attempts: Map<string, number>;
+  timers: Set<NodeJS.Timeout>;
+  stopping: boolean;
+}
+
+/**
+ * One push of a message to its route's URL: a 2xx acks it; a failure nacks it after the backoff, or
+ * at once after the last attempt, when Pub/Sub dead-letters it.
+ */
+async function deliver(s: Delivery, route: Route, stat: RouteStats, m: Message): Promise<void> {
+  const req = cloudEventRequest(s.projectId, route, {
+    id: m.id,
+    data: m.data,
+    attributes: m.attributes,
+    publishTime: m.publishTime,
+  });
+  let problem: string | undefined;
+  try {
+    const res = await fetch(route.url, {
+      method: 'POST',
+      headers: req.headers,
+      body: req.body,
+      signal: AbortSignal.timeout(s.timeoutMs),
+    });
+    await res.arrayBuffer();
+    if (!res.ok) problem = `HTTP ${res.status}`;
+  } catch (err) {
+    problem = err instanceof Error ? err.message : String(err);
+  }
+  if (!problem) {
+    stat.delivered++;
+    s.attempts.delete(m.id);
+    m.ack();
+    return;
+  }
+  stat.failed++;
+  stat.lastError = problem;
+  const n = (s.attempts.get(m.id) ?? 0) + 1;
+  s.attempts.set(m.id, n);
+  // Pub/Sub counts the attempts (deliveryAttempt, set with a dead-letter policy); after the last
+  // one it moves the message to `<topic>-dead-letter` instead of delivering it again.
+  if (m.deliveryAttempt >= s.maxDeliveryAttempts) {
+    stat.deadLettered++;
+    s.attempts.delete(m.id);
+    s.logger.error(
+      { subscription: route.subscription, messageId: m.id, attempts: m.deliveryAttempt, problem },
+      'delivery failed for the last time: the message goes to the dead-letter topic',
+    );
+    m.nack();
+    return;
+  }
+  if (s.attempts.size > 10_000) s.attempts.delete(s.attempts.keys().next().value!);
+  const delay = Math.min(s.maxBackoff, s.minBackoff * 2 ** (n - 1));
+  s.logger.warn(
+    { subscription: route.subscription, messageId: m.id, attempt: n, retryInMs: delay, problem },
+    'delivery failed; will retry',
+  );
+  // Nacking later rather than at once is the backoff: the emulator redelivers a nacked message immediately.
+  const timer = setTimeout(() => {
+    s.timers.delete(timer);
+    if (!s.stopping) m.nack();
+  }, delay);
+  s.timers.add(timer);
+}
+
 export async function startPushBridge(options: PushBridgeOptions): Promise<PushBridge> {
   const routes = z.array(routeSchema).parse(options.routes);
   const { logger } = options;
-  const timeoutMs = options.timeoutMs ?? 60_000;
-  const minBackoff = options.minBackoffMs ?? 200;
-  const maxBackoff = options.maxBackoffMs ?? 10_000;
   const maxInFlight = options.maxInFlight ?? 100;
   const maxDeliveryAttempts = options.maxDeliveryAttempts ?? 10;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const delivery: Delivery = {
+    projectId: options.projectId,
+    logger,
+    timeoutMs,
+    minBackoff: options.minBackoffMs ?? 200,
+    maxBackoff: options.maxBackoffMs ?? 10_000,
+    maxDeliveryAttempts,
+    attempts: new Map(),
+    timers: new Set(),
+    stopping: false,
+  };
+  const { timers } = delivery;
   const pubsub = new PubSub({
     projectId: options.projectId,
     apiEndpoint: options.emulatorHost,
@@ -96,9 +180,6 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
   });
   const subscriptions = new Set<Subscription>();
   const stats: RouteStats[] = [];
-  const attempts = new Map<string, number>();
-  const timers = new Set<NodeJS.Timeout>();
-  let stopping = false;
 
   for (const route of routes) {
     const topic = pubsub.topic(route.topic);
@@ -125,72 +206,14 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
       deadLettered: 0,
     };
     stats.push(stat);
-    const deliver = async (m: Message) => {
-      const req = cloudEventRequest(options.projectId, route, {
-        id: m.id,
-        data: m.data,
-        attributes: m.attributes,
-        publishTime: m.publishTime,
-      });
-      let problem: string | undefined;
-      try {
-        const res = await fetch(route.url, {
-          method: 'POST',
-          headers: req.headers,
-          body: req.body,
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        await res.arrayBuffer();
-        if (!res.ok) problem = `HTTP ${res.status}`;
-      } catch (err) {
-        problem = err instanceof Error ? err.message : String(err);
-      }
-      if (!problem) {
-        stat.delivered++;
-        attempts.delete(m.id);
-        m.ack();
-        return;
-      }
-      stat.failed++;
-      stat.lastError = problem;
-      const n = (attempts.get(m.id) ?? 0) + 1;
-      attempts.set(m.id, n);
-      // Pub/Sub counts the attempts (deliveryAttempt, set with a dead-letter policy); after the last
-      // one it moves the message to `<topic>-dead-letter` instead of delivering it again.
-      if (m.deliveryAttempt >= maxDeliveryAttempts) {
-        stat.deadLettered++;
-        attempts.delete(m.id);
-        logger.error(
-          { subscription: route.subscription, messageId: m.id, attempts: m.deliveryAttempt, problem },
-          'delivery failed for the last time: the message goes to the dead-letter topic',
-        );
-        m.nack();
-        return;
-      }
-      if (attempts.size > 10_000) attempts.delete(attempts.keys().next().value!);
-      const delay = Math.min(maxBackoff, minBackoff * 2 ** (n - 1));
-      logger.warn(
-        { subscription: route.subscription, messageId: m.id, attempt: n, retryInMs: delay, problem },
-        'delivery failed; will retry',
-      );
-      // Nacking later rather than at once is the backoff: the emulator redelivers a nacked message immediately.
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        if (!stopping) m.nack();
-      }, delay);
-      timers.add(timer);
-    };
-    // Closing nacks what is in hand and waits 2 s at most (the default waits for the ack flush, up to minutes).
-    // Eventarc pushes as many messages at once as the function takes (2nd gen: 80 per instance,
-    // several instances); a low cap would queue events behind slow ones (a force-leave takes seconds).
     // Every second until it works: the topic may come back later than the service.
     const reopen = () => {
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (stopping) return;
+        if (delivery.stopping) return;
         ensureSubscription().then(
           () => {
-            if (!stopping) subscriptions.add(open());
+            if (!delivery.stopping) subscriptions.add(open());
           },
           (e: unknown) => {
             logger.warn({ err: e, subscription: route.subscription }, 'cannot reopen yet; retrying');
@@ -201,11 +224,14 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
       timers.add(timer);
     };
     const open = (): Subscription => {
+      // Eventarc pushes as many messages at once as the function takes (2nd gen: 80 per instance,
+      // several instances); a low cap would queue events behind slow ones (a force-leave takes seconds).
+      // Closing nacks what is in hand and waits 2 s at most (the default waits for the ack flush, up to minutes).
       const sub = pubsub.subscription(route.subscription, {
         flowControl: { maxMessages: maxInFlight, allowExcessMessages: false },
         closeOptions: { behavior: 'NACK', timeout: Duration.from({ seconds: 2 }) },
       });
-      sub.on('message', (m: Message) => void deliver(m));
+      sub.on('message', (m: Message) => void deliver(delivery, route, stat, m));
       // A stream that failed for good (the emulator restarted, the subscription vanished) is opened
       // again, so delivery resumes instead of stopping silently.
       sub.once('error', (err: Error) => {
@@ -226,7 +252,7 @@ export async function startPushBridge(options: PushBridgeOptions): Promise<PushB
   return {
     stats: () => stats.map((s) => ({ ...s })),
     async stop() {
-      stopping = true;
+      delivery.stopping = true;
       for (const t of timers) clearTimeout(t);
       await Promise.all([...subscriptions].map((s) => s.close()));
       await pubsub.close();

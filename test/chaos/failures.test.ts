@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import path from 'node:path';
-import { startLoad, type Load, type LoadResult } from '../../bench/lib/load';
+import { startLoad, type Load, type LoadResult } from '../../infra-scripts/local/load';
 import { nodeMetaKeys } from '../../shared/contract';
 import { createLogger } from '../../shared/logging';
 import type { AuditFaults } from '../../infra-scripts/local/compute-emulator';

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 
-import { startLoad } from '../../bench/lib/load';
+import { startLoad } from '../../infra-scripts/local/load';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { launchInstance, type LocalInstance } from '../../infra-scripts/local/instance';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';

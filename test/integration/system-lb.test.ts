@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 
-import { startLoad } from '../../bench/lib/load';
+import { startLoad } from '../../infra-scripts/local/load';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';

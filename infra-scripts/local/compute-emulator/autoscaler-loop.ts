@@ -62,7 +62,7 @@ export class AutoscalerLoop {
     a.recommendedSize = decision.recommendedSize;
     a.statusDetails = decision.details;
     if (decision.recommendedSize !== igm.targetSize) {
-      this.registry.record(
+      this.registry.events.record(
         'autoscale',
         `${a.name}: ${igm.name} ${igm.targetSize} -> ${decision.recommendedSize}`,
       );

@@ -122,7 +122,10 @@ export class AutoscalersApi {
     checkPolicy(policy);
     a.policy = policy;
     a.description = next.description ?? '';
-    this.registry.record('autoscaler', `${a.name}: policy ${kind} ${JSON.stringify(body).slice(0, 500)}`);
+    this.registry.events.record(
+      'autoscaler',
+      `${a.name}: policy ${kind} ${JSON.stringify(body).slice(0, 500)}`,
+    );
     const op = this.operations.run(
       {
         scope,

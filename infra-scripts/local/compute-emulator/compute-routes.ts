@@ -34,8 +34,8 @@ const scopeOf = (r: Request): Scope => ({
   name: r.params.location!,
 });
 
-/** The Compute v1 subset: templates, groups, autoscalers, instances and operations. */
-export function computeRoutes(emu: ComputeEmulator): Route[] {
+/** What every compute route shares: the project check, requestId idempotency and paged lists. */
+function computeKit(emu: ComputeEmulator) {
   const requestIds = new Map<string, Operation>();
   const op = (o: Operation) => operationView(emu.project, o);
 
@@ -77,26 +77,16 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
       ...(r.nextPageToken ? { nextPageToken: r.nextPageToken } : {}),
     };
   };
+  return { op, compute, idempotent, listed };
+}
 
+type Kit = ReturnType<typeof computeKit>;
+
+/** instanceGroupManagers: list, insert, get, patch, listManagedInstances, resize and the instance actions. */
+function igmRoutes(emu: ComputeEmulator, { compute, idempotent, listed }: Kit): Route[] {
   const igmPath = `${scoped}/instanceGroupManagers/:igm`;
   const igmOf = (r: Request) => emu.getIgm(scopeOf(r), r.params.igm!);
-
   return [
-    // ---- instance templates ----
-    compute('GET', `${project}/global/instanceTemplates`, (r) =>
-      listed(
-        r,
-        emu.listTemplates(),
-        (t) => t.name,
-        (t) => templateView(emu.project, t),
-        'compute#instanceTemplateList',
-      ),
-    ),
-    compute('GET', `${project}/global/instanceTemplates/:template`, (r) =>
-      templateView(emu.project, emu.getTemplate(r.params.template!)),
-    ),
-
-    // ---- instance group managers ----
     compute('GET', `${scoped}/instanceGroupManagers`, (r) =>
       listed(
         r,
@@ -142,6 +132,28 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
         emu.actOnInstances(scopeOf(r), r.params.igm!, action, instances, r.caller, options),
       );
     }),
+  ];
+}
+
+/** The Compute v1 subset: templates, groups, autoscalers, instances and operations. */
+export function computeRoutes(emu: ComputeEmulator): Route[] {
+  const kit = computeKit(emu);
+  const { op, compute, idempotent, listed } = kit;
+  return [
+    // ---- instance templates ----
+    compute('GET', `${project}/global/instanceTemplates`, (r) =>
+      listed(
+        r,
+        emu.listTemplates(),
+        (t) => t.name,
+        (t) => templateView(emu.project, t),
+        'compute#instanceTemplateList',
+      ),
+    ),
+    compute('GET', `${project}/global/instanceTemplates/:template`, (r) =>
+      templateView(emu.project, emu.getTemplate(r.params.template!)),
+    ),
+    ...igmRoutes(emu, kit),
 
     // ---- autoscalers ----
     compute('GET', `${scoped}/autoscalers`, (r) =>

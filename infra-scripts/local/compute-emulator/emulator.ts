@@ -1,13 +1,15 @@
 import { AuditEmitter } from './audit';
+import { EmulatorReads } from './emulator-reads';
 import { AutoscalerLoop } from './autoscaler-loop';
 import { type AutoscalerInsert, AutoscalersApi } from './autoscalers';
 import { GroupsApi, type IgmInsert, type IgmPatch, type InstancesAction } from './groups';
+import { InstanceFaults } from './instance-faults';
 import { InstanceLifecycle } from './instances';
 import { MigController } from './mig-controller';
 import { Operations } from './operations';
-import { type EmulatorEvent, type ManagedInstance, Registry } from './registry';
+import { Registry } from './registry';
 import { type Caller, type EmulatorOptions, Runtime } from './runtime';
-import type { Autoscaler, Igm, Instance, Operation, Scope, Template, TemplateProperties } from './state';
+import type { Igm, Instance, Operation, Scope, Template, TemplateProperties } from './state';
 
 export type { EmulatorEvent, ManagedInstance } from './registry';
 export type { Caller, EmulatorOptions } from './runtime';
@@ -15,17 +17,17 @@ export type { Caller, EmulatorOptions } from './runtime';
 /**
  * The emulated Compute Engine, a facade over its parts: the registry of resources, operations, audit
  * emission, instance lifecycle, the MIG controller and the autoscaler loop, plus the API methods of
- * groups and autoscalers. The HTTP server and the sandbox talk only to this class.
+ * groups and autoscalers (its reads are in `EmulatorReads`). The HTTP server and the sandbox talk
+ * only to this class.
  */
-export class ComputeEmulator {
+export class ComputeEmulator extends EmulatorReads {
   readonly project: string;
   readonly projectNumber: string;
   readonly zones: string[];
   private readonly rt: Runtime;
-  private readonly registry: Registry;
-  private readonly operations: Operations;
   private readonly audit: AuditEmitter;
   private readonly instances: InstanceLifecycle;
+  private readonly faults: InstanceFaults;
   private readonly migs: MigController;
   private readonly autoscaling: AutoscalerLoop;
   private readonly groupsApi: GroupsApi;
@@ -34,16 +36,16 @@ export class ComputeEmulator {
 
   constructor(options: EmulatorOptions) {
     const rt = new Runtime(options);
+    const registry = new Registry(rt);
+    super(registry, new Operations(rt, registry));
     this.rt = rt;
     this.project = rt.project;
     this.projectNumber = rt.settings.projectNumber;
     this.zones = rt.settings.zones;
-    this.registry = new Registry(rt);
-    this.operations = new Operations(rt, this.registry);
     this.audit = new AuditEmitter(rt, options.audit, options.auditFaults);
-    this.instances = new InstanceLifecycle(rt, this.registry, this.operations, this.audit, (igm) =>
-      this.migs.reconcile(igm),
-    );
+    const reconcile = (igm: Igm) => this.migs.reconcile(igm);
+    this.instances = new InstanceLifecycle(rt, this.registry, this.operations, this.audit, reconcile);
+    this.faults = new InstanceFaults(rt, this.registry, this.audit, reconcile);
     this.migs = new MigController(rt, this.registry, this.instances, this.audit);
     this.autoscaling = new AutoscalerLoop(rt, this.registry, this.migs, options.metric);
     this.groupsApi = new GroupsApi(rt, this.registry, this.operations, this.migs, this.audit);
@@ -88,34 +90,10 @@ export class ComputeEmulator {
     return this.registry.addTemplate(name, properties);
   }
 
-  getTemplate(name: string): Template {
-    return this.registry.getTemplate(name);
-  }
-
-  listTemplates(): Template[] {
-    return this.registry.listTemplates();
-  }
-
   // ---- instance group managers ------------------------------------------------------------------
 
   insertIgm(scope: Scope, body: IgmInsert, caller: Caller): Operation {
     return this.groupsApi.insert(scope, body, caller);
-  }
-
-  getIgm(scope: Scope, name: string): Igm {
-    return this.registry.getIgm(scope, name);
-  }
-
-  listIgms(scope: Scope): Igm[] {
-    return this.registry.listIgms(scope);
-  }
-
-  allIgms(): Igm[] {
-    return this.registry.allIgms();
-  }
-
-  managedInstances(igm: Igm): ManagedInstance[] {
-    return this.registry.managedInstances(igm);
   }
 
   patchIgm(scope: Scope, name: string, body: IgmPatch, caller: Caller): Operation {
@@ -152,18 +130,6 @@ export class ComputeEmulator {
     return this.autoscalersApi.insert(scope, body, caller);
   }
 
-  getAutoscaler(scope: Scope, name: string): Autoscaler {
-    return this.registry.getAutoscaler(scope, name);
-  }
-
-  listAutoscalers(scope: Scope): Autoscaler[] {
-    return this.registry.listAutoscalers(scope);
-  }
-
-  allAutoscalers(): Autoscaler[] {
-    return this.registry.allAutoscalers();
-  }
-
   /** `patch` applies a JSON merge patch to the autoscaler, `update` replaces it; unknown fields are 400s. */
   modifyAutoscaler(
     scope: Scope,
@@ -177,18 +143,6 @@ export class ComputeEmulator {
 
   // ---- instances ----------------------------------------------------------------------------------
 
-  getInstance(zone: string, name: string): Instance {
-    return this.registry.getInstance(zone, name);
-  }
-
-  listInstances(zone: string): Instance[] {
-    return this.registry.listInstances(zone);
-  }
-
-  allInstances(): Instance[] {
-    return this.registry.allInstances();
-  }
-
   deleteInstance(zone: string, name: string, caller: Caller): Operation {
     return this.instances.delete(zone, name, caller);
   }
@@ -199,36 +153,16 @@ export class ComputeEmulator {
 
   /** Emulator control: preemption kills the instance without its shutdown script. */
   preempt(zone: string, name: string): Instance {
-    return this.instances.preempt(zone, name);
+    return this.faults.preempt(zone, name);
   }
 
   /** Emulator control: a host error kills the instance; GCE then restarts it (same id). */
   crash(zone: string, name: string): Instance {
-    return this.instances.crash(zone, name);
+    return this.faults.crash(zone, name);
   }
 
   /** Emulator control: freezes (or thaws) an instance's processes; GCE still reports it RUNNING. */
   hang(zone: string, name: string, hung: boolean): Promise<Instance> {
-    return this.instances.hang(zone, name, hung);
-  }
-
-  // ---- operations ---------------------------------------------------------------------------------
-
-  getOperation(scope: Scope, name: string): Operation {
-    return this.operations.get(scope, name);
-  }
-
-  /** Blocks until the operation is DONE or the wait limit passes, then returns it either way. */
-  waitOperation(scope: Scope, name: string): Promise<Operation> {
-    return this.operations.wait(scope, name);
-  }
-
-  listOperations(scope: Scope): Operation[] {
-    return this.operations.list(scope);
-  }
-
-  /** Recent lifecycle events and decisions, newest last, for the status page. */
-  recentEvents(): EmulatorEvent[] {
-    return this.registry.recentEvents();
+    return this.faults.hang(zone, name, hung);
   }
 }

@@ -94,7 +94,7 @@ export class GroupsApi {
       throw invalid(`Invalid value for field 'size': '${size}'. Must be between 0 and 1000.`);
     igm.targetSize = size;
     igm.fingerprint = this.rt.fingerprint();
-    this.registry.record('resize', `${igm.name}: target size ${size}`);
+    this.registry.events.record('resize', `${igm.name}: target size ${size}`);
     return this.reconcileOperation(igm, 'compute.instanceGroupManagers.resize', caller);
   }
 
@@ -132,9 +132,12 @@ export class GroupsApi {
       for (const s of check.slots) s.want = want;
       if (want !== 'recreate') igm.targetSize = Math.max(0, igm.targetSize - check.slots.length);
       igm.fingerprint = this.rt.fingerprint();
-      this.registry.record(action, `${igm.name}: ${check.slots.map((s) => s.name).join(', ') || 'none'}`);
+      this.registry.events.record(
+        action,
+        `${igm.name}: ${check.slots.map((s) => s.name).join(', ') || 'none'}`,
+      );
     } else {
-      this.registry.record(action, `${igm.name}: refused: ${summary}`);
+      this.registry.events.record(action, `${igm.name}: refused: ${summary}`);
     }
     const op = this.operations.run(
       {

@@ -3,12 +3,12 @@ import type { InstanceSpec } from './driver';
 import { notReady } from './errors';
 import type { OperationTarget, Operations } from './operations';
 import type { Registry } from './registry';
-import { type Actor, bounded, type Caller, type Runtime } from './runtime';
+import type { Actor, Caller, Runtime } from './runtime';
 import { type Igm, type Instance, links, type Operation } from './state';
 
 /**
- * Instance lifecycle through the driver: boot, delete (shutdown script, then gone), stop, and the
- * emulator's fault controls (preempt, crash, hang). Each change is audited; a change to a managed
+ * Instance lifecycle through the driver: boot, delete (shutdown script, then gone) and stop (the
+ * emulator's fault controls are in `InstanceFaults`). Each change is audited; a change to a managed
  * instance asks its group to reconcile.
  */
 export class InstanceLifecycle {
@@ -30,10 +30,10 @@ export class InstanceLifecycle {
     this.audit.instance(inst, 'v1.compute.instances.insert', 'first', actor, op);
     try {
       inst.status = 'STAGING';
-      await this.rt.settings.driver.create(this.specOf(inst));
+      await this.rt.settings.driver.create(instanceSpec(this.rt, inst));
     } catch (err) {
       this.registry.removeInstance(inst);
-      this.registry.releaseAddress(inst.networkIP);
+      this.registry.addresses.release(inst.networkIP);
       this.operations.finish(op, err);
       throw err;
     }
@@ -55,10 +55,10 @@ export class InstanceLifecycle {
     if (inst.hung) await driver.kill(inst.id);
     else await driver.shutdown(inst.id, shutdownTimeoutMs);
     this.registry.removeInstance(inst);
-    this.registry.releaseAddress(inst.networkIP);
+    this.registry.addresses.release(inst.networkIP);
     this.audit.instance(inst, 'v1.compute.instances.delete', 'last', actor, op);
     if (!apiOp) this.operations.finish(op);
-    this.registry.record('deleted', `${inst.name} (${inst.id})`);
+    this.registry.events.record('deleted', `${inst.name} (${inst.id})`);
     const igm = this.registry.igmOf(inst);
     if (igm && !this.rt.stopped) setImmediate(() => this.reconcile(igm));
   }
@@ -85,92 +85,6 @@ export class InstanceLifecycle {
     });
   }
 
-  // ---- emulator controls --------------------------------------------------------------------------
-
-  /**
-   * Preemption: GCE logs `compute.instances.preempted`, gives the shutdown script
-   * `preemptionShutdownMs` (ACPI soft off; 0 kills at once) and the instance ends TERMINATED; a MIG
-   * then recreates it.
-   */
-  preempt(zone: string, name: string): Instance {
-    const inst = this.claimRunning(zone, name);
-    const { driver, preemptionShutdownMs } = this.rt.settings;
-    this.track(inst, async () => {
-      inst.status = 'STOPPING';
-      this.audit.system(inst, 'compute.instances.preempted', 'Instance was preempted.');
-      this.registry.record('preempted', `${inst.name} (${inst.id})`);
-      if (preemptionShutdownMs > 0 && !inst.hung) await driver.shutdown(inst.id, preemptionShutdownMs);
-      else await driver.kill(inst.id);
-      inst.status = 'TERMINATED';
-      inst.hung = false;
-    });
-    return inst;
-  }
-
-  /**
-   * A host error: the instance dies at once (`compute.instances.hostError`) and, with automatic
-   * restart, GCE boots it again in place, same id, logging `compute.instances.automaticRestart`.
-   */
-  crash(zone: string, name: string): Instance {
-    const inst = this.claimRunning(zone, name);
-    const { driver, restartDelayMs } = this.rt.settings;
-    this.track(inst, async () => {
-      await driver.kill(inst.id);
-      inst.status = 'TERMINATED';
-      inst.hung = false;
-      this.audit.system(inst, 'compute.instances.hostError', 'Instance terminated by Compute Engine.');
-      this.registry.record('hostError', `${inst.name} (${inst.id})`);
-      await bounded(this.rt.stopRequested, restartDelayMs);
-      if (this.rt.stopped) return;
-      inst.status = 'STAGING';
-      await driver.create(this.specOf(inst));
-      inst.status = 'RUNNING';
-      this.audit.system(
-        inst,
-        'compute.instances.automaticRestart',
-        'Instance automatically restarted by Compute Engine.',
-      );
-      this.registry.record('automaticRestart', `${inst.name} (${inst.id})`);
-    });
-    return inst;
-  }
-
-  /** Freezes (or thaws) an instance's processes; GCE still reports it RUNNING. */
-  async hang(zone: string, name: string, hung: boolean): Promise<Instance> {
-    const inst = this.registry.getInstance(zone, name);
-    if (inst.status !== 'RUNNING' || inst.busy)
-      throw notReady(`projects/${this.rt.project}/zones/${zone}/instances/${name}`);
-    await this.rt.settings.driver.freeze(inst.id, hung);
-    inst.hung = hung;
-    this.registry.record(hung ? 'hang' : 'unhang', inst.name);
-    return inst;
-  }
-
-  /** A RUNNING instance nothing else acts on, now marked busy; else the API's resourceNotReady. */
-  private claimRunning(zone: string, name: string): Instance {
-    const inst = this.registry.getInstance(zone, name);
-    if (inst.status !== 'RUNNING' || inst.busy)
-      throw notReady(`projects/${this.rt.project}/zones/${zone}/instances/${name}`);
-    inst.busy = true;
-    return inst;
-  }
-
-  /** Runs a fault in the background; whatever happens, the instance's group reconciles afterwards. */
-  private track(inst: Instance, work: () => Promise<void>): void {
-    this.rt.track(
-      work()
-        .catch((err: unknown) => {
-          inst.status = 'TERMINATED';
-          this.rt.settings.logger.error({ err, instance: inst.name }, 'preemption/host error failed');
-        })
-        .finally(() => {
-          inst.busy = false;
-          const igm = this.registry.igmOf(inst);
-          if (igm && !this.rt.stopped) this.reconcile(igm);
-        }),
-    );
-  }
-
   /** The instance, marked busy so that nothing else acts on it meanwhile; refused if already busy. */
   private claim(zone: string, name: string): Instance {
     const inst = this.registry.getInstance(zone, name);
@@ -187,19 +101,20 @@ export class InstanceLifecycle {
       targetId: inst.id,
     };
   }
+}
 
-  private specOf(inst: Instance): InstanceSpec {
-    return {
-      project: this.rt.project,
-      projectNumber: this.rt.settings.projectNumber,
-      zone: inst.zone,
-      name: inst.name,
-      id: inst.id,
-      ip: inst.networkIP,
-      machineType: inst.machineType,
-      tags: inst.tags,
-      metadata: inst.metadata,
-      labels: inst.labels,
-    };
-  }
+/** What the driver needs to run an instance. */
+export function instanceSpec(rt: Runtime, inst: Instance): InstanceSpec {
+  return {
+    project: rt.project,
+    projectNumber: rt.settings.projectNumber,
+    zone: inst.zone,
+    name: inst.name,
+    id: inst.id,
+    ip: inst.networkIP,
+    machineType: inst.machineType,
+    tags: inst.tags,
+    metadata: inst.metadata,
+    labels: inst.labels,
+  };
 }

@@ -84,7 +84,7 @@ export class MigController {
     const migActor = this.rt.migActor;
     switch (step.kind) {
       case 'create':
-        this.registry.record('create', `${igm.name}: ${slot.name} (${step.reason})`);
+        this.registry.events.record('create', `${igm.name}: ${slot.name} (${step.reason})`);
         // A member that went missing (deleted behind the group's back) is repaired like a failed one.
         if (step.reason === 'repair' && slot.instanceId)
           this.audit.system(
@@ -95,7 +95,7 @@ export class MigController {
         await this.createManaged(igm, slot);
         return;
       case 'delete':
-        this.registry.record('delete', `${igm.name}: ${slot.name} (${step.reason})`);
+        this.registry.events.record('delete', `${igm.name}: ${slot.name} (${step.reason})`);
         if (existing) await this.instances.remove(existing, migActor);
         igm.slots = igm.slots.filter((s) => s !== slot);
         return;
@@ -104,7 +104,7 @@ export class MigController {
         igm.slots = igm.slots.filter((s) => s !== slot);
         return;
       case 'recreate':
-        this.registry.record('recreate', `${igm.name}: ${slot.name} (${step.reason})`);
+        this.registry.events.record('recreate', `${igm.name}: ${slot.name} (${step.reason})`);
         if (existing && step.reason === 'repair') {
           this.audit.system(
             existing,
@@ -125,7 +125,7 @@ export class MigController {
   /** Boots a new instance (new id) for the slot from the group's current template. */
   private async createManaged(igm: Igm, slot: Slot): Promise<void> {
     const template = this.registry.getTemplate(lastSegment(igm.instanceTemplate));
-    const ip = this.registry.takeAddress();
+    const ip = this.registry.addresses.take();
     if (!ip) throw new Error('no free instance address left');
     const inst = this.instanceFor(igm, slot, template, ip);
     slot.instanceId = inst.id;

@@ -1,3 +1,4 @@
+import { AddressPool, EventLog } from './activity';
 import { alreadyExists, notFound } from './errors';
 import type { Runtime } from './runtime';
 import {
@@ -14,11 +15,7 @@ import {
   scopePath,
 } from './state';
 
-export interface EmulatorEvent {
-  at: string;
-  kind: string;
-  message: string;
-}
+export type { EmulatorEvent } from './activity';
 
 export interface ManagedInstance {
   slot: Slot;
@@ -29,19 +26,20 @@ const inScope = (scope: Scope) => (r: { scope: Scope }) =>
   r.scope.kind === scope.kind && r.scope.name === scope.name;
 
 /**
- * The emulator's resources (templates, instances, groups, autoscalers), the pool of instance addresses
- * and the recent-events log the status page shows. Lookups throw the API's `notFound`.
+ * The emulator's resources (templates, instances, groups, autoscalers), with the pool of instance
+ * addresses and the recent-events log the status page shows. Lookups throw the API's `notFound`.
  */
 export class Registry {
   private readonly templates = new Map<string, Template>();
   private readonly instances = new Map<string, Instance>();
   private readonly igms = new Map<string, Igm>();
   private readonly autoscalers = new Map<string, Autoscaler>();
-  private readonly freeAddresses: string[] = [];
-  private readonly events: EmulatorEvent[] = [];
+  readonly addresses: AddressPool;
+  readonly events: EventLog;
 
   constructor(private readonly rt: Runtime) {
-    for (let n = 2; n <= 254; n++) this.freeAddresses.push(`${rt.settings.addressPrefix}${n}`);
+    this.addresses = new AddressPool(rt.settings.addressPrefix);
+    this.events = new EventLog(rt);
   }
 
   private get project(): string {
@@ -179,26 +177,5 @@ export class Registry {
 
   clearInstances(): void {
     this.instances.clear();
-  }
-
-  // ---- addresses ----------------------------------------------------------------------------------
-
-  takeAddress(): string | undefined {
-    return this.freeAddresses.shift();
-  }
-
-  releaseAddress(ip: string): void {
-    this.freeAddresses.push(ip);
-  }
-
-  // ---- recent events (the status page's log) ------------------------------------------------------
-
-  record(kind: string, message: string): void {
-    this.events.push({ at: this.rt.iso(), kind, message });
-    if (this.events.length > 200) this.events.splice(0, this.events.length - 200);
-  }
-
-  recentEvents(): EmulatorEvent[] {
-    return [...this.events];
   }
 }

@@ -18,7 +18,7 @@ import {
 import { type PushBridge, type Route, startPushBridge } from '../push-bridge';
 import type { ActionLog } from '../status-page/server';
 import { envWithoutConsulToken, functionToken } from './acl';
-import { scalingAlertsEnv } from './alert-scenarios';
+import { scalingAlertsEnv } from './alert-setup';
 import { type ConsulLink, startConsulLink } from './consul-link';
 import { healthSweepConfig, sandboxProject } from './topology';
 

@@ -3,7 +3,7 @@
  * it (bounded in time) and reports both. `npm run scenario -- NAME` reaches them through the status
  * page; e2e tests call `runScenario` directly and assert on the returned outcome.
  */
-import { startLoad, type LoadResult } from '../../../bench/lib/load';
+import { startLoad, type LoadResult } from '../load';
 import { nodeMetaKeys, services } from '../../../shared/contract';
 import type { Caller } from '../compute-emulator/emulator';
 import type { Instance } from '../compute-emulator/state';
@@ -12,7 +12,7 @@ import { alertScenarios } from './alert-scenarios';
 import type { Sandbox } from './sandbox';
 import { sweepScenarioNames, sweepScenarios } from './sweep-scenarios';
 import { sandboxRegion } from './topology';
-import { type Out, watch } from './watch';
+import { type Out, type Outcome, watch } from './watch';
 
 export const scenarioNames = [
   'load',
@@ -28,8 +28,7 @@ export const scenarioNames = [
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
-export type { Out } from './watch';
-export type Outcome = Record<string, unknown>;
+export type { Out, Outcome } from './watch';
 
 const caller: Caller = { userAgent: 'sandbox-scenario' };
 const region = { kind: 'regions' as const, name: sandboxRegion };

@@ -29,7 +29,7 @@ import { consulView, nodeStanding, type NodeStanding } from '../status-page/cons
 import { type ActionLog, startStatusPage, type StatusPage } from '../status-page/server';
 import { setupRoleTokens } from './acl';
 import type { ConsulLink } from './consul-link';
-import { setupSandboxAlerting } from './alert-scenarios';
+import { setupSandboxAlerting } from './alert-setup';
 import { startFunctionsHost, type Topic, topics } from './functions-host';
 import { startMetricsAgent } from './metrics-agent';
 import { instancePrefix, sandboxProject, sandboxZones, seedTopology } from './topology';
@@ -109,52 +109,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     for (const t of topics) await client.createTopic(t);
 
     say('[3/7] starting the metadata server and the Compute + Monitoring emulator');
-    const md: MetadataServer = createMetadataServer({ port: 9169 });
-    stops.push(() => md.stop());
-    const sink = pubsubSink({
-      projectId: sandboxProject,
-      topic: 'instance-events',
-      emulatorHost: pubsub.host,
-    });
-    stops.push(() => sink.close());
-    const driver = new LauncherDriver({
-      metadata: md,
-      logger,
-      shutdownTimeoutMs: 30_000,
-      // The agent unit's ExecStartPost repairs a node the leader registered without its metadata.
-      onOutput: (instance, unit, chunk) => {
-        if (unit === 'consul' && chunk.includes('lacked this node')) say(`      ${instance}: ${repairNote}`);
-      },
-      projectAttributes: {
-        'consul-servers': consul.joinAddrs.join(' '),
-        'consul-gossip-key': consul.gossipKey,
-        'ilb-drain-seconds': '3',
-      },
-    });
-    const compute = await startComputeEmulator({
-      project: sandboxProject,
-      zones: sandboxZones,
-      driver,
-      logger,
-      audit: sink.write,
-      addressPrefix: instancePrefix(prefix),
-      port: options.computePort ?? 0,
-      shutdownTimeoutMs: 30_000,
-      operationDelayMs: 200,
-      reconcileIntervalMs: 2000,
-      autoscaleIntervalMs: 5000,
-      stabilizationSec: options.stabilizationSec ?? 60,
-      restartDelayMs: 8000,
-      // As on GCE: a preempted VM's shutdown script gets 30 s (ACPI soft off) before it is stopped.
-      preemptionShutdownMs: GCE_PREEMPTION_SHUTDOWN_MS,
-      auditFaults: options.auditFaults,
-      // Monitoring alerting publishes to the sandbox's topics, as its Pub/Sub channels do.
-      alerting: {
-        publish: (topic, data) => client.topic(topic).publishMessage({ data }),
-        evaluateIntervalMs: 10_000,
-      },
-    });
-    stops.push(() => compute.stop());
+    const { driver, compute } = await startCompute(options, prefix, consul, pubsub.host, client, stops, say);
     seedTopology(compute, roleTokens);
 
     say('[4/7] booting instances: backend and haproxy in 2 zones, a frontend (this takes a while)');
@@ -194,21 +149,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     );
     stops.push(async () => clearInterval(scheduler));
 
-    const frontendUrl = () => {
-      const f = emu.allInstances().find((i) => i.labels.role === 'frontend' && i.status === 'RUNNING');
-      return f ? `http://${f.networkIP}:${services.frontend.port}/` : undefined;
-    };
-    const haproxyStatsUrls = () =>
-      emu
-        .allInstances()
-        .filter((i) => i.labels.role === 'haproxy' && i.status === 'RUNNING')
-        .map((i) => `http://${i.networkIP}:8404/stats`);
-    const haproxyAdminSockets = () =>
-      emu
-        .allInstances()
-        .filter((i) => i.labels.role === 'haproxy' && i.status === 'RUNNING')
-        .flatMap((i) => driver.rootOf(i.id) ?? [])
-        .map((root) => `${root}/run/haproxy/admin.sock`);
+    const { frontendUrl, haproxyStatsUrls, haproxyAdminSockets } = instanceEndpoints(compute, driver);
 
     say('[6/7] waiting for the frontend to answer through HAProxy and every node to be healthy');
     await waitFor(
@@ -264,6 +205,87 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The metadata server and the Compute + Monitoring emulator, its instances run by the launcher
+ * (real Consul agents and apps) and its audit log sunk into `instance-events`.
+ */
+async function startCompute(
+  options: SandboxOptions,
+  prefix: string,
+  consul: ConsulCluster,
+  pubsubHost: string,
+  client: PubSub,
+  stops: (() => Promise<unknown>)[],
+  say: (line: string) => void,
+): Promise<{ driver: LauncherDriver; compute: RunningEmulator }> {
+  const { logger } = options;
+  const md: MetadataServer = createMetadataServer({ port: 9169 });
+  stops.push(() => md.stop());
+  const sink = pubsubSink({
+    projectId: sandboxProject,
+    topic: 'instance-events',
+    emulatorHost: pubsubHost,
+  });
+  stops.push(() => sink.close());
+  const driver = new LauncherDriver({
+    metadata: md,
+    logger,
+    shutdownTimeoutMs: 30_000,
+    // The agent unit's ExecStartPost repairs a node the leader registered without its metadata.
+    onOutput: (instance, unit, chunk) => {
+      if (unit === 'consul' && chunk.includes('lacked this node')) say(`      ${instance}: ${repairNote}`);
+    },
+    projectAttributes: {
+      'consul-servers': consul.joinAddrs.join(' '),
+      'consul-gossip-key': consul.gossipKey,
+      'ilb-drain-seconds': '3',
+    },
+  });
+  const compute = await startComputeEmulator({
+    project: sandboxProject,
+    zones: sandboxZones,
+    driver,
+    logger,
+    audit: sink.write,
+    addressPrefix: instancePrefix(prefix),
+    port: options.computePort ?? 0,
+    shutdownTimeoutMs: 30_000,
+    operationDelayMs: 200,
+    reconcileIntervalMs: 2000,
+    autoscaleIntervalMs: 5000,
+    stabilizationSec: options.stabilizationSec ?? 60,
+    restartDelayMs: 8000,
+    // As on GCE: a preempted VM's shutdown script gets 30 s (ACPI soft off) before it is stopped.
+    preemptionShutdownMs: GCE_PREEMPTION_SHUTDOWN_MS,
+    auditFaults: options.auditFaults,
+    // Monitoring alerting publishes to the sandbox's topics, as its Pub/Sub channels do.
+    alerting: {
+      publish: (topic, data) => client.topic(topic).publishMessage({ data }),
+      evaluateIntervalMs: 10_000,
+    },
+  });
+  stops.push(() => compute.stop());
+  return { driver, compute };
+}
+
+/** Where the running instances answer: the frontend, HAProxy's stats pages and admin sockets. */
+function instanceEndpoints(compute: RunningEmulator, driver: LauncherDriver) {
+  const emu = compute.emulator;
+  const running = (role: string) =>
+    emu.allInstances().filter((i) => i.labels.role === role && i.status === 'RUNNING');
+  return {
+    frontendUrl: () => {
+      const f = running('frontend')[0];
+      return f ? `http://${f.networkIP}:${services.frontend.port}/` : undefined;
+    },
+    haproxyStatsUrls: () => running('haproxy').map((i) => `http://${i.networkIP}:8404/stats`),
+    haproxyAdminSockets: () =>
+      running('haproxy')
+        .flatMap((i) => driver.rootOf(i.id) ?? [])
+        .map((root) => `${root}/run/haproxy/admin.sock`),
+  };
 }
 
 /**

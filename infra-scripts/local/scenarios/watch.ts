@@ -3,6 +3,9 @@ import { sleep } from '../launch';
 /** Where a scenario writes its report, line by line. */
 export type Out = (line: string) => void;
 
+/** What a scenario reports back to its caller (an e2e test, the status page). */
+export type Outcome = Record<string, unknown>;
+
 /** Polls `check` every second until it returns a value, printing `what` every 10 s; gives up after `ms`. */
 export async function watch<T>(
   out: Out,
