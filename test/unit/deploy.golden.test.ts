@@ -75,7 +75,9 @@ async function render(plan: Plan): Promise<string> {
   lines.push('', 'checks expect:');
   for (const s of plan.steps) lines.push(`  ${s.id}: ${JSON.stringify(s.check.expect)}`);
   lines.push('', 'lookups:');
-  for (const [name, args] of Object.entries(plan.lookups)) lines.push(`  ${name}: ${show(args)}`);
+  // By name: their order means nothing, the runner finds each by its name.
+  for (const [name, args] of Object.entries(plan.lookups).sort(([a], [b]) => a.localeCompare(b)))
+    lines.push(`  ${name}: ${show(args)}`);
   for (const s of plan.steps) {
     if (s.tls) lines.push('', `tls of ${s.id}: ${JSON.stringify(s.tls)}`);
     for (const r of s.run) {
