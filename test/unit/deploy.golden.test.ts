@@ -7,21 +7,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { resolveConfig } from '../../infra-scripts/deploy/config';
-import { deployPlan, teardownPlan, type Plan, type PlanInputs } from '../../infra-scripts/deploy/plan';
+import { deployPlan, type Plan, type PlanInputs } from '../../infra-scripts/deploy/plan';
 import { runPlan, show } from '../../infra-scripts/deploy/runner';
+import { teardownPlan } from '../../infra-scripts/deploy/teardown';
+import { agentPolicies } from './deploy.inputs';
 
 const inputs: PlanInputs = {
   sourceHash: 'fixed-source-hash',
-  agentPolicies: {
-    consul: 'node_prefix "consul-" { policy = "write" }',
-    'consul-default': 'node_prefix "" { policy = "read" }',
-    backend: 'node_prefix "backend-" { policy = "write" }',
-    'backend-default': 'node_prefix "" { policy = "read" }',
-    haproxy: 'node_prefix "haproxy-" { policy = "write" }',
-    'haproxy-default': 'node_prefix "" { policy = "read" }',
-    frontend: 'node_prefix "frontend-" { policy = "write" }',
-    'frontend-default': 'node_prefix "" { policy = "read" }',
-  },
+  agentPolicies,
   functionPolicies: {
     instanceEvents: 'node_prefix "backend-" { policy = "write" }',
     healthSweep: 'node_prefix "haproxy-" { policy = "write" }',
@@ -90,12 +83,7 @@ async function render(plan: Plan): Promise<string> {
 describe('deploy and teardown plans, against the committed dry runs', () => {
   for (const k of cases) {
     it(`${k.name}`, async () => {
-      const c = resolveConfig(k.config, [
-        'instanceEvents',
-        'healthSweep',
-        'scalingAlerts',
-        'healthSweepHttp',
-      ]);
+      const c = resolveConfig(k.config);
       for (const [action, plan] of [
         ['deploy', deployPlan(c, k.inputs)],
         ['teardown', teardownPlan(c, k.inputs)],
