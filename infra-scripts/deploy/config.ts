@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { topicFunctions, type TopicFunctionName } from '../../functions/catalog';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 import { parseRuleFile } from '../../shared/scaling-alerts/rules';
 
@@ -26,9 +27,8 @@ const scaledTier = (min: number, max: number) =>
     .strict()
     .refine((t) => t.min <= t.max, 'min must not exceed max');
 
-/** Cloud Functions this deploy knows how to wire (entry point names in functions/index.ts). */
-export const knownFunctions = ['instanceEvents', 'healthSweep', 'scalingAlerts'] as const;
-export type FunctionName = (typeof knownFunctions)[number];
+/** The functions a config may list: the catalog's topic functions, in its order. */
+const knownFunctions = Object.keys(topicFunctions) as TopicFunctionName[];
 
 /** An IAM member that may call healthSweepHttp: a Google group, user or service account. */
 const invoker = z
@@ -81,7 +81,7 @@ export const configSchema = z
       .object({ machineType: machineType.default('e2-small'), imageFamily: imageFamily.optional() })
       .strict()
       .default({ machineType: 'e2-small' }),
-    /** Functions to deploy; default: every known entry point exported from functions/index.ts. */
+    /** Functions to deploy; default: every topic function of functions/catalog.ts. */
     functions: z.array(z.enum(knownFunctions)).optional(),
     healthSweepSchedule: z.string().min(9).default('*/5 * * * *'),
     /**
@@ -117,12 +117,10 @@ export interface ResolvedConfig extends Omit<
   'zones' | 'functions' | 'imageProject' | 'scalingRules'
 > {
   zones: string[];
-  functions: FunctionName[];
+  functions: TopicFunctionName[];
   imageProject: string;
   /** The rule document passed to the functions; present when scalingAlerts is deployed. */
   scalingRules?: Record<string, unknown>;
-  /** healthSweep is deployed and functions/index.ts exports its HTTP entry point too. */
-  healthSweepHttp: boolean;
 }
 
 export class DeployConfigError extends Error {
@@ -157,14 +155,10 @@ export function applyOverrides(file: unknown, overrides: Record<string, string>,
 }
 
 /**
- * Validates the merged input; `exported` is the list of entry points functions/index.ts exports;
- * `readText` reads a `scalingRules` path (the CLI's file access; without it a path is refused).
+ * Validates the merged input; `readText` reads a `scalingRules` path (the CLI's file access;
+ * without it a path is refused).
  */
-export function resolveConfig(
-  input: unknown,
-  exported: readonly string[],
-  readText?: (path: string) => string,
-): ResolvedConfig {
+export function resolveConfig(input: unknown, readText?: (path: string) => string): ResolvedConfig {
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
@@ -175,12 +169,7 @@ export function resolveConfig(
   for (const zone of zones) {
     if (!zone.startsWith(`${c.region}-`)) throw new DeployConfigError(`zone ${zone} is not in ${c.region}`);
   }
-  const functions = c.functions ?? knownFunctions.filter((f) => exported.includes(f));
-  for (const f of functions) {
-    if (!exported.includes(f)) {
-      throw new DeployConfigError(`function ${f} is not exported from functions/index.ts`);
-    }
-  }
+  const functions = c.functions ?? knownFunctions;
   const { scalingRules: rulesInput, ...rest } = c;
   const resolved = { ...rest, zones, functions, imageProject: c.imageProject ?? c.project };
   const scalingRules = functions.includes('scalingAlerts')
@@ -193,14 +182,10 @@ export function resolveConfig(
       throw new DeployConfigError(`invalid deploy config:\n  healthSweep: ${(err as Error).message}`);
     }
   }
-  return {
-    ...resolved,
-    ...(scalingRules ? { scalingRules } : {}),
-    healthSweepHttp: functions.includes('healthSweep') && exported.includes('healthSweepHttp'),
-  };
+  return { ...resolved, ...(scalingRules ? { scalingRules } : {}) };
 }
 
-type PlanConfig = Omit<ResolvedConfig, 'healthSweepHttp' | 'scalingRules'>;
+type PlanConfig = Omit<ResolvedConfig, 'scalingRules'>;
 
 /** The tiers whose autoscalers the deploy creates, and so names in the generated rules. */
 const scaledRoles = ['backend', 'haproxy'] as const;
@@ -215,7 +200,7 @@ export const autoscalerPlaceholder = (role: (typeof scaledRoles)[number]) => `@{
 /**
  * The rule document generated for a deployment without `scalingRules`: the regional autoscalers of
  * its backend and haproxy groups, floors and ceilings from the groups' sizes, ownership by their name
- * prefix, a rule for each of the deploy's CPU alert policies (plan.ts: `<deployment> <role> CPU
+ * prefix, a rule for each of the deploy's CPU alert policies (steps/monitoring.ts: `<deployment> <role> CPU
  * high`), and the default rules (alert policies labelled `tier` and `action`).
  */
 export function scalingRulesDocument(c: PlanConfig): Record<string, unknown> {
@@ -237,7 +222,7 @@ export function scalingRulesDocument(c: PlanConfig): Record<string, unknown> {
     ownership: { namePrefixes: scaledRoles.map((r) => `${c.deployment}-${r}-`) },
     schedulePrefix: `${c.deployment}-incident-`,
     tiers: { backend: tier('backend'), haproxy: tier('haproxy') },
-    // The deploy's own CPU policies (plan.ts) carry no tier/action labels: a rule each.
+    // The deploy's own CPU policies (steps/monitoring.ts) carry no tier/action labels: a rule each.
     rules: scaledRoles.map((role) => ({
       name: `${role}-cpu-high`,
       match: { policyName: `${c.deployment} ${role} CPU high` },
@@ -286,7 +271,7 @@ function resolveScalingRules(
  * deploy creates (`<deployment>-<role>`: backend and haproxy regional, frontend zonal in the first
  * zone) with the thresholds of the deploy config.
  */
-export function healthSweepDocument(c: Omit<ResolvedConfig, 'healthSweepHttp'>): Record<string, unknown> {
+export function healthSweepDocument(c: PlanConfig): Record<string, unknown> {
   const regional = (role: string) => ({
     project: c.project,
     region: c.region,
@@ -302,17 +287,4 @@ export function healthSweepDocument(c: Omit<ResolvedConfig, 'healthSweepHttp'>):
     ...(c.healthSweep.thresholds ? { thresholds: c.healthSweep.thresholds } : {}),
     ...(c.healthSweep.repairOrphans !== undefined ? { repairOrphans: c.healthSweep.repairOrphans } : {}),
   };
-}
-
-/** Entry points exported from functions/index.ts (`export { name } from './dir'`). */
-export function exportedEntryPoints(indexSource: string): string[] {
-  const names: string[] = [];
-  for (const m of indexSource.matchAll(/^export\s*\{([^}]*)\}\s*from/gm)) {
-    for (const part of (m[1] ?? '').split(',')) {
-      const alias = part.trim().split(/\s+as\s+/);
-      const exportedName = (alias[1] ?? alias[0] ?? '').trim();
-      if (exportedName) names.push(exportedName);
-    }
-  }
-  return names;
 }

@@ -10,15 +10,11 @@ import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { promisify } from 'node:util';
 
-import {
-  applyOverrides,
-  DeployConfigError,
-  exportedEntryPoints,
-  knownFunctions,
-  resolveConfig,
-} from './config';
-import { deployPlan, teardownPlan, type PlanInputs } from './plan';
+import { topicFunctions } from '../../functions/catalog';
+import { applyOverrides, DeployConfigError, resolveConfig } from './config';
+import { deployPlan, type PlanInputs } from './plan';
 import { runPlan, type Exec, type Generators } from './runner';
+import { teardownPlan } from './teardown';
 
 const usage = `usage: deploy.sh|teardown.sh [--config FILE] [--project ID] [--region R] [--zones a,b,c]
          [--deployment NAME] [--functions a,b] [--set key.path=value ...] [--dry-run] [--yes]
@@ -84,20 +80,15 @@ function files(dir: string): string[] {
 }
 
 /** What the plan needs from the repository: policies, the functions' source hash. */
-export function readInputs(root: string): { inputs: PlanInputs; exported: string[] } {
-  const exported = exportedEntryPoints(readFileSync(path.join(root, 'functions/index.ts'), 'utf8'));
+export function readInputs(root: string): PlanInputs {
   const agentPolicies: Record<string, string> = {};
   for (const f of files(path.join(root, 'packer/consul/files/acl')).filter((f) => f.endsWith('.hcl'))) {
     agentPolicies[path.basename(f, '.hcl')] = readFileSync(f, 'utf8');
   }
   const functionPolicies: PlanInputs['functionPolicies'] = {};
-  for (const fn of knownFunctions) {
-    const file = path.join(
-      root,
-      'infra-scripts/acl',
-      `${fn.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}.hcl`,
-    );
-    if (existsSync(file)) functionPolicies[fn] = readFileSync(file, 'utf8');
+  for (const [fn, spec] of Object.entries(topicFunctions)) {
+    const file = path.join(root, 'infra-scripts/acl', spec.consulPolicy);
+    if (existsSync(file)) functionPolicies[fn as keyof typeof topicFunctions] = readFileSync(file, 'utf8');
   }
   const forceLeaveFile = path.join(root, 'infra-scripts/acl/force-leave.hcl');
   const forceLeavePolicy = existsSync(forceLeaveFile) ? readFileSync(forceLeaveFile, 'utf8') : undefined;
@@ -112,13 +103,10 @@ export function readInputs(root: string): { inputs: PlanInputs; exported: string
     hash.update(path.relative(root, f)).update('\0').update(readFileSync(f)).update('\0');
   }
   return {
-    inputs: {
-      sourceHash: hash.digest('hex'),
-      agentPolicies,
-      functionPolicies,
-      ...(forceLeavePolicy !== undefined ? { forceLeavePolicy } : {}),
-    },
-    exported,
+    sourceHash: hash.digest('hex'),
+    agentPolicies,
+    functionPolicies,
+    ...(forceLeavePolicy !== undefined ? { forceLeavePolicy } : {}),
   };
 }
 
@@ -230,13 +218,13 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const root = repoRoot();
-  const { inputs, exported } = readInputs(root);
+  const inputs = readInputs(root);
   let config;
   try {
     const file = args.config ? (JSON.parse(readFileSync(args.config, 'utf8')) as unknown) : {};
     // A scalingRules path is relative to the config file (to the working directory without one).
     const base = args.config ? path.dirname(args.config) : process.cwd();
-    config = resolveConfig(applyOverrides(file, args.overrides, args.sets), exported, (f) =>
+    config = resolveConfig(applyOverrides(file, args.overrides, args.sets), (f) =>
       readFileSync(path.resolve(base, f), 'utf8'),
     );
   } catch (err) {

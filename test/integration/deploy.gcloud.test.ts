@@ -13,8 +13,9 @@ import { resolveConfig } from '../../infra-scripts/deploy/config';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { gcloudExec, generators, readInputs } from '../../infra-scripts/deploy/main';
-import { deployPlan, teardownPlan } from '../../infra-scripts/deploy/plan';
+import { deployPlan } from '../../infra-scripts/deploy/plan';
 import { runPlan } from '../../infra-scripts/deploy/runner';
+import { teardownPlan } from '../../infra-scripts/deploy/teardown';
 
 const root = path.resolve(__dirname, '../..');
 const fakeBin = path.join(root, 'test/fake-gcloud/bin');
@@ -299,13 +300,8 @@ describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts t
     'deploys, redeploys nothing, tears down to empty with the strict stand-in',
     async () => {
       const state = freshState();
-      const { inputs } = readInputs(root);
-      const c = resolveConfig({ project, healthSweep: { invokers: ['group:sre@example.com'] } }, [
-        'instanceEvents',
-        'healthSweep',
-        'healthSweepHttp',
-        'scalingAlerts',
-      ]);
+      const inputs = readInputs(root);
+      const c = resolveConfig({ project, healthSweep: { invokers: ['group:sre@example.com'] } });
       const exec = gcloudExec(path.join(fakeBin, 'gcloud'), {
         ...process.env,
         FAKE_GCLOUD_STATE: state,

@@ -1,7 +1,7 @@
+import { topicFunctions, type TopicFunctionName } from '../../functions/catalog';
 import {
   applyOverrides,
   DeployConfigError,
-  exportedEntryPoints,
   resolveConfig,
   type ResolvedConfig,
 } from '../../infra-scripts/deploy/config';
@@ -10,30 +10,16 @@ import path from 'node:path';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { matchIncident } from '../../shared/scaling-alerts/rules';
-import {
-  deployPlan,
-  envVarsFlag,
-  functionSpecs,
-  hostAddress,
-  leasePassPermissions,
-  teardownPlan,
-  type Plan,
-  type PlanInputs,
-} from '../../infra-scripts/deploy/plan';
+import { deployPlan, type Plan, type PlanInputs } from '../../infra-scripts/deploy/plan';
 import { checkPasses, runPlan, show, type Exec } from '../../infra-scripts/deploy/runner';
+import { envVarsFlag } from '../../infra-scripts/deploy/steps/functions';
+import { hostAddress } from '../../infra-scripts/deploy/steps/names';
+import { teardownPlan } from '../../infra-scripts/deploy/teardown';
+import { agentPolicies } from './deploy.inputs';
 
 const inputs: PlanInputs = {
   sourceHash: 'abc',
-  agentPolicies: {
-    consul: 'node_prefix "consul-" { policy = "write" }',
-    'consul-default': 'node_prefix "" { policy = "read" }',
-    backend: 'node_prefix "backend-" { policy = "write" }',
-    'backend-default': 'node_prefix "" { policy = "read" }',
-    haproxy: 'node_prefix "haproxy-" { policy = "write" }',
-    'haproxy-default': 'node_prefix "" { policy = "read" }',
-    frontend: 'node_prefix "frontend-" { policy = "write" }',
-    'frontend-default': 'node_prefix "" { policy = "read" }',
-  },
+  agentPolicies,
   functionPolicies: {
     instanceEvents: 'node_prefix "backend-" { policy = "write" }',
     healthSweep: 'node_prefix "haproxy-" { policy = "write" }',
@@ -41,32 +27,33 @@ const inputs: PlanInputs = {
   forceLeavePolicy: 'operator = "write"',
 };
 const all = ['instanceEvents', 'healthSweep', 'scalingAlerts'];
-/** What functions/index.ts exports: the three event functions and the sweep's HTTP entry point. */
-const exported = [...all, 'healthSweepHttp'];
-const config = (extra: Record<string, unknown> = {}, exported = ['instanceEvents']): ResolvedConfig =>
-  resolveConfig({ project: 'demo-project', ...extra }, exported);
+/** A config of these functions (unless `extra` lists its own). */
+const config = (extra: Record<string, unknown> = {}, functions = ['instanceEvents']): ResolvedConfig =>
+  resolveConfig({ project: 'demo-project', functions, ...extra });
 const commands = (plan: Plan) => plan.steps.flatMap((s) => s.run.map((r) => r.args));
 const line = (args: string[]) => args.join(' ');
 
 describe('deploy config', () => {
   it('fills every default from the project alone', () => {
-    const c = config();
+    const c = resolveConfig({ project: 'demo-project' });
     expect(c).toMatchObject({
       deployment: 'ilb',
       region: 'us-central1',
       zones: ['us-central1-a', 'us-central1-b', 'us-central1-c'],
       imageProject: 'demo-project',
-      functions: ['instanceEvents'],
+      functions: all,
       consul: { servers: 3 },
       backend: { min: 2, max: 6 },
     });
   });
 
   it('rejects what it cannot deploy, naming the key', () => {
-    expect(() => resolveConfig({}, [])).toThrow(/project/);
+    expect(() => resolveConfig({})).toThrow(/project/);
     expect(() => config({ backend: { min: 5, max: 2 } })).toThrow(/min must not exceed max/);
     expect(() => config({ zones: ['europe-west1-b'] })).toThrow(/not in us-central1/);
-    expect(() => config({ functions: ['healthSweep'] })).toThrow(/not exported/);
+    // Only the catalog's topic functions: an HTTP entry point comes with its function.
+    expect(() => config({ functions: ['healthSweepHttp'] })).toThrow(/functions/);
+    expect(() => config({ functions: ['otherFunction'] })).toThrow(/functions/);
     expect(() => config({ consul: { servers: 4 } })).toThrow(DeployConfigError);
     expect(() => config({ unknownKey: 1 })).toThrow(/unknownKey|Unrecognized/);
     // The operators' function: IAM members only, never everyone.
@@ -79,22 +66,16 @@ describe('deploy config', () => {
     ).toThrow(/healthSweep: .*absentSweeps/);
   });
 
-  it('deploys the exported functions it knows, and any subset the config lists', () => {
-    expect(config({}, all).functions).toEqual(all);
+  it("deploys the catalog's topic functions, or any subset the config lists", () => {
+    expect(resolveConfig({ project: 'demo-project' }).functions).toEqual(all);
     expect(config({ functions: ['healthSweep'] }, all).functions).toEqual(['healthSweep']);
-    expect(exportedEntryPoints("// x\nexport { instanceEvents } from './instance-events';\n")).toEqual([
-      'instanceEvents',
-    ]);
-    expect(exportedEntryPoints("export { a, b as healthSweep } from './x';")).toEqual(['a', 'healthSweep']);
   });
 
   it('accepts its documented example', () => {
     const example: unknown = JSON.parse(
       readFileSync(path.join(__dirname, '../../infra-scripts/deploy/config.example.json'), 'utf8'),
     );
-    expect(resolveConfig(example, exported).healthSweep.invokers).toEqual([
-      'group:ilb-operators@example.com',
-    ]);
+    expect(resolveConfig(example).healthSweep.invokers).toEqual(['group:ilb-operators@example.com']);
   });
 
   it("generates scalingAlerts' rules from the deployment, or takes a valid document or file", () => {
@@ -134,9 +115,9 @@ describe('deploy config', () => {
     };
     expect(config({ scalingRules: own }, all).scalingRules).toEqual(own);
     const read = jest.fn(() => JSON.stringify(own));
-    expect(
-      resolveConfig({ project: 'demo-project', scalingRules: 'rules.json' }, all, read).scalingRules,
-    ).toEqual(own);
+    expect(resolveConfig({ project: 'demo-project', scalingRules: 'rules.json' }, read).scalingRules).toEqual(
+      own,
+    );
     expect(read).toHaveBeenCalledWith('rules.json');
     // Checked as the function will check it, at plan time.
     expect(() =>
@@ -144,7 +125,7 @@ describe('deploy config', () => {
     ).toThrow(/scalingRules: .*floor must not exceed ceiling/);
     expect(() => config({ scalingRules: { ...own, version: 2 } }, all)).toThrow(/scalingRules: .*version/);
     expect(() => config({ scalingRules: 'rules.json' }, all)).toThrow(/scalingRules: cannot read/);
-    expect(() => resolveConfig({ project: 'demo-project', scalingRules: 'r' }, all, () => '[1]')).toThrow(
+    expect(() => resolveConfig({ project: 'demo-project', scalingRules: 'r' }, () => '[1]')).toThrow(
       /scalingRules: r: not a JSON object/,
     );
     expect(() => config({ scalingRules: { ...own, description: '@{projectNumber}' } }, all)).toThrow(
@@ -177,7 +158,7 @@ describe('deploy config', () => {
 });
 
 describe('deploy plan', () => {
-  const plan = deployPlan(config({}, exported), inputs);
+  const plan = deployPlan(config({}, all), inputs);
   const cmds = commands(plan);
 
   it('has unique step ids and passes --project to every command and check', () => {
@@ -284,13 +265,13 @@ describe('deploy plan', () => {
     const deploys = cmds.filter((a) => line(a).startsWith('functions deploy') && a[2] !== 'healthSweepHttp');
     expect(deploys.map((a) => a[2])).toEqual(all);
     for (const d of deploys) {
-      const f = d[2] as keyof typeof functionSpecs;
+      const f = d[2] as TopicFunctionName;
       expect(d).toEqual(
         expect.arrayContaining([
           '--gen2',
           '--runtime=nodejs22',
           '--retry',
-          `--trigger-topic=${functionSpecs[f].topic}`,
+          `--trigger-topic=${topicFunctions[f].trigger.topic}`,
           '--ingress-settings=internal-only',
           '--no-allow-unauthenticated',
           `--service-account=ilb-fn-${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}@demo-project.iam.gserviceaccount.com`,
@@ -306,7 +287,7 @@ describe('deploy plan', () => {
     );
     // ~64 events in flight at 500 events/s; the sweep never runs twice at once.
     expect(
-      functionSpecs.instanceEvents.concurrency * functionSpecs.instanceEvents.maxInstances,
+      topicFunctions.instanceEvents.concurrency * topicFunctions.instanceEvents.maxInstances,
     ).toBeGreaterThanOrEqual(64);
     expect(deploys[1]).toContain('--max-instances=1');
     const egress = cmds.filter((a) => line(a).startsWith('run services update'));
@@ -342,7 +323,7 @@ describe('deploy plan', () => {
     const withOps = deployPlan(
       config(
         { healthSweep: { invokers: ['group:sre@example.com', 'user:ana@example.com'], httpIngress: 'all' } },
-        exported,
+        all,
       ),
       inputs,
     );
@@ -353,9 +334,9 @@ describe('deploy plan', () => {
     const opened = commands(withOps).find((a) => line(a).startsWith('functions deploy healthSweepHttp'));
     expect(opened).toContain('--ingress-settings=all');
     expect(opened).toContain('--no-allow-unauthenticated');
-    // Without the HTTP export, only the event function.
-    const noHttp = commands(deployPlan(config({}, all), inputs)).map(line);
-    expect(noHttp.some((l) => l.includes('healthSweepHttp'))).toBe(false);
+    // Without healthSweep, no HTTP entry point either.
+    const noSweep = commands(deployPlan(config({}, ['instanceEvents', 'scalingAlerts']), inputs)).map(line);
+    expect(noSweep.some((l) => l.includes('healthSweepHttp'))).toBe(false);
   });
 
   it("gives healthSweep the deployment's groups as HEALTH_SWEEP_CONFIG, in gcloud's alternate delimiter syntax", () => {
@@ -459,7 +440,7 @@ describe('deploy plan', () => {
       });
     }
     // healthSweep without scalingAlerts runs no lease pass: no rules, no autoscaler permissions.
-    const alone = deployPlan(config({ functions: ['healthSweep'] }, exported), inputs);
+    const alone = deployPlan(config({ functions: ['healthSweep'] }, all), inputs);
     expect(envOf(alone, 'healthSweep')).not.toHaveProperty('SCALING_RULES_JSON');
     expect(alone.lookups).not.toHaveProperty('autoscaler-backend');
     const roleOf = (p: Plan, f: string) =>
@@ -467,12 +448,13 @@ describe('deploy plan', () => {
         .find((x) => x.startsWith('--permissions='))
         ?.slice('--permissions='.length)
         .split(',');
-    expect(roleOf(alone, 'healthSweep')).toEqual([...functionSpecs.healthSweep.permissions].sort());
+    const sweep = topicFunctions.healthSweep;
+    expect(roleOf(alone, 'healthSweep')).toEqual([...sweep.permissions].sort());
     expect(roleOf(plan, 'healthSweep')).toEqual(
-      [...new Set([...functionSpecs.healthSweep.permissions, ...leasePassPermissions])].sort(),
+      [...new Set([...sweep.permissions, ...sweep.leasePassPermissions])].sort(),
     );
     expect(roleOf(plan, 'healthSweep')).toEqual(expect.arrayContaining(['compute.autoscalers.update']));
-    expect(roleOf(plan, 'scalingAlerts')).toEqual([...functionSpecs.scalingAlerts.permissions].sort());
+    expect(roleOf(plan, 'scalingAlerts')).toEqual([...topicFunctions.scalingAlerts.permissions].sort());
   });
 
   it('gives instanceEvents and healthSweep each a force-leave token apart, read only by it and the servers', () => {
@@ -507,7 +489,7 @@ describe('deploy plan', () => {
     // Without the policy file: no force-leave token at all.
     const { forceLeavePolicy: _none, ...without } = inputs;
     expect(
-      commands(deployPlan(config({}, exported), without))
+      commands(deployPlan(config({}, all), without))
         .map(line)
         .join('\n'),
     ).not.toContain('force-leave');
@@ -571,7 +553,7 @@ describe('deploy plan', () => {
 });
 
 describe('teardown plan', () => {
-  const c = config({}, exported);
+  const c = config({}, all);
   const deploy = deployPlan(c, inputs);
   const teardown = teardownPlan(c, inputs);
 

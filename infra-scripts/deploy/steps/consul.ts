@@ -1,0 +1,171 @@
+import type { Check } from '../plan';
+import { forceLeaveFunctions, type Kit, type Part } from './kit';
+import { short } from './names';
+import { metadataArg, vmArgs } from './vm';
+
+/** Consul servers: fixed names and private addresses, no external IP. */
+export function consulServerSteps(k: Kit): Part {
+  const { c, n } = k;
+  return {
+    steps: k.serverIps.map((ip, i) => {
+      const zone = c.zones[i % c.zones.length] as string;
+      return k.resource(`consul-server-${i}`, `Consul server ${n.consulServer(i)} in ${zone}`, {
+        group: ['compute', 'instances'],
+        name: n.consulServer(i),
+        scope: [`--zone=${zone}`],
+        args: [
+          `--zone=${zone}`,
+          `--subnet=${n.subnet}`,
+          `--private-network-ip=${ip}`,
+          '--no-address',
+          ...vmArgs(k, 'consul', c.consul.machineType, c.consul.imageFamily),
+          metadataArg(k, 'consul', {
+            'consul-bootstrap-expect': String(c.consul.servers),
+            'consul-server-cert-secret': 'consul-server-cert',
+            'consul-server-key-secret': 'consul-server-key',
+            'consul-initial-management-token-secret': 'consul-initial-management-token',
+          }),
+        ],
+      });
+    }),
+  };
+}
+
+/**
+ * ACL policies and tokens: registered in Consul, on a server over IAP, with the token secrets the
+ * deploy generated (the script reads them there; they never cross this machine). A label on the
+ * management token's secret records which set is registered.
+ */
+export function consulAclSteps(k: Kit): Part {
+  const { c, n, P } = k;
+  const acl = aclScript(k);
+  const aclHash = short(acl.script);
+  const registered: Check = {
+    args: [
+      'secrets',
+      'describe',
+      'consul-initial-management-token',
+      ...P,
+      '--format=value(labels.acl_registered)',
+    ],
+    expect: { equals: aclHash },
+  };
+  return {
+    steps: [
+      k.step(
+        'consul-acl',
+        `Consul ACL policies and tokens (${acl.count} tokens, on ${n.consulServer(0)})`,
+        registered,
+        {
+          args: [
+            'compute',
+            'ssh',
+            n.consulServer(0),
+            `--zone=${c.zones[0] as string}`,
+            '--tunnel-through-iap',
+            '--command=sudo bash -s',
+            // No prompt for a new key's passphrase: the deploy runs unattended.
+            '--quiet',
+            ...P,
+          ],
+          stdin: { script: acl.script, lines: acl.script.split('\n').length },
+        },
+      ),
+      k.step(
+        'consul-acl-mark',
+        'record the registered ACL set on the management token secret',
+        registered,
+        k.cmd(
+          'secrets',
+          'update',
+          'consul-initial-management-token',
+          `--update-labels=acl_registered=${aclHash}`,
+        ),
+      ),
+    ],
+  };
+}
+
+/** The policies and tokens to register: the agents', each function's, the force-leave tokens. */
+function aclEntries(k: Kit) {
+  const { c, n, inputs } = k;
+  return [
+    ...Object.entries(inputs.agentPolicies)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([role, rules]) => ({
+        policy: `ilb-${role}`,
+        rules,
+        token: n.agentToken(role),
+        // acl-setup.sh finds tokens by this description: it can rotate them later.
+        description: `ilb-${role} agent token`,
+      })),
+    ...c.functions.flatMap((f) => {
+      const rules = inputs.functionPolicies[f];
+      return rules === undefined
+        ? []
+        : [{ policy: n.fnPolicy(f), rules, token: n.fnToken(f), description: `fn ${f}` }];
+    }),
+    // One policy (the repository's force-leave.hcl), a token per function: either can be revoked alone.
+    ...forceLeaveFunctions(c, inputs).map((f) => ({
+      policy: 'fn-force-leave',
+      rules: inputs.forceLeavePolicy as string,
+      token: n.fnForceLeaveToken(f),
+      description: `fn ${f} force-leave`,
+    })),
+  ];
+}
+
+/** The script run on a Consul server: policies from the repository's HCL, tokens from Secret Manager. */
+function aclScript(k: Kit): { script: string; count: number } {
+  const entries = aclEntries(k);
+  const lines = [
+    'set -euo pipefail',
+    'export CONSUL_HTTP_ADDR=127.0.0.1:8500',
+    `project=${k.c.project}`,
+    `md() { curl -fsS --max-time 5 -H 'Metadata-Flavor: Google' "http://metadata.google.internal/computeMetadata/v1/$1"; }`,
+    'secret() {',
+    '  local token',
+    '  token=$(md instance/service-accounts/default/token | jq -r .access_token)',
+    '  curl -fsS --max-time 10 -H "Authorization: Bearer $token" \\',
+    '    "https://secretmanager.googleapis.com/v1/projects/$project/secrets/$1/versions/latest:access" |',
+    '    jq -r .payload.data | base64 -d',
+    '}',
+    'CONSUL_HTTP_TOKEN=$(secret consul-initial-management-token)',
+    'export CONSUL_HTTP_TOKEN',
+    '# The cluster elects a leader and bootstraps ACLs a few minutes after the servers boot.',
+    'for _ in $(seq 120); do consul acl token read -self >/dev/null 2>&1 && break; sleep 5; done',
+    'policy() {',
+    '  if consul acl policy read -name "$1" >/dev/null 2>&1; then',
+    '    consul acl policy update -name "$1" -rules "@$2" >/dev/null',
+    '  else',
+    '    consul acl policy create -name "$1" -description "$3" -rules "@$2" >/dev/null',
+    '  fi',
+    '}',
+    'token() {',
+    '  local t',
+    '  t=$(secret "$1")',
+    '  if ! CONSUL_HTTP_TOKEN=$t consul acl token read -self >/dev/null 2>&1; then',
+    '    consul acl token create -secret "$t" -description "$3" -policy-name "$2" >/dev/null',
+    '  fi',
+    '}',
+    'dir=$(mktemp -d)',
+    `trap 'rm -rf "$dir"' EXIT`,
+  ];
+  const written = new Set<string>();
+  for (const e of entries) {
+    if (/^ILB_ACL_EOF$/m.test(e.rules))
+      throw new Error(`policy ${e.policy}: rules contain the heredoc marker`);
+    if (!written.has(e.policy)) {
+      written.add(e.policy);
+      lines.push(
+        `cat >"$dir/${e.policy}.hcl" <<'ILB_ACL_EOF'`,
+        e.rules.trimEnd(),
+        'ILB_ACL_EOF',
+        `policy ${e.policy} "$dir/${e.policy}.hcl" "${e.description}"`,
+      );
+    }
+    lines.push(`token ${e.token} ${e.policy} "${e.description}"`);
+  }
+  lines.push(`echo "ACL: ${written.size} policies and ${entries.length} tokens in place"`);
+  return { script: `${lines.join('\n')}\n`, count: entries.length };
+}

@@ -1,0 +1,105 @@
+import { topicFunctions, type TopicFunctionName } from '../../../functions/catalog';
+import type { ResolvedConfig } from '../config';
+import type { Step } from '../plan';
+import type { Kit, Part } from './kit';
+import { roles } from './names';
+
+/** The custom role's permissions of a function in this deployment. */
+export function rolePermissions(c: ResolvedConfig, f: TopicFunctionName): string[] {
+  const spec: { permissions: readonly string[]; leasePassPermissions?: readonly string[] } =
+    topicFunctions[f];
+  // The lease pass runs only where scalingAlerts is deployed (its rules reach the function).
+  const extra = c.functions.includes('scalingAlerts') ? (spec.leasePassPermissions ?? []) : [];
+  return [...new Set([...spec.permissions, ...extra])].sort();
+}
+
+/**
+ * One service account per VM role and per function; a custom role per function holding exactly the
+ * permissions its code calls; the project-level grants.
+ */
+export function identitySteps(k: Kit): Part {
+  const { c, n, P, marker } = k;
+  const accounts: [string, string][] = [
+    ...roles.map((r): [string, string] => [r, `${r} VMs`]),
+    ...c.functions.map((f): [string, string] => [n.fnSaId(f), `function ${f}`]),
+  ];
+  const accountSteps = accounts.map(([id, what]) => {
+    const email = `${c.deployment}-${id}@${c.project}.iam.gserviceaccount.com`;
+    return k.step(
+      `sa-${id}`,
+      `service account ${email}`,
+      {
+        args: ['iam', 'service-accounts', 'describe', email, ...P, '--format=value(email)'],
+        expect: 'exists',
+      },
+      k.cmd(
+        'iam',
+        'service-accounts',
+        'create',
+        `${c.deployment}-${id}`,
+        `--display-name=${c.deployment} ${what}`,
+        `--description=${marker}`,
+      ),
+    );
+  });
+  const roleSteps = c.functions.flatMap((f) => {
+    const id = n.customRole(f);
+    const permissions = rolePermissions(c, f);
+    return [
+      k.resource(`role-${f}`, `custom role ${id}`, {
+        group: ['iam', 'roles'],
+        name: id,
+        args: [
+          `--title=${c.deployment} ${f}`,
+          `--description=${marker}`,
+          `--permissions=${permissions.join(',')}`,
+          '--stage=GA',
+        ],
+      }),
+      k.step(
+        `role-${f}-permissions`,
+        `custom role ${id} holds exactly ${permissions.join(', ')}`,
+        {
+          args: ['iam', 'roles', 'describe', id, ...P, '--format=value(includedPermissions)'],
+          expect: { equals: permissions.join(';') },
+        },
+        k.cmd('iam', 'roles', 'update', id, `--permissions=${permissions.join(',')}`),
+      ),
+    ];
+  });
+  return { steps: [...accountSteps, ...roleSteps, ...projectBindings(k)] };
+}
+
+/** Grants on the project's own IAM policy (the project is the command's argument: no `--project`). */
+function projectBindings(k: Kit): Step[] {
+  const { c, n } = k;
+  const binding = (id: string, role: string, member: string) =>
+    k.step(
+      id,
+      `grant ${role} to ${member}`,
+      k.hasBinding(['projects', 'get-iam-policy', c.project], role, member),
+      {
+        args: [
+          'projects',
+          'add-iam-policy-binding',
+          c.project,
+          `--member=${member}`,
+          `--role=${role}`,
+          '--condition=None',
+        ],
+      },
+    );
+  return [
+    ...roles.flatMap((r) => [
+      binding(`iam-${r}-logging`, 'roles/logging.logWriter', `serviceAccount:${n.roleSa(r)}`),
+      binding(`iam-${r}-metrics`, 'roles/monitoring.metricWriter', `serviceAccount:${n.roleSa(r)}`),
+    ]),
+    ...c.functions.map((f) =>
+      binding(
+        `iam-${f}-compute`,
+        `projects/${c.project}/roles/${n.customRole(f)}`,
+        `serviceAccount:${n.fnSa(f)}`,
+      ),
+    ),
+  ];
+}

@@ -1,0 +1,33 @@
+import type { Kit } from './kit';
+import type { Role } from './names';
+
+/** Instance metadata: the images' contract (packer/README.md); secrets by Secret Manager name. */
+export function metadataArg(k: Kit, role: Role, extra: Record<string, string> = {}): string {
+  const { c, n } = k;
+  return `--metadata=${Object.entries({
+    'consul-servers': k.serverIps.join(' '),
+    'consul-datacenter': c.consul.datacenter,
+    'consul-gossip-key-secret': 'consul-gossip-key',
+    'consul-agent-token-secret': n.agentToken(role),
+    'consul-default-token-secret': n.agentToken(`${role}-default`),
+    'consul-ca-cert-secret': 'consul-ca-cert',
+    ...extra,
+  })
+    .map(([key, v]) => `${key}=${v}`)
+    .join(',')}`;
+}
+
+/** What every VM of a role runs as and on: image, account, shielded boot, labels. */
+export function vmArgs(k: Kit, role: Role, machineType: string, family: string | undefined): string[] {
+  return [
+    `--machine-type=${machineType}`,
+    `--image-family=${family ?? `ilb-${role}`}`,
+    `--image-project=${k.c.imageProject}`,
+    `--service-account=${k.n.roleSa(role)}`,
+    '--scopes=cloud-platform',
+    '--shielded-secure-boot',
+    '--shielded-vtpm',
+    '--shielded-integrity-monitoring',
+    `--labels=${k.labels},role=${role}`,
+  ];
+}
