@@ -60,6 +60,17 @@ type OperationLike = protos.google.cloud.compute.v1.IOperation;
 const where = (ref: AutoscalerLocation) =>
   `${ref.zone !== undefined ? `zones/${ref.zone}` : `regions/${ref.region}`}/autoscalers/${ref.name}`;
 
+/** The zonal form of a call for a zonal autoscaler, the regional form otherwise. */
+function byScope<T>(
+  ref: AutoscalerLocation,
+  zonal: (at: { project: string; zone: string }) => T,
+  regional: (at: { project: string; region: string }) => T,
+): T {
+  return ref.zone !== undefined
+    ? zonal({ project: ref.project, zone: ref.zone })
+    : regional({ project: ref.project, region: ref.region ?? '' });
+}
+
 /** Client output as plain data: no protobuf oneof markers (`_field`), no nulls. */
 function plain(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(plain);
@@ -94,14 +105,11 @@ async function waitForOperation(
     // A `wait` that answers early (it may) is not followed by another at once.
     if (op !== first) await new Promise((r) => setTimeout(r, Math.min(500, left)));
     try {
-      [op] =
-        ref.zone !== undefined
-          ? await clients
-              .get('zoneOperations')
-              .wait({ project: ref.project, zone: ref.zone, operation: name }, call)
-          : await clients
-              .get('regionOperations')
-              .wait({ project: ref.project, region: ref.region, operation: name }, call);
+      [op] = await byScope(
+        ref,
+        (at) => clients.get('zoneOperations').wait({ ...at, operation: name }, call),
+        (at) => clients.get('regionOperations').wait({ ...at, operation: name }, call),
+      );
     } catch (err) {
       throw classifyGoogleError(err, `${where(ref)}: wait for ${name}`);
     }
@@ -128,14 +136,11 @@ async function templateLabels(
   if (!group) return {};
   const call = { timeout, maxRetries: 2 };
   try {
-    const [igm] =
-      ref.zone !== undefined
-        ? await clients
-            .get('zonalGroups')
-            .get({ project: ref.project, zone: ref.zone, instanceGroupManager: group }, call)
-        : await clients
-            .get('regionalGroups')
-            .get({ project: ref.project, region: ref.region, instanceGroupManager: group }, call);
+    const [igm] = await byScope(
+      ref,
+      (at) => clients.get('zonalGroups').get({ ...at, instanceGroupManager: group }, call),
+      (at) => clients.get('regionalGroups').get({ ...at, instanceGroupManager: group }, call),
+    );
     // Only a global template of the same project: anything else is not ours to vouch for.
     const template = new RegExp(
       `(?:^|/)projects/${ref.project}/global/instanceTemplates/([a-z][-a-z0-9]{0,62})$`,
@@ -165,21 +170,12 @@ async function send(
   // Typed as a generic long-running operation; for Compute it holds the Compute Operation.
   let op: { latestResponse?: unknown };
   try {
-    if (ref.zone !== undefined) {
-      const req = { project: ref.project, zone: ref.zone, autoscaler: ref.name, requestId };
-      const zonal = clients.get('zonalAutoscalers');
-      [op] =
-        method === 'patch'
-          ? await zonal.patch({ ...req, autoscalerResource: resource }, call)
-          : await zonal.update({ ...req, autoscalerResource: resource }, call);
-    } else {
-      const req = { project: ref.project, region: ref.region, autoscaler: ref.name, requestId };
-      const regional = clients.get('regionalAutoscalers');
-      [op] =
-        method === 'patch'
-          ? await regional.patch({ ...req, autoscalerResource: resource }, call)
-          : await regional.update({ ...req, autoscalerResource: resource }, call);
-    }
+    const body = { autoscaler: ref.name, requestId, autoscalerResource: resource };
+    [op] = await byScope(
+      ref,
+      (at) => clients.get('zonalAutoscalers')[method]({ ...at, ...body }, call),
+      (at) => clients.get('regionalAutoscalers')[method]({ ...at, ...body }, call),
+    );
   } catch (err) {
     throw classifyGoogleError(err, `${method} ${where(ref)}`);
   }
@@ -201,20 +197,12 @@ export function createAutoscalers(clients: GcpClients, options: AutoscalersOptio
     async get(ref) {
       let answer: unknown;
       try {
-        [answer] =
-          ref.zone !== undefined
-            ? await clients
-                .get('zonalAutoscalers')
-                .get(
-                  { project: ref.project, zone: ref.zone, autoscaler: ref.name },
-                  { timeout, maxRetries: 2 },
-                )
-            : await clients
-                .get('regionalAutoscalers')
-                .get(
-                  { project: ref.project, region: ref.region, autoscaler: ref.name },
-                  { timeout, maxRetries: 2 },
-                );
+        const call = { timeout, maxRetries: 2 };
+        [answer] = await byScope(
+          ref,
+          (at) => clients.get('zonalAutoscalers').get({ ...at, autoscaler: ref.name }, call),
+          (at) => clients.get('regionalAutoscalers').get({ ...at, autoscaler: ref.name }, call),
+        );
       } catch (err) {
         if (isNotFound(err)) return null;
         throw classifyGoogleError(err, `get ${where(ref)}`);
