@@ -124,3 +124,28 @@ test('a 400 resourceNotReady is a busy error; another 400 is a refused, permanen
     await port_.close();
   }
 });
+
+test('a regional autoscaler is read, patched and awaited through the regional calls', async () => {
+  const regional = { project: 'ilb-test', region: 'us-central1', name: 'ilb-haproxy' };
+  answer = (method) =>
+    method === 'GET'
+      ? { status: 200, body: { ...current, kind: 'compute#autoscaler' } }
+      : { status: 200, body: op(method === 'PATCH' ? 'RUNNING' : 'DONE') };
+  const port_ = stubAutoscalers();
+  try {
+    expect(await port_.autoscalers.get(regional)).toMatchObject(current);
+    await expect(port_.autoscalers.apply(regional, current, patch, requestId)).resolves.toEqual({
+      operation: 'operation-1',
+      method: 'patch',
+    });
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        'GET /compute/v1/projects/ilb-test/regions/us-central1/autoscalers/ilb-haproxy',
+        `PATCH /compute/v1/projects/ilb-test/regions/us-central1/autoscalers?autoscaler=ilb-haproxy&requestId=${requestId}`,
+        'POST /compute/v1/projects/ilb-test/regions/us-central1/operations/operation-1/wait',
+      ]),
+    );
+  } finally {
+    await port_.close();
+  }
+});
