@@ -1,12 +1,17 @@
 import type { OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul';
+import { createAutoscalers, type AutoscalersPort } from '../gcp/autoscalers';
+import { createGcpClients } from '../gcp/client';
+import { createMetricsWriter, noMetrics, type MetricsWriter } from '../gcp/monitoring';
 import type { Logger } from '../logging';
-import { createAutoscalersPort, type AutoscalersPort } from './compute';
 import type { ScalingAlertsConfig } from './config';
 import { createScalingAlertsHandler } from './handler';
-import { createMetricsPort, noMetrics, type MetricsPort } from './metrics';
-import { consulStateStore } from './state-store';
+import { consulStateStore } from './state';
 import { sweepLeases } from './sweep';
+
+/** The Compute adapter of the configuration's endpoint, unless one is given. */
+const autoscalersOf = (config: OrchestratorConfig, alerts: ScalingAlertsConfig) =>
+  createAutoscalers(createGcpClients(config.compute), { operationTimeoutMs: alerts.operationTimeoutMs });
 
 /** The handler with its adapters built from the configuration; any adapter can be replaced. */
 export function scalingAlertsFromConfig(
@@ -16,23 +21,18 @@ export function scalingAlertsFromConfig(
     logger: Logger;
     consul?: Pick<ConsulClient, 'kv'>;
     autoscalers?: AutoscalersPort;
-    metrics?: MetricsPort;
+    metrics?: MetricsWriter;
     now?: () => number;
     retryDelayMs?: number;
   },
 ) {
-  const metrics =
-    options.metrics ??
-    (alerts.metrics && config.project !== undefined
-      ? createMetricsPort(config.compute, config.project)
-      : noMetrics);
+  const clients = createGcpClients(config.compute);
   return createScalingAlertsHandler({
     rules: alerts.rules,
     autoscalers:
-      options.autoscalers ??
-      createAutoscalersPort(config.compute, { operationTimeoutMs: alerts.operationTimeoutMs }),
+      options.autoscalers ?? createAutoscalers(clients, { operationTimeoutMs: alerts.operationTimeoutMs }),
     state: consulStateStore((options.consul ?? createConsulClient(config.consul)).kv),
-    metrics,
+    metrics: options.metrics ?? (alerts.metrics ? createMetricsWriter(clients) : noMetrics),
     logger: options.logger,
     kvPrefix: config.kvPrefix,
     project: config.project,
@@ -59,9 +59,7 @@ export function leaseSweepFromConfig(
 ) {
   const deps = {
     rules: alerts.rules,
-    autoscalers:
-      options.autoscalers ??
-      createAutoscalersPort(config.compute, { operationTimeoutMs: alerts.operationTimeoutMs }),
+    autoscalers: options.autoscalers ?? autoscalersOf(config, alerts),
     state: consulStateStore((options.consul ?? createConsulClient(config.consul)).kv),
     logger: options.logger,
     kvPrefix: config.kvPrefix,

@@ -1,6 +1,6 @@
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
-import { AutoscalerError } from '../../shared/scaling-alerts/compute';
-import { stateKey } from '../../shared/scaling-alerts/plan';
+import { TransientError } from '../../shared/errors';
+import { stateKey } from '../../shared/scaling-alerts/state';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import { buildHandler, functionToken, notification, testRules, type Harness } from './scaling-alerts.support';
@@ -91,10 +91,9 @@ test('open lowers the CPU target once, a duplicate changes nothing, closed rever
   const before = await modifications();
   const first = await h.handle(open('0.cpu1', 'lower-cpu-target'));
   expect(first).toMatchObject({
-    status: 'done',
     results: [
-      { autoscaler: `projects/${project}/zones/${zone}/autoscalers/ilb-haproxy`, decision: 'apply' },
-      { decision: 'refuse', reason: expect.stringMatching(/^not-owned/) as unknown },
+      { autoscaler: `projects/${project}/zones/${zone}/autoscalers/ilb-haproxy`, decision: 'applied' },
+      { decision: 'refused', reason: expect.stringMatching(/^not-owned/) as unknown },
     ],
   });
   expect((await policy()).cpuUtilization?.utilizationTarget).toBe(0.5);
@@ -108,12 +107,14 @@ test('open lowers the CPU target once, a duplicate changes nothing, closed rever
   // Redelivered: the lease is current, nothing is sent.
   const again = await h.handle(open('0.cpu1', 'lower-cpu-target'));
   expect(again).toMatchObject({
-    results: [{ decision: 'noop', reason: 'lease-current' }, { decision: 'refuse' }],
+    results: [{ decision: 'noop', reason: 'lease-current' }, { decision: 'refused' }],
   });
   expect(await modifications()).toBe(before + 1);
 
   const done = await h.handle(closed('0.cpu1', 'lower-cpu-target'));
-  expect(done).toMatchObject({ results: [{ decision: 'apply', reason: 'revert' }, { decision: 'refuse' }] });
+  expect(done).toMatchObject({
+    results: [{ decision: 'applied', reason: 'revert' }, { decision: 'refused' }],
+  });
   expect((await policy()).cpuUtilization?.utilizationTarget).toBe(0.7);
   const after = await record();
   expect(after?.leases).toEqual({});
@@ -121,12 +122,12 @@ test('open lowers the CPU target once, a duplicate changes nothing, closed rever
   expect(Object.keys(after?.closed ?? {})).toContain('0.cpu1');
   // A duplicate close changes nothing either.
   expect(await h.handle(closed('0.cpu1', 'lower-cpu-target'))).toMatchObject({
-    results: [{ decision: 'noop' }, { decision: 'refuse' }],
+    results: [{ decision: 'noop' }, { decision: 'refused' }],
   });
   expect(await modifications()).toBe(before + 2);
 
   // Every decision is logged with its reason; the refusal names the autoscaler.
-  const refusals = h.logs.filter((l) => l.decision === 'refuse');
+  const refusals = h.logs.filter((l) => l.decision === 'refused');
   expect(refusals[0]).toMatchObject({
     autoscaler: `projects/${project}/zones/${zone}/autoscalers/foreign-haproxy`,
     incidentId: '0.cpu1',
@@ -139,7 +140,7 @@ test('open lowers the CPU target once, a duplicate changes nothing, closed rever
     startTime: new Date(Date.now() - 600_000).toISOString(),
   });
   expect(series.timeSeries.map((s) => s.metric.labels.decision)).toEqual(
-    expect.arrayContaining(['apply', 'refuse']),
+    expect.arrayContaining(['applied', 'refused']),
   );
 });
 
@@ -152,7 +153,7 @@ test('open raises the floor with a one-time scaling schedule and the group grows
   const before = await modifications();
   const first = await h.handle(open('0.floor1', 'raise-min'));
   expect(first).toMatchObject({
-    results: [{ decision: 'apply', reason: 'escalate' }, { decision: 'refuse' }],
+    results: [{ decision: 'applied', reason: 'escalate' }, { decision: 'refused' }],
   });
   const schedules = (await policy()).scalingSchedules ?? {};
   const names = Object.keys(schedules).filter((n) => n.startsWith('ilb-incident-'));
@@ -171,7 +172,7 @@ test('open raises the floor with a one-time scaling schedule and the group grows
   expect(await modifications()).toBe(before + 1);
 
   const done = await h.handle(closed('0.floor1', 'raise-min'));
-  expect(done).toMatchObject({ results: [{ decision: 'apply', reason: 'revert' }, {}] });
+  expect(done).toMatchObject({ results: [{ decision: 'applied', reason: 'revert' }, {}] });
   expect(Object.keys((await policy()).scalingSchedules ?? {})).toEqual([]);
   expect(await modifications()).toBe(before + 2);
   expect((await record())?.leases).toEqual({});
@@ -180,7 +181,7 @@ test('open raises the floor with a one-time scaling schedule and the group grows
 test('closed before open leaves nothing behind', async () => {
   const before = await modifications();
   expect(await h.handle(closed('0.late1', 'scale-out-only'))).toMatchObject({
-    results: [{ decision: 'noop', reason: 'closed: no lease was held' }, { decision: 'refuse' }],
+    results: [{ decision: 'noop', reason: 'closed: no lease was held' }, { decision: 'refused' }],
   });
   expect(await h.handle(open('0.late1', 'scale-out-only'))).toMatchObject({
     results: [{ decision: 'noop', reason: expect.stringMatching(/^closed-before-open/) as unknown }, {}],
@@ -197,7 +198,7 @@ test('scaleInControl is held while open and removed on close (sent as an update:
     timeWindowSec: 1800,
   });
   const done = await h.handle(closed('0.hold1', 'hold-scale-in'));
-  expect(done).toMatchObject({ results: [{ decision: 'apply' }, {}] });
+  expect(done).toMatchObject({ results: [{ decision: 'applied' }, {}] });
   const after = await policy();
   expect(after.scaleInControl?.timeWindowSec ?? undefined).toBeUndefined();
   expect(after.cpuUtilization?.utilizationTarget).toBe(0.7);
@@ -230,8 +231,8 @@ test('a concurrent change (resourceNotReady) is read again, re-planned and appli
     }),
   });
   const out = await racing.handle(open('0.race1', 'scale-out-only'));
-  expect(out).toMatchObject({ results: [{ decision: 'apply' }, { decision: 'refuse' }] });
-  expect(out.status === 'done' && out.results[0]!.attempts).toBeGreaterThan(1);
+  expect(out).toMatchObject({ results: [{ decision: 'applied' }, { decision: 'refused' }] });
+  expect('results' in out && out.results[0]!.attempts).toBeGreaterThan(1);
   expect(racing.logs.some((l) => /busy/.test(String(l.message)))).toBe(true);
   const p = await policy();
   expect(p.mode).toBe('ONLY_SCALE_OUT');
@@ -257,7 +258,7 @@ test('a transient failure after the record was written throws; the redelivery se
         sent.push(requestId);
         if (fail) {
           fail = false;
-          throw new AutoscalerError('patch: 503 backend unavailable', true);
+          throw new TransientError('patch: 503 backend unavailable');
         }
         return real.apply(ref, current, patch, requestId);
       },
@@ -268,7 +269,7 @@ test('a transient failure after the record was written throws; the redelivery se
   expect((await record())?.leases).toHaveProperty(['0.flaky1']);
   expect((await policy()).mode).toBe('ON');
   const redelivered = await flaky.handle(open('0.flaky1', 'scale-out-only'));
-  expect(redelivered).toMatchObject({ results: [{ decision: 'apply' }, {}] });
+  expect(redelivered).toMatchObject({ results: [{ decision: 'applied' }, {}] });
   expect(sent).toHaveLength(2);
   expect(sent[1]).toBe(sent[0]);
   expect((await policy()).mode).toBe('ONLY_SCALE_OUT');
@@ -296,7 +297,7 @@ test('with a cooldown, the redelivery after a transient failure is not held back
         sent.push(requestId);
         if (fail) {
           fail = false;
-          throw new AutoscalerError('patch: 503 backend unavailable', true);
+          throw new TransientError('patch: 503 backend unavailable');
         }
         return real.apply(ref, current, patch, requestId);
       },
@@ -304,7 +305,7 @@ test('with a cooldown, the redelivery after a transient failure is not held back
   });
   await expect(flaky.handle(open('0.cool1', 'scale-out-only'))).rejects.toThrow(/503/);
   const redelivered = await flaky.handle(open('0.cool1', 'scale-out-only'));
-  expect(redelivered).toMatchObject({ results: [{ decision: 'apply', reason: 'escalate' }, {}] });
+  expect(redelivered).toMatchObject({ results: [{ decision: 'applied', reason: 'escalate' }, {}] });
   expect(sent[1]).toBe(sent[0]);
   expect((await policy()).mode).toBe('ONLY_SCALE_OUT');
   expect(((await record())?.changes as unknown as number[]).length).toBe(1);
@@ -343,8 +344,8 @@ test('a deletion sent as an update does not overwrite a change made since the au
     }),
   });
   const out = await racing.handle(closed('0.hold2', 'hold-scale-in'));
-  expect(out).toMatchObject({ results: [{ decision: 'apply' }, {}] });
-  expect(out.status === 'done' && out.results[0]!.attempts).toBeGreaterThan(1);
+  expect(out).toMatchObject({ results: [{ decision: 'applied' }, {}] });
+  expect('results' in out && out.results[0]!.attempts).toBeGreaterThan(1);
   const after = await policy();
   expect(after.scaleInControl?.timeWindowSec ?? undefined).toBeUndefined();
   expect(after.maxNumReplicas).toBe(3);
@@ -376,8 +377,8 @@ test("an autoscaler is owned by the label on its group's instance template, or n
   const out = await labelled.handle(open('0.label1', 'lower-cpu-target'));
   expect(out).toMatchObject({
     results: [
-      { autoscaler: expect.stringMatching(/labelled-haproxy$/) as unknown, decision: 'apply' },
-      { autoscaler: expect.stringMatching(/foreign-haproxy$/) as unknown, decision: 'refuse' },
+      { autoscaler: expect.stringMatching(/labelled-haproxy$/) as unknown, decision: 'applied' },
+      { autoscaler: expect.stringMatching(/foreign-haproxy$/) as unknown, decision: 'refused' },
     ],
   });
   expect((await policy('labelled-haproxy')).cpuUtilization?.utilizationTarget).toBe(0.5);
@@ -397,7 +398,7 @@ test('DRY_RUN plans and logs, and changes neither the autoscaler nor the record'
   const recorded = await record();
   const out = await dry.handle(open('0.dry1', 'scale-out-only'));
   expect(out).toMatchObject({
-    results: [{ decision: 'apply', requestId: expect.any(String) as unknown }, {}],
+    results: [{ decision: 'planned', requestId: expect.any(String) as unknown }, {}],
   });
   expect(dry.logs.some((l) => l.dryRun === true && l.incidentId === '0.dry1')).toBe(true);
   expect(await modifications()).toBe(before);
@@ -407,14 +408,14 @@ test('DRY_RUN plans and logs, and changes neither the autoscaler nor the record'
 
 test('malformed, test and unmatched notifications are acknowledged and change nothing', async () => {
   const before = await modifications();
-  expect(await h.handle({ nothing: true })).toMatchObject({ status: 'malformed' });
+  expect(await h.handle({ nothing: true })).toMatchObject({ decision: 'rejected' });
   const test = { version: 'test', incident: { state: 'OPEN' } };
   expect(
     await h.handle({ message: { data: Buffer.from(JSON.stringify(test)).toString('base64') } }),
-  ).toMatchObject({ status: 'ignored' });
+  ).toMatchObject({ decision: 'ignored' });
   expect(await h.handle(open('0.bad1', 'delete-everything'))).toMatchObject({
-    status: 'unmatched',
-    reason: expect.stringMatching(/not allowed/) as unknown,
+    decision: 'ignored',
+    reason: expect.stringMatching(/^unmatched: .*not allowed/) as unknown,
   });
   expect(await modifications()).toBe(before);
 });

@@ -112,7 +112,7 @@ test('an open incident raises the floor, its close removes the lease; both ackno
   expect(res.status).toBe(204);
   expect(await schedules()).toHaveLength(1);
   await waitFor('the applied decision in the log', async () =>
-    /"decision":"apply".*scalingAlerts decision: applied/.test(server.output()),
+    /"decision":"applied".*scalingAlerts decision: applied/.test(server.output()),
   );
   const closed = await post(
     notification({ id: '0.fn1', state: 'closed', action: 'raise-min', zone, project }),

@@ -5,7 +5,7 @@ import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
 import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
 import { createLogger } from '../../shared/logging';
-import { stateKey } from '../../shared/scaling-alerts/plan';
+import { stateKey } from '../../shared/scaling-alerts/state';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
@@ -141,7 +141,7 @@ test('without the scaling-alerts KV rule the lease pass fails and the node sweep
   await built.close();
   expect(result.status).toBe('completed');
   expect(
-    logs.some((l) => l.decision === 'error' && /403|Permission denied|ACL/i.test(String(l.reason))),
+    logs.some((l) => l.decision === 'failed' && /403|Permission denied|ACL/i.test(String(l.reason))),
   ).toBe(true);
   expect(await cpuTarget()).toBe(0.5);
 });
@@ -153,7 +153,7 @@ test('with its own policy, the sweep reverts the expired lease', async () => {
   await built.close();
   expect(result.status).toBe('completed');
   expect(logs).toEqual(
-    expect.arrayContaining([expect.objectContaining({ decision: 'apply', reason: 'revert' })]),
+    expect.arrayContaining([expect.objectContaining({ decision: 'applied', reason: 'revert' })]),
   );
   expect(await cpuTarget()).toBe(0.7);
 });

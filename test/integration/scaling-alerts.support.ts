@@ -3,10 +3,11 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
+import { createAutoscalers, type AutoscalersPort } from '../../shared/gcp/autoscalers';
+import { createGcpClients } from '../../shared/gcp/client';
+import type { MetricsWriter } from '../../shared/gcp/monitoring';
 import { createLogger } from '../../shared/logging';
-import { createAutoscalersPort, type AutoscalersPort } from '../../shared/scaling-alerts/compute';
 import type { ScalingAlertsConfig } from '../../shared/scaling-alerts/config';
-import type { MetricsPort } from '../../shared/scaling-alerts/metrics';
 import { parseRuleFile, type RuleFile } from '../../shared/scaling-alerts/rules';
 import { scalingAlertsFromConfig } from '../../shared/scaling-alerts/wire';
 import { eventFixture } from '../fixtures/events';
@@ -100,7 +101,7 @@ export function buildHandler(opts: {
   rules: RuleFile;
   env?: Record<string, string>;
   autoscalers?: (real: AutoscalersPort) => AutoscalersPort;
-  metrics?: MetricsPort;
+  metrics?: MetricsWriter;
 }): Harness {
   const config = loadConfig({
     CONSUL_HTTP_ADDR: opts.consul.httpAddr,
@@ -124,7 +125,7 @@ export function buildHandler(opts: {
   });
   const logger = createLogger({ name: 'scalingAlerts', destination });
   const autoscalers = opts.autoscalers?.(
-    createAutoscalersPort(config.compute, { operationTimeoutMs: 20_000 }),
+    createAutoscalers(createGcpClients(config.compute), { operationTimeoutMs: 20_000 }),
   );
   const handle = scalingAlertsFromConfig(config, alerts, {
     logger,

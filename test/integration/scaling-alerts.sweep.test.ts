@@ -1,7 +1,7 @@
 import { loadConfig } from '../../shared/config';
 import { createConsulClient } from '../../shared/consul';
 import { createLogger } from '../../shared/logging';
-import { stateKey } from '../../shared/scaling-alerts/plan';
+import { stateKey } from '../../shared/scaling-alerts/state';
 import { leaseSweepFromConfig } from '../../shared/scaling-alerts/wire';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startConsulDev, type ConsulDev } from '../harness';
@@ -95,14 +95,14 @@ test('expired leases are reverted by the pass; a second pass changes nothing; a 
   const logger = createLogger({ name: 'lease-sweep-test', level: 'silent' });
   // Within the lease: nothing to do.
   const early = await leaseSweepFromConfig(config, alerts, { logger })({ dryRun: false });
-  expect(early.filter((o) => o.decision === 'apply')).toEqual([]);
+  expect(early.filter((o) => o.decision === 'applied')).toEqual([]);
 
   const later = Date.now() + 2 * 3600_000;
   const sweep = leaseSweepFromConfig(config, alerts, { logger, now: () => later });
   const dry = await sweep({ dryRun: true });
   expect(dry).toEqual(
     expect.arrayContaining([
-      expect.objectContaining({ autoscaler: expect.stringMatching(/ilb-haproxy$/), decision: 'apply' }),
+      expect.objectContaining({ autoscaler: expect.stringMatching(/ilb-haproxy$/), decision: 'planned' }),
     ]),
   );
   expect((await policy()).cpuUtilization?.utilizationTarget).toBeLessThan(0.7);
@@ -110,10 +110,10 @@ test('expired leases are reverted by the pass; a second pass changes nothing; a 
   const first = await sweep({ dryRun: false });
   expect(first).toEqual(
     expect.arrayContaining([
-      expect.objectContaining({ autoscaler: expect.stringMatching(/ilb-gone$/), decision: 'skip' }),
+      expect.objectContaining({ autoscaler: expect.stringMatching(/ilb-gone$/), decision: 'skipped' }),
       expect.objectContaining({
         autoscaler: expect.stringMatching(/ilb-haproxy$/),
-        decision: 'apply',
+        decision: 'applied',
         reason: 'revert',
       }),
     ]),
@@ -131,5 +131,5 @@ test('expired leases are reverted by the pass; a second pass changes nothing; a 
   expect(record.original).toEqual({});
 
   const second = await sweep({ dryRun: false });
-  expect(second.filter((o) => o.decision === 'apply')).toEqual([]);
+  expect(second.filter((o) => o.decision === 'applied')).toEqual([]);
 });

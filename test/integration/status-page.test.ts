@@ -19,15 +19,12 @@ import {
 import { scheduleEnd } from '../../infra-scripts/local/status-page/leases';
 import { startStatusPage, type StatusPage } from '../../infra-scripts/local/status-page/server';
 import { defaultKvPrefix } from '../../shared/contract';
+import { createGcpClients } from '../../shared/gcp/client';
+import { createMetricsWriter } from '../../shared/gcp/monitoring';
 import { createLogger } from '../../shared/logging';
-import { createMetricsPort } from '../../shared/scaling-alerts/metrics';
-import {
-  leaseSchedule,
-  metricTypes,
-  stateKey,
-  type AutoscalerState,
-  type Lease,
-} from '../../shared/scaling-alerts/plan';
+import { metricTypes } from '../../shared/scaling-alerts/plan';
+import { leaseSchedule } from '../../shared/scaling-alerts/schedule';
+import { stateKey, type AutoscalerState, type Lease } from '../../shared/scaling-alerts/state';
 import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
 
@@ -148,13 +145,15 @@ test('before any metric is written, the metric charts are empty and the sizes ar
 test('the series: request rates summed over instances, the functions metrics from Monitoring, sizes sampled', async () => {
   writeRequestRates();
   // healthSweep's and scalingAlerts' points through the real Monitoring client, as the functions write them.
-  const port = createMetricsPort({ apiEndpoint: '127.0.0.1', port: emu.port, protocol: 'http' }, project);
+  const gcp = createGcpClients({ apiEndpoint: '127.0.0.1', port: emu.port, protocol: 'http' });
+  const port = createMetricsWriter(gcp);
   try {
     for (const [ago, healthy] of [
       [90_000, 1],
       [45_000, 2],
     ] as const) {
-      await port.publish(
+      await port.write(
+        project,
         [
           {
             type: 'custom.googleapis.com/ilb/healthy_members',
@@ -191,7 +190,7 @@ test('the series: request rates summed over instances, the functions metrics fro
       ],
     });
   } finally {
-    await port.close();
+    await gcp.close();
   }
 
   const h = await history();

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../shared/config';
-import { googleErrorInfo } from '../../shared/scaling-alerts/compute';
+import { googleErrorInfo } from '../../shared/gcp/errors';
 import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { parseRuleFile } from '../../shared/scaling-alerts/rules';
 

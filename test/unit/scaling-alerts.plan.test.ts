@@ -3,22 +3,22 @@ import path from 'node:path';
 import fc from 'fast-check';
 import type { Incident } from '../../shared/scaling-alerts/notification';
 import {
-  applyMergePatch,
   autoscalerSchema,
-  autoscalerStateSchema,
-  floorFor,
+  type Autoscaler,
+  type AutoscalingPolicy,
+} from '../../shared/gcp/autoscaler-schema';
+import { applyMergePatch } from '../../shared/gcp/merge-patch';
+import { floorFor } from '../../shared/scaling-alerts/guardrails';
+import {
   metricTypes,
   planIncident,
   planSweep,
   requestIdFor,
-  scheduleName,
-  stateKey,
-  type Autoscaler,
-  type AutoscalerState,
-  type AutoscalingPolicy,
   type Plan,
   type PlanContext,
 } from '../../shared/scaling-alerts/plan';
+import { scheduleName } from '../../shared/scaling-alerts/schedule';
+import { autoscalerStateSchema, stateKey, type AutoscalerState } from '../../shared/scaling-alerts/state';
 import {
   parseRuleFile,
   type Change,
@@ -104,7 +104,7 @@ class World {
   private take(plan: Plan, now: number): Plan {
     if (plan.state) this.state = plan.state;
     if (plan.patch) this.policy = applyMergePatch(this.policy, plan.patch.autoscalingPolicy);
-    if (plan.decision === 'apply' && plan.reason.includes('escalate')) this.escalations.push(now);
+    if (plan.decision === 'applied' && plan.reason.includes('escalate')) this.escalations.push(now);
     this.plans.push(plan);
     return plan;
   }
@@ -133,7 +133,7 @@ describe('floors are leases: one-time scaling schedules', () => {
     const plan = w.notify(incident('0.nl3v8fkx2a1q', 'open'), raise(2));
     const name = scheduleName('ilb-incident-', '0.nl3v8fkx2a1q');
     expect(name).toMatch(/^ilb-incident-0-nl3v8fkx2a1q-[0-9a-f]{8}$/);
-    expect(plan).toMatchObject({ decision: 'apply', reason: 'escalate', incidentId: '0.nl3v8fkx2a1q' });
+    expect(plan).toMatchObject({ decision: 'applied', reason: 'escalate', incidentId: '0.nl3v8fkx2a1q' });
     expect(plan.patch).toEqual({
       name: 'ilb-haproxy-us-central1-b',
       autoscalingPolicy: {
@@ -154,7 +154,7 @@ describe('floors are leases: one-time scaling schedules', () => {
     expect(plan.metrics).toEqual([
       {
         type: metricTypes.decision,
-        labels: expect.objectContaining({ decision: 'apply', tier: 'haproxy' }),
+        labels: expect.objectContaining({ decision: 'applied', tier: 'haproxy' }),
         value: 1,
       },
       { type: metricTypes.floor, labels: expect.any(Object), value: 4 },
@@ -182,7 +182,7 @@ describe('floors are leases: one-time scaling schedules', () => {
     const w = new World();
     const first = w.notify(incident('a', 'open'), raise(2));
     const renewed = w.notify(incident('a', 'open'), raise(2), T0 + 40 * min);
-    expect(renewed).toMatchObject({ decision: 'apply', reason: 'renew' });
+    expect(renewed).toMatchObject({ decision: 'applied', reason: 'renew' });
     expect(renewed.requestId).not.toBe(first.requestId);
     expect(Object.values(w.ours())).toEqual([
       expect.objectContaining({ minRequiredReplicas: 4, schedule: '40 10 26 11 * 2026', durationSec: 3630 }),
@@ -196,7 +196,7 @@ describe('floors are leases: one-time scaling schedules', () => {
     const first = w.notify(incident('a', 'open'), raise(2), T0, 600);
     w.sweep(T0 + 11 * min);
     const again = w.notify(incident('a', 'open'), raise(2), T0 + 12 * min, 600);
-    expect(again).toMatchObject({ decision: 'apply', reason: 'escalate' });
+    expect(again).toMatchObject({ decision: 'applied', reason: 'escalate' });
     expect(again.requestId).toMatch(uuidV5);
     expect(again.requestId).not.toBe(first.requestId);
     expect(w.floor()).toBe(4);
@@ -206,7 +206,7 @@ describe('floors are leases: one-time scaling schedules', () => {
     const w = new World();
     const open = w.notify(incident('a', 'open'), raise(2));
     const close = w.notify(incident('a', 'closed', T0 + 10 * min), raise(2), T0 + 10 * min);
-    expect(close).toMatchObject({ decision: 'apply', reason: 'revert' });
+    expect(close).toMatchObject({ decision: 'applied', reason: 'revert' });
     expect(close.patch?.autoscalingPolicy).toEqual({
       scalingSchedules: { [scheduleName('ilb-incident-', 'a')]: null },
     });
@@ -259,7 +259,7 @@ describe('floors are leases: one-time scaling schedules', () => {
     w.notify(incident('a', 'open'), raise(2), T0, 600);
     expect(w.sweep(T0 + 5 * min)).toMatchObject({ decision: 'noop', reason: 'in-force' });
     const sweep = w.sweep(T0 + 11 * min);
-    expect(sweep).toMatchObject({ decision: 'apply', reason: 'revert' });
+    expect(sweep).toMatchObject({ decision: 'applied', reason: 'revert' });
     expect(sweep.requestId).toMatch(uuidV5);
     expect(w.policy).toEqual(basePolicy());
     expect(w.state?.leases).toEqual({});
@@ -283,7 +283,7 @@ describe('clamping', () => {
     const w = new World();
     const plan = w.notify(incident('a', 'open'), { type: 'raise-min', to: 2 });
     expect(plan).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/^not allowed: /),
     });
     expect(plan.state).toBeUndefined();
@@ -334,7 +334,7 @@ describe('changes a schedule cannot express: recorded, held by the strongest, re
     const w = new World(p);
     const plan = w.notify(incident('a', 'open'), { type: 'cpu-target', target: 0.5 });
     expect(plan).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/does not scale on CPU/),
     });
   });
@@ -413,12 +413,12 @@ describe('changes a schedule cannot express: recorded, held by the strongest, re
   it('mode: an autoscaler an operator turned OFF is left alone, and so is a tier that forbids it', () => {
     const off = new World({ ...basePolicy(), mode: 'OFF' });
     expect(off.notify(incident('a', 'open'), { type: 'mode', mode: 'ONLY_SCALE_OUT' })).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/OFF/),
     });
     const strict = new World(basePolicy(), { ...free, allowModeChange: false });
     expect(strict.notify(incident('a', 'open'), { type: 'mode', mode: 'ONLY_SCALE_OUT' })).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/allows no mode change/),
     });
   });
@@ -439,12 +439,12 @@ describe('guardrails', () => {
     const w = new World(basePolicy(), free, 'someone-elses-autoscaler');
     const plan = w.notify(incident('a', 'open'), raise(2));
     expect(plan).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/^not-owned/),
     });
     expect(plan.state).toBeUndefined();
     expect(plan.metrics).toEqual([
-      expect.objectContaining({ labels: expect.objectContaining({ decision: 'refuse' }) }),
+      expect.objectContaining({ labels: expect.objectContaining({ decision: 'refused' }) }),
     ]);
     expect(w.policy).toEqual(basePolicy());
     // The owner label is enough.
@@ -452,20 +452,20 @@ describe('guardrails', () => {
       ...w.ctx(T0),
       ownerLabels: { 'managed-by': 'gce-ilb-orchestrator' },
     });
-    expect(labelled.decision).toBe('apply');
+    expect(labelled.decision).toBe('applied');
   });
 
   it('cooldown: a second escalation waits, its lease is kept, and the sweep applies it later', () => {
     const w = new World(basePolicy(), haproxy);
     w.notify(incident('a', 'open'), raise(1));
     const b = w.notify(incident('b', 'open'), raise(3), T0 + min);
-    expect(b).toMatchObject({ decision: 'refuse', reason: expect.stringMatching(/^withheld: .*cooldown/) });
+    expect(b).toMatchObject({ decision: 'refused', reason: expect.stringMatching(/^withheld: .*cooldown/) });
     expect(b.patch).toBeUndefined();
     expect(Object.keys(w.state?.leases ?? {})).toEqual(['a', 'b']);
     expect(w.floor()).toBe(3);
-    expect(w.sweep(T0 + 4 * min).decision).toBe('refuse');
+    expect(w.sweep(T0 + 4 * min).decision).toBe('refused');
     const later = w.sweep(T0 + 6 * min);
-    expect(later).toMatchObject({ decision: 'apply', reason: 'escalate' });
+    expect(later).toMatchObject({ decision: 'applied', reason: 'escalate' });
     expect(w.floor()).toBe(5);
   });
 
@@ -474,12 +474,12 @@ describe('guardrails', () => {
     w.notify(incident('a', 'open'), raise(1));
     w.notify(incident('b', 'open'), raise(2), T0 + min);
     const c = w.notify(incident('c', 'open'), raise(3), T0 + 2 * min);
-    expect(c).toMatchObject({ decision: 'refuse', reason: expect.stringMatching(/hourly limit/) });
+    expect(c).toMatchObject({ decision: 'refused', reason: expect.stringMatching(/hourly limit/) });
     const close = w.notify(incident('b', 'closed'), raise(2), T0 + 3 * min);
-    expect(close).toMatchObject({ decision: 'apply', reason: 'revert' });
+    expect(close).toMatchObject({ decision: 'applied', reason: 'revert' });
     expect(w.floor()).toBe(3);
     // Once the first two changes are an hour old, c gets its turn (a's lease has expired by then).
-    expect(w.sweep(T0 + 61 * min)).toMatchObject({ decision: 'apply', reason: 'escalate+revert' });
+    expect(w.sweep(T0 + 61 * min)).toMatchObject({ decision: 'applied', reason: 'escalate+revert' });
     expect(w.floor()).toBe(5);
     expect(Object.keys(w.state?.leases ?? {})).toEqual(['c']);
   });
@@ -495,7 +495,7 @@ describe('guardrails', () => {
     const w = new World(full);
     const plan = w.notify(incident('a', 'open'), raise(2));
     expect(plan).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/128 scaling schedules/),
     });
     expect(plan.patch).toBeUndefined();
@@ -729,19 +729,19 @@ describe('redelivery after a transient failure', () => {
   it('is not held back by the cooldown its own first attempt recorded, and still counts once', () => {
     const w = new World(basePolicy(), cool);
     const first = planIncident(incident('a', 'open'), target(raise(2), cool), w.ctx(T0));
-    expect(first).toMatchObject({ decision: 'apply', reason: 'escalate' });
+    expect(first).toMatchObject({ decision: 'applied', reason: 'escalate' });
     // The record was written, the patch failed (5xx): nothing changed in Compute.
     w.state = first.state ?? null;
     expect(w.state?.lastRequest).toEqual({ requestId: first.requestId, at: T0 });
     const again = w.notify(incident('a', 'open'), raise(2), T0 + 20_000, 3600);
-    expect(again).toMatchObject({ decision: 'apply', reason: 'escalate', requestId: first.requestId });
+    expect(again).toMatchObject({ decision: 'applied', reason: 'escalate', requestId: first.requestId });
     expect(again.patch).toEqual(first.patch);
     expect(w.state?.changes).toEqual([T0]);
     expect(w.floor()).toBe(4);
     // Another incident's escalation is still held back by that change.
     const other = w.notify(incident('b', 'open'), { type: 'cpu-target', target: 0.5 }, T0 + 30_000);
     expect(other).toMatchObject({
-      decision: 'refuse',
+      decision: 'refused',
       reason: expect.stringMatching(/^withheld: .*cooldown/),
     });
   });

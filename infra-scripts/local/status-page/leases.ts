@@ -5,11 +5,8 @@
  */
 import { defaultKvPrefix } from '../../../shared/contract';
 import { readJson } from '../../../shared/consul';
-import {
-  autoscalerStateSchema,
-  autoscalingPolicySchema,
-  type Lease,
-} from '../../../shared/scaling-alerts/plan';
+import { autoscalingPolicySchema } from '../../../shared/gcp/autoscaler-schema';
+import { autoscalerStateSchema, type Lease } from '../../../shared/scaling-alerts/state';
 import type { Change } from '../../../shared/scaling-alerts/rules';
 import type { RunningEmulator } from '../compute-emulator';
 import { activeSince, parseCron } from '../compute-emulator/cron';
