@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { nodeMetaKeys } from '../contract';
-import type { InstanceLookup } from '../compute/instances';
+import type { InstanceLookup } from '../gcp/instances';
 import { rolePattern, scopeHolds, zonePattern, type WatchedGroup } from './config';
 import type { BucketState } from './token-bucket';
 

@@ -1,7 +1,8 @@
-import type { InstancesApi, InstanceLookup } from '../compute/instances';
+import type { InstancesApi, InstanceLookup } from '../gcp/instances';
 import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
-import type { ApiCalls, GroupsApi } from './compute';
+import type { GroupsApi } from '../gcp/groups';
+import type { ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import {
   idFromKey,
@@ -78,11 +79,15 @@ export async function observeWorld(
   };
 
   const groupsRead = pool(config.groups, concurrency, async (group): Promise<GroupObservation | null> => {
+    // Both settle before the group counts as read: no call of this sweep outlives it.
+    const [listed, stable] = await Promise.allSettled([
+      deps.groups.listManagedInstances(group),
+      deps.groups.isStable(group),
+    ]);
     try {
-      const [raw, isStable] = await Promise.all([
-        deps.groups.listManagedInstances(group),
-        deps.groups.isStable(group),
-      ]);
+      if (listed.status === 'rejected') throw listed.reason;
+      if (stable.status === 'rejected') throw stable.reason;
+      const [raw, isStable] = [listed.value, stable.value];
       const { members, dropped } = normaliseManagedInstances(group, raw);
       if (dropped > 0) {
         reads.push({

@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { InstancesApi } from '../compute/instances';
+import { recreateRequestId, type GroupsApi } from '../gcp/groups';
+import type { InstancesApi } from '../gcp/instances';
+import type { MetricsWriter } from '../gcp/monitoring';
 import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
-import { createStepExecutor } from '../instance-events/steps';
-import type { DrainList } from '../instance-events/drain';
-import { createRecordStore } from '../instance-events/records';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { noCalls, recreateRequestId, type ApiCalls, type GroupsApi } from './compute';
+import { createMembership } from '../membership';
+import { noCalls, type ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import { acquireSweepLock, type LockConsul, type SweepLock } from './lock';
-import type { MetricsApi } from './metrics';
 import { metricPoints, planSweep, type SweepAction, type SweepReport } from './plan';
 import { observeWorld, type SweepConsul } from './read';
 import { stateOps, writeState, type HealthSweepKeys } from './state';
@@ -24,7 +23,7 @@ import { stateOps, writeState, type HealthSweepKeys } from './state';
 export type HealthSweepConsul = SweepConsul &
   LockConsul & {
     catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node' | 'deleteNodeCas'>;
-    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list' | 'cas' | 'delete' | 'acquire' | 'release'>;
+    kv: Pick<ConsulClient['kv'], 'get' | 'set' | 'keys' | 'list' | 'cas' | 'delete' | 'acquire' | 'release'>;
     txn: ConsulClient['txn'];
   };
 
@@ -33,7 +32,7 @@ export interface HealthSweepDeps {
   consul: HealthSweepConsul;
   groups: GroupsApi;
   instances: InstancesApi;
-  metrics: MetricsApi | null;
+  metrics: MetricsWriter | null;
   /**
    * Force-leave with prune after a deregistration, through the separately held operator token
    * (CONSUL_FORCE_LEAVE_TOKEN, infra-scripts/acl/force-leave.hcl); absent or null: none, and a
@@ -67,23 +66,16 @@ export interface SweepResult {
   report?: SweepReport;
 }
 
-/** The deregistration executor of instanceEvents does not drain: refuse loudly if it ever tries. */
-const noDrain: DrainList = {
-  set: () => Promise.reject(new Error('healthSweep never drains')),
-  clear: () => Promise.reject(new Error('healthSweep never drains')),
-};
-
 export function createHealthSweep(deps: HealthSweepDeps) {
   const { config, consul, logger, keys } = deps;
   const now = deps.now ?? Date.now;
   const calls = deps.calls ?? noCalls();
-  const records = createRecordStore(consul.kv, keys.records);
-  // instanceEvents' own path: delete-cas on the ModifyIndex read, then force-leave.
-  const deregister = createStepExecutor({
+  // The same safe path as instanceEvents: delete-cas on the ModifyIndex read, then force-leave.
+  const membership = createMembership({
     consul,
+    recordPrefix: keys.records,
+    drainPrefix: keys.draining,
     forceLeave: deps.forceLeave ?? null,
-    drains: noDrain,
-    records,
     logger,
   });
   const groupsByKey = new Map(config.groups.map((g) => [g.key, g]));
@@ -95,32 +87,12 @@ export function createHealthSweep(deps: HealthSweepDeps) {
         if (!group) return { outcome: 'skipped', detail: 'group not watched' };
         // The txn delete-cas, and the force-leave when there is a token for it.
         calls.consul += deps.forceLeave ? 2 : 1;
-        const outcome = await deregister(
-          {
-            target: {
-              project: group.project,
-              zone: action.zone,
-              name: action.node,
-              instanceId: action.instanceId,
-            },
-            instanceId: action.instanceId,
-            decision: 'deregister',
-            reason: `stale (${action.reason})`,
-            steps: [
-              {
-                type: 'deregister',
-                node: action.node,
-                modifyIndex: action.modifyIndex,
-                instanceId: action.instanceId,
-              },
-              { type: 'force-leave', node: action.node },
-            ],
-          },
-          { record: null, index: 0 },
-        );
-        return outcome.decision === 'skip'
-          ? { outcome: 'skipped', detail: outcome.reason }
-          : { outcome: 'done' };
+        const done = await membership.deregisterNode({
+          node: action.node,
+          modifyIndex: action.modifyIndex,
+          leave: true,
+        });
+        return done.result === 'skipped' ? { outcome: 'skipped', detail: done.reason } : { outcome: 'done' };
       }
       case 'recreate': {
         const group = groupsByKey.get(action.group);
@@ -131,16 +103,12 @@ export function createHealthSweep(deps: HealthSweepDeps) {
       case 'delete-drain': {
         calls.consul++;
         // Only the entry read (it named a gone id): a newer drain of the same node name stays.
-        const deleted = await consul.kv.delete(`${keys.draining}${action.node}`, {
-          cas: action.modifyIndex,
-        });
+        const deleted = await membership.drains.remove(action.node, action.modifyIndex);
         return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
       }
       case 'delete-record': {
         calls.consul++;
-        const deleted = await consul.kv.delete(`${keys.records}${action.instanceId}`, {
-          cas: action.modifyIndex,
-        });
+        const deleted = await membership.records.forget(action.instanceId, { index: action.modifyIndex });
         return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
       }
       case 'purge-ledger': {

@@ -1,14 +1,13 @@
-import type { InstancesApi } from '../compute/instances';
+import type { InstancesApi } from '../gcp/instances';
 import type { ConsulClient } from '../consul/client';
 import type { CatalogNode } from '../consul/schemas';
 import { nodeMetaKeys } from '../contract';
 import { classifyError, TransientError, type ClassifiedError } from '../errors';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { createDrainList } from './drain';
+import { computeNamePattern, createMembership, noRecord, type RecordStore } from '../membership';
 import { parsePubsubMessage, type EventTarget, type InstanceEvent } from './parse';
 import {
-  computeNamePattern,
   isManagedNode,
   metaInstanceId,
   needsConfirmation,
@@ -17,7 +16,6 @@ import {
   resolveInstanceId,
   type Gossip,
 } from './plan';
-import { createRecordStore, noRecord, type RecordStore } from './records';
 import { createStepExecutor, outcomeOf, type TargetOutcome } from './steps';
 
 export type { TargetOutcome } from './steps';
@@ -141,14 +139,15 @@ const clip = (text: string) => (text.length > maxReasonChars ? `${text.slice(0, 
 export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   const { consul, logger } = deps;
   const now = deps.now ?? Date.now;
-  const records = createRecordStore(consul.kv, deps.recordPrefix);
-  const execute = createStepExecutor({
+  const membership = createMembership({
     consul,
+    recordPrefix: deps.recordPrefix,
+    drainPrefix: deps.drainPrefix,
     forceLeave: deps.forceLeave,
-    drains: createDrainList(consul.kv, deps.drainPrefix),
-    records,
     logger,
   });
+  const { records } = membership;
+  const execute = createStepExecutor(membership);
   const oneAtATime = keyedQueue();
 
   const processEvent = async (event: InstanceEvent, act: boolean) => {

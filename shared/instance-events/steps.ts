@@ -1,9 +1,6 @@
-import type { ConsulClient } from '../consul/client';
 import { TransientError } from '../errors';
-import type { Logger } from '../logging';
-import type { DrainList } from './drain';
-import type { Maintenance, TargetPlan } from './plan';
-import type { RecordStore, StoredRecord } from './records';
+import type { Maintenance, Membership, StoredRecord } from '../membership';
+import type { TargetPlan } from './plan';
 
 export interface TargetOutcome {
   instance: string;
@@ -19,25 +16,11 @@ export const outcomeOf = (plan: TargetPlan): TargetOutcome => ({
   reason: plan.reason,
 });
 
-export interface StepExecutorDeps {
-  consul: { catalog: Pick<ConsulClient['catalog'], 'deleteNodeCas' | 'node'> };
-  /** Force-leave with the separately held operator token; null when none is configured. */
-  forceLeave: ((node: string) => Promise<unknown>) | null;
-  drains: DrainList;
-  records: RecordStore;
-  logger: Logger;
-}
-
 export type StepExecutor = (plan: TargetPlan, stored: StoredRecord) => Promise<TargetOutcome>;
 
-/** Runs a plan's steps, then records the outcome; a lost CAS turns a deregistration into a skip. */
-export function createStepExecutor({
-  consul,
-  forceLeave,
-  drains,
-  records,
-  logger,
-}: StepExecutorDeps): StepExecutor {
+/** Runs a plan's steps through the membership, then records the outcome; a lost CAS turns a deregistration into a skip. */
+export function createStepExecutor(membership: Membership): StepExecutor {
+  const { drains, records } = membership;
   return async (plan, stored) => {
     const outcome = outcomeOf(plan);
     if (plan.decision === 'retry') throw new TransientError(`${plan.target.name}: ${plan.reason}`);
@@ -53,21 +36,18 @@ export function createStepExecutor({
           await drains.clear(step.node, step.instanceId);
           maintenance = null;
           break;
-        case 'deregister':
-          if ((await consul.catalog.deleteNodeCas(step.node, step.modifyIndex)) === 'conflict') {
-            // Re-registered between our read and the delete: the newer registration wins. Already
-            // deleted (an earlier attempt, the sweep): the failed gossip member still has to leave.
-            if ((await consul.catalog.node(step.node)) !== null)
-              return { ...outcome, decision: 'skip', reason: 'modified-concurrently' };
-          }
+        case 'deregister': {
+          // The force-leave is its own step: only for a member already out of gossip.
+          const done = await membership.deregisterNode({
+            node: step.node,
+            modifyIndex: step.modifyIndex,
+            leave: false,
+          });
+          if (done.result === 'skipped') return { ...outcome, decision: 'skip', reason: done.reason };
           break;
+        }
         case 'force-leave':
-          if (forceLeave) await forceLeave(step.node);
-          else
-            logger.warn(
-              { instance: step.node },
-              'no force-leave token configured: failed member left to reap',
-            );
+          await membership.forceLeave(step.node);
           break;
         case 'forget-instance':
           await records.forget(step.instanceId, stored);

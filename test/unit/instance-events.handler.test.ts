@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { InstanceLookup, InstanceRef } from '../../shared/compute/instances';
+import type { InstanceLookup, InstanceRef } from '../../shared/gcp/instances';
 import type { CatalogNodeDetail, HealthCheck, KvEntry } from '../../shared/consul';
 import { kvPrefixes, nodeMetaKeys } from '../../shared/contract';
 import { PermanentError, TransientError } from '../../shared/errors';
