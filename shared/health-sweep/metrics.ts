@@ -1,6 +1,7 @@
 import type { GcpClients } from '../gcp/client';
-import { createMetricsWriter, type MetricsWriter } from '../gcp/monitoring';
+import { createMetricsWriter, customMetric, type MetricPoint, type MetricsWriter } from '../gcp/monitoring';
 import type { ApiCalls } from './calls';
+import { byKey, type SweepPlan, type SweepAction } from './report';
 
 /**
  * The sweep's metrics writer: the one writer, counting its requests in `calls`. The metric client
@@ -16,4 +17,37 @@ export function createSweepMetrics(clients: GcpClients, calls: ApiCalls): Metric
       await writer.write(project, points, at);
     },
   };
+}
+
+/**
+ * The sweep's metric points: healthy members per role and zone, stale nodes, orphans, actions by
+ * type, refused actions by reason, and the sweep's duration (measured by the caller).
+ */
+export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[] {
+  const { report } = plan;
+  const points: MetricPoint[] = report.healthyMembers.map((h) => ({
+    type: customMetric('healthy_members'),
+    labels: { role: h.role, zone: h.zone },
+    value: h.healthy,
+  }));
+  points.push({ type: customMetric('stale_nodes'), labels: {}, value: report.stale.length });
+  points.push({ type: customMetric('orphans'), labels: {}, value: report.orphans.length });
+  const actionTypes: SweepAction['type'][] = [
+    'deregister',
+    'recreate',
+    'delete-drain',
+    'delete-record',
+    'purge-ledger',
+  ];
+  for (const type of actionTypes) {
+    const value = plan.actions.filter((a) => a.type === type).length;
+    points.push({ type: customMetric('actions'), labels: { action: type }, value });
+  }
+  const reasons = new Map<string, number>();
+  for (const r of report.refused) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+  for (const [reason, value] of [...reasons.entries()].sort(byKey(([k]) => k))) {
+    points.push({ type: customMetric('refused_actions'), labels: { reason }, value });
+  }
+  points.push({ type: customMetric('sweep_duration_ms'), labels: {}, value: durationMs });
+  return points;
 }

@@ -19,7 +19,7 @@ import {
   type SweepMark,
   type Stored,
 } from './observe';
-import { lookupCandidates } from './plan';
+import { lookupCandidates } from './classify';
 import type { HealthSweepKeys } from './state';
 import type { BucketState } from './token-bucket';
 

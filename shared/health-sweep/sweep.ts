@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { recreateRequestId, type GroupsApi } from '../gcp/groups';
+import type { GroupsApi } from '../gcp/groups';
 import type { InstancesApi } from '../gcp/instances';
 import type { MetricsWriter } from '../gcp/monitoring';
 import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { createMembership } from '../membership';
+import { createActionExecutor } from './actions';
 import { noCalls, type ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import { acquireSweepLock, type LockConsul, type SweepLock } from './lock';
-import { metricPoints, planSweep, type SweepAction, type SweepReport } from './plan';
+import { metricPoints } from './metrics';
+import { planSweep, type SweepAction, type SweepReport } from './plan';
 import { observeWorld, type SweepConsul } from './read';
 import { stateOps, writeState, type HealthSweepKeys } from './state';
 
@@ -70,54 +71,7 @@ export function createHealthSweep(deps: HealthSweepDeps) {
   const { config, consul, logger, keys } = deps;
   const now = deps.now ?? Date.now;
   const calls = deps.calls ?? noCalls();
-  // The same safe path as instanceEvents: delete-cas on the ModifyIndex read, then force-leave.
-  const membership = createMembership({
-    consul,
-    recordPrefix: keys.records,
-    drainPrefix: keys.draining,
-    forceLeave: deps.forceLeave ?? null,
-    logger,
-  });
-  const groupsByKey = new Map(config.groups.map((g) => [g.key, g]));
-
-  const act = async (action: SweepAction): Promise<{ outcome: ActionOutcome; detail?: string }> => {
-    switch (action.type) {
-      case 'deregister': {
-        const group = groupsByKey.get(action.group);
-        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
-        // The txn delete-cas, and the force-leave when there is a token for it.
-        calls.consul += deps.forceLeave ? 2 : 1;
-        const done = await membership.deregisterNode({
-          node: action.node,
-          modifyIndex: action.modifyIndex,
-          leave: true,
-        });
-        return done.result === 'skipped' ? { outcome: 'skipped', detail: done.reason } : { outcome: 'done' };
-      }
-      case 'recreate': {
-        const group = groupsByKey.get(action.group);
-        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
-        await deps.groups.recreate(group, action.instance, recreateRequestId(group.key, action.instanceId));
-        return { outcome: 'done' };
-      }
-      case 'delete-drain': {
-        calls.consul++;
-        // Only the entry read (it named a gone id): a newer drain of the same node name stays.
-        const deleted = await membership.drains.remove(action.node, action.modifyIndex);
-        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
-      }
-      case 'delete-record': {
-        calls.consul++;
-        const deleted = await membership.records.forget(action.instanceId, { index: action.modifyIndex });
-        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
-      }
-      case 'purge-ledger': {
-        calls.consul++;
-        const purged = await deps.ledger.purge();
-        return { outcome: 'done', detail: `${purged.length} day folders` };
-      }
-    }
-  };
+  const act = createActionExecutor(deps, calls);
 
   const sweep = async (
     options: { dryRun: boolean },
