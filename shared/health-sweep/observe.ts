@@ -104,7 +104,7 @@ export interface SweepMark {
 }
 
 /**
- * An entry of instanceEvents' drain list (`<prefix>draining/<node>`, shared/instance-events/drain.ts):
+ * An entry of instanceEvents' drain list (`<prefix>draining/<node>`, shared/membership/drain.ts):
  * the HAProxy tier drains the node while its instance id is `instanceId`.
  */
 export interface DrainEntry {

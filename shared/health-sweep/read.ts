@@ -51,7 +51,10 @@ export interface ReadDeps {
 
 const describe = (err: unknown) => classifyError(err).message.slice(0, 300);
 
-/** Runs `work` over `items`, at most `limit` at once, in order of the results. */
+/**
+ * Runs `work` over `items`, at most `limit` at once, in order of the results. Every runner ends
+ * before it returns or throws (the first failure): no read outlives the sweep.
+ */
 async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
@@ -61,7 +64,8 @@ async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Pr
       out[i] = await work(items[i] as T);
     }
   });
-  await Promise.all(runners);
+  const failed = (await Promise.allSettled(runners)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return out;
 }
 

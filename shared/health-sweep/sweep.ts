@@ -6,6 +6,7 @@ import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
+import type { Decision } from '../outcome';
 import { createActionExecutor } from './actions';
 import { noCalls, type ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
@@ -146,7 +147,7 @@ export function createHealthSweep(deps: HealthSweepDeps) {
       if (!lock) {
         const result: SweepResult = { status: 'locked', dryRun: false, done: [], ...elapsed() };
         logger.info(
-          { decision: 'skip', reason: 'locked', lock: keys.lock },
+          { decision: 'skipped', reason: 'locked', lock: keys.lock },
           'another sweep holds the lock: exiting',
         );
         return result;
@@ -180,11 +181,27 @@ export function createHealthSweep(deps: HealthSweepDeps) {
   };
 }
 
+/** The sweep as one decision (shared/outcome.ts), and why. */
+function decisionOf(
+  result: SweepResult,
+  done: number,
+  failed: number,
+): { decision: Decision; reason?: string } {
+  if (result.dryRun) return { decision: 'planned' };
+  if (result.stopped) return { decision: 'skipped', reason: result.stopped };
+  if (done > 0) return { decision: 'applied' };
+  if (failed > 0) return { decision: 'failed', reason: 'every action failed' };
+  const reportOnly = result.report?.reportOnly[0];
+  if (reportOnly) return { decision: 'refused', reason: reportOnly };
+  return { decision: 'noop' };
+}
+
 function logSweep(logger: Logger, result: SweepResult): void {
   const r = result.report;
   const count = (o: ActionOutcome) => result.done.filter((d) => d.outcome === o).length;
   logger.info(
     {
+      ...decisionOf(result, count('done'), count('failed')),
       dryRun: result.dryRun,
       durationMs: result.durationMs,
       apiCalls: result.apiCalls,

@@ -1,20 +1,24 @@
 import { TransientError } from '../errors';
 import type { Maintenance, Membership, StoredRecord } from '../membership';
+import type { Decision } from '../outcome';
 import type { TargetPlan } from './plan';
 
+/** What became of one target, in the decision vocabulary; `action` is the verb planned or done. */
 export interface TargetOutcome {
   instance: string;
   instanceId?: string;
-  decision: TargetPlan['decision'] | 'failed';
+  decision: Extract<Decision, 'applied' | 'planned' | 'skipped' | 'failed' | 'retry'>;
+  action?: 'drain' | 'deregister' | 'restore';
   reason: string;
 }
 
-export const outcomeOf = (plan: TargetPlan): TargetOutcome => ({
-  instance: plan.target.name,
-  instanceId: plan.instanceId,
-  decision: plan.decision,
-  reason: plan.reason,
-});
+/** The plan's outcome: `applied` once its steps ran, `planned` in a dry run. */
+export function outcomeOf(plan: TargetPlan, applied: boolean): TargetOutcome {
+  const base = { instance: plan.target.name, instanceId: plan.instanceId, reason: plan.reason };
+  if (plan.decision === 'skip') return { ...base, decision: 'skipped' };
+  if (plan.decision === 'retry') return { ...base, decision: 'retry' };
+  return { ...base, decision: applied ? 'applied' : 'planned', action: plan.decision };
+}
 
 export type StepExecutor = (plan: TargetPlan, stored: StoredRecord) => Promise<TargetOutcome>;
 
@@ -22,7 +26,7 @@ export type StepExecutor = (plan: TargetPlan, stored: StoredRecord) => Promise<T
 export function createStepExecutor(membership: Membership): StepExecutor {
   const { drains, records } = membership;
   return async (plan, stored) => {
-    const outcome = outcomeOf(plan);
+    const outcome = outcomeOf(plan, true);
     if (plan.decision === 'retry') throw new TransientError(`${plan.target.name}: ${plan.reason}`);
     let maintenance: Maintenance | null | undefined;
     let forgotten = false;
@@ -43,7 +47,7 @@ export function createStepExecutor(membership: Membership): StepExecutor {
             modifyIndex: step.modifyIndex,
             leave: false,
           });
-          if (done.result === 'skipped') return { ...outcome, decision: 'skip', reason: done.reason };
+          if (done.result === 'skipped') return { ...outcome, decision: 'skipped', reason: done.reason };
           break;
         }
         case 'force-leave':

@@ -21,15 +21,7 @@ import { functionToken, registerNode } from './instance-events.support';
  */
 const root = repoRoot();
 const entry = path.join(root, 'dist', 'functions', 'index.js');
-const framework = path.join(
-  root,
-  'node_modules',
-  '@google-cloud',
-  'functions-framework',
-  'build',
-  'src',
-  'main.js',
-);
+const framework = path.join(root, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
 const project = 'ilb-after-answer';
 const zone = 'us-central1-a';
 const afterAnswer = /Exception from a finished function|Unhandled rejection|Uncaught exception/;
