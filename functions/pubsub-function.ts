@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { classifyError } from '../shared/errors';
-import { messagePublishedType } from '../shared/instance-events/schema';
+import { messagePublishedType } from '../shared/pubsub';
 import type { Logger } from '../shared/logging';
 
 /**

@@ -4,7 +4,7 @@ import { loadConfig } from '../../shared/config';
 import { classifyError } from '../../shared/errors';
 import type { SweepResult } from '../../shared/health-sweep/sweep';
 import { healthSweepFromConfig, loadHealthSweepConfig } from '../../shared/health-sweep/wire';
-import { messagePublishedType } from '../../shared/instance-events/schema';
+import { messagePublishedType } from '../../shared/pubsub';
 import { createLogger } from '../../shared/logging';
 
 const logger = createLogger({ name: 'healthSweep' });

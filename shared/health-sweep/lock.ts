@@ -59,8 +59,9 @@ export async function acquireSweepLock(consul: LockConsul, s: LockSettings): Pro
   let renewedAt = started;
   let lost = false;
   let released = false;
+  let renewal: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    consul.session.renew(session).then(
+    renewal = consul.session.renew(session).then(
       () => {
         if (!lost) renewedAt = now();
       },
@@ -80,6 +81,8 @@ export async function acquireSweepLock(consul: LockConsul, s: LockSettings): Pro
       if (released) return;
       released = true;
       clearInterval(timer);
+      // A renewal in flight ends before the session goes: nothing of the sweep outlives it.
+      await renewal;
       await consul.kv.release(s.key, value, session).catch(() => undefined);
       await consul.session.destroy(session).catch(() => undefined);
     },

@@ -1,73 +1,53 @@
-import type { MetricServiceClient } from '@google-cloud/monitoring/build/src/v3/metric_service_client';
-import type { ComputeEndpoint } from '../config';
-import type { ApiCalls } from './compute';
-import type { MetricPoint } from './plan';
-
-/** Writes the sweep's points as custom gauges (`createTimeSeries`, at most 200 series a request). */
-export interface MetricsApi {
-  write(project: string, points: readonly MetricPoint[], at: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-const MAX_SERIES = 200;
+import type { GcpClients } from '../gcp/client';
+import { createMetricsWriter, customMetric, type MetricPoint, type MetricsWriter } from '../gcp/monitoring';
+import type { ApiCalls } from './calls';
+import { byKey, type SweepPlan, type SweepAction } from './report';
 
 /**
- * The `createTimeSeries` body of some points on the `global` resource of the project. Kind and
- * value type are left out (optional on writes): Monitoring creates the descriptor as a DOUBLE
- * GAUGE from the first point, and the REST fallback would send the enums as numbers.
+ * The sweep's metrics writer: the one writer, counting its requests in `calls`. The metric client
+ * is initialised first: its own methods start the initialisation without handling its failure
+ * (the credentials, for one), which would fail after the sweep answered.
  */
-export function timeSeriesOf(project: string, points: readonly MetricPoint[], at: number) {
-  const endTime = { seconds: Math.floor(at / 1000), nanos: (at % 1000) * 1_000_000 };
-  return points.map((p) => ({
-    metric: { type: p.type, labels: p.labels },
-    resource: { type: 'global', labels: { project_id: project } },
-    points: [{ interval: { endTime }, value: { doubleValue: p.value } }],
-  }));
-}
-
-/** Monitoring through the official client (REST fallback); the same endpoint options as Compute. */
-export function createMetricsApi(
-  endpoint: ComputeEndpoint,
-  calls: ApiCalls,
-  options: { timeoutMs?: number } = {},
-): MetricsApi {
-  let client: MetricServiceClient | undefined;
-  const timeout = options.timeoutMs ?? 10_000;
-  const get = () => {
-    if (!client) {
-      // Deferred: only the metric client file, and only once a sweep has something to write.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const mod = require('@google-cloud/monitoring/build/src/v3/metric_service_client') as {
-        MetricServiceClient: typeof MetricServiceClient;
-      };
-      const opts: NonNullable<ConstructorParameters<typeof MetricServiceClient>[0]> = {
-        ...endpoint,
-        fallback: true,
-      };
-      if (endpoint.protocol === 'http') {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const { googleAuthLibrary } = require('google-gax') as typeof import('google-gax');
-        opts.authClient = new googleAuthLibrary.PassThroughClient({
-          transporterOptions: { fetchImplementation: fetch },
-        });
-      }
-      client = new mod.MetricServiceClient(opts);
-    }
-    return client;
-  };
+export function createSweepMetrics(clients: GcpClients, calls: ApiCalls): MetricsWriter {
+  const writer = createMetricsWriter(clients, { onRequest: () => calls.monitoring++ });
   return {
     async write(project, points, at) {
-      const series = timeSeriesOf(project, points, at);
-      for (let i = 0; i < series.length; i += MAX_SERIES) {
-        calls.monitoring++;
-        await get().createTimeSeries(
-          { name: `projects/${project}`, timeSeries: series.slice(i, i + MAX_SERIES) },
-          { timeout, maxRetries: 1 },
-        );
-      }
-    },
-    async close() {
-      await client?.close();
+      if (points.length === 0) return;
+      await clients.get('metrics').initialize();
+      await writer.write(project, points, at);
     },
   };
+}
+
+/**
+ * The sweep's metric points: healthy members per role and zone, stale nodes, orphans, actions by
+ * type, refused actions by reason, and the sweep's duration (measured by the caller).
+ */
+export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[] {
+  const { report } = plan;
+  const points: MetricPoint[] = report.healthyMembers.map((h) => ({
+    type: customMetric('healthy_members'),
+    labels: { role: h.role, zone: h.zone },
+    value: h.healthy,
+  }));
+  points.push({ type: customMetric('stale_nodes'), labels: {}, value: report.stale.length });
+  points.push({ type: customMetric('orphans'), labels: {}, value: report.orphans.length });
+  const actionTypes: SweepAction['type'][] = [
+    'deregister',
+    'recreate',
+    'delete-drain',
+    'delete-record',
+    'purge-ledger',
+  ];
+  for (const type of actionTypes) {
+    const value = plan.actions.filter((a) => a.type === type).length;
+    points.push({ type: customMetric('actions'), labels: { action: type }, value });
+  }
+  const reasons = new Map<string, number>();
+  for (const r of report.refused) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+  for (const [reason, value] of [...reasons.entries()].sort(byKey(([k]) => k))) {
+    points.push({ type: customMetric('refused_actions'), labels: { reason }, value });
+  }
+  points.push({ type: customMetric('sweep_duration_ms'), labels: {}, value: durationMs });
+  return points;
 }

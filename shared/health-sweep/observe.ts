@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { nodeMetaKeys } from '../contract';
-import type { InstanceLookup } from '../compute/instances';
+import type { InstanceLookup } from '../gcp/instances';
+import { computeNamePattern, instanceIdPattern } from '../membership';
 import { rolePattern, scopeHolds, zonePattern, type WatchedGroup } from './config';
 import type { BucketState } from './token-bucket';
 
@@ -103,7 +104,7 @@ export interface SweepMark {
 }
 
 /**
- * An entry of instanceEvents' drain list (`<prefix>draining/<node>`, shared/instance-events/drain.ts):
+ * An entry of instanceEvents' drain list (`<prefix>draining/<node>`, shared/membership/drain.ts):
  * the HAProxy tier drains the node while its instance id is `instanceId`.
  */
 export interface DrainEntry {
@@ -136,9 +137,7 @@ export interface Observation {
   reads: ReadOutcome[];
 }
 
-const instanceIdPattern = /^[0-9]{1,20}$/;
 const projectPattern = /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
-const namePattern = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const instancePath = /\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/?#]+)$/;
 
 /** Compute ids are uint64: a decimal string within range (no precision lost on the way). */
@@ -179,7 +178,7 @@ export function normaliseManagedInstances(
       project !== group.project ||
       !zonePattern.test(zone) ||
       !scopeHolds(group.scope, zone) ||
-      !namePattern.test(name) ||
+      !computeNamePattern.test(name) ||
       (id !== undefined && !isInstanceId(id))
     ) {
       dropped++;
@@ -235,7 +234,7 @@ export function parseIdentity(
     !isInstanceId(instanceId) ||
     !zonePattern.test(zone) ||
     !projectPattern.test(project) ||
-    !namePattern.test(group) ||
+    !computeNamePattern.test(group) ||
     !rolePattern.test(role)
   ) {
     return undefined;
@@ -340,7 +339,7 @@ export function parseDrain(text: string): DrainEntry | null {
 export function nodeFromDrainKey(prefix: string, key: string): string | undefined {
   if (!key.startsWith(prefix)) return undefined;
   const rest = key.slice(prefix.length);
-  return namePattern.test(rest) ? rest : undefined;
+  return computeNamePattern.test(rest) ? rest : undefined;
 }
 
 /** The instance id at the end of a KV key under `prefix`, if it is one. */

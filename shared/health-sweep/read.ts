@@ -1,7 +1,8 @@
-import type { InstancesApi, InstanceLookup } from '../compute/instances';
+import type { InstancesApi, InstanceLookup } from '../gcp/instances';
 import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
-import type { ApiCalls, GroupsApi } from './compute';
+import type { GroupsApi } from '../gcp/groups';
+import type { ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import {
   idFromKey,
@@ -18,7 +19,7 @@ import {
   type SweepMark,
   type Stored,
 } from './observe';
-import { lookupCandidates } from './plan';
+import { lookupCandidates } from './classify';
 import type { HealthSweepKeys } from './state';
 import type { BucketState } from './token-bucket';
 
@@ -50,7 +51,10 @@ export interface ReadDeps {
 
 const describe = (err: unknown) => classifyError(err).message.slice(0, 300);
 
-/** Runs `work` over `items`, at most `limit` at once, in order of the results. */
+/**
+ * Runs `work` over `items`, at most `limit` at once, in order of the results. Every runner ends
+ * before it returns or throws (the first failure): no read outlives the sweep.
+ */
 async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
@@ -60,7 +64,8 @@ async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Pr
       out[i] = await work(items[i] as T);
     }
   });
-  await Promise.all(runners);
+  const failed = (await Promise.allSettled(runners)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return out;
 }
 
@@ -78,11 +83,15 @@ export async function observeWorld(
   };
 
   const groupsRead = pool(config.groups, concurrency, async (group): Promise<GroupObservation | null> => {
+    // Both settle before the group counts as read: no call of this sweep outlives it.
+    const [listed, stable] = await Promise.allSettled([
+      deps.groups.listManagedInstances(group),
+      deps.groups.isStable(group),
+    ]);
     try {
-      const [raw, isStable] = await Promise.all([
-        deps.groups.listManagedInstances(group),
-        deps.groups.isStable(group),
-      ]);
+      if (listed.status === 'rejected') throw listed.reason;
+      if (stable.status === 'rejected') throw stable.reason;
+      const [raw, isStable] = [listed.value, stable.value];
       const { members, dropped } = normaliseManagedInstances(group, raw);
       if (dropped > 0) {
         reads.push({

@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { InstancesApi } from '../compute/instances';
+import type { GroupsApi } from '../gcp/groups';
+import type { InstancesApi } from '../gcp/instances';
+import type { MetricsWriter } from '../gcp/monitoring';
 import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
-import { createStepExecutor } from '../instance-events/steps';
-import type { DrainList } from '../instance-events/drain';
-import { createRecordStore } from '../instance-events/records';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { noCalls, recreateRequestId, type ApiCalls, type GroupsApi } from './compute';
+import type { Decision } from '../outcome';
+import { createActionExecutor } from './actions';
+import { noCalls, type ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import { acquireSweepLock, type LockConsul, type SweepLock } from './lock';
-import type { MetricsApi } from './metrics';
-import { metricPoints, planSweep, type SweepAction, type SweepReport } from './plan';
+import { metricPoints } from './metrics';
+import { planSweep, type SweepAction, type SweepReport } from './plan';
 import { observeWorld, type SweepConsul } from './read';
 import { stateOps, writeState, type HealthSweepKeys } from './state';
 
@@ -24,7 +25,7 @@ import { stateOps, writeState, type HealthSweepKeys } from './state';
 export type HealthSweepConsul = SweepConsul &
   LockConsul & {
     catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node' | 'deleteNodeCas'>;
-    kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list' | 'cas' | 'delete' | 'acquire' | 'release'>;
+    kv: Pick<ConsulClient['kv'], 'get' | 'set' | 'keys' | 'list' | 'cas' | 'delete' | 'acquire' | 'release'>;
     txn: ConsulClient['txn'];
   };
 
@@ -33,7 +34,7 @@ export interface HealthSweepDeps {
   consul: HealthSweepConsul;
   groups: GroupsApi;
   instances: InstancesApi;
-  metrics: MetricsApi | null;
+  metrics: MetricsWriter | null;
   /**
    * Force-leave with prune after a deregistration, through the separately held operator token
    * (CONSUL_FORCE_LEAVE_TOKEN, infra-scripts/acl/force-leave.hcl); absent or null: none, and a
@@ -67,89 +68,11 @@ export interface SweepResult {
   report?: SweepReport;
 }
 
-/** The deregistration executor of instanceEvents does not drain: refuse loudly if it ever tries. */
-const noDrain: DrainList = {
-  set: () => Promise.reject(new Error('healthSweep never drains')),
-  clear: () => Promise.reject(new Error('healthSweep never drains')),
-};
-
 export function createHealthSweep(deps: HealthSweepDeps) {
   const { config, consul, logger, keys } = deps;
   const now = deps.now ?? Date.now;
   const calls = deps.calls ?? noCalls();
-  const records = createRecordStore(consul.kv, keys.records);
-  // instanceEvents' own path: delete-cas on the ModifyIndex read, then force-leave.
-  const deregister = createStepExecutor({
-    consul,
-    forceLeave: deps.forceLeave ?? null,
-    drains: noDrain,
-    records,
-    logger,
-  });
-  const groupsByKey = new Map(config.groups.map((g) => [g.key, g]));
-
-  const act = async (action: SweepAction): Promise<{ outcome: ActionOutcome; detail?: string }> => {
-    switch (action.type) {
-      case 'deregister': {
-        const group = groupsByKey.get(action.group);
-        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
-        // The txn delete-cas, and the force-leave when there is a token for it.
-        calls.consul += deps.forceLeave ? 2 : 1;
-        const outcome = await deregister(
-          {
-            target: {
-              project: group.project,
-              zone: action.zone,
-              name: action.node,
-              instanceId: action.instanceId,
-            },
-            instanceId: action.instanceId,
-            decision: 'deregister',
-            reason: `stale (${action.reason})`,
-            steps: [
-              {
-                type: 'deregister',
-                node: action.node,
-                modifyIndex: action.modifyIndex,
-                instanceId: action.instanceId,
-              },
-              { type: 'force-leave', node: action.node },
-            ],
-          },
-          { record: null, index: 0 },
-        );
-        return outcome.decision === 'skip'
-          ? { outcome: 'skipped', detail: outcome.reason }
-          : { outcome: 'done' };
-      }
-      case 'recreate': {
-        const group = groupsByKey.get(action.group);
-        if (!group) return { outcome: 'skipped', detail: 'group not watched' };
-        await deps.groups.recreate(group, action.instance, recreateRequestId(group.key, action.instanceId));
-        return { outcome: 'done' };
-      }
-      case 'delete-drain': {
-        calls.consul++;
-        // Only the entry read (it named a gone id): a newer drain of the same node name stays.
-        const deleted = await consul.kv.delete(`${keys.draining}${action.node}`, {
-          cas: action.modifyIndex,
-        });
-        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
-      }
-      case 'delete-record': {
-        calls.consul++;
-        const deleted = await consul.kv.delete(`${keys.records}${action.instanceId}`, {
-          cas: action.modifyIndex,
-        });
-        return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
-      }
-      case 'purge-ledger': {
-        calls.consul++;
-        const purged = await deps.ledger.purge();
-        return { outcome: 'done', detail: `${purged.length} day folders` };
-      }
-    }
-  };
+  const act = createActionExecutor(deps, calls);
 
   const sweep = async (
     options: { dryRun: boolean },
@@ -224,7 +147,7 @@ export function createHealthSweep(deps: HealthSweepDeps) {
       if (!lock) {
         const result: SweepResult = { status: 'locked', dryRun: false, done: [], ...elapsed() };
         logger.info(
-          { decision: 'skip', reason: 'locked', lock: keys.lock },
+          { decision: 'skipped', reason: 'locked', lock: keys.lock },
           'another sweep holds the lock: exiting',
         );
         return result;
@@ -258,11 +181,27 @@ export function createHealthSweep(deps: HealthSweepDeps) {
   };
 }
 
+/** The sweep as one decision (shared/outcome.ts), and why. */
+function decisionOf(
+  result: SweepResult,
+  done: number,
+  failed: number,
+): { decision: Decision; reason?: string } {
+  if (result.dryRun) return { decision: 'planned' };
+  if (result.stopped) return { decision: 'skipped', reason: result.stopped };
+  if (done > 0) return { decision: 'applied' };
+  if (failed > 0) return { decision: 'failed', reason: 'every action failed' };
+  const reportOnly = result.report?.reportOnly[0];
+  if (reportOnly) return { decision: 'refused', reason: reportOnly };
+  return { decision: 'noop' };
+}
+
 function logSweep(logger: Logger, result: SweepResult): void {
   const r = result.report;
   const count = (o: ActionOutcome) => result.done.filter((d) => d.outcome === o).length;
   logger.info(
     {
+      ...decisionOf(result, count('done'), count('failed')),
       dryRun: result.dryRun,
       durationMs: result.durationMs,
       apiCalls: result.apiCalls,

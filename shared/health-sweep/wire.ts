@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { createInstancesApi } from '../compute/instances';
 import { ConfigError, type OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul';
+import { createGcpClients } from '../gcp/client';
+import { createGroupsApi } from '../gcp/groups';
+import { createInstancesApi } from '../gcp/instances';
 import { createLedger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { loadScalingAlertsConfig } from '../scaling-alerts/config';
-import { leaseSweepFromConfig } from '../scaling-alerts/wire';
-import { createGroupsApi, noCalls, type ApiCalls } from './compute';
+import { noCalls, type ApiCalls } from './calls';
 import { parseHealthSweepConfig, type HealthSweepConfig } from './config';
-import { createMetricsApi } from './metrics';
+import { createSweepMetrics } from './metrics';
 import { healthSweepKeys } from './state';
 import { createHealthSweep } from './sweep';
 
@@ -37,7 +37,10 @@ export function loadHealthSweepConfig(env: NodeJS.ProcessEnv = process.env): Hea
   return parseHealthSweepConfig(parsed);
 }
 
-/** The sweep with its adapters built from the configuration; `consul` replaces the client. */
+/**
+ * The node sweep with its adapters built from the configuration; `consul` replaces the client.
+ * `run` sweeps the nodes of the watched groups and nothing else; `close` closes the Google clients.
+ */
 export function healthSweepFromConfig(
   config: OrchestratorConfig,
   sweepConfig: HealthSweepConfig,
@@ -48,23 +51,20 @@ export function healthSweepFromConfig(
     lockTtlSeconds?: number;
     lookupLimit?: number;
     now?: () => number;
-    /** Where SCALING_RULES_FILE / SCALING_RULES_JSON are read (default process.env). */
-    env?: NodeJS.ProcessEnv;
   },
 ) {
   const consul = options.consul ?? createConsulClient(config.consul);
   const calls = options.calls ?? noCalls();
   const keys = healthSweepKeys(config.kvPrefix);
-  const groups = createGroupsApi(config.compute, calls);
-  const metrics = createMetricsApi(config.compute, calls);
+  const clients = createGcpClients(config.compute);
   // The operator token is held apart and used for force-leave alone, on the same address.
   const operator = config.forceLeaveToken ? consul.at({ token: config.forceLeaveToken }) : null;
   const run = createHealthSweep({
     config: sweepConfig,
     consul,
-    groups,
-    instances: createInstancesApi(config.compute),
-    metrics,
+    groups: createGroupsApi(clients, { onRequest: () => calls.compute++ }),
+    instances: createInstancesApi(clients),
+    metrics: createSweepMetrics(clients, calls),
     forceLeave: operator ? (node) => operator.agent.forceLeave(node) : null,
     ledger: createLedger({
       kv: consul.kv,
@@ -80,29 +80,5 @@ export function healthSweepFromConfig(
     ...(options.lookupLimit !== undefined ? { lookupLimit: options.lookupLimit } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
-  // scalingAlerts' lease pass, when its rules are configured here: after the node sweep, and its
-  // failure never fails the node sweep.
-  const leases = scalingAlertsConfigured(options.env ?? process.env)
-    ? leaseSweepFromConfig(config, loadScalingAlertsConfig(options.env ?? process.env), {
-        logger: options.logger,
-        consul,
-      })
-    : undefined;
-  const runWithLeases = async (o: { dryRun: boolean }) => {
-    const result = await run(o);
-    await leases?.(o).catch((err: unknown) =>
-      options.logger.warn({ reason: (err as Error).message }, 'scalingAlerts lease sweep failed'),
-    );
-    return result;
-  };
-  return {
-    run: runWithLeases,
-    calls,
-    async close() {
-      await Promise.all([groups.close(), metrics.close()]);
-    },
-  };
+  return { run, calls, close: () => clients.close() };
 }
-
-const scalingAlertsConfigured = (env: NodeJS.ProcessEnv) =>
-  !!(env.SCALING_RULES_FILE || env.SCALING_RULES_JSON);

@@ -1,14 +1,13 @@
-import type { InstancesApi } from '../compute/instances';
+import type { InstancesApi } from '../gcp/instances';
 import type { ConsulClient } from '../consul/client';
 import type { CatalogNode } from '../consul/schemas';
 import { nodeMetaKeys } from '../contract';
 import { classifyError, TransientError, type ClassifiedError } from '../errors';
 import type { Ledger } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { createDrainList } from './drain';
+import { computeNamePattern, createMembership, noRecord, type RecordStore } from '../membership';
 import { parsePubsubMessage, type EventTarget, type InstanceEvent } from './parse';
 import {
-  computeNamePattern,
   isManagedNode,
   metaInstanceId,
   needsConfirmation,
@@ -17,7 +16,6 @@ import {
   resolveInstanceId,
   type Gossip,
 } from './plan';
-import { createRecordStore, noRecord, type RecordStore } from './records';
 import { createStepExecutor, outcomeOf, type TargetOutcome } from './steps';
 
 export type { TargetOutcome } from './steps';
@@ -53,8 +51,12 @@ export const maxEventSkewMs = 5 * 60_000;
 /** Longest reason kept in an outcome (errors quote Consul's answers). */
 const maxReasonChars = 300;
 
+/** What became of one message, in the decision vocabulary (shared/outcome.ts). */
 export type MessageOutcome =
+  /** Malformed, or outside the accepted time window. */
   | { status: 'rejected'; reason: string }
+  /** Not for this function: another project, or an entry that changes no membership. */
+  | { status: 'ignored'; reason: string }
   | { status: 'duplicate'; eventId: string }
   /** A permanent failure (e.g. ACL denied): acknowledged, logged at ERROR, not retried. */
   | { status: 'failed'; eventId: string; reason: string }
@@ -141,14 +143,15 @@ const clip = (text: string) => (text.length > maxReasonChars ? `${text.slice(0, 
 export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   const { consul, logger } = deps;
   const now = deps.now ?? Date.now;
-  const records = createRecordStore(consul.kv, deps.recordPrefix);
-  const execute = createStepExecutor({
+  const membership = createMembership({
     consul,
+    recordPrefix: deps.recordPrefix,
+    drainPrefix: deps.drainPrefix,
     forceLeave: deps.forceLeave,
-    drains: createDrainList(consul.kv, deps.drainPrefix),
-    records,
     logger,
   });
+  const { records } = membership;
+  const execute = createStepExecutor(membership);
   const oneAtATime = keyedQueue();
 
   const processEvent = async (event: InstanceEvent, act: boolean) => {
@@ -164,13 +167,13 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
         const done = await oneAtATime(`${requested.zone}/${requested.name}`, async () => {
           const seen = await observe(deps, records, event, requested);
           const plan = planTarget(event, seen.target, seen.observation);
-          return { plan, outcome: act ? await execute(plan, seen.stored) : outcomeOf(plan) };
+          return { plan, outcome: act ? await execute(plan, seen.stored) : outcomeOf(plan, false) };
         });
         target = done.plan.target;
         outcome = done.outcome;
         if (!act)
           logger.info(
-            { instance: target.name, eventId: event.id, plan: done.plan },
+            { instance: target.name, decision: 'planned', eventId: event.id, plan: done.plan },
             'dry run: plan not applied',
           );
       } catch (err) {
@@ -179,17 +182,18 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
         outcome = {
           instance: target.name,
           instanceId: target.instanceId,
-          decision: 'failed',
+          decision: failure.transient ? 'retry' : 'failed',
           reason: clip(failure.message),
         };
       }
       outcomes.push(outcome);
       const latency = Math.round((performance.now() - started) * 10) / 10;
-      const fields = { ...outcome, eventId: event.id, method: event.method, action: event.action, latency };
-      if (failure?.transient) logger.warn(fields, `${event.action} ${target.name}: failed, will retry`);
-      else if (failure)
-        logger.error(fields, `${event.action} ${target.name}: failed permanently, not retried`);
-      else logger.info(fields, `${event.action} ${target.name}: ${outcome.decision} (${outcome.reason})`);
+      // `event` is what the entry meant (drain, remove, restore); `action` what was planned or done.
+      const fields = { ...outcome, eventId: event.id, method: event.method, event: event.action, latency };
+      const what = `${event.action} ${target.name}`;
+      if (failure?.transient) logger.warn(fields, `${what}: failed, will retry`);
+      else if (failure) logger.error(fields, `${what}: failed permanently, not retried`);
+      else logger.info(fields, `${what}: ${outcome.decision} (${outcome.reason})`);
     }
     // One transient failure is worth a redelivery of the whole message; the ledger frees its id.
     const transient = failures.filter((f) => f.transient);
@@ -225,9 +229,10 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       // Reasons quote the entry's own values (a zone, a log name, a method): clipped, so an input
       // cannot inflate the logs.
       const reason = clip(parsed.reason);
+      const decision = parsed.outcome === 'malformed' ? 'rejected' : 'ignored';
       logger.warn(
         {
-          decision: 'ignored',
+          decision,
           reason,
           outcome: parsed.outcome,
           insertId: parsed.insertId,
@@ -235,7 +240,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
         },
         `instance event ${parsed.outcome}: acknowledged without action`,
       );
-      return { status: 'rejected', reason };
+      return { status: decision, reason };
     }
     const event = parsed.event;
     const age = now() - event.time;
@@ -243,7 +248,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       // Older than the ledger remembers, or from the future (it would supersede every later event).
       const reason = `timestamp ${new Date(event.time).toISOString()} is outside the accepted window`;
       logger.warn(
-        { decision: 'ignored', reason, eventId: event.id },
+        { decision: 'rejected', reason, eventId: event.id },
         'instance event out of time: acknowledged',
       );
       return { status: 'rejected', reason };
@@ -255,7 +260,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
         { decision: 'ignored', reason, eventId: event.id },
         'instance event irrelevant: acknowledged',
       );
-      return { status: 'rejected', reason };
+      return { status: 'ignored', reason };
     }
     try {
       return await run(event);
@@ -264,7 +269,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       const failure = classifyError(err);
       if (failure.transient) throw failure;
       logger.error(
-        { decision: 'dropped', reason: clip(failure.message), eventId: event.id, status: failure.status },
+        { decision: 'failed', reason: clip(failure.message), eventId: event.id, status: failure.status },
         'instance event failed permanently: acknowledged without retry',
       );
       return { status: 'failed', eventId: event.id, reason: clip(failure.message) };

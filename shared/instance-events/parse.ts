@@ -1,4 +1,6 @@
-import { logEntrySchema, pubsubEnvelopeSchema, type LogEntry } from './schema';
+import { computeNamePattern, instanceIdPattern } from '../membership';
+import { decodePubsubMessage } from '../pubsub';
+import { logEntrySchema, type LogEntry } from './schema';
 
 /**
  * What an audit-log entry means for the Consul membership of the instances it names:
@@ -46,10 +48,8 @@ export type ParseResult =
   | { ok: true; event: InstanceEvent }
   | { ok: false; outcome: 'malformed' | 'irrelevant'; reason: string; insertId?: string; method?: string };
 
-const instanceNamePattern = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const zonePattern = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
 const projectPattern = /^[a-z][-a-z0-9.:]{4,61}[a-z0-9]$/;
-const instanceIdPattern = /^[0-9]{1,20}$/;
 
 // Methods on one instance: what the first and the last entry of their operation mean.
 const lifecycleMethods = new Map<string, { first: EventAction | null; last: EventAction | null }>([
@@ -114,7 +114,7 @@ function parseInstancePath(
     return null;
   if (!zonePattern.test(zone)) return null;
   if (instanceIdPattern.test(name)) return { project, zone, name, byId: true };
-  if (!instanceNamePattern.test(name)) return null;
+  if (!computeNamePattern.test(name)) return null;
   return { project, zone, name };
 }
 
@@ -172,7 +172,7 @@ export function parseLogEntry(input: unknown): ParseResult {
     const group =
       labels.instance_group_manager_name ??
       /instanceGroupManagers\/([^/]+)$/.exec(entry.protoPayload.resourceName ?? '')?.[1];
-    if (!group || !instanceNamePattern.test(group))
+    if (!group || !computeNamePattern.test(group))
       return reject('malformed', `${method} without the group's name`);
     const listed = entry.protoPayload.request?.instances;
     if (!Array.isArray(listed) || listed.length === 0 || !listed.every((i) => typeof i === 'string')) {
@@ -239,20 +239,11 @@ export function parseLogEntry(input: unknown): ParseResult {
 
 /** Decodes a Pub/Sub envelope (CloudEvent data or push body) and parses the entry inside. */
 export function parsePubsubMessage(data: unknown): ParseResult {
-  const envelope = pubsubEnvelopeSchema.safeParse(data);
-  if (!envelope.success) {
-    return { ok: false, outcome: 'malformed', reason: 'not a Pub/Sub message: message.data is missing' };
-  }
-  const raw = envelope.data.message.data;
-  if (raw.length > Math.ceil(maxEntryBytes / 3) * 4) {
-    return { ok: false, outcome: 'malformed', reason: `message.data exceeds ${maxEntryBytes} bytes` };
-  }
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(raw)) {
-    return { ok: false, outcome: 'malformed', reason: 'message.data is not base64' };
-  }
+  const decoded = decodePubsubMessage(data, maxEntryBytes);
+  if (!decoded.ok) return { ok: false, outcome: 'malformed', reason: decoded.reason };
   let entry: unknown;
   try {
-    entry = JSON.parse(Buffer.from(raw, 'base64').toString('utf8'));
+    entry = JSON.parse(decoded.text);
   } catch {
     return { ok: false, outcome: 'malformed', reason: 'message.data is not base64-encoded JSON' };
   }

@@ -1,25 +1,8 @@
-import type { InstanceLookup } from '../compute/instances';
+import type { InstanceLookup } from '../gcp/instances';
 import type { CatalogNode } from '../consul/schemas';
 import { managedRoles, nodeMetaKeys } from '../contract';
+import { computeNamePattern, instanceIdPattern, type InstanceRecord, type RecordMark } from '../membership';
 import type { EventTarget, InstanceEvent } from './parse';
-
-/** The drain this function set for one instance id: its key in the drain list names `node`. */
-export interface Maintenance {
-  node: string;
-  /** Time of the event that set it. */
-  eventAt: number;
-}
-
-/**
- * What this function has applied for one instance id: the latest drain and restore times and
- * its drain. Removals need no record: a deleted node is its own tombstone, and an agent that
- * comes back is followed by a restore (property-tested in instance-events.plan.test.ts).
- */
-export interface InstanceRecord {
-  drainAt?: number;
-  restoreAt?: number;
-  maintenance?: Maintenance;
-}
 
 /**
  * What the leader's `serfHealth` check says of the node's agent: passing (alive), not passing
@@ -59,14 +42,11 @@ export interface TargetPlan {
   reason: string;
   steps: Step[];
   /** Event time recorded on the instance's record once the steps succeed. */
-  mark?: { field: 'drainAt' | 'restoreAt'; at: number };
+  mark?: RecordMark;
 }
 
 /** Compute states in which an instance still serves; anything else is out of service or going. */
 const servingStatuses = new Set(['PROVISIONING', 'STAGING', 'RUNNING', 'REPAIRING']);
-
-export const instanceIdPattern = /^[0-9]{1,20}$/;
-export const computeNamePattern = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 /** Nodes of the MIG-managed roles: the only ones this function may act on (never Consul servers). */
 export function isManagedNode(name: string, meta: Record<string, string> = {}): boolean {
@@ -107,6 +87,8 @@ export function resolveInstanceId(target: EventTarget, obs: Omit<Observation, 'r
   if (fromMeta) return fromMeta;
   return obs.lookup?.found && instanceIdPattern.test(obs.lookup.id) ? obs.lookup.id : undefined;
 }
+
+const markField = { drain: 'drainAt', restore: 'restoreAt' } as const;
 
 const later = (at: number | undefined, than: number) => at !== undefined && at > than;
 const serving = (lookup: InstanceLookup | undefined) =>
@@ -214,19 +196,4 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       return act('restore', node && !replaced ? 'back-in-service' : 'node-gone', undrain);
     }
   }
-}
-
-const markField = { drain: 'drainAt', restore: 'restoreAt' } as const;
-
-/** Merges an update into a record: times only move forward, so merges commute. */
-export function mergeRecord(
-  record: InstanceRecord | null,
-  mark: TargetPlan['mark'],
-  maintenance: Maintenance | null | undefined,
-): InstanceRecord {
-  const next: InstanceRecord = { ...(record ?? {}) };
-  if (mark) next[mark.field] = Math.max(next[mark.field] ?? -Infinity, mark.at);
-  if (maintenance === null) delete next.maintenance;
-  else if (maintenance) next.maintenance = maintenance;
-  return next;
 }

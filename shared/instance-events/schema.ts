@@ -35,18 +35,3 @@ export const logEntrySchema = z.object({
   }),
 });
 export type LogEntry = z.infer<typeof logEntrySchema>;
-
-/** Pub/Sub message as it arrives in a `messagePublished` CloudEvent (or a raw push body). */
-export const pubsubEnvelopeSchema = z.object({
-  message: z.object({
-    data: z.string().min(1),
-    messageId: z.string().nullish(),
-    publishTime: z.string().nullish(),
-    attributes: z.record(z.string(), z.string()).nullish(),
-  }),
-  subscription: z.string().nullish(),
-});
-export type PubsubEnvelope = z.infer<typeof pubsubEnvelopeSchema>;
-
-/** The CloudEvent type Eventarc uses for Pub/Sub messages. */
-export const messagePublishedType = 'google.cloud.pubsub.topic.v1.messagePublished';

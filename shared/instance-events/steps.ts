@@ -1,45 +1,32 @@
-import type { ConsulClient } from '../consul/client';
 import { TransientError } from '../errors';
-import type { Logger } from '../logging';
-import type { DrainList } from './drain';
-import type { Maintenance, TargetPlan } from './plan';
-import type { RecordStore, StoredRecord } from './records';
+import type { Maintenance, Membership, StoredRecord } from '../membership';
+import type { Decision } from '../outcome';
+import type { TargetPlan } from './plan';
 
+/** What became of one target, in the decision vocabulary; `action` is the verb planned or done. */
 export interface TargetOutcome {
   instance: string;
   instanceId?: string;
-  decision: TargetPlan['decision'] | 'failed';
+  decision: Extract<Decision, 'applied' | 'planned' | 'skipped' | 'failed' | 'retry'>;
+  action?: 'drain' | 'deregister' | 'restore';
   reason: string;
 }
 
-export const outcomeOf = (plan: TargetPlan): TargetOutcome => ({
-  instance: plan.target.name,
-  instanceId: plan.instanceId,
-  decision: plan.decision,
-  reason: plan.reason,
-});
-
-export interface StepExecutorDeps {
-  consul: { catalog: Pick<ConsulClient['catalog'], 'deleteNodeCas' | 'node'> };
-  /** Force-leave with the separately held operator token; null when none is configured. */
-  forceLeave: ((node: string) => Promise<unknown>) | null;
-  drains: DrainList;
-  records: RecordStore;
-  logger: Logger;
+/** The plan's outcome: `applied` once its steps ran, `planned` in a dry run. */
+export function outcomeOf(plan: TargetPlan, applied: boolean): TargetOutcome {
+  const base = { instance: plan.target.name, instanceId: plan.instanceId, reason: plan.reason };
+  if (plan.decision === 'skip') return { ...base, decision: 'skipped' };
+  if (plan.decision === 'retry') return { ...base, decision: 'retry' };
+  return { ...base, decision: applied ? 'applied' : 'planned', action: plan.decision };
 }
 
 export type StepExecutor = (plan: TargetPlan, stored: StoredRecord) => Promise<TargetOutcome>;
 
-/** Runs a plan's steps, then records the outcome; a lost CAS turns a deregistration into a skip. */
-export function createStepExecutor({
-  consul,
-  forceLeave,
-  drains,
-  records,
-  logger,
-}: StepExecutorDeps): StepExecutor {
+/** Runs a plan's steps through the membership, then records the outcome; a lost CAS turns a deregistration into a skip. */
+export function createStepExecutor(membership: Membership): StepExecutor {
+  const { drains, records } = membership;
   return async (plan, stored) => {
-    const outcome = outcomeOf(plan);
+    const outcome = outcomeOf(plan, true);
     if (plan.decision === 'retry') throw new TransientError(`${plan.target.name}: ${plan.reason}`);
     let maintenance: Maintenance | null | undefined;
     let forgotten = false;
@@ -53,21 +40,18 @@ export function createStepExecutor({
           await drains.clear(step.node, step.instanceId);
           maintenance = null;
           break;
-        case 'deregister':
-          if ((await consul.catalog.deleteNodeCas(step.node, step.modifyIndex)) === 'conflict') {
-            // Re-registered between our read and the delete: the newer registration wins. Already
-            // deleted (an earlier attempt, the sweep): the failed gossip member still has to leave.
-            if ((await consul.catalog.node(step.node)) !== null)
-              return { ...outcome, decision: 'skip', reason: 'modified-concurrently' };
-          }
+        case 'deregister': {
+          // The force-leave is its own step: only for a member already out of gossip.
+          const done = await membership.deregisterNode({
+            node: step.node,
+            modifyIndex: step.modifyIndex,
+            leave: false,
+          });
+          if (done.result === 'skipped') return { ...outcome, decision: 'skipped', reason: done.reason };
           break;
+        }
         case 'force-leave':
-          if (forceLeave) await forceLeave(step.node);
-          else
-            logger.warn(
-              { instance: step.node },
-              'no force-leave token configured: failed member left to reap',
-            );
+          await membership.forceLeave(step.node);
           break;
         case 'forget-instance':
           await records.forget(step.instanceId, stored);

@@ -1,7 +1,8 @@
-import { createInstancesApi } from '../compute/instances';
 import type { OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul/client';
 import { kvPrefixes } from '../contract';
+import { createGcpClients } from '../gcp/client';
+import { createInstancesApi } from '../gcp/instances';
 import { createLedger } from '../ledger/ledger';
 import type { Logger } from '../logging';
 import { createInstanceEventsHandler } from './handler';
@@ -27,7 +28,7 @@ export function instanceEventsFromConfig(
   const operator = config.forceLeaveToken ? consul.at({ token: config.forceLeaveToken }) : null;
   return createInstanceEventsHandler({
     consul,
-    instances: createInstancesApi(config.compute),
+    instances: createInstancesApi(createGcpClients(config.compute)),
     ledger: createLedger({
       kv: consul.kv,
       prefix: keys.ledger,

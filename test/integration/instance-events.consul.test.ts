@@ -132,7 +132,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   it('drains through the KV drain list on the first entry, deregisters, force-leaves and clears it on the last', async () => {
     const agent = await cluster.startClient({ nodeName: 'backend-live', nodeMeta: meta('1001') });
     const first = await handle(message({ name: 'backend-live', id: '1001', phase: 'first' }));
-    expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'drain' }] });
+    expect(first).toMatchObject({ status: 'applied', targets: [{ decision: 'applied', action: 'drain' }] });
     expect(await drainKey('backend-live')).toEqual({ instanceId: '1001', since: expect.any(Number) });
     // Nothing on the node itself: no maintenance, no check.
     expect(await agent.consul.agent.checks()).not.toHaveProperty(checkIds.nodeMaintenance);
@@ -143,7 +143,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const last = await handle(message({ name: 'backend-live', id: '1001', phase: 'last' }));
     expect(last).toMatchObject({
       status: 'applied',
-      targets: [{ decision: 'deregister', reason: 'instance-gone' }],
+      targets: [{ decision: 'applied', action: 'deregister', reason: 'instance-gone' }],
     });
     expect(await catalogNode(consul, 'backend-live')).toBeNull();
     expect(await drainKey('backend-live')).toBeNull();
@@ -178,7 +178,9 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     expect(await drainKey('backend-sync')).toEqual({ instanceId: '1101', since: at(1) });
 
     const started = await handle(event('v1.compute.instances.start', 'last', 2));
-    expect(started).toMatchObject({ targets: [{ decision: 'restore', reason: 'back-in-service' }] });
+    expect(started).toMatchObject({
+      targets: [{ decision: 'applied', action: 'restore', reason: 'back-in-service' }],
+    });
     expect(await drainKey('backend-sync')).toBeNull();
     await agent.stop();
   });
@@ -224,12 +226,12 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       expect(await drainKey(name)).toMatchObject({ instanceId: id });
     }
     expect(await handle(failedLast('backend-stays', '1002'))).toMatchObject({
-      targets: [{ decision: 'restore', reason: 'back-in-service' }],
+      targets: [{ decision: 'applied', action: 'restore', reason: 'back-in-service' }],
     });
     expect(await drainKey('backend-stays')).toBeNull();
     // Still being deleted (by a group, say): the drain is never lifted.
     expect(await handle(failedLast('backend-going', '1003'))).toMatchObject({
-      targets: [{ decision: 'skip', reason: 'instance-going-away' }],
+      targets: [{ decision: 'skipped', reason: 'instance-going-away' }],
     });
     expect(await drainKey('backend-going')).toMatchObject({ instanceId: '1003' });
   });
@@ -243,7 +245,9 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       phase: 'last',
       method: 'compute.instances.hostError',
     });
-    expect(await handle(msg)).toMatchObject({ targets: [{ decision: 'skip', reason: 'instance-running' }] });
+    expect(await handle(msg)).toMatchObject({
+      targets: [{ decision: 'skipped', reason: 'instance-running' }],
+    });
     expect(await catalogNode(consul, 'backend-hosterr')).not.toBeNull();
     await agent.stop();
   });
@@ -251,7 +255,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
   it('leaves a same-name replacement alone', async () => {
     await registerNode(consul, 'backend-replaced', meta('2002'));
     const outcome = await handle(message({ name: 'backend-replaced', id: '2001', phase: 'last' }));
-    expect(outcome).toMatchObject({ targets: [{ decision: 'skip', reason: 'replacement-present' }] });
+    expect(outcome).toMatchObject({ targets: [{ decision: 'skipped', reason: 'replacement-present' }] });
     expect((await catalogNode(consul, 'backend-replaced'))?.meta[nodeMetaKeys.instanceId]).toBe('2002');
   });
 
@@ -270,7 +274,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       },
     }));
     const outcome = await racing(message({ name: 'backend-race', id: '3001', phase: 'last' }));
-    expect(outcome).toMatchObject({ targets: [{ decision: 'skip', reason: 'modified-concurrently' }] });
+    expect(outcome).toMatchObject({ targets: [{ decision: 'skipped', reason: 'modified-concurrently' }] });
     expect((await catalogNode(consul, 'backend-race'))?.meta[nodeMetaKeys.instanceId]).toBe('3002');
   });
 
@@ -304,10 +308,10 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     await registerNode(consul, 'backend-nometa-alive', {});
     edge.instances.set('ilb-demo/us-central1-f/backend-nometa-alive', { id: '5002', status: 'RUNNING' });
     const gone = await handle(message({ name: 'backend-nometa-gone', id: '5001', phase: 'last' }));
-    expect(gone).toMatchObject({ targets: [{ decision: 'deregister' }] });
+    expect(gone).toMatchObject({ targets: [{ decision: 'applied', action: 'deregister' }] });
     expect(await catalogNode(consul, 'backend-nometa-gone')).toBeNull();
     const alive = await handle(message({ name: 'backend-nometa-alive', id: '5001', phase: 'last' }));
-    expect(alive).toMatchObject({ targets: [{ decision: 'skip', reason: 'replacement-present' }] });
+    expect(alive).toMatchObject({ targets: [{ decision: 'skipped', reason: 'replacement-present' }] });
     expect(await catalogNode(consul, 'backend-nometa-alive')).not.toBeNull();
     expect(edge.calls).toEqual(
       expect.arrayContaining([
@@ -352,8 +356,8 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     });
     expect(outcome).toMatchObject({
       targets: [
-        { instance: 'backend-mig-a', instanceId: '6001', decision: 'drain' },
-        { instance: 'backend-mig-b', decision: 'skip', reason: 'not-in-group' },
+        { instance: 'backend-mig-a', instanceId: '6001', decision: 'applied', action: 'drain' },
+        { instance: 'backend-mig-b', decision: 'skipped', reason: 'not-in-group' },
       ],
     });
     expect(await drainKey('backend-mig-a')).toMatchObject({ instanceId: '6001' });
@@ -387,7 +391,10 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     logs.length = 0;
     const msg = message({ name: 'backend-dry', id: '9001', phase: 'last' });
     const outcome = await dry(msg);
-    expect(outcome).toMatchObject({ status: 'planned', targets: [{ decision: 'deregister' }] });
+    expect(outcome).toMatchObject({
+      status: 'planned',
+      targets: [{ decision: 'planned', action: 'deregister' }],
+    });
     expect(await catalogNode(consul, 'backend-dry')).not.toBeNull();
     expect(logs).toContainEqual(
       expect.objectContaining({
@@ -399,7 +406,10 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     );
     // Nothing recorded either: the same message, delivered to a live function, still acts.
     const real = await handle(msg);
-    expect(real).toMatchObject({ status: 'applied', targets: [{ decision: 'deregister' }] });
+    expect(real).toMatchObject({
+      status: 'applied',
+      targets: [{ decision: 'applied', action: 'deregister' }],
+    });
   });
 
   it("purges expired ledger days with the function's own token", async () => {
@@ -424,7 +434,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const outcome = await denied(message({ name: 'backend-denied', id: '9101', phase: 'last' }));
     expect(outcome).toMatchObject({ status: 'failed', reason: expect.stringMatching(/HTTP 403/) });
     expect(logs).toContainEqual(
-      expect.objectContaining({ severity: 'ERROR', decision: 'dropped', status: 403 }),
+      expect.objectContaining({ severity: 'ERROR', decision: 'failed', status: 403 }),
     );
     expect(JSON.stringify(logs)).not.toContain(operatorToken);
     expect(await catalogNode(consul, 'backend-denied')).not.toBeNull();
@@ -435,7 +445,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const outcome = await handle({ message: { data: Buffer.from('{"hello":1}').toString('base64') } });
     expect(outcome).toMatchObject({ status: 'rejected' });
     expect(logs).toHaveLength(1);
-    expect(logs[0]).toMatchObject({ severity: 'WARNING', decision: 'ignored', outcome: 'malformed' });
+    expect(logs[0]).toMatchObject({ severity: 'WARNING', decision: 'rejected', outcome: 'malformed' });
     expect(JSON.stringify(logs)).not.toContain(token);
   });
 

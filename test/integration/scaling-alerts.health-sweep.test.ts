@@ -5,7 +5,9 @@ import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
 import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
 import { createLogger } from '../../shared/logging';
+import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { stateKey } from '../../shared/scaling-alerts/state';
+import { leaseSweepFromConfig } from '../../shared/scaling-alerts/wire';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
@@ -108,14 +110,30 @@ function sweep(token: string) {
     COMPUTE_API_ENDPOINT: emu.url,
     GOOGLE_CLOUD_PROJECT: project,
   });
-  const built = healthSweepFromConfig(
+  // The node sweep, then the lease pass, whose failure never fails the node sweep (composed here
+  // as the function composes them).
+  const sweep = healthSweepFromConfig(
     config,
     sweepConfig(project, [{ zone, name: 'ilb-haproxy-mig', role: 'backend' }]),
-    {
-      logger,
-      env: { SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })) },
-    },
+    { logger },
   );
+  const leases = leaseSweepFromConfig(
+    config,
+    loadScalingAlertsConfig({
+      SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })),
+    }),
+    { logger },
+  );
+  const built = {
+    async run(o: { dryRun: boolean }) {
+      const result = await sweep.run(o);
+      await leases(o).catch((err: unknown) =>
+        logger.warn({ reason: (err as Error).message }, 'scalingAlerts lease sweep failed'),
+      );
+      return result;
+    },
+    close: sweep.close,
+  };
   return { built, logs };
 }
 

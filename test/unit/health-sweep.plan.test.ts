@@ -1,5 +1,6 @@
 import type { SweepMark } from '../../shared/health-sweep/observe';
-import { lookupCandidates, metricPoints, planSweep } from '../../shared/health-sweep/plan';
+import { metricPoints } from '../../shared/health-sweep/metrics';
+import { lookupCandidates, planSweep } from '../../shared/health-sweep/plan';
 import { config, GA, GB, id, instName, instUrl, node, P, T0, world, ZA, ZB } from './health-sweep.world';
 
 const MIN = 60_000;

@@ -1,5 +1,5 @@
 /** Builders of sweep observations for the health-sweep planner tests. */
-import type { InstanceLookup } from '../../shared/compute/instances';
+import type { InstanceLookup } from '../../shared/gcp/instances';
 import { parseHealthSweepConfig, type HealthSweepConfig } from '../../shared/health-sweep/config';
 import type {
   GroupObservation,

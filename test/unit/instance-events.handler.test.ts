@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import type { InstanceLookup, InstanceRef } from '../../shared/compute/instances';
+import type { InstanceLookup, InstanceRef } from '../../shared/gcp/instances';
 import type { CatalogNodeDetail, HealthCheck, KvEntry } from '../../shared/consul';
 import { kvPrefixes, nodeMetaKeys } from '../../shared/contract';
 import { PermanentError, TransientError } from '../../shared/errors';
@@ -154,7 +154,7 @@ describe('instanceEvents handler: redeliver or acknowledge', () => {
     const { handle, ledgerRuns, forceLeft } = setup();
     await expect(handle(message())).resolves.toMatchObject({
       status: 'applied',
-      targets: [{ decision: 'deregister', reason: 'instance-gone' }],
+      targets: [{ decision: 'applied', action: 'deregister', reason: 'instance-gone' }],
     });
     expect(ledgerRuns).toHaveLength(1);
     expect(forceLeft).toEqual([NAME]);
@@ -166,7 +166,7 @@ describe('instanceEvents handler: redeliver or acknowledge', () => {
     );
     await expect(handle(message())).rejects.toBeInstanceOf(TransientError);
     expect(ledgerRuns).toHaveLength(0);
-    expect(logs).toContainEqual(expect.objectContaining({ severity: 'WARNING', decision: 'failed' }));
+    expect(logs).toContainEqual(expect.objectContaining({ severity: 'WARNING', decision: 'retry' }));
   });
 
   it('acknowledges a permanent failure with an ERROR line, recorded so a redelivery is a duplicate', async () => {
@@ -205,7 +205,7 @@ describe('instanceEvents handler: redeliver or acknowledge', () => {
       reason: expect.stringMatching(/413/),
     });
     expect(logs).toContainEqual(
-      expect.objectContaining({ severity: 'ERROR', decision: 'dropped', status: 413 }),
+      expect.objectContaining({ severity: 'ERROR', decision: 'failed', status: 413 }),
     );
   });
 
@@ -224,7 +224,7 @@ describe('instanceEvents handler: redeliver or acknowledge', () => {
     const { handle } = setup({ ledger, nodes: [] });
     const outcome = await handle(wrap(groupEntry(names)));
     expect(outcome).toMatchObject({ status: 'applied' });
-    expect(stored).toEqual({ targets: 1000, decisions: { skip: 1000 } });
+    expect(stored).toEqual({ targets: 1000, decisions: { skipped: 1000 } });
   });
 
   it('force-leaves a node whose delete-cas conflicted because it is already gone', async () => {
@@ -242,13 +242,13 @@ describe('instanceEvents handler: redeliver or acknowledge', () => {
       }),
     });
     await expect(deletedMeanwhile.handle(message())).resolves.toMatchObject({
-      targets: [{ decision: 'deregister', reason: 'instance-gone' }],
+      targets: [{ decision: 'applied', action: 'deregister', reason: 'instance-gone' }],
     });
     expect(deletedMeanwhile.forceLeft).toEqual([NAME]);
     // Re-registered meanwhile: the newer registration wins, nothing leaves.
     const raced = failing(async () => 'conflict');
     await expect(raced.handle(message())).resolves.toMatchObject({
-      targets: [{ decision: 'skip', reason: 'modified-concurrently' }],
+      targets: [{ decision: 'skipped', reason: 'modified-concurrently' }],
     });
     expect(raced.forceLeft).toEqual([]);
   });
@@ -261,7 +261,7 @@ describe('instanceEvents handler: real event shapes', () => {
       e.protoPayload.resourceName = `projects/123456789012/zones/us-central1-f/instances/${ID}`;
     });
     await expect(handle(byId)).resolves.toMatchObject({
-      targets: [{ instance: NAME, instanceId: ID, decision: 'deregister' }],
+      targets: [{ instance: NAME, instanceId: ID, decision: 'applied', action: 'deregister' }],
     });
     expect(forceLeft).toEqual([NAME]);
   });
@@ -272,7 +272,9 @@ describe('instanceEvents handler: real event shapes', () => {
     const first = edited((e) => {
       e.operation = { id: 'operation-x', first: true };
     });
-    await expect(handle(first)).resolves.toMatchObject({ targets: [{ decision: 'drain' }] });
+    await expect(handle(first)).resolves.toMatchObject({
+      targets: [{ decision: 'applied', action: 'drain' }],
+    });
     expect(JSON.parse(kv.get(`${draining}${NAME}`)?.value ?? '')).toEqual({
       instanceId: ID,
       since: Date.parse('2026-11-26T10:14:01.772Z'),
@@ -296,13 +298,15 @@ describe('instanceEvents handler: real event shapes', () => {
       instances: async () => ({ found: true, id: ID, status: 'RUNNING' }),
     });
     await expect(restarted.handle(hostError)).resolves.toMatchObject({
-      targets: [{ decision: 'skip', reason: 'instance-running' }],
+      targets: [{ decision: 'skipped', reason: 'instance-running' }],
     });
     // Compute was asked (its answer's id is compared), the node is still there.
     expect(restarted.lookups).toEqual([{ project: 'ilb-demo', zone: 'us-central1-f', name: NAME }]);
     expect(restarted.nodes).toHaveLength(1);
     const dead = setup({ checks: [serf('critical')] });
-    await expect(dead.handle(hostError)).resolves.toMatchObject({ targets: [{ decision: 'deregister' }] });
+    await expect(dead.handle(hostError)).resolves.toMatchObject({
+      targets: [{ decision: 'applied', action: 'deregister' }],
+    });
     expect(dead.lookups).toEqual([]);
   });
 });
@@ -394,7 +398,9 @@ describe('instanceEvents handler: hostile input', () => {
       e.operation = { id: 'operation-future', last: true };
     });
     await handle(future);
-    await expect(handle(message())).resolves.toMatchObject({ targets: [{ decision: 'deregister' }] });
+    await expect(handle(message())).resolves.toMatchObject({
+      targets: [{ decision: 'applied', action: 'deregister' }],
+    });
     expect(nodes).toHaveLength(0);
   });
 
@@ -406,7 +412,7 @@ describe('instanceEvents handler: hostile input', () => {
       wrap(groupEntry([`projects/123456789012/zones/us-central1-f/instances/${NAME}`, NAME, NAME])),
     );
     // Deduplicated: the same instance by URL and by bare name is one target.
-    expect(outcome).toMatchObject({ targets: [{ instance: NAME, decision: 'drain' }] });
+    expect(outcome).toMatchObject({ targets: [{ instance: NAME, decision: 'applied', action: 'drain' }] });
   });
 
   it('never acts on a Consul server, nor on a node whose metadata id is not a decimal id', async () => {
@@ -419,7 +425,7 @@ describe('instanceEvents handler: hostile input', () => {
     });
     const s = setup({ nodes: [server] });
     await expect(s.handle(consulDelete)).resolves.toMatchObject({
-      targets: [{ decision: 'skip', reason: 'not-managed' }],
+      targets: [{ decision: 'skipped', reason: 'not-managed' }],
     });
     expect(s.nodes).toHaveLength(1);
     expect(s.forceLeft).toEqual([]);
@@ -443,7 +449,7 @@ describe('instanceEvents handler: hostile input', () => {
     );
     const { handle } = setup();
     await expect(handle(wrap(JSON.parse(entry)))).resolves.toMatchObject({
-      targets: [{ instanceId: ID, decision: 'deregister' }],
+      targets: [{ instanceId: ID, decision: 'applied', action: 'deregister' }],
     });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });

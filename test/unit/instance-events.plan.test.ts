@@ -3,15 +3,13 @@ import type { CatalogNode } from '../../shared/consul';
 import { nodeMetaKeys } from '../../shared/contract';
 import type { EventAction, EventTarget, InstanceEvent } from '../../shared/instance-events/parse';
 import {
-  mergeRecord,
   needsConfirmation,
   needsLookup,
   planTarget,
   resolveInstanceId,
-  type InstanceRecord,
-  type Maintenance,
   type Observation,
 } from '../../shared/instance-events/plan';
+import { mergeRecord, type InstanceRecord, type Maintenance } from '../../shared/membership';
 
 const X = '4512345678901234567';
 const Y = '4512345678901234999';

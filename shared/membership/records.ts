@@ -2,14 +2,41 @@ import { z } from 'zod';
 import type { ConsulClient } from '../consul/client';
 import { readJson } from '../consul/kv-json';
 import { PermanentError, TransientError } from '../errors';
-import {
-  computeNamePattern,
-  instanceIdPattern,
-  mergeRecord,
-  type InstanceRecord,
-  type Maintenance,
-  type TargetPlan,
-} from './plan';
+import { computeNamePattern, instanceIdPattern } from './names';
+
+/** The drain instanceEvents set for one instance id: its key in the drain list names `node`. */
+export interface Maintenance {
+  node: string;
+  /** Time of the event that set it. */
+  eventAt: number;
+}
+
+/**
+ * What instanceEvents has applied for one instance id: the latest drain and restore times and
+ * its drain. Removals need no record: a deleted node is its own tombstone, and an agent that
+ * comes back is followed by a restore (property-tested in instance-events.plan.test.ts).
+ */
+export interface InstanceRecord {
+  drainAt?: number;
+  restoreAt?: number;
+  maintenance?: Maintenance;
+}
+
+/** An event time to record on an instance's record. */
+export type RecordMark = { field: 'drainAt' | 'restoreAt'; at: number } | undefined;
+
+/** Merges an update into a record: times only move forward, so merges commute. */
+export function mergeRecord(
+  record: InstanceRecord | null,
+  mark: RecordMark,
+  maintenance: Maintenance | null | undefined,
+): InstanceRecord {
+  const next: InstanceRecord = { ...(record ?? {}) };
+  if (mark) next[mark.field] = Math.max(next[mark.field] ?? -Infinity, mark.at);
+  if (maintenance === null) delete next.maintenance;
+  else if (maintenance) next.maintenance = maintenance;
+  return next;
+}
 
 const maintenanceSchema = z.object({
   node: z.string().regex(computeNamePattern),
@@ -35,14 +62,17 @@ export interface RecordStore {
   update(
     instanceId: string,
     seen: StoredRecord,
-    mark: TargetPlan['mark'],
+    mark: RecordMark,
     maintenance: Maintenance | null | undefined,
   ): Promise<void>;
-  /** Deletes the record if it is still the one read; a lost CAS leaves a small, harmless stale record. */
-  forget(instanceId: string, seen: StoredRecord): Promise<void>;
+  /**
+   * Deletes the record if it is still the one read (its index); false when it changed since. A
+   * lost CAS leaves a small, harmless stale record.
+   */
+  forget(instanceId: string, seen: Pick<StoredRecord, 'index'>): Promise<boolean>;
 }
 
-/** The per-instance records of instanceEvents, one JSON value per instance id under `prefix`. */
+/** The per-instance records, one JSON value per instance id under `prefix`. */
 export function createRecordStore(
   kv: Pick<ConsulClient['kv'], 'get' | 'cas' | 'delete'>,
   prefix: string,
@@ -67,8 +97,8 @@ export function createRecordStore(
       }
       throw new TransientError(`instance record ${instanceId}: too many concurrent updates`);
     },
-    async forget(instanceId, seen) {
-      await kv.delete(keyOf(instanceId), { cas: seen.index });
+    forget(instanceId, seen) {
+      return kv.delete(keyOf(instanceId), { cas: seen.index });
     },
   };
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ConsulClient } from '../consul/client';
 import { readJson } from '../consul/kv-json';
 import { PermanentError } from '../errors';
-import { computeNamePattern, instanceIdPattern } from './plan';
+import { computeNamePattern, instanceIdPattern } from './names';
 
 /**
  * The drain list in KV: `<prefix><node name>` = `{"instanceId":"<digits>","since":<ms>}`. The
@@ -15,6 +15,8 @@ export interface DrainList {
   set(node: string, instanceId: string, since: number): Promise<void>;
   /** Deletes the node's key if it still names `instanceId`; a key naming another instance stays. */
   clear(node: string, instanceId: string): Promise<void>;
+  /** Deletes the node's key if it is still the entry read (its ModifyIndex); false when it changed. */
+  remove(node: string, modifyIndex: number): Promise<boolean>;
 }
 
 const drainValueSchema = z.object({ instanceId: z.string(), since: z.number() });
@@ -23,9 +25,9 @@ export function createDrainList(
   kv: Pick<ConsulClient['kv'], 'get' | 'set' | 'delete'>,
   prefix: string,
 ): DrainList {
-  const keyOf = (node: string, instanceId: string) => {
+  const keyOf = (node: string, instanceId?: string) => {
     // Both came validated from the event or Consul; checked again where they become a key.
-    if (!computeNamePattern.test(node) || !instanceIdPattern.test(instanceId))
+    if (!computeNamePattern.test(node) || (instanceId !== undefined && !instanceIdPattern.test(instanceId)))
       throw new PermanentError(`refusing a drain key for node ${JSON.stringify(node)}`);
     return `${prefix}${node}`;
   };
@@ -39,6 +41,9 @@ export function createDrainList(
       if (stored?.value?.instanceId !== instanceId) return;
       // A lost CAS means the key changed since: a newer drain, left alone.
       await kv.delete(key, { cas: stored.index });
+    },
+    remove(node, modifyIndex) {
+      return kv.delete(keyOf(node), { cas: modifyIndex });
     },
   };
 }

@@ -1,0 +1,45 @@
+import type { GcpClients } from './client';
+import { classifyGoogleError, isNotFound } from './errors';
+
+/** What `instances.get` says about one instance name in one zone. */
+export type InstanceLookup = { found: false } | { found: true; id: string; status: string };
+
+export interface InstanceRef {
+  project: string;
+  zone: string;
+  name: string;
+}
+
+export interface InstancesApi {
+  get(ref: InstanceRef): Promise<InstanceLookup>;
+}
+
+/**
+ * `instances.get` on the factory's instances client. A 404 is an answer (no such instance); any
+ * other failure is thrown as classified by the one Google error mapping.
+ */
+export function createInstancesApi(clients: GcpClients, options: { timeoutMs?: number } = {}): InstancesApi {
+  const timeout = options.timeoutMs ?? 10_000;
+  return {
+    async get(ref) {
+      const what = `instances.get ${ref.zone}/${ref.name}`;
+      let instance;
+      try {
+        const client = clients.get('instances');
+        // The client's own methods start its initialisation without handling its failure (the
+        // credentials, for one): awaited here first, it fails this call and nothing after it.
+        await client.initialize();
+        [instance] = await client.get(
+          { project: ref.project, zone: ref.zone, instance: ref.name },
+          { timeout, maxRetries: 2 },
+        );
+      } catch (err) {
+        if (isNotFound(err)) return { found: false };
+        throw classifyGoogleError(err, what);
+      }
+      const id = instance.id;
+      if (id === null || id === undefined) throw classifyGoogleError(new Error('answer without an id'), what);
+      return { found: true, id: String(id), status: instance.status ?? 'UNKNOWN' };
+    },
+  };
+}
