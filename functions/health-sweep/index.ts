@@ -3,7 +3,8 @@ import type { CloudEvent, Request, Response } from '@google-cloud/functions-fram
 import { loadConfig } from '../../shared/config';
 import { classifyError } from '../../shared/errors';
 import type { SweepResult } from '../../shared/health-sweep/sweep';
-import { healthSweepFromConfig, loadHealthSweepConfig } from '../../shared/health-sweep/wire';
+import { loadHealthSweepConfig } from '../../shared/health-sweep/config';
+import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
 import { messagePublishedType } from '../../shared/instance-events/schema';
 import { createLogger } from '../../shared/logging';
 

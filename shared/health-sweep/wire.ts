@@ -1,41 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { createInstancesApi } from '../compute/instances';
-import { ConfigError, type OrchestratorConfig } from '../config';
+import type { OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul';
 import { createLedger } from '../ledger/ledger';
 import type { Logger } from '../logging';
 import { loadScalingAlertsConfig } from '../scaling-alerts/config';
 import { leaseSweepFromConfig } from '../scaling-alerts/wire';
 import { createGroupsApi, noCalls, type ApiCalls } from './compute';
-import { parseHealthSweepConfig, type HealthSweepConfig } from './config';
+import type { HealthSweepConfig } from './config';
 import { createMetricsApi } from './metrics';
 import { healthSweepKeys } from './state';
 import { createHealthSweep } from './sweep';
-
-/**
- * `HEALTH_SWEEP_CONFIG`: the path of a JSON file, or the JSON document itself (starting with `{`),
- * validated by parseHealthSweepConfig (infra-scripts/config/README.md).
- */
-export function loadHealthSweepConfig(env: NodeJS.ProcessEnv = process.env): HealthSweepConfig {
-  const value = env.HEALTH_SWEEP_CONFIG?.trim();
-  if (!value)
-    throw new ConfigError('HEALTH_SWEEP_CONFIG: a JSON file path or an inline JSON document is required');
-  let text = value;
-  if (!value.startsWith('{')) {
-    try {
-      text = readFileSync(value, 'utf8');
-    } catch (err) {
-      throw new ConfigError(`HEALTH_SWEEP_CONFIG: cannot read ${value}: ${(err as Error).message}`);
-    }
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`HEALTH_SWEEP_CONFIG: not JSON: ${(err as Error).message}`);
-  }
-  return parseHealthSweepConfig(parsed);
-}
 
 /** The sweep with its adapters built from the configuration; `consul` replaces the client. */
 export function healthSweepFromConfig(
