@@ -1,19 +1,20 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { composeHealthSweep, loadHealthSweepSettings } from '../../functions/health-sweep/compose';
 import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
-import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
 import { createLogger } from '../../shared/logging';
 import { stateKey } from '../../shared/scaling-alerts/plan';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
-import { sweepConfig, sweepToken } from './health-sweep.support';
+import { sweepToken } from './health-sweep.support';
 import { testRules } from './scaling-alerts.support';
 
 /**
- * healthSweep runs scalingAlerts' lease pass after its node sweep when SCALING_RULES_JSON is set:
+ * healthSweep (functions/health-sweep) runs scalingAlerts' lease pass after its node sweep when
+ * SCALING_RULES_JSON is set:
  * with its policy (infra-scripts/acl/health-sweep.hcl holds the scaling-alerts KV rule) an expired
  * lease is reverted; a token without that rule makes the pass fail (403) and the node sweep still
  * completes.
@@ -102,20 +103,19 @@ function sweep(token: string) {
       },
     }),
   });
-  const config = loadConfig({
+  // healthSweep's environment, composed as functions/health-sweep composes it.
+  const settings = loadHealthSweepSettings({
     CONSUL_HTTP_ADDR: server.httpAddr,
     CONSUL_HTTP_TOKEN: token,
     COMPUTE_API_ENDPOINT: emu.url,
     GOOGLE_CLOUD_PROJECT: project,
+    HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
+      groups: [{ project, zone, name: 'ilb-haproxy-mig', role: 'backend' }],
+      thresholds: { absentSweeps: 3, bootGraceSeconds: 3600 },
+    }),
+    SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })),
   });
-  const built = healthSweepFromConfig(
-    config,
-    sweepConfig(project, [{ zone, name: 'ilb-haproxy-mig', role: 'backend' }]),
-    {
-      logger,
-      env: { SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })) },
-    },
-  );
+  const built = composeHealthSweep(settings, { logger });
   return { built, logs };
 }
 
