@@ -1,6 +1,7 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { classifyError } from '../shared/errors';
 import type { Logger } from '../shared/logging';
+import type { Decision } from '../shared/outcome';
 import { messagePublishedType } from '../shared/pubsub';
 import { prepared } from './start';
 
@@ -29,7 +30,11 @@ export function pubsubFunction(
     const eventId = String(event.id).slice(0, 200);
     if (event.type !== messagePublishedType) {
       logger.warn(
-        { decision: 'ignored', reason: `event type ${String(event.type).slice(0, 200)}`, eventId },
+        {
+          decision: 'ignored' satisfies Decision,
+          reason: `event type ${String(event.type).slice(0, 200)}`,
+          eventId,
+        },
         'not a Pub/Sub message: acknowledged',
       );
       return;
@@ -40,12 +45,15 @@ export function pubsubFunction(
       const failure = classifyError(err);
       if (options.ackOnFailure) {
         logger.error(
-          { decision: 'failed', reason: failure.message, eventId },
+          { decision: 'failed' satisfies Decision, reason: failure.message, eventId },
           `${name} failed: acknowledged`,
         );
         return;
       }
-      logger.error({ decision: 'retry', reason: failure.message, eventId }, `${name} failed: redelivery`);
+      logger.error(
+        { decision: 'retry' satisfies Decision, reason: failure.message, eventId },
+        `${name} failed: redelivery`,
+      );
       throw failure;
     }
   };

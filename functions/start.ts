@@ -1,4 +1,5 @@
 import type { Logger } from '../shared/logging';
+import type { Decision } from '../shared/outcome';
 
 /**
  * The entry point this process serves: the Functions Framework's `--target` flag, else
@@ -32,7 +33,11 @@ export function prepared<T>(targets: readonly string[], logger: Logger, build: (
       get();
     } catch (err) {
       logger.fatal(
-        { decision: 'failed', reason: err instanceof Error ? err.message : String(err), target },
+        {
+          decision: 'failed' satisfies Decision,
+          reason: err instanceof Error ? err.message : String(err),
+          target,
+        },
         `${target} cannot start: invalid configuration`,
       );
       process.exit(1);

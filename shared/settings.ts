@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { PermanentError } from './errors';
 
 /**
  * How every function reads its settings: plain variables through one zod schema (`parseEnv`), and
@@ -7,7 +8,8 @@ import { z } from 'zod';
  * of the two (`readJsonSetting`). Both throw ConfigError naming the variable that is wrong.
  */
 
-export class ConfigError extends Error {
+/** A setting that is missing or wrong: permanent, nothing works until the deploy is fixed. */
+export class ConfigError extends PermanentError {
   override name = 'ConfigError';
 }
 

@@ -4,6 +4,7 @@ import { loadHealthSweepConfig, type HealthSweepConfig } from '../../shared/heal
 import type { SweepResult } from '../../shared/health-sweep/sweep';
 import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
 import type { Logger } from '../../shared/logging';
+import type { Decision } from '../../shared/outcome';
 import {
   loadScalingAlertsConfig,
   scalingRulesGiven,
@@ -46,7 +47,7 @@ export function composeHealthSweep(
     const result = await nodes.run(o);
     await leases?.(o).catch((err: unknown) =>
       logger.warn(
-        { decision: 'failed', action: 'lease-sweep', reason: (err as Error).message },
+        { decision: 'failed' satisfies Decision, action: 'lease-sweep', reason: (err as Error).message },
         'scalingAlerts lease sweep failed',
       ),
     );

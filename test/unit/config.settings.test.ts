@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { servedTarget } from '../../functions/start';
+import { classifyError } from '../../shared/errors';
 import { ConfigError, jsonSettingGiven, parseEnv, readJsonSetting } from '../../shared/settings';
 
 const numbers = (data: unknown) => {
@@ -48,6 +49,12 @@ describe('readJsonSetting: X_FILE or X_JSON, exactly one', () => {
     expect(jsonSettingGiven({ DOC_JSON: '' }, 'DOC')).toBe(false);
     expect(jsonSettingGiven({ OTHER_JSON: '[]' }, 'DOC')).toBe(false);
   });
+});
+
+test('a ConfigError is permanent: no retry fixes a setting', () => {
+  const err = new ConfigError('DOC_JSON: not JSON');
+  expect(classifyError(err)).toBe(err);
+  expect(err.transient).toBe(false);
 });
 
 describe('parseEnv', () => {
