@@ -1,35 +1,57 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import { classifyError } from '../shared/errors';
-import { messagePublishedType } from '../shared/pubsub';
 import type { Logger } from '../shared/logging';
+import type { Decision } from '../shared/outcome';
+import { messagePublishedType } from '../shared/pubsub';
+import { prepared } from './start';
+
+export interface PubsubFunctionOptions {
+  /**
+   * Acknowledge a failure with an ERROR line (`failed`) instead of throwing it for a redelivery:
+   * for a scheduler's tick, whose next tick does the same work afresh.
+   */
+  ackOnFailure?: boolean;
+}
 
 /**
- * The shell every Pub/Sub-triggered function shares: the handler is built on the first event, not at
- * load (the cold start only loads code); another event type is acknowledged with a log; a failure
- * that reaches here is worth a redelivery (the handlers acknowledge permanent ones themselves, and a
- * configuration error keeps the messages until it is fixed instead of dropping them).
+ * The shell every Pub/Sub-triggered function shares: the handler is built at load when this process
+ * serves `name` (start.ts), else on the first event; another event type is acknowledged with a log;
+ * a failure that reaches here is worth a redelivery (the handlers acknowledge permanent ones
+ * themselves) unless `ackOnFailure`. Everything is awaited before the answer.
  */
 export function pubsubFunction(
   name: string,
   logger: Logger,
   build: () => (data: unknown) => Promise<unknown>,
+  options: PubsubFunctionOptions = {},
 ): (event: CloudEvent<unknown>) => Promise<void> {
-  let handle: ((data: unknown) => Promise<unknown>) | undefined;
+  const handler = prepared([name], logger, build);
   return async (event) => {
+    const eventId = String(event.id).slice(0, 200);
     if (event.type !== messagePublishedType) {
       logger.warn(
-        { decision: 'ignored', reason: `event type ${String(event.type).slice(0, 200)}` },
+        {
+          decision: 'ignored' satisfies Decision,
+          reason: `event type ${String(event.type).slice(0, 200)}`,
+          eventId,
+        },
         'not a Pub/Sub message: acknowledged',
       );
       return;
     }
     try {
-      handle ??= build();
-      await handle(event.data);
+      await handler()(event.data);
     } catch (err) {
       const failure = classifyError(err);
+      if (options.ackOnFailure) {
+        logger.error(
+          { decision: 'failed' satisfies Decision, reason: failure.message, eventId },
+          `${name} failed: acknowledged`,
+        );
+        return;
+      }
       logger.error(
-        { decision: 'retry', reason: failure.message, eventId: event.id },
+        { decision: 'retry' satisfies Decision, reason: failure.message, eventId },
         `${name} failed: redelivery`,
       );
       throw failure;

@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { consulHttpPort, defaultKvPrefix } from './contract';
+import { ConfigError, parseEnv, readSettingFile as readText } from './settings';
+
+export { ConfigError };
 
 /**
  * Environment configuration shared by the orchestrator's functions.
@@ -97,10 +99,6 @@ export interface OrchestratorConfig {
   forceLeaveToken?: string;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 function consulBaseUrl(addr: string, ssl: boolean): string {
   const withScheme = /^[a-z]+:\/\//i.test(addr) ? addr : `${ssl ? 'https' : 'http'}://${addr}`;
   const url = new URL(withScheme);
@@ -121,23 +119,9 @@ function computeEndpoint(value: string | undefined): ComputeEndpoint {
   };
 }
 
-const readText = (path: string, what: string): string => {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${what}: cannot read ${path}: ${(err as Error).message}`);
-  }
-};
-
 /** Parses and validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorConfig {
-  // An empty variable means unset, as for the consul CLI.
-  const parsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ConfigError(`invalid environment: ${problems}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(envSchema, env);
   const token =
     e.CONSUL_HTTP_TOKEN ??
     (e.CONSUL_HTTP_TOKEN_FILE

@@ -1,56 +1,43 @@
 import * as functions from '@google-cloud/functions-framework';
-import type { CloudEvent, Request, Response } from '@google-cloud/functions-framework';
-import { loadConfig } from '../../shared/config';
+import type { Request, Response } from '@google-cloud/functions-framework';
 import { classifyError } from '../../shared/errors';
-import type { SweepResult } from '../../shared/health-sweep/sweep';
-import { healthSweepFromConfig, loadHealthSweepConfig } from '../../shared/health-sweep/wire';
-import { messagePublishedType } from '../../shared/pubsub';
 import { createLogger } from '../../shared/logging';
+import { pubsubFunction } from '../pubsub-function';
+import { prepared } from '../start';
+import { composeHealthSweep, loadHealthSweepSettings } from './compose';
 
 const logger = createLogger({ name: 'healthSweep' });
-let sweep: ((options: { dryRun: boolean }) => Promise<SweepResult>) | undefined;
-let envDryRun = false;
 
-// Built on the first call, not at load: keeps the cold start to loading code.
-function runner() {
-  if (!sweep) {
-    const config = loadConfig();
-    const sweepConfig = loadHealthSweepConfig();
-    envDryRun = config.dryRun;
-    sweep = healthSweepFromConfig(config, sweepConfig, { logger }).run;
-    logger.info(
-      { consul: config.consul.baseUrl, groups: sweepConfig.groups.length, dryRun: config.dryRun },
-      'healthSweep ready',
-    );
-  }
-  return sweep;
-}
+// One sweep (and one Consul client) for both entry points, built at load when either is served.
+const sweep = prepared(['healthSweep', 'healthSweepHttp'], logger, () => {
+  const settings = loadHealthSweepSettings();
+  const { config } = settings;
+  const built = composeHealthSweep(settings, { logger });
+  logger.info(
+    {
+      consul: config.consul.baseUrl,
+      groups: settings.sweep.groups.length,
+      leases: settings.alerts !== undefined,
+      dryRun: config.dryRun,
+    },
+    'healthSweep ready',
+  );
+  return { run: built.run, dryRun: config.dryRun };
+});
 
 /**
  * Pub/Sub `health-sweep` (published by Cloud Scheduler) → one sweep. Never asks for a redelivery:
  * the next tick is a fresh sweep over a fresh observation, so a failure is logged and acknowledged.
  */
-export async function healthSweep(event: CloudEvent<unknown>): Promise<void> {
-  // Only a Pub/Sub message is a tick: another event type sent here is acknowledged, not swept on.
-  if (event.type !== messagePublishedType) {
-    logger.warn(
-      {
-        decision: 'ignored',
-        reason: `event type ${String(event.type).slice(0, 200)}`,
-        eventId: String(event.id).slice(0, 200),
-      },
-      'not a Pub/Sub message: acknowledged',
-    );
-    return;
-  }
-  try {
-    const run = runner();
-    await run({ dryRun: envDryRun });
-  } catch (err) {
-    const failure = classifyError(err);
-    logger.error({ decision: 'failed', reason: failure.message, eventId: event.id }, 'health sweep failed');
-  }
-}
+export const healthSweep = pubsubFunction(
+  'healthSweep',
+  logger,
+  () => {
+    const { run, dryRun } = sweep();
+    return () => run({ dryRun });
+  },
+  { ackOnFailure: true },
+);
 
 /**
  * Whether a request asks for a dry run: any `dryRun` that is not plainly false does, so a repeated,
@@ -85,8 +72,8 @@ export async function healthSweepHttp(req: Request, res: Response): Promise<void
       : undefined;
   const requested = asksDryRun(req.query.dryRun) || asksDryRun(fromBody);
   try {
-    const run = runner();
-    const result = await run({ dryRun: requested || envDryRun });
+    const { run, dryRun } = sweep();
+    const result = await run({ dryRun: requested || dryRun });
     res.status(result.status === 'locked' ? 409 : 200).json(result);
   } catch (err) {
     const failure = classifyError(err);

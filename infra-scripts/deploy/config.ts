@@ -267,7 +267,7 @@ function resolveScalingRules(
 }
 
 /**
- * healthSweep's configuration (HEALTH_SWEEP_CONFIG) for this deployment: it watches the MIGs the
+ * healthSweep's configuration (HEALTH_SWEEP_CONFIG_JSON) for this deployment: it watches the MIGs the
  * deploy creates (`<deployment>-<role>`: backend and haproxy regional, frontend zonal in the first
  * zone) with the thresholds of the deploy config.
  */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from '../config';
+import { ConfigError, readJsonSetting } from '../settings';
 
 /**
  * Configuration of healthSweep: the groups it watches and the limits it acts within. A JSON
@@ -173,3 +173,10 @@ export function resolveBudget(budget: Budget, size: number, round: 'down-min-one
   if (round === 'up') return Math.ceil(exact);
   return budget.percent > 0 && size > 0 ? Math.max(1, Math.floor(exact)) : 0;
 }
+
+/**
+ * healthSweep's document from `HEALTH_SWEEP_CONFIG_FILE` (a path, e.g. a mounted secret) or
+ * `HEALTH_SWEEP_CONFIG_JSON` (inline), exactly one (infra-scripts/config/README.md).
+ */
+export const loadHealthSweepConfig = (env: NodeJS.ProcessEnv = process.env): HealthSweepConfig =>
+  readJsonSetting(env, 'HEALTH_SWEEP_CONFIG', parseHealthSweepConfig);

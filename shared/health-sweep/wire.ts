@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError, type OrchestratorConfig } from '../config';
+import type { OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul';
 import { createGcpClients } from '../gcp/client';
 import { createGroupsApi } from '../gcp/groups';
@@ -7,35 +6,10 @@ import { createInstancesApi } from '../gcp/instances';
 import { createLedger } from '../ledger/ledger';
 import type { Logger } from '../logging';
 import { noCalls, type ApiCalls } from './calls';
-import { parseHealthSweepConfig, type HealthSweepConfig } from './config';
+import type { HealthSweepConfig } from './config';
 import { createSweepMetrics } from './metrics';
 import { healthSweepKeys } from './state';
 import { createHealthSweep } from './sweep';
-
-/**
- * `HEALTH_SWEEP_CONFIG`: the path of a JSON file, or the JSON document itself (starting with `{`),
- * validated by parseHealthSweepConfig (infra-scripts/config/README.md).
- */
-export function loadHealthSweepConfig(env: NodeJS.ProcessEnv = process.env): HealthSweepConfig {
-  const value = env.HEALTH_SWEEP_CONFIG?.trim();
-  if (!value)
-    throw new ConfigError('HEALTH_SWEEP_CONFIG: a JSON file path or an inline JSON document is required');
-  let text = value;
-  if (!value.startsWith('{')) {
-    try {
-      text = readFileSync(value, 'utf8');
-    } catch (err) {
-      throw new ConfigError(`HEALTH_SWEEP_CONFIG: cannot read ${value}: ${(err as Error).message}`);
-    }
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`HEALTH_SWEEP_CONFIG: not JSON: ${(err as Error).message}`);
-  }
-  return parseHealthSweepConfig(parsed);
-}
 
 /**
  * The node sweep with its adapters built from the configuration; `consul` replaces the client.

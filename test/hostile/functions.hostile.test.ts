@@ -309,7 +309,7 @@ beforeAll(async () => {
   ];
   const sweepEnv = {
     CONSUL_HTTP_TOKEN: hsToken,
-    HEALTH_SWEEP_CONFIG: JSON.stringify({
+    HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
       groups: [{ project, zone, name: 'ilb-haproxy-mig', role: 'haproxy' }],
       thresholds: { bootGraceSeconds: 3600, brokenGraceSeconds: 3600 },
     }),

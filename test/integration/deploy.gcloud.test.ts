@@ -336,7 +336,7 @@ describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts t
       // Both sweep entry points get the deployment's groups (valid for the function) and both tokens.
       for (const f of ['healthSweep', 'healthSweepHttp']) {
         const env = s.resources[`functions:${f}`]?.env ?? {};
-        const sweep = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG ?? 'null'));
+        const sweep = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG_JSON ?? 'null'));
         expect(sweep.groups.map((g) => g.name)).toEqual(['ilb-backend', 'ilb-haproxy', 'ilb-frontend']);
       }
       // scalingAlerts and both sweep entry points get the generated rules, naming the autoscalers

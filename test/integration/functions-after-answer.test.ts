@@ -132,7 +132,7 @@ describe.each([
         CONSUL_HTTP_ADDR: server.httpAddr,
         CONSUL_HTTP_TOKEN: token,
         COMPUTE_API_ENDPOINT: endpoint(),
-        HEALTH_SWEEP_CONFIG: JSON.stringify({
+        HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
           groups: [
             { project, zone, name: 'backend-a', role: 'backend' },
             { project, zone, name: 'backend-b', role: 'backend' },

@@ -36,7 +36,7 @@ beforeAll(async () => {
     COMPUTE_API_ENDPOINT: emu.url,
     GOOGLE_CLOUD_PROJECT: project,
     LOG_LEVEL: 'silent',
-    HEALTH_SWEEP_CONFIG: JSON.stringify({
+    HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
       groups: [{ project, zone: zoneA, name: 'backend-a', role: 'backend' }],
     }),
   });

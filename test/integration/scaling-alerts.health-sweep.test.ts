@@ -1,21 +1,20 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { composeHealthSweep, loadHealthSweepSettings } from '../../functions/health-sweep/compose';
 import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
-import { healthSweepFromConfig } from '../../shared/health-sweep/wire';
 import { createLogger } from '../../shared/logging';
-import { loadScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { stateKey } from '../../shared/scaling-alerts/state';
-import { leaseSweepFromConfig } from '../../shared/scaling-alerts/wire';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
-import { sweepConfig, sweepToken } from './health-sweep.support';
+import { sweepToken } from './health-sweep.support';
 import { testRules } from './scaling-alerts.support';
 
 /**
- * healthSweep runs scalingAlerts' lease pass after its node sweep when SCALING_RULES_JSON is set:
+ * healthSweep (functions/health-sweep) runs scalingAlerts' lease pass after its node sweep when
+ * SCALING_RULES_JSON is set:
  * with its policy (infra-scripts/acl/health-sweep.hcl holds the scaling-alerts KV rule) an expired
  * lease is reverted; a token without that rule makes the pass fail (403) and the node sweep still
  * completes.
@@ -104,36 +103,19 @@ function sweep(token: string) {
       },
     }),
   });
-  const config = loadConfig({
+  // healthSweep's environment, composed as functions/health-sweep composes it.
+  const settings = loadHealthSweepSettings({
     CONSUL_HTTP_ADDR: server.httpAddr,
     CONSUL_HTTP_TOKEN: token,
     COMPUTE_API_ENDPOINT: emu.url,
     GOOGLE_CLOUD_PROJECT: project,
-  });
-  // The node sweep, then the lease pass, whose failure never fails the node sweep (composed here
-  // as the function composes them).
-  const sweep = healthSweepFromConfig(
-    config,
-    sweepConfig(project, [{ zone, name: 'ilb-haproxy-mig', role: 'backend' }]),
-    { logger },
-  );
-  const leases = leaseSweepFromConfig(
-    config,
-    loadScalingAlertsConfig({
-      SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })),
+    HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
+      groups: [{ project, zone, name: 'ilb-haproxy-mig', role: 'backend' }],
+      thresholds: { absentSweeps: 3, bootGraceSeconds: 3600 },
     }),
-    { logger },
-  );
-  const built = {
-    async run(o: { dryRun: boolean }) {
-      const result = await sweep.run(o);
-      await leases(o).catch((err: unknown) =>
-        logger.warn({ reason: (err as Error).message }, 'scalingAlerts lease sweep failed'),
-      );
-      return result;
-    },
-    close: sweep.close,
-  };
+    SCALING_RULES_JSON: JSON.stringify(testRules(project, zone, { names: ['ilb-haproxy'] })),
+  });
+  const built = composeHealthSweep(settings, { logger });
   return { built, logs };
 }
 
@@ -159,7 +141,7 @@ test('without the scaling-alerts KV rule the lease pass fails and the node sweep
   await built.close();
   expect(result.status).toBe('completed');
   expect(
-    logs.some((l) => l.decision === 'failed' && /403|Permission denied|ACL/i.test(String(l.reason))),
+    logs.some((l) => l.decision === 'error' && /403|Permission denied|ACL/i.test(String(l.reason))),
   ).toBe(true);
   expect(await cpuTarget()).toBe(0.5);
 });
@@ -171,7 +153,7 @@ test('with its own policy, the sweep reverts the expired lease', async () => {
   await built.close();
   expect(result.status).toBe('completed');
   expect(logs).toEqual(
-    expect.arrayContaining([expect.objectContaining({ decision: 'applied', reason: 'revert' })]),
+    expect.arrayContaining([expect.objectContaining({ decision: 'apply', reason: 'revert' })]),
   );
   expect(await cpuTarget()).toBe(0.7);
 });

@@ -339,7 +339,7 @@ describe('deploy plan', () => {
     expect(noSweep.some((l) => l.includes('healthSweepHttp'))).toBe(false);
   });
 
-  it("gives healthSweep the deployment's groups as HEALTH_SWEEP_CONFIG, in gcloud's alternate delimiter syntax", () => {
+  it("gives healthSweep the deployment's groups as HEALTH_SWEEP_CONFIG_JSON, in gcloud's alternate delimiter syntax", () => {
     const sweep = cmds.find((a) => line(a).startsWith('functions deploy healthSweep ')) as string[];
     const flag = sweep.find((x) => x.startsWith('--set-env-vars=')) as string;
     expect(flag.startsWith('--set-env-vars=^|^')).toBe(true);
@@ -350,7 +350,7 @@ describe('deploy plan', () => {
         .map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
     );
     expect(env.CONSUL_HTTP_ADDR).toBe('https://10.10.0.10:8501');
-    const parsed = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG as string));
+    const parsed = parseHealthSweepConfig(JSON.parse(env.HEALTH_SWEEP_CONFIG_JSON as string));
     expect(parsed.groups.map((g) => [g.name, g.role])).toEqual([
       ['ilb-backend', 'backend'],
       ['ilb-haproxy', 'haproxy'],
@@ -358,7 +358,7 @@ describe('deploy plan', () => {
     ]);
     // The other functions keep the plain form.
     const ie = cmds.find((a) => line(a).startsWith('functions deploy instanceEvents')) as string[];
-    expect(ie.find((x) => x.startsWith('--set-env-vars='))).not.toContain('HEALTH_SWEEP_CONFIG');
+    expect(ie.find((x) => x.startsWith('--set-env-vars='))).not.toContain('HEALTH_SWEEP_CONFIG_JSON');
     expect(envVarsFlag({ A: '1', B: '2' })).toBe('--set-env-vars=A=1,B=2');
     expect(() => envVarsFlag({ A: '1,2', B: 'x|y' })).toThrow(/, and \|/);
   });

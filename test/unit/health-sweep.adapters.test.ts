@@ -5,9 +5,9 @@ import { protobuf } from 'google-gax';
 import { ConfigError } from '../../shared/config';
 import { idText, recreateRequestId } from '../../shared/gcp/groups';
 import { timeSeriesOf } from '../../shared/gcp/monitoring';
+import { loadHealthSweepConfig } from '../../shared/health-sweep/config';
 import type { SweepPlan } from '../../shared/health-sweep/plan';
 import { healthSweepKeys, stateOps } from '../../shared/health-sweep/state';
-import { loadHealthSweepConfig } from '../../shared/health-sweep/wire';
 
 describe('idText: uint64 ids as exact decimal strings', () => {
   test('strings pass, safe numbers convert, unsafe numbers are refused', () => {
@@ -75,23 +75,23 @@ describe('loadHealthSweepConfig', () => {
     groups: [{ project: 'ilb-demo', zone: 'us-central1-a', name: 'backend-a', role: 'backend' }],
   };
   test('inline JSON or a file path', () => {
-    expect(loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG: JSON.stringify(doc) }).groups).toHaveLength(1);
+    expect(loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG_JSON: JSON.stringify(doc) }).groups).toHaveLength(1);
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'sweep-')), 'c.json');
     writeFileSync(file, JSON.stringify(doc));
-    expect(loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG: file }).groups[0]?.name).toBe('backend-a');
+    expect(loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG_FILE: file }).groups[0]?.name).toBe('backend-a');
   });
 
   test('missing, unreadable, not JSON or invalid: a ConfigError naming the problem', () => {
     expect(() => loadHealthSweepConfig({})).toThrow(ConfigError);
-    expect(() => loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG: '/nonexistent/c.json' })).toThrow(
+    expect(() => loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG_FILE: '/nonexistent/c.json' })).toThrow(
       /cannot read/,
     );
-    expect(() => loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG: '{nope' })).toThrow(/not JSON/);
-    expect(() => loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG: '{"groups":[]}' })).toThrow(/groups/);
+    expect(() => loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG_JSON: '{nope' })).toThrow(/not JSON/);
+    expect(() => loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG_JSON: '{"groups":[]}' })).toThrow(/groups/);
   });
 
   test('the example configuration is valid', () => {
     const example = path.resolve(__dirname, '../../infra-scripts/config/health-sweep.example.json');
-    expect(loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG: example }).groups).toHaveLength(3);
+    expect(loadHealthSweepConfig({ HEALTH_SWEEP_CONFIG_FILE: example }).groups).toHaveLength(3);
   });
 });

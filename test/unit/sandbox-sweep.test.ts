@@ -9,7 +9,7 @@ import {
   sandboxZones,
 } from '../../infra-scripts/local/scenarios/topology';
 
-test("the sandbox's HEALTH_SWEEP_CONFIG is valid and watches its groups: regional backend and haproxy, zonal frontend", () => {
+test("the sandbox's HEALTH_SWEEP_CONFIG_JSON is valid and watches its groups: regional backend and haproxy, zonal frontend", () => {
   const config = parseHealthSweepConfig(JSON.parse(healthSweepConfig()));
   expect(config.groups.map((g) => [g.key, g.role])).toEqual([
     [`projects/${sandboxProject}/regions/${sandboxRegion}/instanceGroupManagers/backend`, 'backend'],

@@ -43,7 +43,7 @@ function environment(k: Kit, f: TopicFunctionName) {
     CONSUL_HTTP_ADDR: `https://${n.consulIp(0)}:8501`,
     CONSUL_CACERT: '/secrets/consul-ca/ca.pem',
     CONSUL_TLS_SERVER_NAME: `server.${c.consul.datacenter}.consul`,
-    ...(f === 'healthSweep' ? { HEALTH_SWEEP_CONFIG: JSON.stringify(healthSweepDocument(c)) } : {}),
+    ...(f === 'healthSweep' ? { HEALTH_SWEEP_CONFIG_JSON: JSON.stringify(healthSweepDocument(c)) } : {}),
     // scalingAlerts' rules, and healthSweep's for the lease pass it runs (only with scalingAlerts).
     ...((f === 'scalingAlerts' || f === 'healthSweep') && c.scalingRules
       ? { SCALING_RULES_JSON: JSON.stringify(c.scalingRules) }

@@ -68,7 +68,7 @@ const functionCatalog: FunctionEntry[] = [
     // Info: the scenarios read the per-sweep report line.
     // The rules too: the sweep's lease pass reverts what expired leases held.
     env: () => ({
-      HEALTH_SWEEP_CONFIG: healthSweepConfig(),
+      HEALTH_SWEEP_CONFIG_JSON: healthSweepConfig(),
       LOG_LEVEL: 'info',
       SCALING_RULES_JSON: scalingAlertsEnv().SCALING_RULES_JSON!,
     }),

@@ -114,7 +114,7 @@ export const sandboxSweepThresholds = {
   zoneDeadThreshold: 0.55,
 } as const;
 
-/** Pure: HEALTH_SWEEP_CONFIG for the sandbox's groups (regional backend/haproxy, zonal frontend). */
+/** Pure: HEALTH_SWEEP_CONFIG_JSON for the sandbox's groups (regional backend/haproxy, zonal frontend). */
 export function healthSweepConfig(): string {
   return JSON.stringify({
     groups: groups.map((g) => ({
