@@ -107,8 +107,8 @@ async function waitForOperation(
     try {
       [op] = await byScope(
         ref,
-        (at) => clients.get('zoneOperations').wait({ ...at, operation: name }, call),
-        (at) => clients.get('regionOperations').wait({ ...at, operation: name }, call),
+        async (at) => (await clients.ready('zoneOperations')).wait({ ...at, operation: name }, call),
+        async (at) => (await clients.ready('regionOperations')).wait({ ...at, operation: name }, call),
       );
     } catch (err) {
       throw classifyGoogleError(err, `${where(ref)}: wait for ${name}`);
@@ -138,17 +138,17 @@ async function templateLabels(
   try {
     const [igm] = await byScope(
       ref,
-      (at) => clients.get('zonalGroups').get({ ...at, instanceGroupManager: group }, call),
-      (at) => clients.get('regionalGroups').get({ ...at, instanceGroupManager: group }, call),
+      async (at) => (await clients.ready('zonalGroups')).get({ ...at, instanceGroupManager: group }, call),
+      async (at) => (await clients.ready('regionalGroups')).get({ ...at, instanceGroupManager: group }, call),
     );
     // Only a global template of the same project: anything else is not ours to vouch for.
     const template = new RegExp(
       `(?:^|/)projects/${ref.project}/global/instanceTemplates/([a-z][-a-z0-9]{0,62})$`,
     ).exec(igm.instanceTemplate ?? '')?.[1];
     if (!template) return {};
-    const [t] = await clients
-      .get('instanceTemplates')
-      .get({ project: ref.project, instanceTemplate: template }, call);
+    const [t] = await (
+      await clients.ready('instanceTemplates')
+    ).get({ project: ref.project, instanceTemplate: template }, call);
     const labels = t.properties?.labels ?? {};
     return Object.fromEntries(Object.entries(labels).filter(([, v]) => typeof v === 'string'));
   } catch (err) {
@@ -173,8 +173,8 @@ async function send(
     const body = { autoscaler: ref.name, requestId, autoscalerResource: resource };
     [op] = await byScope(
       ref,
-      (at) => clients.get('zonalAutoscalers')[method]({ ...at, ...body }, call),
-      (at) => clients.get('regionalAutoscalers')[method]({ ...at, ...body }, call),
+      async (at) => (await clients.ready('zonalAutoscalers'))[method]({ ...at, ...body }, call),
+      async (at) => (await clients.ready('regionalAutoscalers'))[method]({ ...at, ...body }, call),
     );
   } catch (err) {
     throw classifyGoogleError(err, `${method} ${where(ref)}`);
@@ -200,8 +200,9 @@ export function createAutoscalers(clients: GcpClients, options: AutoscalersOptio
         const call = { timeout, maxRetries: 2 };
         [answer] = await byScope(
           ref,
-          (at) => clients.get('zonalAutoscalers').get({ ...at, autoscaler: ref.name }, call),
-          (at) => clients.get('regionalAutoscalers').get({ ...at, autoscaler: ref.name }, call),
+          async (at) => (await clients.ready('zonalAutoscalers')).get({ ...at, autoscaler: ref.name }, call),
+          async (at) =>
+            (await clients.ready('regionalAutoscalers')).get({ ...at, autoscaler: ref.name }, call),
         );
       } catch (err) {
         if (isNotFound(err)) return null;

@@ -105,28 +105,43 @@ export function clientOptions(endpoint: GcpEndpoint) {
 export type GcpClientName = keyof typeof loaders;
 type ClientOf<K extends GcpClientName> = InstanceType<ReturnType<(typeof loaders)[K]>>;
 
-/** Lazily built clients for one endpoint; `close()` closes those that were built. */
+/**
+ * Lazily built clients for one endpoint. `ready` resolves to an initialised client: the clients'
+ * own methods start their initialisation (credentials, for one) without handling its failure, which
+ * would then reject after the function has answered; awaited here, it fails the caller's call and
+ * nothing else. A client whose initialisation failed is dropped and built again next time.
+ */
 export interface GcpClients {
-  get<K extends GcpClientName>(name: K): ClientOf<K>;
+  ready<K extends GcpClientName>(name: K): Promise<ClientOf<K>>;
   close(): Promise<void>;
 }
 
+type Closable = { close(): Promise<void>; initialize(): Promise<unknown> };
+
 export function createGcpClients(endpoint: GcpEndpoint): GcpClients {
-  const built = new Map<GcpClientName, { close(): Promise<void> }>();
+  const built = new Map<GcpClientName, Promise<Closable>>();
+  const build = async (name: GcpClientName): Promise<Closable> => {
+    const Client = loaders[name]() as unknown as new (o: ReturnType<typeof clientOptions>) => Closable;
+    const client = new Client(clientOptions(endpoint));
+    await client.initialize();
+    return client;
+  };
   return {
-    get<K extends GcpClientName>(name: K): ClientOf<K> {
-      let client = built.get(name);
-      if (!client) {
-        const Client = loaders[name]() as unknown as new (o: ReturnType<typeof clientOptions>) => ClientOf<K>;
-        client = new Client(clientOptions(endpoint));
-        built.set(name, client);
+    async ready<K extends GcpClientName>(name: K): Promise<ClientOf<K>> {
+      let pending = built.get(name);
+      if (!pending) {
+        pending = build(name);
+        built.set(name, pending);
+        // A failed set-up is not kept: the next call tries again.
+        pending.catch(() => built.get(name) === pending && built.delete(name));
       }
-      return client as ClientOf<K>;
+      return (await pending) as unknown as ClientOf<K>;
     },
     async close() {
       const all = [...built.values()];
       built.clear();
-      await Promise.all(all.map((c) => c.close()));
+      const settled = await Promise.allSettled(all);
+      await Promise.all(settled.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
     },
   };
 }

@@ -72,18 +72,8 @@ export function createGroupsApi(
 ): GroupsApi {
   const timeout = options.timeoutMs ?? 15_000;
   const maxResults = options.pageSize ?? PAGE_SIZE;
-  // The client's own methods start its initialisation without handling its failure (the
-  // credentials, for one): awaited first, it fails the call and leaves nothing behind.
-  const zonal = async () => {
-    const client = clients.get('zonalGroups');
-    await client.initialize();
-    return client;
-  };
-  const regional = async () => {
-    const client = clients.get('regionalGroups');
-    await client.initialize();
-    return client;
-  };
+  const zonal = () => clients.ready('zonalGroups');
+  const regional = () => clients.ready('regionalGroups');
   // The sweep retries by running again a minute later: one retry here is enough.
   const call = { timeout, maxRetries: 1, autoPaginate: false } as const;
   const request = async <T>(what: string, work: () => Promise<T>): Promise<T> => {

@@ -25,10 +25,7 @@ export function createInstancesApi(clients: GcpClients, options: { timeoutMs?: n
       const what = `instances.get ${ref.zone}/${ref.name}`;
       let instance;
       try {
-        const client = clients.get('instances');
-        // The client's own methods start its initialisation without handling its failure (the
-        // credentials, for one): awaited here first, it fails this call and nothing after it.
-        await client.initialize();
+        const client = await clients.ready('instances');
         [instance] = await client.get(
           { project: ref.project, zone: ref.zone, instance: ref.name },
           { timeout, maxRetries: 2 },

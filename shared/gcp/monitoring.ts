@@ -48,12 +48,12 @@ export function createMetricsWriter(
       const series = timeSeriesOf(project, points, at);
       for (let i = 0; i < series.length; i += MAX_SERIES) {
         options.onRequest?.();
-        await clients
-          .get('metrics')
-          .createTimeSeries(
-            { name: `projects/${project}`, timeSeries: series.slice(i, i + MAX_SERIES) },
-            { timeout, maxRetries: 1 },
-          );
+        await (
+          await clients.ready('metrics')
+        ).createTimeSeries(
+          { name: `projects/${project}`, timeSeries: series.slice(i, i + MAX_SERIES) },
+          { timeout, maxRetries: 1 },
+        );
       }
     },
   };

@@ -3,17 +3,12 @@ import { createMetricsWriter, customMetric, type MetricPoint, type MetricsWriter
 import type { ApiCalls } from './calls';
 import { byKey, type SweepPlan, type SweepAction } from './report';
 
-/**
- * The sweep's metrics writer: the one writer, counting its requests in `calls`. The metric client
- * is initialised first: its own methods start the initialisation without handling its failure
- * (the credentials, for one), which would fail after the sweep answered.
- */
+/** The sweep's metrics writer: the one writer, counting its requests in `calls`. */
 export function createSweepMetrics(clients: GcpClients, calls: ApiCalls): MetricsWriter {
   const writer = createMetricsWriter(clients, { onRequest: () => calls.monitoring++ });
   return {
     async write(project, points, at) {
       if (points.length === 0) return;
-      await clients.get('metrics').initialize();
       await writer.write(project, points, at);
     },
   };
