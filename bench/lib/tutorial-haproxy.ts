@@ -1,4 +1,7 @@
-/** The membership bench's baseline: a tutorial-style template, consul-template restarting a daemonized HAProxy. */
+/**
+ * The membership bench's baseline: a tutorial-style template, consul-template restarting a
+ * daemonized HAProxy.
+ */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
