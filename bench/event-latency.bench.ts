@@ -21,6 +21,7 @@ import { randomLoopbackPrefix, sleep, stopAllProcesses } from '../infra-scripts/
 import { type Sandbox, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
 import { sandboxRegion } from '../infra-scripts/local/scenarios/topology';
 import {
+  stages,
   haproxySlots,
   routedBy,
   running,
@@ -28,6 +29,7 @@ import {
   waitSteady,
   watchActions,
   type Handled,
+  type Stage,
   type Tapped,
 } from './lib/event-path';
 import { printFigures } from './lib/figures';
@@ -53,20 +55,6 @@ interface Trial {
   /** What happened, for a reader looking for where the time went: entries and the function's runs. */
   detail: string[];
 }
-
-const stages = [
-  'published',
-  'pulled by a subscriber',
-  'function started',
-  'function done',
-  'last entry done',
-  'first out of catalog',
-  'out of catalog',
-  'not alive in members',
-  'gone from members',
-  'HAProxy not routing',
-] as const;
-type Stage = (typeof stages)[number];
 
 async function runTrial(
   sb: Sandbox,

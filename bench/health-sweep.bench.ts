@@ -12,7 +12,6 @@
  * `--smoke`: 200 nodes only (the check in test/bench/). The last line is the figures as JSON
  * (bench/lib/figures.ts).
  */
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,6 +29,7 @@ import {
   stopAllProcesses,
   type ConsulAgent,
 } from '../infra-scripts/local/launch';
+import { runNode } from './lib/child';
 import { printFigures } from './lib/figures';
 
 const SIZES = process.argv.includes('--smoke') ? [200] : [1000, 10_000];
@@ -236,19 +236,10 @@ interface Row {
 /** What the sweep process reports of each sweep. */
 type SweepRow = Omit<Row, 'size' | 'stale' | 'served'>;
 
-function runChild(env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, 'sweep'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`sweep process: ${err}`))));
-  });
+async function runChild(env: Record<string, string>): Promise<string> {
+  const child = await runNode([__filename, 'sweep'], { env: { ...process.env, ...env } });
+  if (child.code !== 0) throw new Error(`sweep process: ${child.stderr}`);
+  return child.stdout;
 }
 
 async function benchSize(size: number): Promise<Row[]> {

@@ -11,6 +11,21 @@ import { sleep } from '../../infra-scripts/local/launch';
 import type { Sandbox } from '../../infra-scripts/local/scenarios/sandbox';
 import { sandboxRegion } from '../../infra-scripts/local/scenarios/topology';
 
+/** The event path's stages, in the order the latency bench lists them. */
+export const stages = [
+  'published',
+  'pulled by a subscriber',
+  'function started',
+  'function done',
+  'last entry done',
+  'first out of catalog',
+  'out of catalog',
+  'not alive in members',
+  'gone from members',
+  'HAProxy not routing',
+] as const;
+export type Stage = (typeof stages)[number];
+
 const region = { kind: 'regions' as const, name: sandboxRegion };
 
 /** One audit entry as the bench's own subscription on the sink's topic saw it. */

@@ -3,20 +3,8 @@
  * the event path happened, in an order that is possible.
  */
 import { z } from 'zod';
+import { stages } from '../../bench/lib/event-path';
 import { expectMeasured, runSmoke } from './support';
-
-const stages = [
-  'published',
-  'pulled by a subscriber',
-  'function started',
-  'function done',
-  'last entry done',
-  'first out of catalog',
-  'out of catalog',
-  'not alive in members',
-  'gone from members',
-  'HAProxy not routing',
-] as const;
 
 const figuresSchema = z.object({
   trials: z.array(

@@ -2,10 +2,10 @@
  * Runs one compiled bench (dist/bench, so `npm run build` first, as `npm test` does) with `--smoke`
  * and hands back the figures of its last line (bench/lib/figures.ts), validated by `schema`.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
+import { runNode } from '../../bench/lib/child';
 import { readFigures } from '../../bench/lib/figures';
 
 const root = path.resolve(__dirname, '../..');
@@ -13,20 +13,7 @@ const root = path.resolve(__dirname, '../..');
 export async function runSmoke<T>(bench: string, schema: z.ZodType<T>): Promise<T> {
   const script = path.join(root, 'dist', 'bench', `${bench}.bench.js`);
   if (!existsSync(script)) throw new Error(`${script} is missing: run npm run build first`);
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, [script, '--smoke'], {
-        cwd: root,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-      child.on('error', reject);
-      child.on('close', (status) => resolve({ code: status, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await runNode([script, '--smoke'], { cwd: root });
   if (code !== 0) throw new Error(`${bench} exited with ${code}:\n${stderr.slice(-4000)}`);
   const figures = readFigures(stdout);
   if (figures === undefined) throw new Error(`${bench} printed no figures line:\n${stdout.slice(-2000)}`);
