@@ -4,7 +4,7 @@
  * then HAProxy is restarted) and (b) ours (packer/haproxy: consul-template + the haproxy-sync daemon
  * over the runtime API). Both HAProxies watch the same catalog and take the same load at once.
  *   npm run build && node dist/bench/haproxy-membership.bench.js [--changes 20] [--gap-ms 2000]
- *   [--scale 10] [--kills 5] [--rate 400] [--post-rate 100]
+ *   [--scale 10] [--kills 5] [--rate 400] [--post-rate 100] [--smoke]
  * 1. Consul change → HAProxy effect, `--changes` backend maintenance toggles: until the server state
  *    in HAProxy's runtime API changed, and until the requests follow (first/last answer from it).
  * 2. Requests failed (GETs and POSTs apart) during `--scale` scale-outs (a backend instance boots)
@@ -12,9 +12,10 @@
  * 3. Instance terminated (SIGKILL, no shutdown script) → HAProxy stops routing to it: Consul's
  *    failure detection, then each way's own path (HAProxy's health checks count for both).
  * Everything runs on 127.x.y.z addresses; the loads keep a steady rate, bounded by the run's length.
+ * `--smoke`: 2 changes, 1 scale-out and -in, 1 kill, low rates (the check in test/bench/). The last
+ * line is the figures as JSON (bench/lib/figures.ts).
  */
 import { randomInt } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,21 +25,18 @@ import { launchInstance, type LocalInstance, type Role } from '../infra-scripts/
 import {
   CONSUL_HTTP_PORT,
   randomLoopbackPrefix,
-  repoRoot,
   sleep,
   startConsulCluster,
-  startProcess,
-  tcpOpen,
-  toolPath,
   waitFor,
   type ConsulCluster,
-  type ManagedProcess,
 } from '../infra-scripts/local/launch';
-import { createMetadataServer, type MetadataServer } from '../infra-scripts/local/metadata-server';
+import { createMetadataServer } from '../infra-scripts/local/metadata-server';
 import { setupRoleTokens } from '../infra-scripts/local/scenarios/acl';
-import { haproxyCommand } from '../services/haproxy-sync/runtime';
-import { nodeMetaKeys, roles, services } from '../shared/contract';
-import { percentile, startLoad, type Load, type LoadResult } from '../infra-scripts/local/load';
+import { roles, services } from '../shared/contract';
+import { loadFigures, printFigures } from './lib/figures';
+import { effectDelays, until, type Change, type Way } from './lib/haproxy-state';
+import { percentile, startLoad, type LoadResult } from '../infra-scripts/local/load';
+import { startTutorial } from './lib/tutorial-haproxy';
 
 const argsSchema = z.object({
   changes: z.coerce.number().int().min(2).max(100).default(20),
@@ -48,246 +46,196 @@ const argsSchema = z.object({
   rate: z.coerce.number().int().min(10).max(20_000).default(400),
   'post-rate': z.coerce.number().int().min(1).max(5_000).default(100),
 });
+type Args = z.infer<typeof argsSchema>;
+/** `--smoke`: every stage once, at rates a shared 2-core machine takes beside other tests. */
+const smokeArgs = { changes: 2, 'gap-ms': 2_000, scale: 1, kills: 1, rate: 20, 'post-rate': 10 };
 
 const zone = 'bench-zone-a';
+const log = (line: string) => {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+};
 
-interface Change {
-  at: number;
-  name: string;
-  out: boolean;
+/** The Consul cluster, the backends (oldest first) and both HAProxies, ready to take load. */
+interface World {
+  cluster: ConsulCluster;
+  backends: LocalInstance[];
+  nameOf: Map<LocalInstance, string>;
+  /** Boots one more backend and appends it to `backends`. */
+  addBackend(): Promise<LocalInstance>;
+  ways: Way[];
 }
 
-/**
- * Pure: how long each change took to show in the traffic: the last answer from a removed backend,
- * or the first from a returning one, after the change (Consul, quiescence, apply, all included).
- */
-export function effectDelays(answers: [number, string][], changes: Change[]): number[] {
-  return changes.map((change, i) => {
-    const until = changes[i + 1]?.at ?? Infinity;
-    const from = answers.filter(([t, name]) => name === change.name && t >= change.at && t < until);
-    if (change.out) return from.length ? from[from.length - 1]![0] - change.at : 0;
-    return from.length ? from[0]![0] - change.at : NaN;
-  });
-}
-
-/** A server as `show servers state` lists it. */
-interface ServerState {
-  addr: string;
-  /** srv_op_state: 0 stopped (down), 2 running. */
-  op: number;
-  /** srv_admin_state's maintenance bits (forced, inherited, resolver). */
-  maint: boolean;
-}
-
-/** Pure: `show servers state <backend>` by its header's column names. */
-export function parseServerStates(answer: string): ServerState[] {
-  const lines = answer.split('\n').filter((l) => l.trim());
-  const header = lines.find((l) => l.startsWith('# '));
-  if (!header) throw new Error(`unexpected answer: ${answer.slice(0, 100)}`);
-  const cols = header.slice(2).trim().split(/\s+/);
-  const [iAddr, iOp, iAdmin] = ['srv_addr', 'srv_op_state', 'srv_admin_state'].map((c) => cols.indexOf(c));
-  return lines
-    .filter((l) => !l.startsWith('#') && /\s/.test(l))
-    .map((l) => l.trim().split(/\s+/))
-    .map((f) => ({
-      addr: f[iAddr!] ?? '',
-      op: Number(f[iOp!]),
-      maint: (Number(f[iAdmin!]) & 0x23) !== 0,
-    }));
-}
-
-interface Way {
-  label: string;
-  host: string;
-  adminSocket: string;
-  get?: Load;
-  post?: Load;
-}
-
-/**
- * Whether `ip` takes requests in this HAProxy (`listed`: whether its config or runtime API still
- * lists it, health checks aside); undefined while HAProxy does not answer (a restart).
- */
-async function routes(way: Way, ip: string, listed = false): Promise<boolean | undefined> {
-  const answer = await haproxyCommand(way.adminSocket, 'show servers state backends', 1_000).catch(() => '');
-  let states: ServerState[];
-  try {
-    states = parseServerStates(answer);
-  } catch {
-    return undefined;
+async function startWorld(cleanups: (() => Promise<unknown>)[]): Promise<World> {
+  const prefix = randomLoopbackPrefix();
+  const cluster = await startConsulCluster({ servers: 3, prefix });
+  cleanups.push(() => cluster.stop());
+  // Each role's own tokens, as on GCE: consul-template reads with the role's read-only default token.
+  const tokens = await setupRoleTokens(cluster, roles);
+  const md = createMetadataServer({ port: 0 });
+  cleanups.push(() => md.stop());
+  let host = 20;
+  let serial = 0;
+  const boot = async (role: Role, name: string): Promise<LocalInstance> => {
+    const ip = `${prefix}.${host++}`;
+    const metadataHost = await md.addInstance({
+      id: String(randomInt(1e9, 9e9)),
+      name,
+      zone,
+      ip,
+      projectId: 'bench',
+      projectNumber: '1',
+      attributes: {
+        'consul-servers': cluster.joinAddrs.join(' '),
+        'consul-gossip-key': cluster.gossipKey,
+        'consul-agent-token': tokens[role],
+        'consul-default-token': tokens[`${role}-default`],
+      },
+    });
+    const instance = await launchInstance({ role, ip, metadataHost });
+    cleanups.push(() => instance.kill().catch(() => undefined));
+    return instance;
+  };
+  const nameOf = new Map<LocalInstance, string>();
+  const backends: LocalInstance[] = [];
+  const addBackend = async () => {
+    const name = `backend-${++serial}`;
+    const b = await boot('backend', name);
+    nameOf.set(b, name);
+    backends.push(b);
+    return b;
+  };
+  for (let i = 0; i < 3; i++) await addBackend();
+  const ours = await boot('haproxy', 'haproxy-ours');
+  const tutorialDir = await startTutorial(`${prefix}.250`, cluster, cleanups);
+  const ways: Way[] = [
+    {
+      label: 'original (consul-template -wait=1s:4s + restart)',
+      host: `${prefix}.250`,
+      adminSocket: path.join(tutorialDir, 'admin.sock'),
+    },
+    {
+      label: 'ours (consul-template + haproxy-sync daemon)',
+      host: ours.ip,
+      adminSocket: path.join(ours.root, 'run/haproxy/admin.sock'),
+    },
+  ];
+  for (const way of ways) {
+    await waitFor(`${way.label} serving all backends`, () => servesAll(way.host, backends.length), {
+      timeoutMs: 60_000,
+    });
   }
-  return states.some((s) => s.addr === ip && !s.maint && (listed || s.op !== 0));
+  return { cluster, backends, nameOf, addBackend, ways };
 }
 
-/** Time from `t0` until `ip` is (or is no longer) routed by `way`; polled every 10 ms. */
-async function until(
-  way: Way,
-  ip: string,
-  routed: boolean,
-  t0: number,
-  timeoutMs: number,
-  listed = false,
-): Promise<number> {
-  const deadline = t0 + timeoutMs;
-  while (performance.now() < deadline) {
-    if ((await routes(way, ip, listed)) === routed) return performance.now() - t0;
-    await sleep(10);
+function startLoads(ways: Way[], args: Args): void {
+  for (const way of ways) {
+    way.get = startLoad({
+      host: way.host,
+      port: services.haproxy.port,
+      concurrency: 8,
+      ratePerSec: args.rate,
+    });
+    // The backend answers POST / like GET (200 and its report); HAProxy's own 5xx and refused
+    // connections are the failures.
+    way.post = startLoad({
+      host: way.host,
+      port: services.haproxy.port,
+      method: 'POST',
+      body: '{"bench":true}',
+      concurrency: 4,
+      ratePerSec: args['post-rate'],
+    });
   }
-  return NaN;
+}
+
+/** 1. Consul change → effect: in the runtime API, and in the traffic. */
+async function measureChanges(world: World, args: Args) {
+  const { ways, backends } = world;
+  log(`1. ${args.changes} maintenance toggles, ${args['gap-ms']} ms apart`);
+  const changes: Change[] = [];
+  const stateDelays = ways.map(() => [] as number[]);
+  for (let i = 0; i < args.changes; i++) {
+    const b = backends[Math.floor(i / 2) % backends.length]!;
+    const out = i % 2 === 0;
+    const t0 = performance.now();
+    changes.push({ at: t0, name: world.nameOf.get(b)!, out });
+    await setMaintenance(world.cluster, b, out);
+    const took = await Promise.all(ways.map((w) => until(w, b.ip, !out, t0, args['gap-ms'] * 4)));
+    took.forEach((ms, w) => stateDelays[w]!.push(ms));
+    await sleep(Math.max(0, t0 + args['gap-ms'] - performance.now()));
+  }
+  const routedDelays = ways.map((w) => effectDelays(w.get!.snapshot().answers, changes));
+  return { stateDelays, routedDelays };
+}
+
+/** 2. Scale-outs, each followed by a scale-in of the oldest backend. */
+async function measureScaling(world: World, args: Args): Promise<void> {
+  log(`2. ${args.scale} scale-outs and ${args.scale} scale-ins`);
+  const scaleIns: Promise<void>[] = [];
+  for (let i = 0; i < args.scale; i++) {
+    const b = await world.addBackend();
+    await Promise.all(world.ways.map((w) => until(w, b.ip, true, performance.now(), 30_000)));
+    // The oldest leaves as a MIG scale-in does: its shutdown script (maintenance, drain window, leave).
+    const old = world.backends.shift()!;
+    scaleIns.push(old.shutdown().catch((err: unknown) => log(`shutdown: ${String(err)}`)));
+    await sleep(1_000);
+  }
+  await Promise.all(scaleIns);
+  await sleep(1_000);
+}
+
+/** 3. Instances terminated: until each way stops routing, by any path and by Consul's. */
+async function measureKills(world: World, args: Args) {
+  const { ways } = world;
+  log(`3. ${args.kills} instances killed`);
+  const killDelays = ways.map(() => [] as number[]);
+  const unlistDelays = ways.map(() => [] as number[]);
+  const serfDelays: number[] = [];
+  for (let i = 0; i < args.kills; i++) {
+    const spare = await world.addBackend();
+    await Promise.all(ways.map((w) => until(w, spare.ip, true, performance.now(), 30_000)));
+    const victim = world.backends.shift()!;
+    const t0 = performance.now();
+    await victim.kill();
+    const [serf, ...took] = await Promise.all([
+      serfCritical(world.cluster, world.nameOf.get(victim)!, t0),
+      ...ways.map((w) => until(w, victim.ip, false, t0, 60_000)),
+      ...ways.map((w) => until(w, victim.ip, false, t0, 60_000, true)),
+    ]);
+    serfDelays.push(serf!);
+    ways.forEach((_, w) => {
+      killDelays[w]!.push(took[w]!);
+      unlistDelays[w]!.push(took[ways.length + w]!);
+    });
+    await sleep(1_000);
+  }
+  return { killDelays, unlistDelays, serfDelays };
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: Object.fromEntries(Object.keys(argsSchema.shape).map((k) => [k, { type: 'string' as const }])),
-  });
-  const args = argsSchema.parse(values);
-  const prefix = randomLoopbackPrefix();
+  const options = Object.fromEntries(
+    Object.keys(argsSchema.shape).map((k) => [k, { type: 'string' as const }]),
+  );
+  const { values } = parseArgs({ options: { ...options, smoke: { type: 'boolean' as const } } });
+  const { smoke, ...given } = values;
+  const args = argsSchema.parse({ ...(smoke ? smokeArgs : {}), ...given });
   const cleanups: (() => Promise<unknown>)[] = [];
-  let cluster: ConsulCluster | undefined;
-  let md: MetadataServer | undefined;
-  const log = (line: string) => {
-    process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  };
   try {
-    cluster = await startConsulCluster({ servers: 3, prefix });
-    // Each role's own tokens, as on GCE: consul-template reads with the role's read-only default token.
-    const tokens = await setupRoleTokens(cluster, roles);
-    md = createMetadataServer({ port: 0 });
-    let host = 20;
-    let serial = 0;
-    const boot = async (role: Role, name: string): Promise<LocalInstance> => {
-      const ip = `${prefix}.${host++}`;
-      const metadataHost = await md!.addInstance({
-        id: String(randomInt(1e9, 9e9)),
-        name,
-        zone,
-        ip,
-        projectId: 'bench',
-        projectNumber: '1',
-        attributes: {
-          'consul-servers': cluster!.joinAddrs.join(' '),
-          'consul-gossip-key': cluster!.gossipKey,
-          'consul-agent-token': tokens[role],
-          'consul-default-token': tokens[`${role}-default`],
-        },
-      });
-      const instance = await launchInstance({ role, ip, metadataHost });
-      cleanups.push(() => instance.kill().catch(() => undefined));
-      return instance;
-    };
-    const backend = () => boot('backend', `backend-${++serial}`);
-    const nameOf = new Map<LocalInstance, string>();
-    const backends: LocalInstance[] = [];
-    for (let i = 0; i < 3; i++) {
-      const b = await backend();
-      nameOf.set(b, `backend-${serial}`);
-      backends.push(b);
-    }
-    const ours = await boot('haproxy', 'haproxy-ours');
-    const tutorialDir = await startTutorial(`${prefix}.250`, cluster, cleanups);
-    const ways: Way[] = [
-      {
-        label: 'original (consul-template -wait=1s:4s + restart)',
-        host: `${prefix}.250`,
-        adminSocket: path.join(tutorialDir, 'admin.sock'),
-      },
-      {
-        label: 'ours (consul-template + haproxy-sync daemon)',
-        host: ours.ip,
-        adminSocket: path.join(ours.root, 'run/haproxy/admin.sock'),
-      },
-    ];
-    for (const way of ways) {
-      await waitFor(`${way.label} serving all backends`, () => servesAll(way.host, backends.length), {
-        timeoutMs: 60_000,
-      });
-    }
-    for (const way of ways) {
-      way.get = startLoad({
-        host: way.host,
-        port: services.haproxy.port,
-        concurrency: 8,
-        ratePerSec: args.rate,
-      });
-      way.post = startLoad({
-        host: way.host,
-        port: services.haproxy.port,
-        method: 'POST',
-        body: '{"bench":true}',
-        // The backend app answers POST with 405 itself: routed to a live server. HAProxy's own 5xx fail.
-        accept: (status) => status === 405,
-        concurrency: 4,
-        ratePerSec: args['post-rate'],
-      });
-    }
+    const world = await startWorld(cleanups);
+    const { ways } = world;
+    startLoads(ways, args);
     const failures = () => ways.map((w) => [w.get!.snapshot().failed, w.post!.snapshot().failed]);
     await sleep(1_000);
-
-    // 1. Consul change → effect.
-    log(`1. ${args.changes} maintenance toggles, ${args['gap-ms']} ms apart`);
-    const changes: Change[] = [];
-    const stateDelays = ways.map(() => [] as number[]);
-    for (let i = 0; i < args.changes; i++) {
-      const b = backends[Math.floor(i / 2) % backends.length]!;
-      const out = i % 2 === 0;
-      const t0 = performance.now();
-      changes.push({ at: t0, name: nameOf.get(b)!, out });
-      await setMaintenance(cluster, b, out);
-      const took = await Promise.all(ways.map((w) => until(w, b.ip, !out, t0, args['gap-ms'] * 4)));
-      took.forEach((ms, w) => stateDelays[w]!.push(ms));
-      await sleep(Math.max(0, t0 + args['gap-ms'] - performance.now()));
-    }
-    const routedDelays = ways.map((w) => effectDelays(w.get!.snapshot().answers, changes));
-
-    // 2. Scale-out and scale-in.
-    log(`2. ${args.scale} scale-outs and ${args.scale} scale-ins`);
+    const { stateDelays, routedDelays } = await measureChanges(world, args);
     const beforeScale = failures();
-    const scaleIns: Promise<void>[] = [];
-    for (let i = 0; i < args.scale; i++) {
-      const b = await backend();
-      nameOf.set(b, `backend-${serial}`);
-      backends.push(b);
-      await Promise.all(ways.map((w) => until(w, b.ip, true, performance.now(), 30_000)));
-      // The oldest leaves as a MIG scale-in does: its shutdown script (maintenance, drain window, leave).
-      const old = backends.shift()!;
-      scaleIns.push(old.shutdown().catch((err: unknown) => log(`shutdown: ${String(err)}`)));
-      await sleep(1_000);
-    }
-    await Promise.all(scaleIns);
-    await sleep(1_000);
+    await measureScaling(world, args);
     const afterScale = failures();
-
-    // 3. Instance terminated.
-    log(`3. ${args.kills} instances killed`);
-    const killDelays = ways.map(() => [] as number[]);
-    const unlistDelays = ways.map(() => [] as number[]);
-    const serfDelays: number[] = [];
-    for (let i = 0; i < args.kills; i++) {
-      const spare = await backend();
-      nameOf.set(spare, `backend-${serial}`);
-      backends.push(spare);
-      await Promise.all(ways.map((w) => until(w, spare.ip, true, performance.now(), 30_000)));
-      const victim = backends.shift()!;
-      const t0 = performance.now();
-      await victim.kill();
-      const [serf, ...took] = await Promise.all([
-        serfCritical(cluster, nameOf.get(victim)!, t0),
-        ...ways.map((w) => until(w, victim.ip, false, t0, 60_000)),
-        ...ways.map((w) => until(w, victim.ip, false, t0, 60_000, true)),
-      ]);
-      serfDelays.push(serf!);
-      ways.forEach((_, w) => {
-        killDelays[w]!.push(took[w]!);
-        unlistDelays[w]!.push(took[ways.length + w]!);
-      });
-      await sleep(1_000);
-    }
+    const { killDelays, unlistDelays, serfDelays } = await measureKills(world, args);
     const afterKills = failures();
-
     const results = await Promise.all(
       ways.map(async (w) => [await w.get!.stop(), await w.post!.stop()] as [LoadResult, LoadResult]),
     );
-    print({
+    const report: Report = {
       args,
       ways,
       results,
@@ -298,11 +246,11 @@ async function main(): Promise<void> {
       killDelays,
       unlistDelays,
       serfDelays,
-    });
+    };
+    print(report);
+    printFigures(figures(report));
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    await md?.stop();
-    await cluster?.stop();
   }
 }
 
@@ -339,53 +287,8 @@ async function servesAll(host: string, count: number): Promise<boolean> {
   return seen.size === count;
 }
 
-/** The baseline: a tutorial-style template, consul-template restarting a daemonized HAProxy. */
-async function startTutorial(
-  ip: string,
-  cluster: ConsulCluster,
-  cleanups: (() => Promise<unknown>)[],
-): Promise<string> {
-  const agent = await cluster.startClient({
-    nodeName: 'haproxy-tutorial',
-    ip,
-    nodeMeta: { [nodeMetaKeys.role]: 'haproxy' },
-  });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ilb-tutorial-'));
-  const fixtures = path.join(repoRoot(), 'bench', 'fixtures');
-  const env = {
-    ...process.env,
-    BENCH_DIR: dir,
-    HAPROXY: toolPath('haproxy'),
-    ILB_BIND_ADDR: ip,
-    CONSUL_HTTP_ADDR: agent.httpAddr,
-    CONSUL_HTTP_TOKEN: cluster.token,
-  };
-  const template = `${path.join(fixtures, 'tutorial-haproxy.cfg.ctmpl')}:${path.join(dir, 'haproxy.cfg')}:${path.join(fixtures, 'tutorial-restart.sh')}`;
-  const ct: ManagedProcess = await startProcess({
-    name: 'consul-template (tutorial)',
-    command: toolPath('consul-template'),
-    args: [`-template=${template}`, '-wait=1s:4s'],
-    env,
-    ready: () => tcpOpen(ip, services.haproxy.port),
-  });
-  cleanups.push(async () => {
-    await ct.stop('SIGINT');
-    const pid = Number((await readFile(path.join(dir, 'haproxy.pid'), 'utf8').catch(() => '')).trim());
-    if (pid > 0) process.kill(pid, 'SIGKILL');
-    await rm(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-const ms = (values: number[]) => {
-  const ok = values.filter((v) => Number.isFinite(v));
-  const missed = values.length - ok.length;
-  const p = (q: number) => percentile(ok, q).toFixed(0);
-  return `${p(50)} / ${p(90)} / ${p(99)}${missed ? ` (${missed} never)` : ''}`;
-};
-
-function print(r: {
-  args: z.infer<typeof argsSchema>;
+interface Report {
+  args: Args;
   ways: Way[];
   results: [LoadResult, LoadResult][];
   stateDelays: number[][];
@@ -395,7 +298,35 @@ function print(r: {
   killDelays: number[][];
   unlistDelays: number[][];
   serfDelays: number[];
-}): void {
+}
+
+/** The figures line: per way, GET and POST counts and every stage's samples. */
+function figures(r: Report) {
+  return {
+    args: r.args,
+    ways: r.ways.map((way, w) => ({
+      label: way.label,
+      get: loadFigures(r.results[w]![0]),
+      post: loadFigures(r.results[w]![1]),
+      stateDelays: r.stateDelays[w],
+      routedDelays: r.routedDelays[w],
+      scaleFailed: r.scaleFailed[w],
+      killFailed: r.killFailed[w],
+      killDelays: r.killDelays[w],
+      unlistDelays: r.unlistDelays[w],
+    })),
+    serfDelays: r.serfDelays,
+  };
+}
+
+const ms = (values: number[]) => {
+  const ok = values.filter((v) => Number.isFinite(v));
+  const missed = values.length - ok.length;
+  const p = (q: number) => percentile(ok, q).toFixed(0);
+  return `${p(50)} / ${p(90)} / ${p(99)}${missed ? ` (${missed} never)` : ''}`;
+};
+
+function print(r: Report): void {
   const { args } = r;
   const row = (metric: string, cell: (w: number) => string) =>
     Object.fromEntries([['metric', metric], ...r.ways.map((way, w) => [way.label, cell(w)])]) as Record<

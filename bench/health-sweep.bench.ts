@@ -8,9 +8,10 @@
  * listManagedInstances, instanceGroupManagers.get, instances.get answering 404, Monitoring's
  * timeSeries.create), called through the real clients. 1 % of the nodes are stale (their ids are in
  * no group): the sweep looks up 50 of them, counts the rest, and deletes within its token bucket.
- * Run after `npm run build`: node dist/bench/health-sweep.bench.js
+ * Run after `npm run build`: node dist/bench/health-sweep.bench.js [--smoke]
+ * `--smoke`: 200 nodes only (the check in test/bench/). The last line is the figures as JSON
+ * (bench/lib/figures.ts).
  */
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -28,8 +29,10 @@ import {
   stopAllProcesses,
   type ConsulAgent,
 } from '../infra-scripts/local/launch';
+import { runNode } from './lib/child';
+import { printFigures } from './lib/figures';
 
-const SIZES = [1000, 10_000];
+const SIZES = process.argv.includes('--smoke') ? [200] : [1000, 10_000];
 const GROUPS = 50;
 const STALE_FRACTION = 0.01;
 const project = 'ilb-bench';
@@ -217,6 +220,10 @@ const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 
 interface Row {
   size: number;
+  /** Nodes registered that no group holds. */
+  stale: number;
+  /** What the stub served to this size's sweeps. */
+  served: { pages: number; gets: number; lookups: number; metrics: number };
   run: string;
   ms: number;
   calls: SweepResult['apiCalls'];
@@ -226,19 +233,13 @@ interface Row {
   reportOnly: string;
 }
 
-function runChild(env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, 'sweep'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`sweep process: ${err}`))));
-  });
+/** What the sweep process reports of each sweep. */
+type SweepRow = Omit<Row, 'size' | 'stale' | 'served'>;
+
+async function runChild(env: Record<string, string>): Promise<string> {
+  const child = await runNode([__filename, 'sweep'], { env: { ...process.env, ...env } });
+  if (child.code !== 0) throw new Error(`sweep process: ${child.stderr}`);
+  return child.stdout;
 }
 
 async function benchSize(size: number): Promise<Row[]> {
@@ -268,7 +269,12 @@ async function benchSize(size: number): Promise<Row[]> {
       BENCH_FORCE_LEAVE_TOKEN: forceLeaveToken,
       BENCH_COMPUTE: stub.url,
     });
-    const rows = (JSON.parse(child) as Omit<Row, 'size'>[]).map((r) => ({ ...r, size }));
+    const rows = (JSON.parse(child) as SweepRow[]).map((r) => ({
+      ...r,
+      size,
+      stale: stale.length,
+      served: stub.requests,
+    }));
     say(`  list pages served: ${stub.requests.pages}, lookups answered: ${stub.requests.lookups}`);
     return rows;
   } finally {
@@ -300,7 +306,7 @@ async function sweepProcess(): Promise<void> {
       destination: new Writable({ write: (_c, _e, done) => done() }),
     }),
   });
-  const rows: Omit<Row, 'size'>[] = [];
+  const rows: SweepRow[] = [];
   for (const run of ['first (cold clients)', 'second']) {
     const m = await measured(() => sweep.run({ dryRun: false }));
     if (m.result.status !== 'completed') throw new Error(`sweep ${m.result.status}`);
@@ -333,6 +339,7 @@ async function main(): Promise<void> {
       `| ${r.size} | ${r.run} | ${(r.ms / 1000).toFixed(2)} s | ${r.calls.compute} | ${r.calls.consul} | ${r.calls.monitoring} | ${r.deleted} | ${mb(r.rss)} | ${mb(r.heap)} | ${r.reportOnly} |`,
     );
   }
+  printFigures({ groups: GROUPS, rows });
 }
 
 (process.argv[2] === 'sweep' ? sweepProcess() : main())

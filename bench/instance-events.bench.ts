@@ -2,9 +2,12 @@
  * instanceEvents: event → node gone from the catalog latency (p50/p99) and events per second for
  * one function instance against a local Consul (ACLs on, the function's least-privilege token)
  * holding 1,000 nodes; and the function's cold start. Prints figures, asserts nothing.
- * Run after `npm run build`: node dist/bench/instance-events.bench.js
+ * Run after `npm run build`: node dist/bench/instance-events.bench.js [--smoke]
+ * `--smoke`: 50 nodes, 20 events one after another, one phase of 4 in flight, one cold start (the
+ * check in test/bench/). The last line is the figures as JSON (bench/lib/figures.ts).
  */
 import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -19,12 +22,14 @@ import {
   stopAllProcesses,
   type ConsulAgent,
 } from '../infra-scripts/local/launch';
+import { printFigures } from './lib/figures';
 
-const NODES = 1000;
-const SEQUENTIAL = 300;
+const smoke = parseArgs({ options: { smoke: { type: 'boolean' } } }).values.smoke === true;
+const NODES = smoke ? 50 : 1000;
+const SEQUENTIAL = smoke ? 20 : 300;
 /** Cloud Functions (2nd gen) serve up to 80 requests at once per instance by default. */
-const CONCURRENCY = [16, 64];
-const COLD_STARTS = 5;
+const CONCURRENCY = smoke ? [4] : [16, 64];
+const COLD_STARTS = smoke ? 1 : 5;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const pct = (sorted: number[], p: number) =>
@@ -35,7 +40,7 @@ const nodeName = (i: number) => `backend-${String(i).padStart(4, '0')}`;
 // against a full catalog and no event is a duplicate of an earlier phase's.
 const instanceId = (i: number, gen: number) => String(4_500_000_000_000_000_000n + BigInt(gen * 10_000 + i));
 
-/** 1,000 nodes with identity metadata and a backend service, 32 per transaction. */
+/** NODES nodes with identity metadata and a backend service, 32 per transaction. */
 async function registerNodes(server: ConsulAgent, gen: number): Promise<void> {
   for (let start = 0; start < NODES; start += 32) {
     const ops: TxnOp[] = [];
@@ -109,6 +114,10 @@ function coldStarts(): number[] {
 }
 
 async function main(): Promise<void> {
+  const figures: { nodes: number; sequential?: object; throughput: object[] } = {
+    nodes: NODES,
+    throughput: [],
+  };
   say(`setting up: 1 Consul server (ACLs), ${NODES} nodes`);
   const cluster = await startConsulCluster({ servers: 1 });
   try {
@@ -165,9 +174,8 @@ async function main(): Promise<void> {
     const sorted = (values: number[]) => [...values].sort((a, b) => a - b);
     const nodeCount = async () => (await server.consul.catalog.nodes()).length;
 
-    say(
-      `\nlatency: ${SEQUENTIAL} delete events one after another, ${await nodeCount()} nodes in the catalog`,
-    );
+    const nodesBefore = await nodeCount();
+    say(`\nlatency: ${SEQUENTIAL} delete events one after another, ${nodesBefore} nodes in the catalog`);
     for (let i = 0; i < SEQUENTIAL; i++) await run(i, 0);
     const goneSorted = sorted(gone);
     const handledSorted = sorted(handled);
@@ -175,12 +183,23 @@ async function main(): Promise<void> {
     say(
       `  event -> handled (ledger, CAS delete, force-leave): p50 ${ms(pct(handledSorted, 50))}, p99 ${ms(pct(handledSorted, 99))}`,
     );
+    figures.sequential = {
+      events: SEQUENTIAL,
+      nodesBefore,
+      goneSamples: gone.length,
+      goneP50Ms: pct(goneSorted, 50),
+      goneP99Ms: pct(goneSorted, 99),
+      handledSamples: handled.length,
+      handledP50Ms: pct(handledSorted, 50),
+      handledP99Ms: pct(handledSorted, 99),
+    };
 
     for (const [phase, inFlight] of CONCURRENCY.entries()) {
       const gen = phase + 1;
       await registerNodes(server, gen);
+      const phaseNodesBefore = await nodeCount();
       say(
-        `\nthroughput: ${NODES} delete events, ${inFlight} in flight, ${await nodeCount()} nodes in the catalog`,
+        `\nthroughput: ${NODES} delete events, ${inFlight} in flight, ${phaseNodesBefore} nodes in the catalog`,
       );
       gone.length = 0;
       const started = performance.now();
@@ -197,7 +216,20 @@ async function main(): Promise<void> {
       say(`  ${(NODES / seconds).toFixed(0)} events/s (${NODES} events in ${seconds.toFixed(2)} s)`);
       say(`  function CPU: ${((used.user + used.system) / 1000 / NODES).toFixed(2)} ms per event`);
       say(`  event -> node gone under load: p50 ${ms(pct(underLoad, 50))}, p99 ${ms(pct(underLoad, 99))}`);
-      say(`  nodes left in the catalog: ${await nodeCount()} (the Consul server itself)`);
+      const nodesLeft = await nodeCount();
+      say(`  nodes left in the catalog: ${nodesLeft} (the Consul server itself)`);
+      figures.throughput.push({
+        inFlight,
+        events: NODES,
+        nodesBefore: phaseNodesBefore,
+        goneSamples: underLoad.length,
+        seconds,
+        eventsPerSec: NODES / seconds,
+        cpuMsPerEvent: (used.user + used.system) / 1000 / NODES,
+        goneP50Ms: pct(underLoad, 50),
+        goneP99Ms: pct(underLoad, 99),
+        nodesLeft,
+      });
     }
   } finally {
     await cluster.stop();
@@ -208,6 +240,7 @@ async function main(): Promise<void> {
   );
   const cold = coldStarts();
   say(`  median process start to ready ${ms(pct(cold, 50))}, worst ${ms(cold[cold.length - 1] ?? NaN)}`);
+  printFigures({ ...figures, coldStartsMs: cold });
 }
 
 main()

@@ -3,7 +3,9 @@
  * Compute emulator's latency through the real client, how long a MIG instance takes to boot and to
  * be deleted (shutdown script included), how long stopping everything takes, and the start-up time
  * over consecutive start-ups (min / median / max; the first one above counts as one of them).
- *   npm run build && node dist/bench/sandbox.bench.js [--calls 200] [--startups 5]
+ *   npm run build && node dist/bench/sandbox.bench.js [--calls 200] [--startups 5] [--smoke]
+ * `--smoke`: 10 calls and a single start-up (the check in test/bench/). The last line is the figures
+ * as JSON (bench/lib/figures.ts).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,6 +15,7 @@ import { createLogger, type Logger } from '../shared/logging';
 import { repairNote, type Sandbox, startSandbox } from '../infra-scripts/local/scenarios/sandbox';
 import { sandboxRegion } from '../infra-scripts/local/scenarios/topology';
 import { randomLoopbackPrefix, stopAllProcesses } from '../infra-scripts/local/launch';
+import { printFigures } from './lib/figures';
 import { percentile } from '../infra-scripts/local/load';
 
 process.env.METADATA_SERVER_DETECTION ??= 'none';
@@ -102,10 +105,10 @@ async function consecutiveStartups(logger: Logger, first: Startup, count: number
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { calls: { type: 'string', default: '200' }, startups: { type: 'string', default: '5' } },
+    options: { calls: { type: 'string' }, startups: { type: 'string' }, smoke: { type: 'boolean' } },
   });
-  const calls = Math.min(Math.max(Number(values.calls), 1), 5000);
-  const startups = Math.min(Math.max(Number(values.startups), 1), 20);
+  const calls = Math.min(Math.max(Number(values.calls ?? (values.smoke ? 10 : 200)), 1), 5000);
+  const startups = Math.min(Math.max(Number(values.startups ?? (values.smoke ? 1 : 5)), 1), 20);
   const logger = createLogger({ name: 'sandbox-bench', level: 'warn' });
   const first = await startOnce(logger);
   const { sb, phases } = first;
@@ -139,11 +142,12 @@ async function main(): Promise<void> {
     emu.getAutoscaler(region, 'backend-autoscaler').policy.mode = 'OFF';
     const r0 = performance.now();
     emu.resize(region, 'backend', 3, { userAgent: 'bench' });
-    await emu.settled(120_000);
+    // settled() answers false at its timeout: that is no boot time, but a boot that never finished.
+    if (!(await emu.settled(120_000))) throw new Error('the added backend did not boot in 120 s');
     const bootMs = Math.round(performance.now() - r0);
     const d0 = performance.now();
     emu.resize(region, 'backend', 2, { userAgent: 'bench' });
-    await emu.settled(120_000);
+    if (!(await emu.settled(120_000))) throw new Error('the removed backend was not deleted in 120 s');
     const deleteMs = Math.round(performance.now() - d0);
     await client.close();
 
@@ -176,10 +180,10 @@ async function main(): Promise<void> {
         `stop everything: ${stopMs} ms`,
         `${startups} consecutive start-ups: min ${(repeated.minMs / 1000).toFixed(1)} s, median ${(repeated.medianMs / 1000).toFixed(1)} s, max ${(repeated.maxMs / 1000).toFixed(1)} s` +
           ` (${repeated.runs.map((r) => (r.ms / 1000).toFixed(1)).join(', ')}; nodes seen without metadata: ${repeated.runs.flatMap((r) => r.withoutIdentity).join(', ') || 'none'}; re-registered by their agent unit: ${repeated.runs.flatMap((r) => r.repaired).join(', ') || 'none'})`,
-        JSON.stringify(figures),
         '',
       ].join('\n'),
     );
+    printFigures(figures);
   } finally {
     await sb.stop();
     await stopAllProcesses();

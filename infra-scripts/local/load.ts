@@ -31,11 +31,6 @@ export function startLoad(options: {
   method?: string;
   /** A request body (sent with its Content-Length), e.g. for POST. */
   body?: string;
-  /**
-   * Which statuses count as answered; default 200 only. A POST to the backend app is answered with
-   * 405 by the backend itself, which still proves the request was routed to a live server.
-   */
-  accept?: (status: number) => boolean;
   concurrency?: number;
   timeoutMs?: number;
   /** Pauses between a worker's requests, to keep the rate moderate. */
@@ -59,7 +54,6 @@ export function startLoad(options: {
   const started = performance.now();
   let running = true;
   const body = options.body;
-  const accept = options.accept ?? ((status: number) => status === 200);
 
   const once = () =>
     new Promise<void>((resolve) => {
@@ -84,7 +78,8 @@ export function startLoad(options: {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
           res.on('end', () => {
-            if (!accept(res.statusCode ?? 0)) return fail(`HTTP ${res.statusCode}`);
+            // Only a 200 is an answer: the backend and frontend answer GET and POST with 200.
+            if (res.statusCode !== 200) return fail(`HTTP ${res.statusCode}`);
             result.ok++;
             result.latencies.push(performance.now() - t0);
             const body = Buffer.concat(chunks).toString('utf8');

@@ -1,17 +1,6 @@
 import type { TlsSettings } from '../config';
-import type {
-  AgentCheck,
-  AgentSelf,
-  AutopilotHealth,
-  CatalogNode,
-  CatalogNodeDetail,
-  HealthCheck,
-  KvEntry,
-  Member,
-  ServiceHealth,
-  TxnAnswer,
-  TxnOp,
-} from './schemas';
+// The answer types: index.ts lists them once for callers; here they are Answer.<name>.
+import type * as Answer from './schemas';
 
 export interface ConsulClientSettings {
   /** e.g. `http://127.0.0.1:8500` or `https://10.0.0.2:8501`, no trailing slash, no `/v1`. */
@@ -88,9 +77,9 @@ export interface ConsulClient {
   /** The agent this client talks to, e.g. `http://10.0.0.2:8500`. */
   readonly baseUrl: string;
   kv: {
-    get(key: string): Promise<KvEntry | null>;
+    get(key: string): Promise<Answer.KvEntry | null>;
     /** Every entry under `prefix` with its value, in one call (`?recurse`); [] when there is none. */
-    list(prefix: string): Promise<KvEntry[]>;
+    list(prefix: string): Promise<Answer.KvEntry[]>;
     /** Keys under `prefix`; with a separator, the folders directly under it end in it. */
     keys(prefix: string, options?: { separator?: string }): Promise<string[]>;
     /** Unconditional write. */
@@ -108,20 +97,20 @@ export interface ConsulClient {
     release(key: string, value: string, session: string): Promise<boolean>;
   };
   /** A transaction; a rolled-back one (409) is an answer with its errors, not a failure. */
-  txn(ops: TxnOp[]): Promise<TxnAnswer>;
+  txn(ops: Answer.TxnOp[]): Promise<Answer.TxnAnswer>;
   catalog: {
-    node(name: string): Promise<CatalogNodeDetail | null>;
+    node(name: string): Promise<Answer.CatalogNodeDetail | null>;
     /** Every node, or those whose metadata holds each of `nodeMeta`'s pairs. */
-    nodes(options?: { nodeMeta?: Record<string, string> }): Promise<CatalogNode[]>;
+    nodes(options?: { nodeMeta?: Record<string, string> }): Promise<Answer.CatalogNode[]>;
     register(registration: CatalogRegistration): Promise<void>;
     deregister(target: { node: string; checkId?: string; serviceId?: string }): Promise<void>;
     /** Deletes a node (and its services and checks) only if its ModifyIndex is still `modifyIndex`. */
     deleteNodeCas(name: string, modifyIndex: number): Promise<DeleteResult>;
   };
   health: {
-    node(name: string): Promise<HealthCheck[]>;
-    service(name: string, options?: { passing?: boolean; tag?: string }): Promise<ServiceHealth[]>;
-    state(state?: 'any' | 'passing' | 'warning' | 'critical'): Promise<HealthCheck[]>;
+    node(name: string): Promise<Answer.HealthCheck[]>;
+    service(name: string, options?: { passing?: boolean; tag?: string }): Promise<Answer.ServiceHealth[]>;
+    state(state?: 'any' | 'passing' | 'warning' | 'critical'): Promise<Answer.HealthCheck[]>;
   };
   session: {
     /** Creates a session; returns its id. */
@@ -135,9 +124,9 @@ export interface ConsulClient {
     renew(id: string): Promise<void>;
   };
   agent: {
-    self(): Promise<AgentSelf>;
-    members(): Promise<Member[]>;
-    checks(): Promise<Record<string, AgentCheck>>;
+    self(): Promise<Answer.AgentSelf>;
+    members(): Promise<Answer.Member[]>;
+    checks(): Promise<Record<string, Answer.AgentCheck>>;
     /** Node maintenance on this agent (`_node_maintenance`). */
     maintenance(enable: boolean, reason?: string): Promise<void>;
     serviceMaintenance(serviceId: string, enable: boolean, reason?: string): Promise<void>;
@@ -155,7 +144,7 @@ export interface ConsulClient {
      * Autopilot's health of the servers (needs `operator = "read"`). An unhealthy cluster, which
      * Consul answers with a 429, is an answer here, not a failure.
      */
-    autopilotHealth(): Promise<AutopilotHealth>;
+    autopilotHealth(): Promise<Answer.AutopilotHealth>;
   };
   acl: {
     /** Creates a policy from HCL rules; returns its id. */
@@ -167,13 +156,13 @@ export interface ConsulClient {
   };
   /** Blocking queries: each answers when the data changes past `index`, or after `wait`. */
   blocking: {
-    kv(key: string, options?: BlockingOptions): Promise<Indexed<KvEntry | null>>;
-    catalogNodes(options?: BlockingOptions): Promise<Indexed<CatalogNode[]>>;
+    kv(key: string, options?: BlockingOptions): Promise<Indexed<Answer.KvEntry | null>>;
+    catalogNodes(options?: BlockingOptions): Promise<Indexed<Answer.CatalogNode[]>>;
     healthService(
       name: string,
       options?: BlockingOptions & { passing?: boolean },
-    ): Promise<Indexed<ServiceHealth[]>>;
-    healthState(options?: BlockingOptions): Promise<Indexed<HealthCheck[]>>;
+    ): Promise<Indexed<Answer.ServiceHealth[]>>;
+    healthState(options?: BlockingOptions): Promise<Indexed<Answer.HealthCheck[]>>;
   };
   /**
    * The same settings aimed at another agent (e.g. a node's own, reached at its catalog address),
