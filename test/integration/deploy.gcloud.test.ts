@@ -418,18 +418,4 @@ describe('scripts', () => {
       path.join(fakeBin, 'gcloud'),
     ]);
   });
-
-  it('build-images.sh dry run lists the four Packer builds', async () => {
-    const { stdout } = await promisify(execFile)('bash', [
-      path.join(root, 'infra-scripts/build-images.sh'),
-      '--project',
-      project,
-      '--dry-run',
-    ]);
-    for (const role of ['consul', 'haproxy', 'backend', 'frontend']) {
-      expect(stdout).toContain(`+ packer build -var project_id=${project} -var zone=us-central1-a`);
-      expect(stdout).toContain(`-var role=${role} -var project_id=${project}`);
-    }
-    expect(stdout).toContain('step 4 of 4: image ilb-frontend');
-  });
 });
