@@ -141,7 +141,7 @@ test('without the scaling-alerts KV rule the lease pass fails and the node sweep
   await built.close();
   expect(result.status).toBe('completed');
   expect(
-    logs.some((l) => l.decision === 'error' && /403|Permission denied|ACL/i.test(String(l.reason))),
+    logs.some((l) => l.decision === 'failed' && /403|Permission denied|ACL/i.test(String(l.reason))),
   ).toBe(true);
   expect(await cpuTarget()).toBe(0.5);
 });
@@ -153,7 +153,7 @@ test('with its own policy, the sweep reverts the expired lease', async () => {
   await built.close();
   expect(result.status).toBe('completed');
   expect(logs).toEqual(
-    expect.arrayContaining([expect.objectContaining({ decision: 'apply', reason: 'revert' })]),
+    expect.arrayContaining([expect.objectContaining({ decision: 'applied', reason: 'revert' })]),
   );
   expect(await cpuTarget()).toBe(0.7);
 });
