@@ -47,7 +47,7 @@ test('alert-open: an incident on the HAProxy rate leases a higher floor; the hap
   expect(o.floor).toBe(4);
   expect(o.after).toBeGreaterThan(o.before);
   const decisions = sb.actions.filter((a) => a.function === 'scalingAlerts').map((a) => a.decision);
-  expect(decisions).toContain('apply');
+  expect(decisions).toContain('applied');
 });
 
 test('alert-close: the incident closes, the schedule is removed, the floor returns', async () => {
