@@ -360,11 +360,11 @@ describe('the pure parts', () => {
     const t = (ms: number) => ({ endTime: new Date(ms).toISOString() });
     const stored: StoredSeries[] = [
       {
-        metric: { type: 'd', labels: { decision: 'apply', autoscaler: 'x' } },
+        metric: { type: 'd', labels: { decision: 'applied', autoscaler: 'x' } },
         points: [60_000, 70_000, 130_000].map((ms) => ({ interval: t(ms), value: { doubleValue: 1 } })),
       },
       {
-        metric: { type: 'd', labels: { decision: 'apply', autoscaler: 'y' } },
+        metric: { type: 'd', labels: { decision: 'applied', autoscaler: 'y' } },
         points: [{ interval: t(65_000), value: { doubleValue: 1 } }],
       },
       {
@@ -379,7 +379,7 @@ describe('the pure parts', () => {
     const legend = (l: Record<string, string>) => l.decision ?? 'g';
     expect(metricLines(stored, { type: 'd', legend, within: 'sum', bucketMs: 60_000 }, 0, 200_000)).toEqual([
       {
-        name: 'apply',
+        name: 'applied',
         dashed: false,
         points: [
           [70_000, 3],
