@@ -1,6 +1,6 @@
 import { PermanentError, TransientError } from '../errors';
 import type { Autoscaler } from '../gcp/autoscaler-schema';
-import type { AutoscalerLocation, AutoscalersPort } from '../gcp/autoscalers';
+import type { AppliedOperation, AutoscalerLocation, AutoscalersPort } from '../gcp/autoscalers';
 import { ResourceBusyError, wasRefused } from '../gcp/errors';
 import { canonical } from '../gcp/merge-patch';
 import type { MetricPoint } from '../gcp/monitoring';
@@ -228,16 +228,9 @@ export async function actOnAutoscaler(deps: ActDeps, job: ActJob): Promise<ActRe
       ours = { written: plan.state, before, now };
     }
     if (!plan.patch || !plan.requestId) return report(outcome(), details, plan.metrics);
+    let applied: AppliedOperation;
     try {
-      const applied = await deps.autoscalers.apply(job.ref, autoscaler, plan.patch, plan.requestId);
-      const result = report(
-        { ...outcome(), operation: applied.operation },
-        { ...details, method: applied.method },
-        plan.metrics,
-      );
-      return plan.verify?.length && !job.inactiveSchedules
-        ? await verifyFloors(deps, job, plan, result)
-        : result;
+      applied = await deps.autoscalers.apply(job.ref, autoscaler, plan.patch, plan.requestId);
     } catch (err) {
       if (err instanceof ResourceBusyError && attempt < deps.maxAttempts) {
         logger.info(
@@ -253,6 +246,14 @@ export async function actOnAutoscaler(deps: ActDeps, job: ActJob): Promise<ActRe
       if (wasRefused(err) && ours) await rollBack(deps.state, job.key, ours);
       return fail(err, attempt, plan.metrics);
     }
+    const result = report(
+      { ...outcome(), operation: applied.operation },
+      { ...details, method: applied.method },
+      plan.metrics,
+    );
+    return plan.verify?.length && !job.inactiveSchedules
+      ? await verifyFloors(deps, job, plan, result)
+      : result;
   }
 }
 
