@@ -43,9 +43,17 @@ export const autoscalingPolicySchema = z.looseObject({
   mode: z.string().nullish(),
   scalingSchedules: z.record(z.string(), scalingScheduleSchema).nullish(),
 });
+/** ScalingScheduleStatus (output only): ACTIVE, READY, DISABLED or OBSOLETE, with start times (RFC 3339). */
+export const scalingScheduleStatusSchema = z.looseObject({
+  state: z.string().nullish(),
+  lastStartTime: z.string().nullish(),
+  nextStartTime: z.string().nullish(),
+});
 export const autoscalerSchema = z.looseObject({
   name: z.string().min(1),
   autoscalingPolicy: autoscalingPolicySchema.default({}),
+  /** Per scaling schedule name, as GCE last evaluated it. */
+  scalingScheduleStatus: z.record(z.string(), scalingScheduleStatusSchema).nullish(),
 });
 export type AutoscalingPolicy = z.infer<typeof autoscalingPolicySchema>;
 export type Autoscaler = z.infer<typeof autoscalerSchema>;
@@ -54,6 +62,7 @@ export type ScaleInControl = z.infer<typeof scaleInControlSchema>;
 
 /** A JSON merge patch of an autoscaling policy: `null` removes a field or a schedule. */
 export type PolicyPatch = {
+  minNumReplicas?: number;
   mode?: string;
   cpuUtilization?: { utilizationTarget: number };
   loadBalancingUtilization?: { utilizationTarget: number };

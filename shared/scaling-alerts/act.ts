@@ -1,6 +1,6 @@
 import { PermanentError, TransientError } from '../errors';
 import type { Autoscaler } from '../gcp/autoscaler-schema';
-import type { AutoscalerLocation, AutoscalersPort } from '../gcp/autoscalers';
+import type { AppliedOperation, AutoscalerLocation, AutoscalersPort } from '../gcp/autoscalers';
 import { ResourceBusyError, wasRefused } from '../gcp/errors';
 import { canonical } from '../gcp/merge-patch';
 import type { MetricPoint } from '../gcp/monitoring';
@@ -8,6 +8,7 @@ import type { Logger } from '../logging';
 import type { Decision } from '../outcome';
 import { decisionPoint, ownsAutoscaler, type Plan } from './plan';
 import type { RuleFile } from './rules';
+import { defaultScheduleCheck, scheduleActive, type ScheduleCheck } from './schedule';
 import type { AutoscalerState, StateStore, StoredState } from './state';
 
 /**
@@ -41,6 +42,8 @@ export interface ActDeps {
   maxAttempts: number;
   /** First pause between attempts; doubles each time. */
   retryDelayMs: number;
+  /** How long a written schedule may take to read ACTIVE (default 20 s, read every 4 s). */
+  scheduleCheck?: ScheduleCheck;
 }
 
 export interface ActJob {
@@ -55,7 +58,11 @@ export interface ActJob {
     ownerLabels?: Record<string, string>;
     state: AutoscalerState | null;
     now: number;
+    inactiveSchedules?: string[];
+    scheduleBoundMs: number;
   }): Plan;
+  /** Our schedules read back as not ACTIVE after the bound: the pass that falls back. */
+  inactiveSchedules?: string[];
   /** Only autoscalers we hold a record of (the lease sweep): none, nothing to do. */
   recordedOnly?: boolean;
   /** The decision when the autoscaler does not exist. */
@@ -87,6 +94,31 @@ async function rollBack(state: StateStore, key: string, ours: Ours) {
   if (!now || canonical(now.value) !== canonical(ours.written)) return;
   if (ours.before?.value) await state.cas(key, ours.before.value, now.index);
   else await state.remove(key, now.index);
+}
+
+/**
+ * Reads the autoscaler until GCE reports each schedule ACTIVE, for at most the bound; resolves to
+ * those still not ACTIVE. A failed read leaves the decision to the next delivery or lease pass.
+ */
+async function inactiveAfterWrite(deps: ActDeps, job: ActJob, names: string[]): Promise<string[]> {
+  const check = deps.scheduleCheck ?? defaultScheduleCheck;
+  const reads = Math.ceil(check.boundMs / Math.max(check.intervalMs, 1)) + 1;
+  let left = names;
+  for (let i = 0; i < reads && left.length; i++) {
+    if (i > 0) await sleep(check.intervalMs);
+    try {
+      const a = await deps.autoscalers.get(job.ref);
+      if (!a) return [];
+      left = left.filter((n) => !scheduleActive(a, n));
+    } catch (err) {
+      deps.logger.warn(
+        { ...job.fields, autoscaler: job.name, decision: 'skipped', reason: (err as Error).message },
+        'scalingAlerts: schedule not verified, the next pass checks it',
+      );
+      return [];
+    }
+  }
+  return left;
 }
 
 type AutoscalerRead = { autoscaler: Autoscaler | null } | { err: unknown };
@@ -159,7 +191,15 @@ export async function actOnAutoscaler(deps: ActDeps, job: ActJob): Promise<ActRe
     const replan = ours !== undefined && canonical(stored?.value) === canonical(ours.written);
     const before = replan && ours ? ours.before : stored;
     const now = replan && ours ? ours.now : deps.clock();
-    const plan = job.plan({ autoscaler, ownerLabels, state: before?.value ?? null, now });
+    const scheduleBoundMs = (deps.scheduleCheck ?? defaultScheduleCheck).boundMs;
+    const plan = job.plan({
+      autoscaler,
+      ownerLabels,
+      state: before?.value ?? null,
+      now,
+      inactiveSchedules: job.inactiveSchedules,
+      scheduleBoundMs,
+    });
     const outcome = (decision: Decision = plan.decision, reason = plan.reason): AutoscalerOutcome => ({
       autoscaler: plan.autoscaler,
       decision,
@@ -188,13 +228,9 @@ export async function actOnAutoscaler(deps: ActDeps, job: ActJob): Promise<ActRe
       ours = { written: plan.state, before, now };
     }
     if (!plan.patch || !plan.requestId) return report(outcome(), details, plan.metrics);
+    let applied: AppliedOperation;
     try {
-      const applied = await deps.autoscalers.apply(job.ref, autoscaler, plan.patch, plan.requestId);
-      return report(
-        { ...outcome(), operation: applied.operation },
-        { ...details, method: applied.method },
-        plan.metrics,
-      );
+      applied = await deps.autoscalers.apply(job.ref, autoscaler, plan.patch, plan.requestId);
     } catch (err) {
       if (err instanceof ResourceBusyError && attempt < deps.maxAttempts) {
         logger.info(
@@ -210,5 +246,36 @@ export async function actOnAutoscaler(deps: ActDeps, job: ActJob): Promise<ActRe
       if (wasRefused(err) && ours) await rollBack(deps.state, job.key, ours);
       return fail(err, attempt, plan.metrics);
     }
+    const result = report(
+      { ...outcome(), operation: applied.operation },
+      { ...details, method: applied.method },
+      plan.metrics,
+    );
+    return plan.verify?.length && !job.inactiveSchedules
+      ? await verifyFloors(deps, job, plan, result)
+      : result;
   }
+}
+
+/**
+ * After a patch wrote floor schedules: read them back; those GCE does not report ACTIVE within the
+ * bound make one more pass of the loop (read, plan, record by CAS, patch) that holds the floors in
+ * minNumReplicas instead. Its outcome replaces the first unless it had nothing to do.
+ */
+async function verifyFloors(deps: ActDeps, job: ActJob, plan: Plan, first: ActResult): Promise<ActResult> {
+  const inactive = await inactiveAfterWrite(deps, job, plan.verify ?? []);
+  if (!inactive.length) return first;
+  const boundMs = (deps.scheduleCheck ?? defaultScheduleCheck).boundMs;
+  deps.logger.warn(
+    {
+      ...job.fields,
+      autoscaler: plan.autoscaler,
+      decision: 'planned',
+      action: 'raise-min',
+      reason: `schedule-inactive: not ACTIVE ${boundMs} ms after the write: ${inactive.join(', ')}`,
+    },
+    'scalingAlerts: floor falls back to minNumReplicas',
+  );
+  const again = await actOnAutoscaler(deps, { ...job, inactiveSchedules: inactive });
+  return again && again.outcome.decision !== 'noop' ? again : first;
 }

@@ -19,6 +19,19 @@ export function floorFor(
   return Math.min(Math.max(wanted, tier.floor), base + tier.maxStep, tier.ceiling, max);
 }
 
+/**
+ * The policy floors are computed from: while a fallback holds floors in minNumReplicas, its recorded
+ * original is the base (so a raised minimum is not raised again from itself).
+ */
+export function floorBasePolicy(
+  policy: AutoscalingPolicy,
+  original: AutoscalerState['original'],
+  tier: Tier,
+): AutoscalingPolicy {
+  if (original.minNumReplicas === undefined) return policy;
+  return { ...policy, minNumReplicas: saneMinimum(original.minNumReplicas, policy, tier) };
+}
+
 export type TargetKind = 'cpu' | 'lb' | 'custom';
 
 export function currentTarget(
@@ -99,6 +112,15 @@ export const restorableModes = new Set(['ON', 'ONLY_SCALE_OUT', 'ONLY_UP']);
 export function saneOriginal(recorded: number, cur: number, kind: TargetKind, step: number): number {
   const hi = Math.min(step < 1 ? cur / (1 - step) : Infinity, kind === 'custom' ? Infinity : 1);
   return round(clamp(recorded, cur, Math.max(cur, hi)));
+}
+
+/**
+ * A recorded original minNumReplicas, clamped: a fallback only raised the minimum, by at most the
+ * tier's maxStep, so the original lies in [current - maxStep, current].
+ */
+export function saneMinimum(recorded: number, policy: AutoscalingPolicy, tier: Tier): number {
+  const cur = policy.minNumReplicas ?? 0;
+  return clamp(Math.round(recorded), Math.max(0, cur - tier.maxStep), cur);
 }
 
 /** A recorded scaleInControl within what Compute accepts (fixed ≥ 0, percent 0-100, window ≤ 3600 s). */

@@ -8,6 +8,7 @@ import { actOnAutoscaler, type ActDeps, type ActResult, type AutoscalerOutcome }
 import { parseNotificationText, type Incident } from './notification';
 import { decisionPoint, planIncident } from './plan';
 import { autoscalerKey, matchIncident, type AutoscalerRef, type RuleFile, type Target } from './rules';
+import type { ScheduleCheck } from './schedule';
 import { stateKey, type StateStore } from './state';
 
 /** Largest notification accepted: 750,000 bytes, 1,000,000 characters of base64 (Monitoring's are a few kB). */
@@ -30,6 +31,8 @@ export interface ScalingAlertsDeps {
   maxAttempts?: number;
   /** First pause between attempts; doubles each time. */
   retryDelayMs?: number;
+  /** How long a written floor schedule may take to read ACTIVE before minNumReplicas holds it. */
+  scheduleCheck?: ScheduleCheck;
 }
 
 export type { AutoscalerOutcome };
@@ -59,6 +62,7 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
     clock,
     maxAttempts: deps.maxAttempts ?? 5,
     retryDelayMs: deps.retryDelayMs ?? 500,
+    scheduleCheck: deps.scheduleCheck,
   };
 
   async function publish(points: MetricPoint[], incidentId: string) {

@@ -7,7 +7,7 @@ import type { Incident } from './notification';
 import { hourMs, reconcile, type ReconcileInput, type Reconciled } from './reconcile';
 import { autoscalerKey, type AutoscalerRef, type RuleFile, type Target, type Tier } from './rules';
 import { emptyState, type AutoscalerState, type Lease } from './state';
-import { inadmissible } from './guardrails';
+import { floorBasePolicy, inadmissible } from './guardrails';
 
 /**
  * Pure planning of scalingAlerts: from an incident, the matched rule, one autoscaler as Compute
@@ -15,7 +15,8 @@ import { inadmissible } from './guardrails';
  * `autoscalers.patch` body (a JSON merge patch) and the metric points to publish.
  *
  * A change is a lease. Floors are raised with one one-time scaling schedule per incident
- * (schedule.ts). Other changes (utilization targets, scaleInControl, mode) record the original
+ * (schedule.ts), or, when GCE does not report such a schedule ACTIVE, by raising minNumReplicas with
+ * its original recorded (floors.ts). Other changes (utilization targets, scaleInControl, mode) record the original
  * value in the autoscaler's KV record and are reverted when no lease holds them any more (on
  * `closed`, or by the sweep when the lease expires). Several open incidents: per field the
  * strongest lease holds ("scale-up wins"; reconcile.ts).
@@ -41,6 +42,8 @@ export interface Plan {
   requestId?: string;
   /** The record to write (CAS) before sending the patch; absent when it does not change. */
   state?: AutoscalerState;
+  /** Scaling schedules the patch writes, to be read back as ACTIVE once it is applied. */
+  verify?: string[];
   metrics: MetricPoint[];
 }
 
@@ -169,7 +172,12 @@ function finish(
   let reason: string;
   if (hasPatch) {
     decision = 'applied';
-    reason = [r.escalated && 'escalate', r.reverted && 'revert', r.renewed && 'renew']
+    reason = [
+      r.escalated && 'escalate',
+      r.reverted && 'revert',
+      r.renewed && 'renew',
+      r.fallback && 'fallback',
+    ]
       .filter(Boolean)
       .join('+');
   } else if (r.withheld.length) {
@@ -198,6 +206,7 @@ function finish(
     patch: hasPatch ? { name: ctx.autoscaler.name, autoscalingPolicy: r.patch } : undefined,
     requestId,
     state: sameJson(prev, state) ? undefined : state,
+    ...(hasPatch && r.verify.length ? { verify: r.verify } : {}),
     metrics: [
       decisionPoint(key, ctx.tierName, decision),
       {
@@ -255,7 +264,7 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
         ? state.leases[incident.id]
         : undefined;
       const leaseMs = target.leaseSec * 1000;
-      const why = inadmissible(target.change, policy, ctx.tier);
+      const why = inadmissible(target.change, floorBasePolicy(policy, state.original, ctx.tier), ctx.tier);
       if (why && !existing) return refusal(ctx, incident.id, `not allowed: ${why}`);
       if (existing && sameJson(existing.change, target.change) && existing.expiresAt - now > leaseMs / 2) {
         trigger += `|${existing.generation}|${existing.grantedAt}`;

@@ -1,8 +1,9 @@
-import type { Autoscaler, AutoscalingPolicy, PolicyPatch, ScalingSchedule } from '../gcp/autoscaler-schema';
+import type { Autoscaler, AutoscalingPolicy, PolicyPatch } from '../gcp/autoscaler-schema';
+import { reconcileFloors } from './floors';
 import {
   clampTarget,
   currentTarget,
-  floorFor,
+  floorBasePolicy,
   inadmissible,
   restorableModes,
   saneOriginal,
@@ -11,7 +12,7 @@ import {
   type TargetKind,
 } from './guardrails';
 import type { Change, RuleFile, Tier } from './rules';
-import { leaseSchedule, scheduleName } from './schedule';
+import { defaultScheduleCheck } from './schedule';
 import type { AutoscalerState, Lease } from './state';
 
 /**
@@ -21,14 +22,16 @@ import type { AutoscalerState, Lease } from './state';
  */
 
 export const hourMs = 3600_000;
-/** GCE allows at most 128 scaling schedules per autoscaler. */
-const maxSchedules = 128;
 
 export interface ReconcileInput {
   rules: RuleFile;
   tier: Tier;
   autoscaler: Autoscaler;
   now: number;
+  /** Our schedules the caller read back as not ACTIVE after the bound: floors fall back to minNumReplicas. */
+  inactiveSchedules?: string[];
+  /** How long after its write a schedule must read ACTIVE (default 20 s). */
+  scheduleBoundMs?: number;
 }
 
 export interface Reconciled {
@@ -41,10 +44,15 @@ export interface Reconciled {
   escalated: boolean;
   reverted: boolean;
   renewed: boolean;
+  /** minNumReplicas raised to hold floors whose schedules are not ACTIVE. */
+  fallback: boolean;
+  /** Schedules the patch writes whose state is to be read back (ACTIVE expected). */
+  verify: string[];
 }
 
 /** What the field passes share: the patch and record they build, and what happened. */
-interface Work {
+export interface Work {
+  autoscaler: Autoscaler;
   policy: AutoscalingPolicy;
   tier: Tier;
   patch: PolicyPatch;
@@ -54,6 +62,8 @@ interface Work {
   escalated: boolean;
   reverted: boolean;
   renewed: boolean;
+  fallback: boolean;
+  verify: string[];
   /** Applies an escalation unless the cooldown or the hourly limit holds it back. */
   escalate(what: string, apply: () => void): void;
 }
@@ -74,6 +84,7 @@ export function reconcile(ctx: ReconcileInput, state: AutoscalerState): Reconcil
         ? `hourly limit: ${recent.length} changes in the last hour, at most ${tier.maxChangesPerHour}`
         : null;
   const w: Work = {
+    autoscaler: ctx.autoscaler,
     policy,
     tier,
     patch: {},
@@ -83,6 +94,8 @@ export function reconcile(ctx: ReconcileInput, state: AutoscalerState): Reconcil
     escalated: false,
     reverted: false,
     renewed: false,
+    fallback: false,
+    verify: [],
     escalate(what, apply) {
       if (gate) {
         w.withheld.push(`${what} (${gate})`);
@@ -94,15 +107,23 @@ export function reconcile(ctx: ReconcileInput, state: AutoscalerState): Reconcil
   };
 
   const active = Object.values(leases).sort((a, b) => (a.incidentId < b.incidentId ? -1 : 1));
+  // Floors count from the original minimum while a fallback holds them in minNumReplicas.
+  const base = floorBasePolicy(policy, state.original, tier);
   const admissible = active.filter((l) => {
-    const why = inadmissible(l.change, policy, tier);
+    const why = inadmissible(l.change, base, tier);
     if (why) w.refused.push(`${l.incidentId}: ${why}`);
     return why === null;
   });
   const of: LeasesOf = <K extends Change['type']>(type: K) =>
     admissible.filter((l): l is Lease & { change: Extract<Change, { type: K }> } => l.change.type === type);
 
-  reconcileFloors(w, of('raise-min'), ctx.rules.schedulePrefix);
+  reconcileFloors(w, of('raise-min'), {
+    prefix: ctx.rules.schedulePrefix,
+    base,
+    now,
+    inactiveSchedules: ctx.inactiveSchedules ?? [],
+    boundMs: ctx.scheduleBoundMs ?? defaultScheduleCheck.boundMs,
+  });
   reconcileTargets(w, of);
   reconcileScaleIn(w, of('scale-in-control'));
   reconcileMode(w, of('mode').length > 0);
@@ -121,53 +142,9 @@ export function reconcile(ctx: ReconcileInput, state: AutoscalerState): Reconcil
     escalated: w.escalated,
     reverted: w.reverted,
     renewed: w.renewed,
+    fallback: w.fallback,
+    verify: w.verify,
   };
-}
-
-/** Floors: one schedule per lease; ours are recognised by the prefix, others are never touched. */
-function reconcileFloors(
-  w: Work,
-  leases: (Lease & { change: Extract<Change, { type: 'raise-min' }> })[],
-  prefix: string,
-) {
-  const schedules: Record<string, ScalingSchedule | null> = {};
-  const current = w.policy.scalingSchedules ?? {};
-  const desired = new Map<string, { s: ScalingSchedule; incidentId: string }>();
-  for (const l of leases) {
-    const s = leaseSchedule(l, floorFor(l.change, w.policy, w.tier));
-    desired.set(scheduleName(prefix, l.incidentId), { s, incidentId: l.incidentId });
-  }
-  const stale = Object.keys(current).filter((name) => name.startsWith(prefix) && !desired.has(name));
-  for (const name of stale) {
-    schedules[name] = null;
-    w.reverted = true;
-  }
-  let count = Object.keys(current).length - stale.length;
-  for (const [name, { s, incidentId }] of desired) {
-    const cur = Object.prototype.hasOwnProperty.call(current, name) ? current[name] : undefined;
-    const want = s.minRequiredReplicas ?? 0;
-    if (!cur && count >= maxSchedules) {
-      w.refused.push(
-        `${incidentId}: the autoscaler already has ${maxSchedules} scaling schedules, GCE's limit`,
-      );
-    } else if (!cur || cur.disabled || (cur.minRequiredReplicas ?? 0) < want) {
-      w.escalate(`schedule ${name} (floor ${want})`, () => {
-        schedules[name] = s;
-        if (!cur) count++;
-      });
-    } else if ((cur.minRequiredReplicas ?? 0) > want) {
-      schedules[name] = s;
-      w.reverted = true;
-    } else if (
-      cur.schedule !== s.schedule ||
-      cur.durationSec !== s.durationSec ||
-      cur.timeZone !== s.timeZone
-    ) {
-      schedules[name] = s;
-      w.renewed = true;
-    }
-  }
-  if (Object.keys(schedules).length) w.patch.scalingSchedules = schedules;
 }
 
 /**

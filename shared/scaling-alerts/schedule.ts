@@ -1,12 +1,40 @@
 import { createHash } from 'node:crypto';
-import type { ScalingSchedule } from '../gcp/autoscaler-schema';
+import type { Autoscaler, ScalingSchedule } from '../gcp/autoscaler-schema';
 import type { Lease } from './state';
 
 /**
  * A floor lease is one one-time scaling schedule per incident: GCE applies the greatest
  * `minRequiredReplicas` of the schedules in force and ends each one after its `durationSec` by
  * itself, so a lost `closed` or a dead function still lets it go.
+ *
+ * What Google's reference says, and what it leaves open:
+ * - `schedule` holds "the start timestamps of time intervals" in extended cron; with the optional
+ *   year it is a single timestamp and the schedule runs once (AutoscalingPolicyScalingSchedule,
+ *   https://cloud.google.com/compute/docs/reference/rest/v1/autoscalers).
+ * - "A scaling schedule is active from its start time and for its configured duration"
+ *   (`gcloud compute instance-groups managed update-autoscaling --help`, `--schedule-duration-sec`,
+ *   Cloud SDK 528).
+ * - `status.scalingScheduleStatus[<name>]`: `state` ACTIVE ("the current autoscaling recommendation
+ *   is influenced by this scaling schedule"), READY (not influenced), DISABLED, OBSOLETE ("will never
+ *   become active again"); `lastStartTime` is when it actually became active, `nextStartTime` when it
+ *   is planned to (ScalingScheduleStatus in the same reference).
+ * - Nothing says whether a one-time schedule written after its start timestamp, within its
+ *   duration, becomes active. Ours start in the current minute, already begun when Compute reads
+ *   them; so the floor is verified: after the write, `state` must read ACTIVE within
+ *   `scheduleCheck.boundMs`, otherwise the floors of that autoscaler are held by raising
+ *   `minNumReplicas` instead (floors.ts), with the original recorded and restored.
  */
+
+/** How long a written schedule may take to read ACTIVE, and the pause between reads. */
+export interface ScheduleCheck {
+  boundMs: number;
+  intervalMs: number;
+}
+export const defaultScheduleCheck: ScheduleCheck = { boundMs: 20_000, intervalMs: 4_000 };
+
+/** Whether GCE reports the schedule ACTIVE on this autoscaler. */
+export const scheduleActive = (autoscaler: Autoscaler, name: string): boolean =>
+  autoscaler.scalingScheduleStatus?.[name]?.state === 'ACTIVE';
 
 const scheduleTimeZone = 'Etc/UTC';
 
@@ -26,8 +54,7 @@ export function scheduleName(prefix: string, incidentId: string): string {
 /**
  * One-time schedule: cron for the minute `start` (UTC) with its year, so it runs once. The start is
  * the current minute, already begun when Compute reads it: the interval [start, start + duration)
- * contains now. (Not yet checked against real GCE: if it ignored a start in the past, the start
- * would have to move to the next minute.)
+ * contains now. Whether GCE counts such a start is not documented (see above): it is verified.
  */
 export function oneTimeCron(start: number): string {
   const d = new Date(start);

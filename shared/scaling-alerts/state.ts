@@ -32,6 +32,8 @@ export const autoscalerStateSchema = z.object({
       customTargets: z.record(metricTypeSchema, z.number()).optional(),
       scaleInControl: scaleInControlSchema.nullable().optional(),
       mode: z.string().nullable().optional(),
+      /** Set while floors are held by minNumReplicas, because a lease's schedule did not become ACTIVE. */
+      minNumReplicas: z.number().int().min(0).optional(),
     })
     .default({}),
   /** Times (ms) of the changes applied in the last hour: cooldown and hourly limit. */

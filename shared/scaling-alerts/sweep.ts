@@ -5,6 +5,7 @@ import type { Decision } from '../outcome';
 import { actOnAutoscaler } from './act';
 import { planSweep } from './plan';
 import { autoscalerKey, type RuleFile } from './rules';
+import type { ScheduleCheck } from './schedule';
 import { stateKey, type StateStore } from './state';
 
 export interface LeaseSweepDeps {
@@ -20,6 +21,8 @@ export interface LeaseSweepDeps {
   /** Attempts per autoscaler while another operation runs or a CAS loses (default 3). */
   maxAttempts?: number;
   retryDelayMs?: number;
+  /** How long a written floor schedule may take to read ACTIVE before minNumReplicas holds it. */
+  scheduleCheck?: ScheduleCheck;
 }
 
 export interface LeaseSweepOutcome {
@@ -61,6 +64,7 @@ export async function sweepLeases(
     clock: deps.now ?? Date.now,
     maxAttempts: deps.maxAttempts ?? 3,
     retryDelayMs: deps.retryDelayMs ?? 500,
+    scheduleCheck: deps.scheduleCheck,
   };
   const out: LeaseSweepOutcome[] = [];
   for (const [name, { ref, tierName }] of namedAutoscalers(deps.rules, deps.project)) {

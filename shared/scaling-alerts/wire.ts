@@ -6,6 +6,7 @@ import { createMetricsWriter, noMetrics, type MetricsWriter } from '../gcp/monit
 import type { Logger } from '../logging';
 import type { ScalingAlertsConfig } from './config';
 import { createScalingAlertsHandler } from './handler';
+import type { ScheduleCheck } from './schedule';
 import { consulStateStore } from './state';
 import { sweepLeases } from './sweep';
 
@@ -24,6 +25,7 @@ export function scalingAlertsFromConfig(
     metrics?: MetricsWriter;
     now?: () => number;
     retryDelayMs?: number;
+    scheduleCheck?: ScheduleCheck;
   },
 ) {
   const clients = createGcpClients(config.compute);
@@ -40,6 +42,7 @@ export function scalingAlertsFromConfig(
     maxAttempts: alerts.maxAttempts,
     now: options.now,
     retryDelayMs: options.retryDelayMs,
+    scheduleCheck: options.scheduleCheck,
   });
 }
 
@@ -55,6 +58,7 @@ export function leaseSweepFromConfig(
     consul?: Pick<ConsulClient, 'kv'>;
     autoscalers?: AutoscalersPort;
     now?: () => number;
+    scheduleCheck?: ScheduleCheck;
   },
 ) {
   const deps = {
@@ -65,6 +69,7 @@ export function leaseSweepFromConfig(
     kvPrefix: config.kvPrefix,
     project: config.project,
     now: options.now,
+    scheduleCheck: options.scheduleCheck,
   };
   return (run: { dryRun: boolean }) => sweepLeases(deps, { dryRun: run.dryRun || config.dryRun });
 }

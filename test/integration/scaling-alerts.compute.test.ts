@@ -3,7 +3,16 @@ import { TransientError } from '../../shared/errors';
 import { stateKey } from '../../shared/scaling-alerts/state';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
-import { buildHandler, functionToken, notification, testRules, type Harness } from './scaling-alerts.support';
+import {
+  autoscaledGroup,
+  buildHandler,
+  functionToken,
+  modifications as countModifications,
+  notification,
+  readRecord,
+  testRules,
+  type Harness,
+} from './scaling-alerts.support';
 
 /**
  * scalingAlerts end to end against the real Compute client on the Compute emulator and a real
@@ -25,48 +34,9 @@ async function policy(name = 'ilb-haproxy') {
   return a.autoscalingPolicy ?? {};
 }
 
-async function record() {
-  const entry = await h.admin.kv.get(stateKey(kvPrefix, owned));
-  return entry ? (JSON.parse(entry.value) as Record<string, Record<string, unknown>>) : null;
-}
-
-/** Modifying operations on the owned autoscaler so far. */
-async function modifications(): Promise<number> {
-  const [ops] = await c.zoneOps.list({ project, zone });
-  return ops.filter(
-    (o) =>
-      (o.targetLink ?? '').endsWith('/autoscalers/ilb-haproxy') &&
-      (o.operationType === 'patch' || o.operationType === 'update'),
-  ).length;
-}
-
-async function group(name: string, template = 'backend-tmpl') {
-  await c.igms.insert({
-    project,
-    zone,
-    instanceGroupManagerResource: {
-      name: `${name}-mig`,
-      baseInstanceName: name,
-      instanceTemplate: `global/instanceTemplates/${template}`,
-      targetSize: 1,
-    },
-  });
-  await c.autoscalers.insert({
-    project,
-    zone,
-    autoscalerResource: {
-      name,
-      target: `projects/${project}/zones/${zone}/instanceGroupManagers/${name}-mig`,
-      autoscalingPolicy: {
-        minNumReplicas: 1,
-        maxNumReplicas: 5,
-        coolDownPeriodSec: 0,
-        mode: 'ON',
-        cpuUtilization: { utilizationTarget: 0.7 },
-      },
-    },
-  });
-}
+const record = () => readRecord(h.admin, stateKey(kvPrefix, owned));
+const modifications = () => countModifications(c, 'ilb-haproxy');
+const group = (name: string, template?: string) => autoscaledGroup(c, name, template);
 
 const open = (id: string, action: string) => notification({ id, state: 'open', action, zone, project });
 const closed = (id: string, action: string) => notification({ id, state: 'closed', action, zone, project });
@@ -164,6 +134,11 @@ test('open raises the floor with a one-time scaling schedule and the group grows
   expect(s.schedule).toMatch(/^\d+ \d+ \d+ \d+ \* \d{4}$/);
   expect(Number(s.durationSec)).toBeGreaterThanOrEqual(600);
   expect((await policy()).minNumReplicas).toBe(1);
+  // Read back ACTIVE (the emulator counts a start already past by default): no fallback.
+  const [a] = await c.autoscalers.get({ project, zone, autoscaler: 'ilb-haproxy' });
+  expect(a.scalingScheduleStatus?.[names[0]!]?.state).toBe('ACTIVE');
+  expect(first).toMatchObject({ results: [{ reason: 'escalate' }, {}] });
+  expect((await record())?.original).toEqual({});
   // GCE (here the emulator) applies the schedule in force: the group grows to the leased floor.
   await eventually(async () => (await groupSize()) >= 3, 20_000);
 

@@ -9,9 +9,11 @@ import type { MetricsWriter } from '../../shared/gcp/monitoring';
 import { createLogger } from '../../shared/logging';
 import type { ScalingAlertsConfig } from '../../shared/scaling-alerts/config';
 import { parseRuleFile, type RuleFile } from '../../shared/scaling-alerts/rules';
-import { scalingAlertsFromConfig } from '../../shared/scaling-alerts/wire';
+import type { ScheduleCheck } from '../../shared/scaling-alerts/schedule';
+import { leaseSweepFromConfig, scalingAlertsFromConfig } from '../../shared/scaling-alerts/wire';
 import { eventFixture } from '../fixtures/events';
 import type { ConsulDev } from '../harness';
+import { clients, project, zones } from './compute-emulator-helpers';
 
 type Json = Record<string, unknown>;
 
@@ -102,6 +104,7 @@ export function buildHandler(opts: {
   env?: Record<string, string>;
   autoscalers?: (real: AutoscalersPort) => AutoscalersPort;
   metrics?: MetricsWriter;
+  scheduleCheck?: ScheduleCheck;
 }): Harness {
   const config = loadConfig({
     CONSUL_HTTP_ADDR: opts.consul.httpAddr,
@@ -132,9 +135,78 @@ export function buildHandler(opts: {
     autoscalers,
     metrics: opts.metrics,
     retryDelayMs: 100,
+    scheduleCheck: opts.scheduleCheck,
   });
   const admin = createConsulClient(
     loadConfig({ CONSUL_HTTP_ADDR: opts.consul.httpAddr, CONSUL_HTTP_TOKEN: opts.consul.token }).consul,
   );
   return { handle, logs, admin };
+}
+
+type ComputeClients = ReturnType<typeof clients>;
+
+/** A group of one instance and its autoscaler (min 1, max 5, CPU 0.7) in the emulator's first zone. */
+export async function autoscaledGroup(c: ComputeClients, name: string, template = 'backend-tmpl') {
+  const zone = zones[0]!;
+  await c.igms.insert({
+    project,
+    zone,
+    instanceGroupManagerResource: {
+      name: `${name}-mig`,
+      baseInstanceName: name,
+      instanceTemplate: `global/instanceTemplates/${template}`,
+      targetSize: 1,
+    },
+  });
+  await c.autoscalers.insert({
+    project,
+    zone,
+    autoscalerResource: {
+      name,
+      target: `projects/${project}/zones/${zone}/instanceGroupManagers/${name}-mig`,
+      autoscalingPolicy: {
+        minNumReplicas: 1,
+        maxNumReplicas: 5,
+        coolDownPeriodSec: 0,
+        mode: 'ON',
+        cpuUtilization: { utilizationTarget: 0.7 },
+      },
+    },
+  });
+}
+
+/** Modifying operations (patch, update) on an autoscaler of the emulator's first zone so far. */
+export async function modifications(c: ComputeClients, name: string): Promise<number> {
+  const [ops] = await c.zoneOps.list({ project, zone: zones[0]! });
+  return ops.filter(
+    (o) =>
+      (o.targetLink ?? '').endsWith(`/autoscalers/${name}`) &&
+      (o.operationType === 'patch' || o.operationType === 'update'),
+  ).length;
+}
+
+/** scalingAlerts' record of an autoscaler, as stored. */
+export async function readRecord(admin: ConsulClient, key: string) {
+  const entry = await admin.kv.get(key);
+  return entry ? (JSON.parse(entry.value) as Record<string, Record<string, unknown>>) : null;
+}
+
+/** healthSweep's lease pass as wired from the configuration, with the function's token; silent. */
+export function buildLeaseSweep(opts: {
+  consul: ConsulDev;
+  token: string;
+  computeUrl: string;
+  rules: RuleFile;
+  now?: () => number;
+  scheduleCheck?: ScheduleCheck;
+}) {
+  const config = loadConfig({
+    CONSUL_HTTP_ADDR: opts.consul.httpAddr,
+    CONSUL_HTTP_TOKEN: opts.token,
+    COMPUTE_API_ENDPOINT: opts.computeUrl,
+    GOOGLE_CLOUD_PROJECT: project,
+  });
+  const alerts = { rules: opts.rules, metrics: false, operationTimeoutMs: 20_000, maxAttempts: 3 };
+  const logger = createLogger({ name: 'lease-sweep-test', level: 'silent' });
+  return leaseSweepFromConfig(config, alerts, { logger, now: opts.now, scheduleCheck: opts.scheduleCheck });
 }

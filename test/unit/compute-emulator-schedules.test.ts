@@ -82,3 +82,40 @@ describe('scaling schedules in the autoscaler', () => {
     expect(recommend(input).recommendedSize).toBe(1);
   });
 });
+
+describe('a start already past when the schedule is written', () => {
+  const now = utc('2026-11-27T10:02:30Z');
+  const p: AutoscalingPolicy = {
+    minNumReplicas: 1,
+    maxNumReplicas: 6,
+    coolDownPeriodSec: 60,
+    mode: 'ON',
+    customMetricUtilizations: [],
+    scalingSchedules: {
+      once: { minRequiredReplicas: 3, schedule: '2 10 27 11 * 2026', durationSec: 600 },
+      daily: { minRequiredReplicas: 4, schedule: '2 10 * * *', durationSec: 600 },
+      before: { minRequiredReplicas: 5, schedule: '0 10 * * *', durationSec: 600 },
+    },
+  };
+  // `once` and `daily` were written within their start minute, `before` before its start.
+  const writtenAt = { once: utc('2026-11-27T10:02:10Z'), daily: now, before: utc('2026-11-27T09:00:00Z') };
+
+  it('counts by default (active), as before', () => {
+    const s = scheduleState(p, now, { writtenAt });
+    expect(s.minimum).toBe(5);
+    expect(s.status.once).toEqual({ state: 'ACTIVE', lastStartTime: '2026-11-27T10:02:00.000Z' });
+    expect(scheduleState(p, now, { pastStart: 'active', writtenAt }).status).toEqual(s.status);
+  });
+
+  it('never counts with `never`: a one-time schedule is OBSOLETE, a recurring one READY; starts after the write count', () => {
+    const s = scheduleState(p, now, { pastStart: 'never', writtenAt });
+    expect(s.status).toEqual({
+      once: { state: 'OBSOLETE' },
+      daily: { state: 'READY' },
+      before: { state: 'ACTIVE', lastStartTime: '2026-11-27T10:00:00.000Z' },
+    });
+    expect(s.minimum).toBe(5);
+    // Without a write time (e.g. a policy built elsewhere) the start counts.
+    expect(scheduleState(p, now, { pastStart: 'never' }).status.once?.state).toBe('ACTIVE');
+  });
+});

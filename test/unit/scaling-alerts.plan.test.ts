@@ -85,6 +85,8 @@ class World {
   policy: AutoscalingPolicy;
   state: AutoscalerState | null = null;
   plans: Plan[] = [];
+  /** How GCE treats our schedules (whose start is always already past): active, or never. */
+  gce: 'active' | 'never' = 'active';
   constructor(
     policy: AutoscalingPolicy = basePolicy(),
     public tier: Tier = free,
@@ -93,9 +95,16 @@ class World {
     this.policy = policy;
   }
   ctx(now: number, extra: Partial<PlanContext> = {}): PlanContext {
+    const status = Object.fromEntries(
+      Object.entries(this.policy.scalingSchedules ?? {}).map(([n, s]) => [
+        n,
+        { state: s.disabled ? 'DISABLED' : this.gce === 'active' ? 'ACTIVE' : 'OBSOLETE' },
+      ]),
+    );
     const autoscaler: Autoscaler = autoscalerSchema.parse({
       name: this.name,
       autoscalingPolicy: this.policy,
+      scalingScheduleStatus: status,
     });
     return { rules, tierName: 'haproxy', tier: this.tier, ref, autoscaler, state: this.state, now, ...extra };
   }
@@ -816,5 +825,111 @@ describe('originals read back from KV are clamped on restore', () => {
       maxScaledInReplicas: { fixed: 0, percent: 100 },
       timeWindowSec: 3600,
     });
+  });
+});
+
+describe('a floor whose schedule GCE does not report ACTIVE falls back to minNumReplicas', () => {
+  const sec = 1000;
+  const name = (id: string) => scheduleName('ilb-incident-', id);
+
+  it('within the bound nothing more; after it minNumReplicas holds the floor, recorded; a redelivery acts once; closed reverts both', () => {
+    const w = new World();
+    w.gce = 'never';
+    const first = w.notify(incident('a', 'open'), raise(2));
+    expect(first).toMatchObject({ decision: 'applied', reason: 'escalate', verify: [name('a')] });
+    expect(w.notify(incident('a', 'open'), raise(2), T0 + 10 * sec)).toMatchObject({
+      decision: 'noop',
+      reason: 'lease-current',
+    });
+    // The bound (20 s) has passed and the schedule still does not read ACTIVE.
+    const fallback = w.notify(incident('a', 'open'), raise(2), T0 + 25 * sec);
+    expect(fallback).toMatchObject({ decision: 'applied', reason: 'fallback' });
+    expect(fallback.patch?.autoscalingPolicy).toEqual({ minNumReplicas: 4 });
+    expect(fallback.verify).toBeUndefined();
+    expect(w.state?.original).toEqual({ minNumReplicas: 2 });
+    // The schedule already counted: the fallback is not a second change.
+    expect(w.state?.changes).toEqual([T0]);
+    const again = w.notify(incident('a', 'open'), raise(2), T0 + 30 * sec);
+    expect(again).toMatchObject({ decision: 'noop', reason: 'lease-current' });
+    expect(again.patch).toBeUndefined();
+    expect(again.state).toBeUndefined();
+
+    const done = w.notify(incident('a', 'closed'), raise(2), T0 + 10 * min);
+    expect(done).toMatchObject({ decision: 'applied', reason: 'revert' });
+    expect(done.patch?.autoscalingPolicy).toEqual({
+      minNumReplicas: 2,
+      scalingSchedules: { [name('a')]: null },
+    });
+    expect(w.state?.original).toEqual({});
+    expect(w.policy.minNumReplicas).toBe(2);
+    expect(w.notify(incident('a', 'closed'), raise(2), T0 + 11 * min).patch).toBeUndefined();
+  });
+
+  it('the caller’s own reads after the bound (inactiveSchedules) fall back at once, with the same record a redelivery would write', () => {
+    const w = new World();
+    w.gce = 'never';
+    w.notify(incident('a', 'open'), raise(2));
+    const now = T0 + 21 * sec;
+    const hinted = planIncident(
+      incident('a', 'open'),
+      target(raise(2)),
+      w.ctx(now, { inactiveSchedules: [name('a')] }),
+    );
+    const timed = planIncident(incident('a', 'open'), target(raise(2)), w.ctx(now));
+    expect(hinted).toMatchObject({ decision: 'applied', reason: 'fallback' });
+    expect(hinted.patch).toEqual(timed.patch);
+    expect(hinted.state).toEqual(timed.state);
+    expect(hinted.requestId).toBe(timed.requestId);
+    // Before the bound, only the caller's reads can tell.
+    const early = w.ctx(T0 + 5 * sec, { inactiveSchedules: [name('a')] });
+    expect(planIncident(incident('a', 'open'), target(raise(2)), early).patch?.autoscalingPolicy).toEqual({
+      minNumReplicas: 4,
+    });
+  });
+
+  it('a schedule GCE reports ACTIVE needs no fallback, however long it runs', () => {
+    const w = new World();
+    const first = w.notify(incident('a', 'open'), raise(2));
+    expect(first.verify).toEqual([name('a')]);
+    expect(w.sweep(T0 + 30 * min)).toMatchObject({ decision: 'noop', reason: 'in-force' });
+    expect(w.policy.minNumReplicas).toBe(2);
+  });
+
+  it('while it holds, floors count from the original minimum, follow the strongest lease within the tier, and the sweep reverts an expired one', () => {
+    const w = new World(basePolicy(), free);
+    w.gce = 'never';
+    w.notify(incident('a', 'open'), raise(2), T0, 600);
+    w.sweep(T0 + 30 * sec);
+    expect(w.policy.minNumReplicas).toBe(4);
+    // +2 from the original 2, not from the raised 4; a new floor goes straight into the minimum.
+    const toNine: Change = { type: 'raise-min', to: 9 };
+    const b = w.notify(incident('b', 'open'), toNine, T0 + min);
+    expect(b.patch?.autoscalingPolicy.minNumReplicas).toBe(5); // at most maxStep (3) above 2
+    expect(b.state?.original).toEqual({ minNumReplicas: 2 });
+    expect(w.notify(incident('b', 'open'), toNine, T0 + min + 5 * sec).patch).toBeUndefined();
+    // b closes: back to a's floor; a's lease expires: the sweep restores the original.
+    w.notify(incident('b', 'closed'), toNine, T0 + 2 * min);
+    expect(w.policy.minNumReplicas).toBe(4);
+    const expired = w.sweep(T0 + 11 * min);
+    expect(expired).toMatchObject({ decision: 'applied', reason: 'revert' });
+    expect(w.policy.minNumReplicas).toBe(2);
+    expect(w.state?.original).toEqual({});
+    expect(w.ours()).toEqual({});
+  });
+
+  it('a forged original minimum is clamped to [current - maxStep, current]', () => {
+    for (const [forged, back] of [
+      [0, 1],
+      [-50, 1],
+      [99, 4],
+      [3, 3],
+    ] as const) {
+      const w = new World({ ...basePolicy(), minNumReplicas: 4 });
+      w.state = autoscalerStateSchema.parse({ original: { minNumReplicas: Math.max(0, forged) } });
+      if (forged < 0) (w.state.original as { minNumReplicas: number }).minNumReplicas = forged;
+      const plan = w.sweep(T0);
+      expect(plan.patch?.autoscalingPolicy.minNumReplicas ?? 4).toBe(back);
+      expect(w.state.original).toEqual({});
+    }
   });
 });

@@ -44,7 +44,10 @@ export class AutoscalerLoop {
     }
     const key = igmKey(a.scope, a.name);
     const stabilization = a.policy.stabilizationPeriodSec ?? stabilizationSec;
-    const schedules = scheduleState(a.policy, now);
+    const schedules = scheduleState(a.policy, now, {
+      pastStart: this.rt.settings.pastScheduleStart,
+      writtenAt: a.scheduleWrittenAt,
+    });
     a.scheduleStatus = schedules.status;
     const windowMs = Math.max(stabilization, a.policy.scaleInControl?.timeWindowSec ?? 0) * 1000;
     const history = (this.history.get(key) ?? []).filter((r) => now - r.at <= windowMs);

@@ -73,6 +73,7 @@ export class AutoscalersApi {
       creationTimestamp: this.rt.iso(),
       statusDetails: [],
     };
+    a.scheduleWrittenAt = writtenAt({}, undefined, policy, this.rt.settings.clock());
     this.registry.addAutoscaler(a);
     igm.autoscaler = links.autoscaler(project, scope, a.name);
     return this.operations.run(
@@ -120,6 +121,7 @@ export class AutoscalersApi {
       );
     const policy = normalizePolicy({ ...requested, maxNumReplicas: requested.maxNumReplicas });
     checkPolicy(policy);
+    a.scheduleWrittenAt = writtenAt(a.scheduleWrittenAt ?? {}, a.policy, policy, this.rt.settings.clock());
     a.policy = policy;
     a.description = next.description ?? '';
     this.registry.events.record(
@@ -139,6 +141,22 @@ export class AutoscalersApi {
     a.pendingOperation = op.name;
     return op;
   }
+}
+
+/** When each schedule was written: now for a new or changed one, as before for the others. */
+function writtenAt(
+  before: Record<string, number>,
+  old: AutoscalingPolicy | undefined,
+  next: AutoscalingPolicy,
+  now: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, s] of Object.entries(next.scalingSchedules ?? {})) {
+    const prev = old?.scalingSchedules?.[name];
+    const same = prev !== undefined && JSON.stringify(prev) === JSON.stringify(s) && name in before;
+    out[name] = same ? before[name]! : now;
+  }
+  return out;
 }
 
 function checkPolicy(p: AutoscalingPolicy): void {

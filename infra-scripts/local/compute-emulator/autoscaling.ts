@@ -33,18 +33,35 @@ export interface AutoscaleInput {
 }
 
 export interface ScheduleStatus {
-  state: 'ACTIVE' | 'READY' | 'DISABLED';
+  state: 'ACTIVE' | 'READY' | 'DISABLED' | 'OBSOLETE';
   lastStartTime?: string;
+}
+
+/**
+ * Whether a start already past when the schedule was written counts. The reference does not say
+ * (schedule.ts in shared/scaling-alerts cites what it does say): `active` lets it count, as a
+ * schedule "is active from its start time and for its configured duration" reads; `never` counts
+ * only starts at or after the write, so a one-time schedule written within its start minute never
+ * becomes active (OBSOLETE).
+ */
+export type PastScheduleStart = 'active' | 'never';
+
+export interface ScheduleOptions {
+  pastStart?: PastScheduleStart;
+  /** When each schedule was last created or changed (ms), for `never`. */
+  writtenAt?: Record<string, number>;
 }
 
 /**
  * Which scaling schedules are active at `now`: a schedule is active for durationSec from each start
  * its cron expression names (read in its time zone, UTC by default); disabled ones never are. Overlapping
  * schedules give the largest minRequiredReplicas (AutoscalingPolicy.scalingSchedules, Compute v1).
+ * States as in ScalingScheduleStatus.state of the Compute v1 reference.
  */
 export function scheduleState(
   policy: AutoscalingPolicy,
   now: number,
+  options: ScheduleOptions = {},
 ): { minimum: number | undefined; status: Record<string, ScheduleStatus> } {
   let minimum: number | undefined;
   const status: Record<string, ScheduleStatus> = {};
@@ -53,9 +70,14 @@ export function scheduleState(
       status[name] = { state: 'DISABLED' };
       continue;
     }
-    const since = activeSince(parseCron(s.schedule), s.durationSec, now, s.timeZone || 'UTC');
-    if (since === undefined) {
-      status[name] = { state: 'READY' };
+    const cron = parseCron(s.schedule);
+    const since = activeSince(cron, s.durationSec, now, s.timeZone || 'UTC');
+    const written = options.writtenAt?.[name];
+    const ignored =
+      since !== undefined && options.pastStart === 'never' && written !== undefined && since < written;
+    if (since === undefined || ignored) {
+      // A start ignored for good on a cron with a year: it will never become active again.
+      status[name] = { state: ignored && cron.year ? 'OBSOLETE' : 'READY' };
       continue;
     }
     status[name] = { state: 'ACTIVE', lastStartTime: new Date(since).toISOString() };

@@ -42,6 +42,8 @@ export interface EmulatorOptions {
    * stale-node scenario relies on.
    */
   preemptionShutdownMs?: number;
+  /** Whether a scaling schedule's start already past when it was written counts (autoscaling.ts). */
+  pastScheduleStart?: 'active' | 'never';
 }
 
 export const GCE_PREEMPTION_SHUTDOWN_MS = 30_000;
@@ -103,6 +105,7 @@ export class Runtime {
       principalEmail: options.principalEmail ?? `operator@${options.project}.iam.gserviceaccount.com`,
       restartDelayMs: options.restartDelayMs ?? 10_000,
       preemptionShutdownMs: options.preemptionShutdownMs ?? 0,
+      pastScheduleStart: options.pastScheduleStart ?? 'active',
     };
     this.migActor = {
       principalEmail: `${this.settings.projectNumber}@cloudservices.gserviceaccount.com`,

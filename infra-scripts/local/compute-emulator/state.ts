@@ -130,6 +130,8 @@ export interface Autoscaler {
   statusDetails: StatusDetail[];
   /** Per scaling schedule, as the last autoscaler run saw it. */
   scheduleStatus?: Record<string, { state: string; lastStartTime?: string }>;
+  /** When each scaling schedule was created or last changed (ms). */
+  scheduleWrittenAt?: Record<string, number>;
   /** Name of a modifying operation still running; a second modification meanwhile is refused. */
   pendingOperation?: string;
 }
