@@ -176,7 +176,7 @@ function alignEach(source: SeriesSource, c: Threshold, now: number, metadataOf: 
   });
   const aligned: AlignedSeries[] = [];
   for (const ts of timeSeries) {
-    const s = { ...ts, metadata: withMetadata(metadataOf?.(ts.resource)) };
+    const s = { metric: ts.metric, resource: ts.resource, metadata: withMetadata(metadataOf?.(ts.resource)) };
     if (!terms.every((t) => fieldValue(s, t.field) === t.value)) continue;
     const values = ts.points
       .map((pt) => pt.value.doubleValue ?? Number(pt.value.int64Value ?? NaN))
