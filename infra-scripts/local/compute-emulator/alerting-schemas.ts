@@ -81,6 +81,8 @@ export const groupByField =
   /^(resource\.type|metric\.type|(resource|metric)\.labels?\.([A-Za-z_][\w-]*|"[^"]+")|metadata\.(user|system)_labels\.([A-Za-z_][\w-]*|"[^"]+"))$/;
 export type Comparison = Exclude<(typeof comparisons)[number], 'COMPARISON_UNSPECIFIED'>;
 
+const severities = ['SEVERITY_UNSPECIFIED', 'CRITICAL', 'ERROR', 'WARNING'];
+
 const labelKey = /^[a-z][a-z0-9_-]{0,62}$/;
 const userLabelsSchema = z
   .record(
@@ -171,7 +173,8 @@ export const policySchema = z.object({
         .optional(),
     })
     .optional(),
-  severity: z.enum(['SEVERITY_UNSPECIFIED', 'CRITICAL', 'ERROR', 'WARNING']).optional(),
+  // AlertPolicy.Severity; the REST clients send its number.
+  severity: enumOf(severities, Object.fromEntries(severities.map((v, i) => [i, v]))).optional(),
 });
 
 export const channelSchema = z.object({
