@@ -16,9 +16,15 @@ import { z } from 'zod';
  */
 
 const shortText = z.string().max(1024);
+/**
+ * Monitoring's own bounds ("Cloud Monitoring quotas and limits",
+ * https://cloud.google.com/monitoring/quotas: label keys up to 100 characters, label values up
+ * to 1,024); the count stays bounded too.
+ */
+export const labelBounds = { key: 100, value: 1024, count: 64 } as const;
 const labelMap = z
-  .record(z.string().max(63), z.string().max(256))
-  .refine((m) => Object.keys(m).length <= 64, 'at most 64 labels');
+  .record(z.string().max(labelBounds.key), z.string().max(labelBounds.value))
+  .refine((m) => Object.keys(m).length <= labelBounds.count, `at most ${labelBounds.count} labels`);
 /** Epoch seconds as Google sends them; some relays turn numbers into strings. */
 const epochSeconds = z.union([
   z.number().int().nonnegative(),

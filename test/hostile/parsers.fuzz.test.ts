@@ -14,6 +14,7 @@ import { entryIdSchema } from '../../shared/instance-events/schema';
 import { parseHealthSweepConfig, type HealthSweepConfig } from '../../shared/health-sweep/config';
 import {
   incidentIdSchema,
+  labelBounds,
   parseNotification,
   parseNotificationText,
   type NotificationResult,
@@ -180,11 +181,11 @@ describe('scalingAlerts: parseNotification / parseNotificationText', () => {
     if (i.state === 'closed') expect(i.endedAt).toBeGreaterThanOrEqual(i.startedAt);
     expect(i.time).toBe(i.endedAt ?? i.startedAt);
     for (const labels of [i.userLabels, i.metricLabels, i.resourceLabels]) {
-      expect(Object.keys(labels).length).toBeLessThanOrEqual(64);
+      expect(Object.keys(labels).length).toBeLessThanOrEqual(labelBounds.count);
       for (const [k, v] of Object.entries(labels)) {
-        expect(k.length).toBeLessThanOrEqual(63);
+        expect(k.length).toBeLessThanOrEqual(labelBounds.key);
         expect(typeof v).toBe('string');
-        expect(v.length).toBeLessThanOrEqual(256);
+        expect(v.length).toBeLessThanOrEqual(labelBounds.value);
       }
       expect(Object.getPrototypeOf(labels)).toBe(Object.prototype);
     }
@@ -200,6 +201,36 @@ describe('scalingAlerts: parseNotification / parseNotificationText', () => {
         valid(parseNotificationText(JSON.stringify(input) ?? ''));
       }),
       runs,
+    );
+  });
+
+  it('label maps around the bounds: accepted exactly when every key, value and count is within them', () => {
+    // Small sizes and sizes at the bounds ±2: one label of that key and value length among n.
+    const size = (bound: number) => fc.oneof(fc.nat(8), fc.integer({ min: bound - 2, max: bound + 2 }));
+    const labels = fc
+      .tuple(
+        size(labelBounds.count),
+        size(labelBounds.key),
+        size(labelBounds.value),
+        fc.string({ maxLength: 6 }),
+      )
+      .map(([n, k, v, text]): Record<string, string> => {
+        const map = Object.fromEntries(Array.from({ length: n - 1 }, (_, i) => [`l${i}`, text]));
+        return n > 0 ? { ...map, ['k'.repeat(k)]: `${text}${'v'.repeat(v)}`.slice(0, v) } : map;
+      });
+    const where = fc.constantFrom('policy_user_labels', 'metric', 'resource');
+    fc.assert(
+      fc.property(labels, where, (map, field) => {
+        const n = JSON.parse(JSON.stringify(open)) as { incident: Json };
+        n.incident[field] = field === 'policy_user_labels' ? map : { type: 'x', labels: map };
+        const result = parseNotification(n);
+        valid(result);
+        const within =
+          Object.keys(map).length <= labelBounds.count &&
+          Object.entries(map).every(([k, v]) => k.length <= labelBounds.key && v.length <= labelBounds.value);
+        expect(result.ok).toBe(within);
+      }),
+      { numRuns: 200 },
     );
   });
 

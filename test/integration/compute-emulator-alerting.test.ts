@@ -1,8 +1,8 @@
 /**
  * Monitoring alerting in the emulator, driven through the real @google-cloud/monitoring clients
  * (REST fallback): channels and policies, then a threshold on a metric in the store that opens,
- * renotifies, closes and auto-closes incidents, published through the Pub/Sub emulator as schema
- * 1.2 notifications that scalingAlerts' parser accepts. The clock is the test's.
+ * renotifies, closes, auto-closes and cancels incidents, published through the Pub/Sub emulator as
+ * schema 1.2 notifications that scalingAlerts' parser accepts. The clock is the test's.
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { googleAuthLibrary } from 'google-gax';
@@ -234,7 +234,12 @@ test('a threshold held for its duration opens an incident; renotified while open
   expect(open.incident.policyId).toBe(policyName);
   const raw = notificationsOf('open')[0]!.data as { version: string; incident: Record<string, unknown> };
   expect(raw.version).toBe('1.2');
-  expect(raw.incident).toMatchObject({ ended_at: null, scoping_project_id: project });
+  expect(raw.incident).toMatchObject({
+    ended_at: null,
+    scoping_project_id: project,
+    // The console link as Monitoring's Pub/Sub notifications carry it.
+    url: `https://console.cloud.google.com/monitoring/alerting/alerts/${open.incident.id}?channelType=cloud-pubsub&project=${project}`,
+  });
   expect(typeof raw.incident.scoping_project_number).toBe('number');
 
   // Renotified every 300 s while it stays open: the same incident, still open.
@@ -284,4 +289,62 @@ test('the fault switch drops a close notification; an incident without data auto
     ['201', 'closed', 'cleared'],
     ['301', 'closed', 'auto-close'],
   ]);
+});
+
+test('a condition changed while its incident is open cancels it, notified as Monitoring does', async () => {
+  const condition = (threshold: number) => ({
+    displayName: `request rate of 401 above ${threshold}/s`,
+    conditionThreshold: {
+      filter: `metric.type="${metricType}" resource.type="gce_instance" resource.labels.instance_id="401"`,
+      comparison: 'COMPARISON_GT' as const,
+      thresholdValue: threshold,
+      duration: { seconds: 60 },
+      aggregations: [{ alignmentPeriod: { seconds: 60 }, perSeriesAligner: 'ALIGN_MEAN' as const }],
+    },
+  });
+  const [policy] = await policies.createAlertPolicy({
+    name: `projects/${project}`,
+    alertPolicy: {
+      displayName: 'cancelled-by-change',
+      severity: 'ERROR',
+      conditions: [condition(500)],
+      notificationChannels: [channelName],
+    },
+  });
+  const mine = (state: string) =>
+    notificationsOf(state).filter(
+      (r) => (r.data.incident as { policy_name: string }).policy_name === 'cancelled-by-change',
+    );
+  await run(70, { '401': 900 });
+  await waitFor('the open notification', async () => mine('open').length === 1, { timeoutMs: 10_000 });
+  const opened = mine('open')[0]!.data.incident as { incident_id: string; severity: string };
+  expect(opened.severity).toBe('Error');
+
+  // The same condition again (a new display name elsewhere): nothing is cancelled.
+  await policies.updateAlertPolicy({
+    alertPolicy: { name: policy.name, displayName: 'cancelled-by-change' },
+    updateMask: { paths: ['displayName'] },
+  });
+  await policies.updateAlertPolicy({
+    alertPolicy: { name: policy.name, conditions: [condition(1000)] },
+    updateMask: { paths: ['conditions'] },
+  });
+  await waitFor('the cancellation', async () => mine('closed').length === 1, { timeoutMs: 10_000 });
+  const closed = mine('closed')[0]!;
+  expect(closed.data.incident).toMatchObject({
+    incident_id: opened.incident_id,
+    severity: 'Error',
+    observed_value:
+      'Incident cancelled because the alert policy condition was deleted or modified while incident was active.',
+  });
+  const parsed = parseNotificationText(closed.text);
+  expect(parsed.ok && parsed.incident).toMatchObject({
+    id: opened.incident_id,
+    state: 'closed',
+    cancelled: true,
+    observedValue: undefined,
+  });
+  // The new condition starts over: 900 does not exceed 1000, nothing opens again.
+  await run(120, { '401': 900 });
+  expect(mine('open')).toHaveLength(1);
 });

@@ -119,6 +119,34 @@ describe('parseNotification: closures, versions and shapes', () => {
     expect(parseNotification(input)).toMatchObject({ ok: false, outcome: 'malformed' });
   });
 
+  it('accepts label values up to 1,024 characters and keys up to 100, as Monitoring allows them', () => {
+    const value = 'v'.repeat(1024);
+    const key = `k${'e'.repeat(99)}`;
+    const result = parseNotification(
+      withIncident(open(), {
+        policy_user_labels: { tier: 'haproxy', note: value },
+        metric: { type: 'custom.googleapis.com/x', labels: { [key]: value } },
+        resource: { type: 'gce_instance', labels: { instance_id: value } },
+      }),
+    );
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.incident).toMatchObject({
+      userLabels: { tier: 'haproxy', note: value },
+      metricLabels: { [key]: value },
+      resourceLabels: { instance_id: value },
+    });
+    // One more character is past Monitoring's bounds: malformed, not truncated.
+    for (const patch of [
+      { policy_user_labels: { note: `${value}v` } },
+      { metric: { labels: { x: `${value}v` } } },
+      { resource: { labels: { [`${key}y`]: 'v' } } },
+    ])
+      expect(parseNotification(withIncident(open(), patch))).toMatchObject({
+        ok: false,
+        outcome: 'malformed',
+      });
+  });
+
   it('rejects things that are not notifications at all', () => {
     for (const input of [null, 42, 'open', [], {}, { incident: {} }]) {
       expect(parseNotification(input)).toMatchObject({ ok: false, outcome: 'malformed' });

@@ -53,6 +53,7 @@ export class IncidentLog {
       seriesKey: s.key,
       metric: s.metric,
       resource: s.resource,
+      metadata: s.metadata,
       startedAt: now,
       state: 'open',
       observed: s.value,
@@ -80,6 +81,8 @@ export class IncidentLog {
   }
 
   private async notify(p: Policy, i: Incident, channels: string[]) {
+    const prompts = p.input.alertStrategy?.notificationPrompts ?? ['OPENED', 'CLOSED'];
+    if (!prompts.includes(i.state === 'open' ? 'OPENED' : 'CLOSED')) return;
     const data = Buffer.from(JSON.stringify(notification(p, i, this.o)));
     for (const name of channels) {
       const ch = this.o.channel(name);

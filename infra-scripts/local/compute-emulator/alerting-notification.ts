@@ -8,30 +8,44 @@ export interface NotificationContext {
   resourceName?: (resource: { type: string; labels: Record<string, string> }) => string | undefined;
 }
 
-/** The notification as Monitoring's Pub/Sub channel sends it (schema version 1.2). */
+/**
+ * What Monitoring puts in `observed_value` (and so in the summary's "returned to normal with a
+ * value of …") when an incident closes because its condition was deleted or modified.
+ */
+export const cancelledText =
+  'Incident cancelled because the alert policy condition was deleted or modified while incident was active.';
+
+/**
+ * The notification as Monitoring's Pub/Sub channel sends it (schema version 1.2, "Create and
+ * manage notification channels", https://cloud.google.com/monitoring/support/notification-options,
+ * its Pub/Sub schema). Details as Monitoring's own Pub/Sub notifications carry them: `url` is
+ * `/monitoring/alerting/alerts/<id>?channelType=cloud-pubsub&project=P`, `severity` the policy's
+ * level capitalised ("Error", AlertPolicy.Severity ERROR), metric labels read `{k=v, k=v}`, and a
+ * cancelled incident carries `cancelledText` as its observed value.
+ */
 export function notification(p: Policy, i: Incident, o: NotificationContext) {
   const cond = p.input.conditions[0]!;
   const c = cond.conditionThreshold;
   const project = o.project;
   const vm = o.resourceName?.(i.resource);
   const metricName = i.metric.type.split('/').slice(-2).join('/');
-  const value = i.observed.toFixed(3);
+  const value = i.closeReason === 'cancelled' ? cancelledText : i.observed.toFixed(3);
   const threshold = c.thresholdValue.toFixed(3);
   const resourceName = vm ? `${project} ${vm}` : (i.resource.labels.instance_id ?? i.resource.type);
+  const labels = Object.entries(i.metric.labels);
+  const subject = `${metricName} for ${resourceName}${labels.length ? ` with metric labels {${labels.map(([k, v]) => `${k}=${v}`).join(', ')}}` : ''}`;
   const summary =
     i.state === 'open'
-      ? `${metricName} for ${resourceName} with metric labels ${JSON.stringify(i.metric.labels)} is ${comparisonWords(c.comparison as Comparison)} the threshold of ${threshold} with a value of ${value}.`
-      : i.closeReason === 'policy-deleted'
-        ? `Incident cancelled because the alert policy was deleted or changed.`
-        : i.closeReason === 'auto-close'
-          ? `${metricName} for ${resourceName} has had no data for the auto-close duration; the incident was closed.`
-          : `${metricName} for ${resourceName} returned to normal with a value of ${value}.`;
+      ? `${subject} is ${comparisonWords(c.comparison as Comparison)} the threshold of ${threshold} with a value of ${value}.`
+      : i.closeReason === 'auto-close'
+        ? `${subject} has had no data for the auto-close duration; the incident was closed.`
+        : `${subject} returned to normal with a value of ${value}.`;
   return {
     incident: {
       incident_id: i.id,
       scoping_project_id: project,
       scoping_project_number: Number(o.projectNumber),
-      url: `https://console.cloud.google.com/monitoring/alerting/incidents/${i.id}?project=${project}`,
+      url: `https://console.cloud.google.com/monitoring/alerting/alerts/${i.id}?channelType=cloud-pubsub&project=${project}`,
       started_at: Math.floor(i.startedAt / 1000),
       ended_at: i.endedAt === undefined ? null : Math.floor(i.endedAt / 1000),
       state: i.state,
@@ -44,7 +58,7 @@ export function notification(p: Policy, i: Incident, o: NotificationContext) {
       resource_display_name: vm ?? i.resource.labels.instance_id ?? '',
       resource_name: resourceName,
       metric: { type: i.metric.type, displayName: metricName, labels: i.metric.labels },
-      metadata: { system_labels: {}, user_labels: {} },
+      metadata: { system_labels: i.metadata.system_labels, user_labels: i.metadata.user_labels },
       policy_name: p.input.displayName,
       policy_user_labels: p.input.userLabels ?? {},
       documentation: {
@@ -60,7 +74,7 @@ export function notification(p: Policy, i: Incident, o: NotificationContext) {
       condition_name: cond.displayName,
       severity:
         p.input.severity && p.input.severity !== 'SEVERITY_UNSPECIFIED'
-          ? p.input.severity.toLowerCase()
+          ? `${p.input.severity[0]}${p.input.severity.slice(1).toLowerCase()}`
           : 'no severity',
     },
     version: '1.2',

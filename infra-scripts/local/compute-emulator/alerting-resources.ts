@@ -92,7 +92,8 @@ export class AlertResources {
 
   /**
    * `alertPolicies.patch`: the fields the `updateMask` names (top-level ones here), or the whole
-   * policy without a mask. A changed condition restarts its evaluation, as a new condition would.
+   * policy without a mask. A changed condition restarts its evaluation, as a new condition would;
+   * the caller cancels its open incidents.
    */
   updatePolicy(project: string, id: string, body: unknown, updateMask: string | undefined) {
     const p = this.policy(project, id);
@@ -100,13 +101,10 @@ export class AlertResources {
       throw invalid('Invalid AlertPolicy.');
     const raw = masked(p.raw, body, updateMask);
     const input = validPolicy(raw, (ref) => this.channels.has(ref));
-    if (
-      JSON.stringify(input.conditions) !== JSON.stringify(p.input.conditions) ||
-      input.enabled !== p.input.enabled
-    )
-      this.o.onConditionChanged(p.id);
+    const conditionChanged = JSON.stringify(input.conditions) !== JSON.stringify(p.input.conditions);
+    if (conditionChanged || input.enabled !== p.input.enabled) this.o.onConditionChanged(p.id);
     Object.assign(p, { raw, input, updated: ms(this.clock()) });
-    return policyView(p);
+    return { view: policyView(p), policy: p, conditionChanged };
   }
 
   listPolicies(project: string) {
@@ -120,8 +118,6 @@ export class AlertResources {
   getPolicy(project: string, id: string) {
     return policyView(this.policy(project, id));
   }
-
-  /** Deleting a policy closes its open incidents ("Incident cancelled"), notifying the channels. */
 
   /** Removes a policy; the caller cancels its incidents. */
   removePolicy(project: string, id: string): Policy {

@@ -55,7 +55,33 @@ const enumOf = (names: readonly string[], byNumber: Record<number, string>) =>
 
 const supportedAligners = ['ALIGN_MEAN', 'ALIGN_MAX', 'ALIGN_MIN', 'ALIGN_SUM', 'ALIGN_COUNT'] as const;
 export type Aligner = (typeof supportedAligners)[number];
+// Aggregation.Reducer of google.monitoring.v3 (common.proto), the ones the emulator evaluates.
+const reducerNumbers: Record<number, string> = {
+  0: 'REDUCE_NONE',
+  1: 'REDUCE_MEAN',
+  2: 'REDUCE_MIN',
+  3: 'REDUCE_MAX',
+  4: 'REDUCE_SUM',
+  6: 'REDUCE_COUNT',
+};
+const supportedReducers = [
+  'REDUCE_NONE',
+  'REDUCE_MEAN',
+  'REDUCE_MIN',
+  'REDUCE_MAX',
+  'REDUCE_SUM',
+  'REDUCE_COUNT',
+] as const;
+export type Reducer = (typeof supportedReducers)[number];
+/**
+ * A `groupByFields` entry: `resource.type`, `metric.type`, `resource.label(s).K`,
+ * `metric.label(s).K`, `metadata.user_labels.K` or `metadata.system_labels.K` (K may be quoted).
+ */
+export const groupByField =
+  /^(resource\.type|metric\.type|(resource|metric)\.labels?\.([A-Za-z_][\w-]*|"[^"]+")|metadata\.(user|system)_labels\.([A-Za-z_][\w-]*|"[^"]+"))$/;
 export type Comparison = Exclude<(typeof comparisons)[number], 'COMPARISON_UNSPECIFIED'>;
+
+const severities = ['SEVERITY_UNSPECIFIED', 'CRITICAL', 'ERROR', 'WARNING'];
 
 const labelKey = /^[a-z][a-z0-9_-]{0,62}$/;
 const userLabelsSchema = z
@@ -68,12 +94,28 @@ const userLabelsSchema = z
   )
   .refine((l) => Object.keys(l).length <= 64, 'at most 64 labels');
 
-const aggregationSchema = z.object({
-  alignmentPeriod: durationSchema.optional(),
-  perSeriesAligner: enumOf(supportedAligners, aligners).optional(),
-  crossSeriesReducer: z.union([z.literal('REDUCE_NONE'), z.literal(0)]).optional(),
-  groupByFields: z.array(z.string()).max(0, 'groupByFields is not emulated').optional(),
-});
+/**
+ * Aggregation (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies#Aggregation):
+ * "If crossSeriesReducer is specified, then perSeriesAligner must be specified and not equal
+ * ALIGN_NONE and alignmentPeriod must be specified; otherwise, an error is returned."
+ */
+const aggregationSchema = z
+  .object({
+    alignmentPeriod: durationSchema.optional(),
+    perSeriesAligner: enumOf(supportedAligners, aligners).optional(),
+    crossSeriesReducer: enumOf(supportedReducers, reducerNumbers).optional(),
+    groupByFields: z
+      .array(z.string().regex(groupByField, 'a groupByFields entry such as "resource.label.zone"'))
+      .max(16)
+      .optional(),
+  })
+  .refine(
+    (a) =>
+      a.crossSeriesReducer === undefined ||
+      a.crossSeriesReducer === 'REDUCE_NONE' ||
+      (a.perSeriesAligner !== undefined && a.alignmentPeriod !== undefined),
+    'crossSeriesReducer needs a perSeriesAligner other than ALIGN_NONE and an alignmentPeriod',
+  );
 
 const thresholdSchema = z.object({
   filter: z.string().min(1).max(2048),
@@ -116,6 +158,11 @@ export const policySchema = z.object({
   alertStrategy: z
     .object({
       autoClose: durationSchema.refine((ms) => ms > 0, 'autoClose must be positive').optional(),
+      // AlertStrategy.NotificationPrompt: which state changes are notified (both when unset).
+      notificationPrompts: z
+        .array(enumOf(['OPENED', 'CLOSED'], { 1: 'OPENED', 3: 'CLOSED' }))
+        .refine((p) => p.includes('OPENED'), 'notificationPrompts: [OPENED] or [OPENED, CLOSED]')
+        .optional(),
       notificationChannelStrategy: z
         .array(
           z.object({
@@ -126,7 +173,8 @@ export const policySchema = z.object({
         .optional(),
     })
     .optional(),
-  severity: z.enum(['SEVERITY_UNSPECIFIED', 'CRITICAL', 'ERROR', 'WARNING']).optional(),
+  // AlertPolicy.Severity; the REST clients send its number.
+  severity: enumOf(severities, Object.fromEntries(severities.map((v, i) => [i, v]))).optional(),
 });
 
 export const channelSchema = z.object({
@@ -173,14 +221,21 @@ export interface Incident {
   seriesKey: string;
   metric: { type: string; labels: Record<string, string> };
   resource: { type: string; labels: Record<string, string> };
+  /** The resource's metadata labels Monitoring reports with it (a VM's labels are `user_labels`). */
+  metadata: ResourceMetadata;
   startedAt: number;
   endedAt?: number;
   state: 'open' | 'closed';
   observed: number;
   lastNotifiedAt: number;
   lastDataAt: number;
-  /** Why it closed: the condition cleared, no data for autoClose, or the policy went away. */
-  closeReason?: 'cleared' | 'auto-close' | 'policy-deleted';
+  /** Why it closed: the condition cleared, no data for autoClose, or its condition was deleted or changed. */
+  closeReason?: 'cleared' | 'auto-close' | 'cancelled';
+}
+
+export interface ResourceMetadata {
+  user_labels: Record<string, string>;
+  system_labels: Record<string, string>;
 }
 
 export const ms = (t: number) => new Date(t).toISOString();

@@ -27,6 +27,10 @@ export function policyView(p: Policy) {
                   {
                     alignmentPeriod: seconds(agg.alignmentPeriod ?? 60_000),
                     perSeriesAligner: agg.perSeriesAligner ?? 'ALIGN_MEAN',
+                    ...(agg.crossSeriesReducer && agg.crossSeriesReducer !== 'REDUCE_NONE'
+                      ? { crossSeriesReducer: agg.crossSeriesReducer }
+                      : {}),
+                    ...(agg.groupByFields?.length ? { groupByFields: agg.groupByFields } : {}),
                   },
                 ],
               }
@@ -42,6 +46,7 @@ export function policyView(p: Policy) {
       ? {
           alertStrategy: {
             ...(strategy.autoClose !== undefined ? { autoClose: seconds(strategy.autoClose) } : {}),
+            ...(strategy.notificationPrompts ? { notificationPrompts: strategy.notificationPrompts } : {}),
             ...(strategy.notificationChannelStrategy
               ? {
                   notificationChannelStrategy: strategy.notificationChannelStrategy.map((s) => ({

@@ -1,10 +1,10 @@
-import { alignedSeries, isViolated } from './alerting-conditions';
+import { alignedSeries, isViolated, type MetadataOf, type SeriesSource } from './alerting-conditions';
 import { type Fault, IncidentLog } from './alerting-incidents';
 import { AlertResources } from './alerting-resources';
 import type { Policy } from './alerting-schemas';
-import type { TimeSeriesStore } from './monitoring';
 
-export { align, normalizeFilter, violates } from './alerting-conditions';
+export { align, normalizeFilter, reduce, violates } from './alerting-conditions';
+export type { SeriesData, SeriesSource } from './alerting-conditions';
 export type { Incident } from './alerting-schemas';
 
 /**
@@ -16,12 +16,14 @@ export type { Incident } from './alerting-schemas';
  * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies and
  * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.notificationChannels).
  *
- * Evaluation per matching time series: each round aligns the points of the last `alignmentPeriod`
- * with `perSeriesAligner` (ALIGN_MEAN, _MAX, _MIN, _SUM, _COUNT; cross-series reducers are not
- * emulated) and compares with `thresholdValue`. A series that violates for `duration` opens an
- * incident; one whose aligned value no longer violates closes it; open incidents are notified again
- * every `renotifyInterval` of their channels' strategy and closed when the series has had no data
- * for `alertStrategy.autoClose` (default 7 days), as Monitoring documents it.
+ * Evaluation: each round aligns every matching time series (the points of the last
+ * `alignmentPeriod` with `perSeriesAligner`), reduces them across series by `groupByFields` with a
+ * `crossSeriesReducer` when there is one, and compares each resulting series with `thresholdValue`.
+ * A series that violates for `duration` opens an incident; one whose value no longer violates
+ * closes it; open incidents are notified again every `renotifyInterval` of their channels'
+ * strategy and closed when the series has had no data for `alertStrategy.autoClose` (default 7
+ * days), as Monitoring documents it. A condition deleted or changed while incidents are open
+ * cancels them ("Incident cancelled because …", the closed notification Monitoring sends).
  *
  * The parts: `alerting-schemas` (request bodies), `alerting-resources` (channels and policies),
  * `alerting-conditions` (the threshold evaluator), `alerting-incidents` (incident lifecycle and
@@ -31,7 +33,10 @@ export type { Incident } from './alerting-schemas';
 export interface AlertingOptions {
   project: string;
   projectNumber: string;
-  store: TimeSeriesStore;
+  /** The time series conditions read: the emulator's store, or one that adds Google's own metrics. */
+  store: SeriesSource;
+  /** Monitoring's metadata of a monitored resource, for `metadata.user_labels.K` filters and groups. */
+  resourceMetadata?: MetadataOf;
   /** Publishes to a full topic name (`projects/P/topics/T`), as Monitoring's service agent does. */
   publish: (topic: string, data: Buffer) => Promise<unknown>;
   clock?: () => number;
@@ -87,8 +92,13 @@ export class Alerting {
     return this.resources.createPolicy(project, body);
   }
 
-  updatePolicy(project: string, id: string, body: unknown, updateMask: string | undefined) {
-    return this.resources.updatePolicy(project, id, body, updateMask);
+  /** A changed condition cancels the policy's open incidents, notifying the channels. */
+  async updatePolicy(project: string, id: string, body: unknown, updateMask: string | undefined) {
+    const { view, policy, conditionChanged } = this.resources.updatePolicy(project, id, body, updateMask);
+    if (conditionChanged)
+      for (const i of this.incidentLog.openOf(policy.name))
+        await this.incidentLog.close(policy, i, 'cancelled');
+    return view;
   }
 
   listPolicies(project: string) {
@@ -99,11 +109,11 @@ export class Alerting {
     return this.resources.getPolicy(project, id);
   }
 
-  /** Deleting a policy closes its open incidents ("Incident cancelled"), notifying the channels. */
+  /** Deleting a policy cancels its open incidents, notifying the channels. */
   async deletePolicy(project: string, id: string) {
     const p = this.resources.removePolicy(project, id);
     this.violating.delete(id);
-    for (const i of this.incidentLog.openOf(p.name)) await this.incidentLog.close(p, i, 'policy-deleted');
+    for (const i of this.incidentLog.openOf(p.name)) await this.incidentLog.close(p, i, 'cancelled');
     return {};
   }
 
@@ -154,7 +164,7 @@ export class Alerting {
 
   private async evaluatePolicy(p: Policy, now: number): Promise<void> {
     const c = p.input.conditions[0]!.conditionThreshold;
-    const { keys, aligned } = alignedSeries(this.o.store, c, now);
+    const { keys, aligned } = alignedSeries(this.o.store, c, now, this.o.resourceMetadata);
     const since = this.violating.get(p.id) ?? new Map<string, number>();
     this.violating.set(p.id, since);
     for (const s of aligned) {
