@@ -54,6 +54,15 @@ export interface Step {
   run: Command[];
   /** Secret-generating steps share one generated TLS bundle across their commands. */
   tls?: { dnsNames: string[]; ips: string[] };
+  /** Deploy: teardown leaves what this step made, for this reason. */
+  keepOnTeardown?: string;
+  /**
+   * Teardown: a failure Google keeps answering for a while after an earlier delete (its error
+   * matches the regular expression `error`) leaves the resource for a later run, instead of stopping.
+   */
+  later?: { error: string; why: string };
+  /** Teardown: left for a later run, not run, when the step with this id was. */
+  after?: string;
 }
 
 export interface Plan {

@@ -28,7 +28,8 @@ export interface RunOptions {
 }
 
 export type RunResult =
-  | { ok: true; ran: number; skipped: number }
+  /** `left`: the titles of the steps left for a later run (teardown), when there are any. */
+  | { ok: true; ran: number; skipped: number; left?: string[] }
   | { ok: false; step: number; total: number; command: string; error: string };
 
 const quote = (a: string) => (/^[A-Za-z0-9_@%+=:,./{}-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
@@ -54,6 +55,23 @@ export function checkPasses(check: Check, code: number, stdout: string): boolean
   } catch {
     return false;
   }
+}
+
+/** The dry run: every step, its check and commands, and what a failure of it would leave. */
+function printDryRun(plan: Plan, log: (line: string) => void): void {
+  const total = plan.steps.length;
+  plan.steps.forEach((step, i) => {
+    log(`step ${i + 1} of ${total}: ${step.title}`);
+    log(`  ${step.runWhen === 'check-fails' ? 'unless' : 'if'}: ${show(step.check.args)}`);
+    for (const cmd of step.run) {
+      log(`  run: ${show(cmd.args)}`);
+      if (cmd.stdin) log(describeStdin(cmd.stdin));
+    }
+    if (step.later)
+      log(`  on an error matching /${step.later.error}/: left for a later run (${step.later.why})`);
+    if (step.after) log(`  left for a later run when ${step.after} is`);
+  });
+  log(`dry run: ${total} steps listed, nothing was run`);
 }
 
 class StepError extends Error {
@@ -148,23 +166,22 @@ export async function runPlan(plan: Plan, opts: RunOptions): Promise<RunResult> 
   }
 
   if (opts.dryRun) {
-    plan.steps.forEach((step, i) => {
-      log(`step ${i + 1} of ${total}: ${step.title}`);
-      log(`  ${step.runWhen === 'check-fails' ? 'unless' : 'if'}: ${show(step.check.args)}`);
-      for (const cmd of step.run) {
-        log(`  run: ${show(cmd.args)}`);
-        if (cmd.stdin) log(describeStdin(cmd.stdin));
-      }
-    });
-    log(`dry run: ${total} steps listed, nothing was run`);
+    printDryRun(plan, log);
     return { ok: true, ran: 0, skipped: total };
   }
 
   let ran = 0;
+  const left: Step[] = [];
   for (const [i, step] of plan.steps.entries()) {
     const n = i + 1;
     let current = '';
     try {
+      const waitsFor = left.find((s) => s.id === step.after);
+      if (waitsFor) {
+        log(`step ${n} of ${total}: ${step.title}: left for a later run (after: ${waitsFor.title})`);
+        left.push(step);
+        continue;
+      }
       const checkArgs = await resolveArgs(step.check.args);
       current = show(checkArgs);
       const r = await exec(checkArgs);
@@ -178,14 +195,22 @@ export async function runPlan(plan: Plan, opts: RunOptions): Promise<RunResult> 
       }
       log(`step ${n} of ${total}: ${step.title}`);
       const tls: { value?: Awaited<ReturnType<Generators['tls']>> } = {};
+      let deferred = false;
       for (const cmd of step.run) {
         const args = await resolveArgs(cmd.args);
         current = show(args);
         log(`  ${current}${cmd.stdin ? `\n${describeStdin(cmd.stdin)}` : ''}`);
         const res = await exec(args, await stdinFor(cmd, step, tls));
-        if (res.code !== 0) throw new StepError(res.stderr.trim() || `exit code ${res.code}`, current);
+        if (res.code === 0) continue;
+        const error = res.stderr.trim() || `exit code ${res.code}`;
+        if (!step.later || !new RegExp(step.later.error).test(error)) throw new StepError(error, current);
+        log(`  left for a later run: ${step.later.why}`);
+        log(`  error: ${error}`);
+        deferred = true;
+        break;
       }
-      ran += 1;
+      if (deferred) left.push(step);
+      else ran += 1;
     } catch (err) {
       const command = err instanceof StepError ? err.command : current;
       const error = (err as Error).message;
@@ -196,6 +221,11 @@ export async function runPlan(plan: Plan, opts: RunOptions): Promise<RunResult> 
       return { ok: false, step: n, total, command, error };
     }
   }
-  log(`done: ${ran} of ${total} steps changed something, ${total - ran} were already in place`);
-  return { ok: true, ran, skipped: total - ran };
+  const done = total - ran - left.length;
+  log(`done: ${ran} of ${total} steps changed something, ${done} were already in place`);
+  if (left.length === 0) return { ok: true, ran, skipped: done };
+  const titles = left.map((s) => s.title);
+  log(`${left.length} left for a later run; rerun later to remove: ${titles.join('; ')}`);
+  log(`  ${opts.rerun}`);
+  return { ok: true, ran, skipped: done, left: titles };
 }

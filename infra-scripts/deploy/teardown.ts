@@ -38,7 +38,6 @@ const foundBy: Record<string, 'label' | 'description'> = {
   'compute networks subnets': 'description',
   'compute networks': 'description',
   'compute instances': 'label',
-  'iam roles': 'description',
 };
 
 /** Groups that need more than a describe and a delete. */
@@ -73,6 +72,19 @@ const special: Record<string, (t: Teardown, m: Made) => Step> = {
       m.name,
       ...m.scope,
     ),
+  // A deleted custom role stays 7 days and `describe` still finds it: only one not deleted is ours
+  // to delete (`deleted` prints nothing unless true).
+  'iam roles': (t, m) =>
+    t.del(
+      m,
+      {
+        args: [...m.group, 'describe', m.name, ...t.P, '--format=value(description,deleted)'],
+        expect: { equals: t.marker },
+      },
+      ...m.group,
+      'delete',
+      m.name,
+    ),
   'iam service-accounts': (t, m) => {
     const email = `${m.name}@${t.c.project}.iam.gserviceaccount.com`;
     return t.del(m, t.byDescription(...m.group, 'describe', email), ...m.group, 'delete', email);
@@ -93,6 +105,7 @@ function deleteListed(t: Teardown, m: Made, lookup: string, flags: string[] = []
 /** The step undoing a deploy step: delete what it made, or remove its project-level grant. */
 function undo(t: Teardown, step: Step): Step[] {
   const { c } = t;
+  if (step.keepOnTeardown) return [];
   const a = step.run[0]?.args ?? [];
   const verbAt = a.findIndex((x) => x === 'create' || x === 'deploy' || x === 'add-iam-policy-binding');
   const group = a.slice(0, verbAt);
@@ -172,5 +185,28 @@ export function teardownPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
     }),
   };
   const steps = [...deploy.steps].reverse().flatMap((step) => undo(t, step));
-  return { steps, lookups: t.lookups };
+  return { steps: waitForEgressAddresses(c, steps), lookups: t.lookups };
+}
+
+/**
+ * Cloud Run keeps the functions' Direct VPC egress addresses (`serverless-ipv4-…`) in their subnet
+ * for 1–2 hours after they are deleted, and Compute refuses to delete the subnet meanwhile
+ * ("… is already being used by '…/addresses/serverless-ipv4-…'"): the subnet, and the network it
+ * is in, are left for a later teardown.
+ * https://cloud.google.com/run/docs/configuring/vpc-direct-vpc#delete-subnet
+ */
+function waitForEgressAddresses(c: ResolvedConfig, steps: Step[]): Step[] {
+  const subnet = `delete-subnet-${names(c).fnSubnet}`;
+  return steps.map((s) => {
+    if (s.id === subnet) {
+      return {
+        ...s,
+        later: {
+          error: "used by '?\\S*/addresses/serverless-ipv[46]-",
+          why: "Cloud Run keeps the functions' egress addresses in it for 1-2 hours after they are deleted",
+        },
+      };
+    }
+    return s.id === 'delete-network' ? { ...s, after: subnet } : s;
+  });
 }

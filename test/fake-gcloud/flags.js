@@ -8,6 +8,38 @@
  * `value`: flags that take a value (`--flag=V` or `--flag V`); `bool`: switches (with `no-` forms
  * where the reference shows `--[no-]flag`).
  */
+/** The value flags `compute instance-groups managed create` and `update` share. */
+const managedGroupFlags = [
+  'default-action-on-vm-failure',
+  'description',
+  'health-check',
+  'http-health-check',
+  'https-health-check',
+  'initial-delay',
+  'instance-redistribution-type',
+  'instance-selection',
+  'instance-selection-machine-types',
+  'list-managed-instances-results',
+  'region',
+  'size',
+  'standby-policy-initial-delay',
+  'standby-policy-mode',
+  'stateful-disk',
+  'stateful-external-ip',
+  'stateful-internal-ip',
+  'stopped-size',
+  'suspended-size',
+  'target-distribution-shape',
+  'update-policy-max-surge',
+  'update-policy-max-unavailable',
+  'update-policy-minimal-action',
+  'update-policy-most-disruptive-action',
+  'update-policy-replacement-method',
+  'update-policy-type',
+  'workload-policy',
+  'zone',
+];
+
 module.exports = {
   // https://cloud.google.com/sdk/gcloud/reference/alpha/monitoring/policies/create
   'alpha monitoring policies create': {
@@ -125,46 +157,30 @@ module.exports = {
   'compute health-checks describe': { value: ['region'], bool: ['global'] },
   // https://cloud.google.com/sdk/gcloud/reference/compute/instance-groups/managed/create
   'compute instance-groups managed create': {
-    value: [
-      'base-instance-name',
-      'default-action-on-vm-failure',
-      'description',
-      'health-check',
-      'http-health-check',
-      'https-health-check',
-      'initial-delay',
-      'instance-redistribution-type',
-      'instance-selection',
-      'instance-selection-machine-types',
-      'list-managed-instances-results',
-      'region',
-      'size',
-      'standby-policy-initial-delay',
-      'standby-policy-mode',
-      'stateful-disk',
-      'stateful-external-ip',
-      'stateful-internal-ip',
-      'stopped-size',
-      'suspended-size',
-      'target-distribution-shape',
-      'target-pool',
-      'template',
-      'update-policy-max-surge',
-      'update-policy-max-unavailable',
-      'update-policy-minimal-action',
-      'update-policy-most-disruptive-action',
-      'update-policy-replacement-method',
-      'update-policy-type',
-      'workload-policy',
-      'zone',
-      'zones',
-    ],
+    value: [...managedGroupFlags, 'base-instance-name', 'target-pool', 'template', 'zones'],
     bool: ['force-update-on-repair', 'no-force-update-on-repair'],
   },
   // https://cloud.google.com/sdk/gcloud/reference/compute/instance-groups/managed/delete
   'compute instance-groups managed delete': { value: ['region', 'zone'], bool: [] },
   // https://cloud.google.com/sdk/gcloud/reference/compute/instance-groups/managed/describe
   'compute instance-groups managed describe': { value: ['region', 'zone'], bool: [] },
+  // https://cloud.google.com/sdk/gcloud/reference/compute/instance-groups/managed/update
+  'compute instance-groups managed update': {
+    value: [
+      ...managedGroupFlags,
+      'remove-instance-selections',
+      'remove-stateful-disks',
+      'remove-stateful-external-ips',
+      'remove-stateful-internal-ips',
+    ],
+    bool: [
+      'clear-autohealing',
+      'force-update-on-repair',
+      'no-force-update-on-repair',
+      'remove-instance-selections-all',
+      'remove-workload-policy',
+    ],
+  },
   // https://cloud.google.com/sdk/gcloud/reference/compute/instance-groups/managed/rolling-action/start-update
   'compute instance-groups managed rolling-action start-update': {
     value: [
@@ -653,6 +669,8 @@ module.exports = {
   'iam roles delete': { value: ['organization', 'project'], bool: [] },
   // https://cloud.google.com/sdk/gcloud/reference/iam/roles/describe
   'iam roles describe': { value: ['organization', 'project'], bool: [] },
+  // https://cloud.google.com/sdk/gcloud/reference/iam/roles/undelete
+  'iam roles undelete': { value: ['organization', 'project'], bool: [] },
   // https://cloud.google.com/sdk/gcloud/reference/iam/roles/update
   'iam roles update': {
     value: [

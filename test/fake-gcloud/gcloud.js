@@ -6,7 +6,9 @@
  * IAM policies in $FAKE_GCLOUD_STATE/state.json, answers describe / list / get-iam-policy from
  * them, and appends every invocation to $FAKE_GCLOUD_STATE/calls.jsonl.
  * $FAKE_GCLOUD_STATE/fail.json ({"match": "<substring of the command line>", "times": 1}) makes
- * matching calls fail, to test resuming.
+ * matching calls fail, to test resuming. As Google does, it keeps a deleted custom role 7 days
+ * (`deleted: True`, no binding, `undelete`), and with `holdsEgressAddresses` in the state it keeps
+ * a Direct VPC egress address in its subnet after the function is gone (delete it to release it).
  * `node gcloud.js --serve` answers the same over HTTP (bin/gcloud with FAKE_GCLOUD_URL set): one
  * process for the whole test instead of a Node start per call.
  */
@@ -131,6 +133,8 @@ function render(items, format) {
             const v = base ? lastSegment(get(item, base[1]) ?? '') || undefined : get(item, f);
             if (v === undefined || v === null) return '';
             if (Array.isArray(v)) return v.join(';');
+            // Python's spelling, as gcloud prints a boolean.
+            if (typeof v === 'boolean') return v ? 'True' : 'False';
             return typeof v === 'object' ? JSON.stringify(v) : String(v);
           })
           .join('\t') + '\n',
@@ -155,7 +159,7 @@ function matches(item, filter) {
 /** The resource type of a command: its group, without the release track. */
 function typeOf(command) {
   const words = command.split(' ').filter((w) => w !== 'alpha' && w !== 'beta');
-  const verbs = ['create', 'describe', 'delete', 'list', 'update', 'deploy', 'add', 'ssh'];
+  const verbs = ['create', 'describe', 'delete', 'undelete', 'list', 'update', 'deploy', 'add', 'ssh'];
   const at = words.findIndex(
     (w, i) =>
       i > 0 &&
@@ -207,6 +211,35 @@ function main(argv, stdin) {
   };
   const num = state.projectNumber;
 
+  const ctx = {
+    state,
+    R,
+    project,
+    type,
+    verb,
+    command,
+    positionals,
+    flags,
+    where,
+    stdin,
+    key,
+    need,
+    labelsOf,
+    out,
+    refs,
+    save,
+    create,
+    num,
+  };
+  const answer = projectWide(ctx);
+  if (answer !== undefined) return answer;
+  if (['create', 'create http', 'create pubsub', 'deploy'].includes(verb)) return createResource(ctx);
+  return resourceVerb(ctx);
+}
+
+/** Commands on the project, IAM policies, secret versions and ssh; undefined for the rest. */
+function projectWide(ctx) {
+  const { state, R, project, type, verb, positionals, flags, where, stdin, key, need, out, save, num } = ctx;
   switch (`${type}|${verb}`) {
     case 'projects|describe':
       return out([{ projectId: project, projectNumber: num }]);
@@ -235,6 +268,14 @@ function main(argv, stdin) {
       const role = type === 'functions' ? 'roles/run.invoker' : flags.role;
       const member = flags.member;
       if (!role || !member) throw new GcloudError(`${where} --member and --role are required`, 2);
+      // A custom role can be bound only while it exists and is not deleted (IAM: roles.delete).
+      const custom = /^projects\/[^/]+\/roles\/(.+)$/.exec(role);
+      const customRole = custom && R[key('iam roles', custom[1])];
+      if (custom && verb === 'add-iam-policy-binding' && (!customRole || customRole.deleted)) {
+        throw new GcloudError(
+          `${where} INVALID_ARGUMENT: Role (${role}) does not exist in the resource's hierarchy.`,
+        );
+      }
       if (/@\{|\{|\}/.test(member)) throw new GcloudError(`${where} INVALID_ARGUMENT: member ${member}`);
       const bindings = (state.iam[k] = state.iam[k] || []);
       let b = bindings.find((x) => x.role === role);
@@ -285,147 +326,166 @@ function main(argv, stdin) {
     }
   }
 
+  return undefined;
+}
+
+/** `create` and `deploy`: a new resource, checked against what it names. */
+function createResource(ctx) {
+  const { R, project, type, positionals, flags, where, key, need, labelsOf, refs, create, num } = ctx;
   const name = positionals[0];
-  switch (verb) {
-    case 'create':
-    case 'create http':
-    case 'create pubsub':
-    case 'deploy': {
-      let obj = { type, name, description: flags.description, labels: labelsOf(flags), refs: refs(flags) };
-      let k = key(type, name);
-      switch (type) {
-        case 'iam service-accounts': {
-          const email = `${name}@${project}.iam.gserviceaccount.com`;
-          k = key(type, email);
-          obj = {
-            ...obj,
-            name: `projects/${project}/serviceAccounts/${email}`,
-            email,
-            displayName: flags['display-name'],
-          };
-          break;
-        }
-        case 'iam roles':
-          obj.includedPermissions = String(flags.permissions || '')
-            .split(',')
-            .filter(Boolean)
-            .sort();
-          obj.title = flags.title;
-          break;
-        case 'compute instance-templates':
-          obj.properties = { labels: obj.labels, metadata: flags.metadata };
-          if (/@\{/.test(flags.address || ''))
-            throw new GcloudError(`${where} invalid address ${flags.address}`);
-          break;
-        case 'compute instances':
-          if (flags.address !== undefined || !flags['no-address']) obj.externalIp = true;
-          obj.metadata = flags.metadata;
-          break;
-        case 'compute addresses':
-          obj.address = flags.addresses || '203.0.113.7';
-          break;
-        case 'compute instance-groups managed':
-          obj.instanceTemplate = `https://www.googleapis.com/compute/v1/projects/${project}/global/instanceTemplates/${flags.template}`;
-          obj.status = {};
-          break;
-        case 'logging sinks':
-          obj.writerIdentity = `serviceAccount:service-${num}@gcp-sa-logging.iam.gserviceaccount.com`;
-          obj.destination = positionals[1];
-          break;
-        case 'monitoring channels': {
-          const id = String(Object.keys(R).length + 1000);
-          k = key(type, id);
-          obj = {
-            ...obj,
-            name: `projects/${project}/notificationChannels/${id}`,
-            displayName: flags['display-name'],
-          };
-          break;
-        }
-        case 'monitoring policies': {
-          const policy = JSON.parse(flags.policy);
-          for (const ch of policy.notificationChannels || []) {
-            if (!/^projects\/[^/]+\/notificationChannels\/\d+$/.test(ch)) {
-              throw new GcloudError(`${where} INVALID_ARGUMENT: notification channel ${ch}`);
-            }
-          }
-          const id = String(Object.keys(R).length + 2000);
-          k = key(type, id);
-          obj = {
-            ...obj,
-            ...policy,
-            name: `projects/${project}/alertPolicies/${id}`,
-            labels: policy.userLabels,
-          };
-          break;
-        }
-        case 'functions': {
-          const existing = R[k];
-          obj.labels = { ...(existing ? existing.labels : {}), ...kv(flags['update-labels'] || '') };
-          // `gcloud topic escaping`: `^D^` first picks another delimiter than the comma.
-          if (flags['set-env-vars'] !== undefined) {
-            const raw = flags['set-env-vars'];
-            const alt = /^\^([^^]+)\^/.exec(raw);
-            const pairs = alt ? raw.slice(alt[0].length).split(alt[1]) : raw.split(',');
-            const bad = pairs.find((p) => !/^[A-Z_][A-Z0-9_]*=/.test(p));
-            if (bad !== undefined) throw new GcloudError(`${where} --set-env-vars: bad pair ${bad}`, 2);
-            obj.env = Object.fromEntries(
-              pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
-            );
-          }
-          const http = flags['trigger-http'] === true;
-          if (http === Boolean(flags['trigger-topic'])) {
-            throw new GcloudError(
-              `${where} exactly one of --trigger-http and --trigger-topic is required`,
-              2,
-            );
-          }
-          if (http && (flags.retry || flags['trigger-service-account'])) {
-            throw new GcloudError(`${where} --retry and --trigger-service-account need an event trigger`, 2);
-          }
-          obj.refs = http ? [] : [key('pubsub topics', flags['trigger-topic'])];
-          const triggerId = `${name.toLowerCase()}-000001`;
-          if (http) obj.url = `https://${flags.region}-${project}.cloudfunctions.net/${name}`;
-          else
-            obj.eventTrigger = {
-              trigger: `projects/${project}/locations/${flags.region}/triggers/${triggerId}`,
-            };
-          obj.flags = flags;
-          R[k] = obj;
-          if (!existing && http) {
-            R[key('run services', name.toLowerCase())] = {
-              type: 'run services',
-              name: name.toLowerCase(),
-              owner: k,
-            };
-          } else if (!existing) {
-            const sub = `eventarc-${flags.region}-${triggerId}-sub-001`;
-            R[key('eventarc triggers', triggerId)] = {
-              type: 'eventarc triggers',
-              name: triggerId,
-              owner: k,
-              transport: { pubsub: { subscription: `projects/${project}/subscriptions/${sub}` } },
-            };
-            R[key('pubsub subscriptions', sub)] = {
-              type: 'pubsub subscriptions',
-              name: `projects/${project}/subscriptions/${sub}`,
-              owner: k,
-              refs: [key('pubsub topics', flags['trigger-topic'])],
-            };
-            R[key('run services', name.toLowerCase())] = {
-              type: 'run services',
-              name: name.toLowerCase(),
-              owner: k,
-            };
-          }
-          save();
-          return '';
+  let obj = { type, name, description: flags.description, labels: labelsOf(flags), refs: refs(flags) };
+  let k = key(type, name);
+  switch (type) {
+    case 'iam service-accounts': {
+      const email = `${name}@${project}.iam.gserviceaccount.com`;
+      k = key(type, email);
+      obj = {
+        ...obj,
+        name: `projects/${project}/serviceAccounts/${email}`,
+        email,
+        displayName: flags['display-name'],
+      };
+      break;
+    }
+    case 'iam roles':
+      obj.includedPermissions = String(flags.permissions || '')
+        .split(',')
+        .filter(Boolean)
+        .sort();
+      obj.title = flags.title;
+      break;
+    case 'compute instance-templates':
+      obj.properties = { labels: obj.labels, metadata: flags.metadata };
+      if (/@\{/.test(flags.address || '')) throw new GcloudError(`${where} invalid address ${flags.address}`);
+      break;
+    case 'compute instances':
+      if (flags.address !== undefined || !flags['no-address']) obj.externalIp = true;
+      obj.metadata = flags.metadata;
+      break;
+    case 'compute addresses':
+      obj.address = flags.addresses || '203.0.113.7';
+      break;
+    case 'compute instance-groups managed':
+      obj.listManagedInstancesResults = listResults(flags, where) || 'PAGELESS';
+      obj.instanceTemplate = `https://www.googleapis.com/compute/v1/projects/${project}/global/instanceTemplates/${flags.template}`;
+      obj.status = {};
+      break;
+    case 'logging sinks':
+      obj.writerIdentity = `serviceAccount:service-${num}@gcp-sa-logging.iam.gserviceaccount.com`;
+      obj.destination = positionals[1];
+      break;
+    case 'monitoring channels': {
+      const id = String(Object.keys(R).length + 1000);
+      k = key(type, id);
+      obj = {
+        ...obj,
+        name: `projects/${project}/notificationChannels/${id}`,
+        displayName: flags['display-name'],
+      };
+      break;
+    }
+    case 'monitoring policies': {
+      const policy = JSON.parse(flags.policy);
+      for (const ch of policy.notificationChannels || []) {
+        if (!/^projects\/[^/]+\/notificationChannels\/\d+$/.test(ch)) {
+          throw new GcloudError(`${where} INVALID_ARGUMENT: notification channel ${ch}`);
         }
       }
-      for (const r of obj.refs) need(r, `${r} (referenced by ${k})`);
-      create(k, obj);
-      return '';
+      const id = String(Object.keys(R).length + 2000);
+      k = key(type, id);
+      obj = {
+        ...obj,
+        ...policy,
+        name: `projects/${project}/alertPolicies/${id}`,
+        labels: policy.userLabels,
+      };
+      break;
     }
+    case 'functions': {
+      return deployFunction(ctx, obj, k);
+    }
+  }
+  for (const r of obj.refs) need(r, `${r} (referenced by ${k})`);
+  create(k, obj);
+  return '';
+}
+
+/** `functions deploy`: the function, and what Eventarc and Cloud Run make for it. */
+function deployFunction(ctx, obj, k) {
+  const { R, project, positionals, flags, where, key, need, save } = ctx;
+  const name = positionals[0];
+  const existing = R[k];
+  obj.labels = { ...(existing ? existing.labels : {}), ...kv(flags['update-labels'] || '') };
+  // `gcloud topic escaping`: `^D^` first picks another delimiter than the comma.
+  if (flags['set-env-vars'] !== undefined) {
+    const raw = flags['set-env-vars'];
+    const alt = /^\^([^^]+)\^/.exec(raw);
+    const pairs = alt ? raw.slice(alt[0].length).split(alt[1]) : raw.split(',');
+    const bad = pairs.find((p) => !/^[A-Z_][A-Z0-9_]*=/.test(p));
+    if (bad !== undefined) throw new GcloudError(`${where} --set-env-vars: bad pair ${bad}`, 2);
+    obj.env = Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+  }
+  const http = flags['trigger-http'] === true;
+  if (http === Boolean(flags['trigger-topic'])) {
+    throw new GcloudError(`${where} exactly one of --trigger-http and --trigger-topic is required`, 2);
+  }
+  if (http && (flags.retry || flags['trigger-service-account'])) {
+    throw new GcloudError(`${where} --retry and --trigger-service-account need an event trigger`, 2);
+  }
+  obj.refs = http ? [] : [key('pubsub topics', flags['trigger-topic'])];
+  const build = flags['build-service-account'];
+  if (build !== undefined) {
+    const m = /^projects\/([^/]+)\/serviceAccounts\/([^/]+@[^/]+)$/.exec(build);
+    if (!m)
+      throw new GcloudError(
+        `${where} --build-service-account: ${build} is not projects/P/serviceAccounts/EMAIL`,
+        2,
+      );
+    need(key('iam service-accounts', m[2]), `build service account ${m[2]}`);
+  }
+  const triggerId = `${name.toLowerCase()}-000001`;
+  if (http) obj.url = `https://${flags.region}-${project}.cloudfunctions.net/${name}`;
+  else
+    obj.eventTrigger = {
+      trigger: `projects/${project}/locations/${flags.region}/triggers/${triggerId}`,
+    };
+  obj.flags = flags;
+  R[k] = obj;
+  if (!existing && http) {
+    R[key('run services', name.toLowerCase())] = {
+      type: 'run services',
+      name: name.toLowerCase(),
+      owner: k,
+    };
+  } else if (!existing) {
+    const sub = `eventarc-${flags.region}-${triggerId}-sub-001`;
+    R[key('eventarc triggers', triggerId)] = {
+      type: 'eventarc triggers',
+      name: triggerId,
+      owner: k,
+      transport: { pubsub: { subscription: `projects/${project}/subscriptions/${sub}` } },
+    };
+    R[key('pubsub subscriptions', sub)] = {
+      type: 'pubsub subscriptions',
+      name: `projects/${project}/subscriptions/${sub}`,
+      owner: k,
+      refs: [key('pubsub topics', flags['trigger-topic'])],
+    };
+    R[key('run services', name.toLowerCase())] = {
+      type: 'run services',
+      name: name.toLowerCase(),
+      owner: k,
+    };
+  }
+  save();
+  return '';
+}
+
+/** describe, list, delete, undelete, update and the groups' own verbs. */
+function resourceVerb(ctx) {
+  const { state, R, project, type, verb, command, positionals, flags, where, key, need, out, save } = ctx;
+  const name = positionals[0];
+  switch (verb) {
     case 'describe':
       return out([need(key(type, name))]);
     case 'list': {
@@ -437,9 +497,13 @@ function main(argv, stdin) {
       for (const n of positionals) {
         const k = key(type, n);
         need(k);
+        // IAM keeps a deleted custom role 7 days: describe still finds it, marked deleted.
+        if (type === 'iam roles') {
+          R[k].deleted = true;
+          continue;
+        }
         const users = Object.entries(R).filter(([, r]) => (r.refs || []).includes(k));
-        if (users.length)
-          throw new GcloudError(`${where} resourceInUseByAnotherResource: ${k} is used by ${users[0][0]}`);
+        if (users.length) throw inUse(users[0][1], n, project, flags, where);
         delete R[k];
         delete state.iam[k];
         for (const [ok, r] of Object.entries(R)) if (r.owner === k) delete R[ok];
@@ -447,9 +511,20 @@ function main(argv, stdin) {
       save();
       return '';
     }
+    case 'undelete': {
+      const r = need(key(type, name));
+      if (!r.deleted) throw new GcloudError(`${where} FAILED_PRECONDITION: the role is not deleted`);
+      delete r.deleted;
+      save();
+      return '';
+    }
     case 'update': {
       const k = key(type, name);
       const r = need(k);
+      if (r.deleted) throw new GcloudError(`${where} FAILED_PRECONDITION: the role is deleted`);
+      if (type === 'compute instance-groups managed' && listResults(flags, where)) {
+        r.listManagedInstancesResults = listResults(flags, where);
+      }
       if (flags['update-labels']) r.labels = { ...r.labels, ...kv(flags['update-labels']) };
       if (type === 'iam roles' && flags.permissions)
         r.includedPermissions = flags.permissions.split(',').sort();
@@ -467,6 +542,7 @@ function main(argv, stdin) {
       if (type === 'run services') {
         need(key('compute networks', flags.network));
         need(key('compute networks subnets', flags.subnet));
+        holdEgressAddress(state, flags);
         r.spec = {
           template: {
             metadata: {
@@ -510,6 +586,50 @@ function main(argv, stdin) {
     }
   }
   throw new GcloudError(`${where} the stand-in does not implement ${command}`, 2);
+}
+
+/** `--list-managed-instances-results` as the API's enum, after gcloud's choice check. */
+function listResults(flags, where) {
+  const v = flags['list-managed-instances-results'];
+  if (v === undefined) return undefined;
+  if (v !== 'pageless' && v !== 'paginated') {
+    throw new GcloudError(`${where} argument --list-managed-instances-results: Invalid choice: '${v}'.`, 2);
+  }
+  return v.toUpperCase();
+}
+
+/**
+ * With `holdsEgressAddresses` in the state, Direct VPC egress reserves an address in the subnet
+ * that outlives the service, as Cloud Run's do for 1–2 hours (a test releases it by removing it).
+ */
+function holdEgressAddress(state, flags) {
+  if (!state.holdsEgressAddresses) return;
+  const subnet = `compute networks subnets:${flags.subnet}`;
+  const held = Object.values(state.resources).some(
+    (r) => r.purpose === 'SERVERLESS' && r.refs.includes(subnet),
+  );
+  if (held) return;
+  const name = `serverless-ipv4-${1712345678901234567n + BigInt(Object.keys(state.resources).length)}`;
+  state.resources[`compute addresses:${name}`] = {
+    type: 'compute addresses',
+    name,
+    purpose: 'SERVERLESS',
+    region: flags.region,
+    refs: [subnet],
+  };
+}
+
+/** Compute's answer to deleting what another resource still uses (its text for a held subnet). */
+function inUse(user, name, project, flags, where) {
+  if (user.purpose === 'SERVERLESS') {
+    const at = `projects/${project}/regions/${flags.region}`;
+    return new GcloudError(
+      `${where} Could not fetch resource:\n - The subnetwork resource '${at}/subnetworks/${name}' is already being used by '${at}/addresses/${user.name}'`,
+    );
+  }
+  return new GcloudError(
+    `${where} resourceInUseByAnotherResource: ${name} is used by ${user.type} ${user.name}`,
+  );
 }
 
 function record(entry) {

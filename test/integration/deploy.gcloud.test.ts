@@ -32,6 +32,8 @@ interface State {
       type: string;
       externalIp?: boolean;
       labels?: Record<string, string>;
+      deleted?: boolean;
+      purpose?: string;
       env?: Record<string, string>;
       eventTrigger?: unknown;
       url?: string;
@@ -41,7 +43,19 @@ interface State {
   iam: Record<string, { role: string; members: string[] }[]>;
   secretValues: Record<string, string[]>;
   ssh?: { instance: string; stdin: string }[];
+  holdsEgressAddresses?: boolean;
 }
+
+/** What IAM keeps after a teardown: the custom roles, deleted (undeletable for 7 days). */
+const softDeleted = (s: State) =>
+  Object.entries(s.resources).filter(([, r]) => r.type === 'iam roles' && r.deleted === true);
+const withoutSoftDeleted = (s: State) =>
+  Object.fromEntries(Object.entries(s.resources).filter(([, r]) => !(r.type === 'iam roles' && r.deleted)));
+/** The one project grant teardown keeps: Pub/Sub's agent may mint push tokens (infra-scripts/deploy/README.md). */
+const keptGrant = {
+  role: 'roles/iam.serviceAccountTokenCreator',
+  members: ['serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com'],
+};
 
 let tmp: string;
 let server: ChildProcess;
@@ -275,8 +289,12 @@ describe('deploy.sh with the stand-in gcloud', () => {
       const r = await script('teardown.sh', [...deployArgs, '--yes'], state);
       expect({ code: r.code, tail: r.out.slice(-1500) }).toMatchObject({ code: 0 });
       const after = readState(state);
-      expect(after.resources).toEqual(seeded.resources);
-      expect(after.iam[`projects:${project}`]).toEqual(seeded.iam[`projects:${project}`]);
+      expect(withoutSoftDeleted(after)).toEqual(seeded.resources);
+      expect(softDeleted(after).map(([k]) => k)).toEqual(created.filter((k) => k.startsWith('iam roles:')));
+      expect(after.iam[`projects:${project}`]).toEqual([
+        ...(seeded.iam[`projects:${project}`] ?? []),
+        keptGrant,
+      ]);
       const deletes = mutating(calls(state).slice(before));
       expect(deletes.every((c) => c.code === 0)).toBe(true);
       expect(
@@ -297,7 +315,7 @@ describe('deploy.sh with the stand-in gcloud', () => {
 
 describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts too), straight through the runner', () => {
   it(
-    'deploys, redeploys nothing, tears down to empty with the strict stand-in',
+    'deploys, redeploys nothing, tears down to nothing but the soft-deleted custom roles with the strict stand-in',
     async () => {
       const state = freshState();
       const inputs = readInputs(root);
@@ -371,8 +389,84 @@ describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts t
       const second = await runPlan(deployPlan(c, inputs), opts);
       expect(second).toMatchObject({ ok: true, ran: 0 });
       const down = await runPlan(teardownPlan(c, inputs), opts);
-      expect(down.ok).toBe(true);
-      expect(readState(state).resources).toEqual({});
+      expect(down).toMatchObject({ ok: true });
+      expect(down.ok && down.left).toBeUndefined();
+      expect(withoutSoftDeleted(readState(state))).toEqual({});
+    },
+    LONG,
+  );
+});
+
+describe('deploy, teardown and deploy again, as Google answers', () => {
+  const run = async (state: string, plan: 'deploy' | 'teardown') => {
+    const c = resolveConfig({ project, functions: ['instanceEvents'] });
+    const exec = gcloudExec(path.join(fakeBin, 'gcloud'), {
+      ...process.env,
+      FAKE_GCLOUD_STATE: state,
+      FAKE_GCLOUD_URL: fakeUrl,
+    });
+    const log: string[] = [];
+    const opts = {
+      exec,
+      generators,
+      log: (l: string) => log.push(l),
+      rerun: 'infra-scripts/teardown.sh --yes',
+    };
+    const inputs = readInputs(root);
+    const result = await runPlan(plan === 'deploy' ? deployPlan(c, inputs) : teardownPlan(c, inputs), opts);
+    return { result, log: log.join('\n') };
+  };
+
+  it(
+    'redeploys within 7 days of a teardown: the soft-deleted custom role is undeleted and bound',
+    async () => {
+      const state = freshState();
+      expect((await run(state, 'deploy')).result.ok).toBe(true);
+      expect((await run(state, 'teardown')).result.ok).toBe(true);
+      expect(softDeleted(readState(state)).map(([k]) => k)).toEqual(['iam roles:ilb_instanceEvents']);
+      const again = await run(state, 'deploy');
+      expect(again.result.ok ? 'ok' : again.log.slice(-800)).toBe('ok');
+      const s = readState(state);
+      expect(s.resources['iam roles:ilb_instanceEvents']?.deleted).toBeUndefined();
+      expect(calls(state).some((c) => c.args.slice(0, 3).join(' ') === 'iam roles undelete')).toBe(true);
+      expect(s.iam[`projects:${project}`]).toEqual(
+        expect.arrayContaining([
+          {
+            role: 'projects/demo-project/roles/ilb_instanceEvents',
+            members: ['serviceAccount:ilb-fn-instance-events@demo-project.iam.gserviceaccount.com'],
+          },
+        ]),
+      );
+    },
+    LONG,
+  );
+
+  it(
+    'teardown leaves the egress subnet Cloud Run still holds, and its network, for a later run that removes them',
+    async () => {
+      const state = freshState({ holdsEgressAddresses: true });
+      expect((await run(state, 'deploy')).result.ok).toBe(true);
+      const first = await run(state, 'teardown');
+      expect(first.result).toMatchObject({
+        ok: true,
+        left: ['delete subnet ilb-fn-egress (functions egress, 10.10.16.0/26)', 'delete network ilb-net'],
+      });
+      expect(first.log).toContain(
+        "is already being used by 'projects/demo-project/regions/us-central1/addresses/serverless-ipv4-",
+      );
+      expect(first.log).toContain('rerun later to remove: delete subnet ilb-fn-egress');
+      const left = readState(state);
+      const held = Object.keys(left.resources).filter((k) => left.resources[k]?.purpose === 'SERVERLESS');
+      expect(Object.keys(withoutSoftDeleted(left)).sort()).toEqual(
+        ['compute networks:ilb-net', 'compute networks subnets:ilb-fn-egress', ...held].sort(),
+      );
+      // An hour or two later Cloud Run has released its addresses.
+      for (const k of held) delete left.resources[k];
+      writeFileSync(path.join(state, 'state.json'), JSON.stringify(left));
+      const second = await run(state, 'teardown');
+      expect(second.result).toMatchObject({ ok: true });
+      expect(second.result.ok && second.result.left).toBeUndefined();
+      expect(withoutSoftDeleted(readState(state))).toEqual({});
     },
     LONG,
   );

@@ -77,6 +77,8 @@ function deployFunction(k: Kit, f: TopicFunctionName, entry: string, http: boole
       ? ['--trigger-http']
       : [`--trigger-topic=${spec.trigger.topic}`, `--trigger-service-account=${fnSa}`, '--retry']),
     `--service-account=${fnSa}`,
+    // Builds run as the deployment's build account (steps/identity.ts says why and what it holds).
+    `--build-service-account=projects/${c.project}/serviceAccounts/${n.buildSa}`,
     `--concurrency=${spec.concurrency}`,
     '--cpu=1',
     `--memory=${spec.memory}`,
@@ -105,6 +107,9 @@ function deployFunction(k: Kit, f: TopicFunctionName, entry: string, http: boole
       },
       k.cmd('functions', 'deploy', entry, ...deployArgs, `--update-labels=${labels},config_hash=${hash}`),
     ),
+    // Set on the function's Cloud Run service: `gcloud functions deploy` of the Cloud SDK this
+    // deploy supports (528) has no Direct VPC flags; Google's page asks for a newer gcloud
+    // (README.md): https://cloud.google.com/functions/docs/running/direct-vpc
     k.step(
       `function-${entry}-egress`,
       `function ${entry}: Direct VPC egress through ${n.fnSubnet}`,
@@ -163,11 +168,11 @@ function subscriptionLookups(k: Kit, f: TopicFunctionName): Record<string, strin
 
 /** The trigger's subscription dead-letters to the function's dead-letter topic after ten tries. */
 function deadLetterSteps(k: Kit, f: TopicFunctionName): Step[] {
-  const { P } = k;
+  const { P, n } = k;
   const deadLetter = `${topicFunctions[f].trigger.topic}-dead-letter`;
   const sub = `@{subscription-${f}}`;
   // Pub/Sub's own agent moves dead letters: it publishes to the dead-letter topic and acks the source.
-  const pubsubAgent = 'serviceAccount:service-@{projectNumber}@gcp-sa-pubsub.iam.gserviceaccount.com';
+  const pubsubAgent = n.pubsubAgent;
   return [
     k.step(
       `function-${f}-dead-letter`,

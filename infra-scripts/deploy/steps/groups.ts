@@ -52,6 +52,9 @@ function groupSteps(k: Kit, role: Exclude<Role, 'consul'>): Step[] {
   // The frontend's one public address fits one instance: a zonal group of size 1.
   const where = role === 'frontend' ? [`--zone=${c.zones[0] as string}`] : [`--region=${c.region}`];
   const size = role === 'frontend' ? 1 : c[role].min;
+  // listManagedInstances pages (maxResults, pageToken) as the emulator does; gcloud's default is
+  // pageless: https://cloud.google.com/sdk/gcloud/reference/compute/instance-groups/managed/create
+  const paged = '--list-managed-instances-results=paginated';
   const describe = (format: string) => [...managed, 'describe', mig, ...where, ...P, `--format=${format}`];
   const steps = [
     k.resource(`template-${role}`, `instance template ${template}`, {
@@ -74,9 +77,17 @@ function groupSteps(k: Kit, role: Exclude<Role, 'consul'>): Step[] {
           `--base-instance-name=${n.baseInstanceName(role)}`,
           `--health-check=${n.healthCheck(role)}`,
           '--initial-delay=300',
+          paged,
           `--description=${marker}`,
         ],
       },
+    ),
+    // Groups made before the flag above converge too.
+    k.step(
+      `mig-${role}-paging`,
+      `${mig} pages listManagedInstances`,
+      { args: describe('value(listManagedInstancesResults)'), expect: { equals: 'PAGINATED' } },
+      k.cmd(...managed, 'update', mig, ...where, paged),
     ),
     // A changed template rolls out (a new template name means new content).
     k.step(

@@ -22,6 +22,7 @@ export function identitySteps(k: Kit): Part {
   const accounts: [string, string][] = [
     ...roles.map((r): [string, string] => [r, `${r} VMs`]),
     ...c.functions.map((f): [string, string] => [n.fnSaId(f), `function ${f}`]),
+    ...(c.functions.length > 0 ? [[n.buildSaId, 'builds of the functions'] as [string, string]] : []),
   ];
   const accountSteps = accounts.map(([id, what]) => {
     const email = `${c.deployment}-${id}@${c.project}.iam.gserviceaccount.com`;
@@ -56,6 +57,15 @@ export function identitySteps(k: Kit): Part {
           '--stage=GA',
         ],
       }),
+      // A role deleted by a teardown stays for 7 days, `describe` still finds it (`deleted: true`)
+      // and a binding of it fails; its ID cannot be created again meanwhile, so it is undeleted.
+      // https://cloud.google.com/iam/docs/reference/rest/v1/projects.roles/delete
+      k.step(
+        `role-${f}-undeleted`,
+        `custom role ${id} is not deleted`,
+        { args: ['iam', 'roles', 'describe', id, ...P, '--format=value(deleted)'], expect: { equals: '' } },
+        k.cmd('iam', 'roles', 'undelete', id),
+      ),
       k.step(
         `role-${f}-permissions`,
         `custom role ${id} holds exactly ${permissions.join(', ')}`,
@@ -73,7 +83,7 @@ export function identitySteps(k: Kit): Part {
 /** Grants on the project's own IAM policy (the project is the command's argument: no `--project`). */
 function projectBindings(k: Kit): Step[] {
   const { c, n } = k;
-  const binding = (id: string, role: string, member: string) =>
+  const binding = (id: string, role: string, member: string): Step =>
     k.step(
       id,
       `grant ${role} to ${member}`,
@@ -101,5 +111,37 @@ function projectBindings(k: Kit): Step[] {
         `serviceAccount:${n.fnSa(f)}`,
       ),
     ),
+    ...(c.functions.length > 0 ? functionPlatformBindings(k, binding) : []),
+  ];
+}
+
+/**
+ * What building and triggering the functions needs from the project. The build account: the roles
+ * Google lists for a user-specified Cloud Build account of `gcloud functions deploy` (build logs,
+ * images in Artifact Registry, the uploaded source), since projects made after mid-2024 may give the
+ * default build account none of them:
+ * https://cloud.google.com/functions/docs/securing/build-custom-sa . The deployer acts as it with
+ * the project-level Service Account User role the README lists (as for `--service-account`).
+ */
+function functionPlatformBindings(
+  k: Kit,
+  binding: (id: string, role: string, member: string) => Step,
+): Step[] {
+  const build = `serviceAccount:${k.n.buildSa}`;
+  const buildRoles: [string, string][] = [
+    ['logging', 'roles/logging.logWriter'],
+    ['artifacts', 'roles/artifactregistry.writer'],
+    ['source', 'roles/storage.objectViewer'],
+  ];
+  // Eventarc's push subscriptions send an identity token Pub/Sub's agent mints: an agent made
+  // before 2021-04-08 lacks the role that allows it. Teardown keeps this grant: it cannot tell
+  // whether the deploy made it, and other push subscriptions of the project may need it.
+  // https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions
+  return [
+    ...buildRoles.map(([what, role]) => binding(`iam-build-${what}`, role, build)),
+    {
+      ...binding('iam-pubsub-agent-token-creator', 'roles/iam.serviceAccountTokenCreator', k.n.pubsubAgent),
+      keepOnTeardown: 'Pub/Sub may need it for other push subscriptions of the project',
+    },
   ];
 }

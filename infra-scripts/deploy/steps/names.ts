@@ -34,6 +34,11 @@ export function names(c: ResolvedConfig) {
     roleSa: (r: Role) => sa(r),
     fnSaId,
     fnSa: (f: TopicFunctionName) => sa(fnSaId(f)),
+    /** The identity Cloud Build builds the functions as (`--build-service-account`). */
+    buildSaId: 'fn-build',
+    buildSa: sa('fn-build'),
+    /** Pub/Sub's service agent (the project number is known once the project is looked up). */
+    pubsubAgent: 'serviceAccount:service-@{projectNumber}@gcp-sa-pubsub.iam.gserviceaccount.com',
     customRole: (f: TopicFunctionName) => `${d.replace(/-/g, '_')}_${f}`,
     /** A function's Consul policy is named as its service account. */
     fnPolicy: fnSaId,
