@@ -34,11 +34,8 @@ export interface ReconcileInput {
   scheduleBoundMs?: number;
 }
 
-export interface Reconciled {
-  /** When the change counts (cooldown, hourly limit); undefined when nothing got stronger or weaker. */
-  counted?: number;
-  patch: PolicyPatch;
-  state: AutoscalerState;
+/** What the field passes found, reported with the plan. */
+interface Findings {
   withheld: string[];
   refused: string[];
   escalated: boolean;
@@ -50,20 +47,20 @@ export interface Reconciled {
   verify: string[];
 }
 
+export interface Reconciled extends Findings {
+  /** When the change counts (cooldown, hourly limit); undefined when nothing got stronger or weaker. */
+  counted?: number;
+  patch: PolicyPatch;
+  state: AutoscalerState;
+}
+
 /** What the field passes share: the patch and record they build, and what happened. */
-export interface Work {
+export interface Work extends Findings {
   autoscaler: Autoscaler;
   policy: AutoscalingPolicy;
   tier: Tier;
   patch: PolicyPatch;
   original: AutoscalerState['original'];
-  withheld: string[];
-  refused: string[];
-  escalated: boolean;
-  reverted: boolean;
-  renewed: boolean;
-  fallback: boolean;
-  verify: string[];
   /** Applies an escalation unless the cooldown or the hourly limit holds it back. */
   escalate(what: string, apply: () => void): void;
 }
