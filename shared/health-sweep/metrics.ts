@@ -4,15 +4,8 @@ import type { ApiCalls } from './calls';
 import { byKey, type SweepPlan, type SweepAction } from './report';
 
 /** The sweep's metrics writer: the one writer, counting its requests in `calls`. */
-export function createSweepMetrics(clients: GcpClients, calls: ApiCalls): MetricsWriter {
-  const writer = createMetricsWriter(clients, { onRequest: () => calls.monitoring++ });
-  return {
-    async write(project, points, at) {
-      if (points.length === 0) return;
-      await writer.write(project, points, at);
-    },
-  };
-}
+export const createSweepMetrics = (clients: GcpClients, calls: ApiCalls): MetricsWriter =>
+  createMetricsWriter(clients, { onRequest: () => calls.monitoring++ });
 
 /**
  * The sweep's metric points: healthy members per role and zone, stale nodes, orphans, actions by

@@ -3,8 +3,9 @@ import { createConsulClient, type ConsulClient } from '../consul';
 import { createGcpClients } from '../gcp/client';
 import { createGroupsApi } from '../gcp/groups';
 import { createInstancesApi } from '../gcp/instances';
-import { createLedger } from '../ledger/ledger';
+import { ledgerFromConfig } from '../ledger/ledger';
 import type { Logger } from '../logging';
+import { forceLeaveWith } from '../membership';
 import { noCalls, type ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import { createSweepMetrics } from './metrics';
@@ -31,21 +32,14 @@ export function healthSweepFromConfig(
   const calls = options.calls ?? noCalls();
   const keys = healthSweepKeys(config.kvPrefix);
   const clients = createGcpClients(config.compute);
-  // The operator token is held apart and used for force-leave alone, on the same address.
-  const operator = config.forceLeaveToken ? consul.at({ token: config.forceLeaveToken }) : null;
   const run = createHealthSweep({
     config: sweepConfig,
     consul,
     groups: createGroupsApi(clients, { onRequest: () => calls.compute++ }),
     instances: createInstancesApi(clients),
     metrics: createSweepMetrics(clients, calls),
-    forceLeave: operator ? (node) => operator.agent.forceLeave(node) : null,
-    ledger: createLedger({
-      kv: consul.kv,
-      prefix: keys.ledger,
-      inProgressTtlMs: config.ledger.inProgressTtlMs,
-      retentionMs: config.ledger.retentionMs,
-    }),
+    forceLeave: forceLeaveWith(consul, config.forceLeaveToken),
+    ledger: ledgerFromConfig(config, consul.kv),
     keys,
     logger: options.logger,
     metricsProject: config.project ?? (sweepConfig.groups[0] as { project: string }).project,

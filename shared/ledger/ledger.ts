@@ -1,3 +1,5 @@
+import type { OrchestratorConfig } from '../config';
+import { kvPrefixes } from '../contract';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ConsulClient } from '../consul/client';
@@ -76,6 +78,21 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** Polls of a key another delivery holds: quick at first (most runs take milliseconds), then sparser. */
 const firstPollMs = 20;
 const maxPollMs = 500;
+
+/** instanceEvents' ledger as configured (ORCHESTRATOR_LEDGER_*), the one both its users build. */
+export function ledgerFromConfig(
+  config: OrchestratorConfig,
+  kv: LedgerSettings['kv'],
+  now?: () => number,
+): Ledger {
+  return createLedger({
+    kv,
+    prefix: kvPrefixes(config.kvPrefix).instanceEventsLedger,
+    inProgressTtlMs: config.ledger.inProgressTtlMs,
+    retentionMs: config.ledger.retentionMs,
+    ...(now ? { now } : {}),
+  });
+}
 
 export function createLedger(settings: LedgerSettings): Ledger {
   const now = settings.now ?? Date.now;

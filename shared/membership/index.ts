@@ -51,6 +51,18 @@ export interface Membership {
   forceLeave(node: string): Promise<void>;
 }
 
+/**
+ * Force-leave through the operator token held apart (CONSUL_FORCE_LEAVE_TOKEN), on the function's
+ * own Consul address; null without that token.
+ */
+export function forceLeaveWith(
+  consul: Pick<ConsulClient, 'at'>,
+  token: string | undefined,
+): MembershipDeps['forceLeave'] {
+  const operator = token ? consul.at({ token }) : null;
+  return operator ? (node) => operator.agent.forceLeave(node) : null;
+}
+
 export function createMembership(deps: MembershipDeps): Membership {
   const { consul, logger } = deps;
   const forceLeave = async (node: string) => {
