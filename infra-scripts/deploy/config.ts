@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { topicFunctions, type TopicFunctionName } from '../../functions/catalog';
 import { parseHealthSweepConfig } from '../../shared/health-sweep/config';
 import { parseRuleFile } from '../../shared/scaling-alerts/rules';
+import { scheduleIntervalSec } from './heartbeat';
 
 /**
  * The deployment's configuration: a JSON file (see `infra-scripts/deploy/config.example.json`)
@@ -83,7 +84,15 @@ export const configSchema = z
       .default({ machineType: 'e2-small' }),
     /** Functions to deploy; default: every topic function of functions/catalog.ts. */
     functions: z.array(z.enum(knownFunctions)).optional(),
-    healthSweepSchedule: z.string().min(9).default('*/5 * * * *'),
+    /** Cron (UTC) of healthSweep's ticks; the heartbeat alert needs its interval (heartbeat.ts). */
+    healthSweepSchedule: z
+      .string()
+      .min(9)
+      .refine(
+        (s) => scheduleIntervalSec(s) !== undefined,
+        'every day of every month: "*/N * * * *", "M1,M2 * * * *", "M */H * * *" or "M H * * *"',
+      )
+      .default('*/5 * * * *'),
     /**
      * healthSweep's own settings: the groups it watches are the deployment's MIGs; `thresholds` and
      * `repairOrphans` as in infra-scripts/config/README.md. `invokers`: who may call the operators'
@@ -100,6 +109,24 @@ export const configSchema = z
       })
       .strict()
       .default({ invokers: [], httpIngress: 'internal-only' }),
+    /**
+     * The operator's alerts (the heartbeat alert on healthSweep): `notificationChannels` are existing
+     * Monitoring channels (`projects/P/notificationChannels/ID`) they notify; `sweepMissedIntervals`:
+     * how many scheduler intervals without a completed sweep open the alert.
+     */
+    alerting: z
+      .object({
+        notificationChannels: z
+          .array(
+            z
+              .string()
+              .regex(/^projects\/[^/]+\/notificationChannels\/[^/]+$/, 'projects/P/notificationChannels/ID'),
+          )
+          .default([]),
+        sweepMissedIntervals: z.number().int().min(1).max(48).default(3),
+      })
+      .strict()
+      .default({ notificationChannels: [], sweepMissedIntervals: 3 }),
     /**
      * scalingAlerts' rule file (shared/scaling-alerts/rules.ts): the document itself, or the path of a
      * JSON file holding it (relative to the config file). Default: generated from the deployment

@@ -42,11 +42,8 @@ const foundBy: Record<string, 'label' | 'description'> = {
 
 /** Groups that need more than a describe and a delete. */
 const special: Record<string, (t: Teardown, m: Made) => Step> = {
-  'alpha monitoring policies': (t, m) => {
-    const lookup = `policy-${m.step.id}`;
-    t.lookups[lookup] = m.step.check.args;
-    return deleteListed(t, m, lookup);
-  },
+  'alpha monitoring policies': (t, m) => deleteFoundByCheck(t, m, 'policy'),
+  'monitoring dashboards': (t, m) => deleteFoundByCheck(t, m, 'dashboard'),
   'beta monitoring channels': (t, m) => deleteListed(t, m, 'channel', ['--force']),
   'compute instance-templates': (t, m) => {
     // Every template the deployment ever made (earlier configurations left theirs too).
@@ -90,6 +87,13 @@ const special: Record<string, (t: Teardown, m: Made) => Step> = {
     return t.del(m, t.byDescription(...m.group, 'describe', email), ...m.group, 'delete', email);
   },
 };
+
+/** Deletes what the deploy step's own check lists (policies, dashboards: found by display name). */
+function deleteFoundByCheck(t: Teardown, m: Made, kind: string): Step {
+  const lookup = `${kind}-${m.step.id}`;
+  t.lookups[lookup] = m.step.check.args;
+  return deleteListed(t, m, lookup);
+}
 
 /** Deletes what the lookup lists, when it lists anything. */
 function deleteListed(t: Teardown, m: Made, lookup: string, flags: string[] = []): Step {

@@ -256,7 +256,10 @@ describe('deploy plan', () => {
         );
         const described = args.includes('--description=gce-ilb-orchestrator deployment=ilb');
         const policy = args.some((x) => x.startsWith('--policy=') && x.includes('"deployment":"ilb"'));
-        expect({ l, ok: labelled || described || policy }).toEqual({ l, ok: true });
+        // The dashboard's JSON, labels included, is read from stdin.
+        const stdin = plan.steps.flatMap((s) => s.run).find((r) => r.args === args)?.stdin;
+        const config = stdin && 'script' in stdin && stdin.script.includes('"deployment": "ilb"');
+        expect({ l, ok: labelled || described || policy || config }).toEqual({ l, ok: true });
       }
     }
   });
@@ -509,7 +512,9 @@ describe('deploy plan', () => {
   it('wires scaling-alerts: channel, the notification agent may publish, policies notify on open and close', () => {
     const agent = cmds.find((a) => a.some((x) => x.includes('gcp-sa-monitoring-notification')));
     expect(agent).toEqual(expect.arrayContaining(['scaling-alerts', '--role=roles/pubsub.publisher']));
-    const policies = cmds.filter((a) => line(a).startsWith('alpha monitoring policies create'));
+    const policies = cmds.filter(
+      (a) => line(a).startsWith('alpha monitoring policies create') && line(a).includes('CPU high'),
+    );
     expect(policies).toHaveLength(2);
     for (const p of policies) {
       const json = JSON.parse((p.find((x) => x.startsWith('--policy=')) as string).slice('--policy='.length));

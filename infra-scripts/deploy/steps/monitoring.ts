@@ -1,16 +1,28 @@
 import { topicFunctions } from '../../../functions/catalog';
+import type { ResolvedConfig } from '../config';
+import { dashboardConfig, dashboardName } from '../dashboard';
+import { heartbeatPolicy } from '../heartbeat';
 import type { Step } from '../plan';
 import type { Kit, Part } from './kit';
 import { APP_LABEL } from './names';
 import { topicPublisher } from './pubsub';
 
 /**
- * With scalingAlerts: a notification channel to its topic (the Monitoring agent may publish there)
- * and a CPU alert policy per autoscaled tier, notifying on open and close.
+ * The deployment's Monitoring: with scalingAlerts, a notification channel to its topic (the
+ * Monitoring agent may publish there) and a CPU alert policy per autoscaled tier, notifying on open
+ * and close; with healthSweep, the alert when it stops completing sweeps; always, the dashboard.
  */
 export function monitoringSteps(k: Kit): Part {
+  const { c } = k;
+  const scaling = c.functions.includes('scalingAlerts') ? scalingAlertSteps(k) : { steps: [] };
+  const heartbeat = c.functions.includes('healthSweep')
+    ? [policyStep(k, 'alert-policy-heartbeat', heartbeatPolicy(c), 'notifies the operator channels')]
+    : [];
+  return { steps: [...scaling.steps, ...heartbeat, dashboardStep(k)], lookups: scaling.lookups ?? {} };
+}
+
+function scalingAlertSteps(k: Kit): Part {
   const { c, n, P, labels, marker } = k;
-  if (!c.functions.includes('scalingAlerts')) return { steps: [] };
   const topic = topicFunctions.scalingAlerts.trigger.topic;
   const channel = [
     'beta',
@@ -47,16 +59,69 @@ export function monitoringSteps(k: Kit): Part {
         'serviceAccount:service-@{projectNumber}@gcp-sa-monitoring-notification.iam.gserviceaccount.com',
         'the Monitoring notification service agent',
       ),
-      alertPolicy(k, 'backend'),
-      alertPolicy(k, 'haproxy'),
+      policyStep(k, 'alert-policy-backend', cpuAlertPolicy(c, 'backend'), 'notifies on open and close'),
+      policyStep(k, 'alert-policy-haproxy', cpuAlertPolicy(c, 'haproxy'), 'notifies on open and close'),
     ],
     lookups: { channel },
   };
 }
 
-/** The tier's mean CPU above its autoscaler's target (+0.2, at most 1) for five minutes. */
-function alertPolicy(k: Kit, role: 'backend' | 'haproxy'): Step {
+/** An alert policy, created once: found by its display name. */
+function policyStep(k: Kit, id: string, policy: { displayName: string }, note: string): Step {
+  const { P } = k;
+  return k.step(
+    id,
+    `alert policy "${policy.displayName}" (${note})`,
+    {
+      args: [
+        'alpha',
+        'monitoring',
+        'policies',
+        'list',
+        `--filter=displayName="${policy.displayName}"`,
+        ...P,
+        '--format=value(name)',
+      ],
+      expect: 'nonEmpty',
+    },
+    k.cmd('alpha', 'monitoring', 'policies', 'create', `--policy=${JSON.stringify(policy)}`),
+  );
+}
+
+/**
+ * The dashboard, created once (found by its display name and deployment label). Its JSON is read
+ * from stdin: `--config-from-file` reads "-" as stdin (gcloud's FileContents argument type).
+ */
+function dashboardStep(k: Kit): Step {
   const { c, P } = k;
+  const name = dashboardName(c);
+  const json = `${JSON.stringify(dashboardConfig(c), null, 2)}\n`;
+  return k.step(
+    'dashboard',
+    `dashboard "${name}"`,
+    {
+      args: [
+        'monitoring',
+        'dashboards',
+        'list',
+        `--filter=displayName="${name}" AND labels.deployment="${c.deployment}"`,
+        ...P,
+        '--format=value(name)',
+      ],
+      expect: 'nonEmpty',
+    },
+    {
+      ...k.cmd('monitoring', 'dashboards', 'create', '--config-from-file=-'),
+      stdin: { script: json, lines: json.split('\n').length - 1 },
+    },
+  );
+}
+
+/**
+ * The tier's mean CPU above its autoscaler's target (+0.2, at most 1) for five minutes; notifies
+ * `@{channel}` (the deploy's lookup; the sandbox puts its own channel there).
+ */
+export function cpuAlertPolicy(c: ResolvedConfig, role: 'backend' | 'haproxy') {
   const displayName = `${c.deployment} ${role} CPU high`;
   const policy = {
     displayName,
@@ -80,21 +145,5 @@ function alertPolicy(k: Kit, role: 'backend' | 'haproxy'): Step {
     notificationChannels: ['@{channel}'],
     userLabels: { app: APP_LABEL, deployment: c.deployment },
   };
-  return k.step(
-    `alert-policy-${role}`,
-    `alert policy "${displayName}" (notifies on open and close)`,
-    {
-      args: [
-        'alpha',
-        'monitoring',
-        'policies',
-        'list',
-        `--filter=displayName="${displayName}"`,
-        ...P,
-        '--format=value(name)',
-      ],
-      expect: 'nonEmpty',
-    },
-    k.cmd('alpha', 'monitoring', 'policies', 'create', `--policy=${JSON.stringify(policy)}`),
-  );
+  return policy;
 }
