@@ -10,6 +10,10 @@ import { AlertPolicyServiceClient } from '@google-cloud/monitoring/build/src/v3/
 import { NotificationChannelServiceClient } from '@google-cloud/monitoring/build/src/v3/notification_channel_service_client';
 import { createLogger } from '../../shared/logging';
 import { parseNotificationText } from '../../shared/scaling-alerts/notification';
+import { matchIncident, parseRuleFile } from '../../shared/scaling-alerts/rules';
+import { cpuAlertPolicy } from '../../infra-scripts/deploy/steps/monitoring';
+import { sandboxDeployConfig, sandboxScalingRules } from '../../infra-scripts/local/scenarios/alert-setup';
+import { cpuUtilization } from '../../infra-scripts/local/scenarios/metrics-agent';
 import {
   ProcessDriver,
   startComputeEmulator,
@@ -348,3 +352,121 @@ test('a condition changed while its incident is open cancels it, notified as Mon
   await run(120, { '401': 900 });
   expect(mine('open')).toHaveLength(1);
 });
+
+test("the deploy's own CPU policies: one incident per tier on the tier's mean, closed when the tier cools", async () => {
+  // Two VMs per tier, labelled as the deploy labels them (the policies filter on metadata.user_labels).
+  const scope = { kind: 'zones' as const, name: 'us-central1-a' };
+  for (const role of ['backend', 'haproxy'] as const) {
+    emu.emulator.addTemplate(`${role}-tmpl`, {
+      machineType: 'e2-small',
+      labels: { role, deployment: 'ilb' },
+    });
+    emu.emulator.insertIgm(
+      scope,
+      { name: role, baseInstanceName: role, instanceTemplate: `${role}-tmpl`, targetSize: 2 },
+      { userAgent: 'test' },
+    );
+  }
+  await waitFor('four instances', async () => emu.emulator.allInstances().length === 4, {
+    timeoutMs: 30_000,
+  });
+  const ids = (role: string) =>
+    emu.emulator
+      .allInstances()
+      .filter((i) => i.labels.role === role)
+      .map((i) => i.id);
+  const [b1, b2] = ids('backend') as [string, string];
+  const [h1, h2] = ids('haproxy') as [string, string];
+
+  // The policies exactly as the deploy generates them (REST JSON, as gcloud sends --policy), with the
+  // channel the deploy would look up.
+  const c = sandboxDeployConfig();
+  const names: string[] = [];
+  for (const role of ['backend', 'haproxy'] as const) {
+    const res = await fetch(`http://127.0.0.1:${emu.port}/v3/projects/${project}/alertPolicies`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...cpuAlertPolicy(c, role), notificationChannels: [channelName] }),
+    });
+    expect(res.status).toBe(200);
+    names.push(((await res.json()) as { displayName: string }).displayName);
+  }
+  expect(names).toEqual(['ilb backend CPU high', 'ilb haproxy CPU high']);
+  const cpuNotifications = (state: string) =>
+    notificationsOf(state).filter((r) =>
+      names.includes((r.data.incident as { policy_name: string }).policy_name),
+    );
+
+  async function cpu(seconds: number, values: Record<string, number>) {
+    for (let t = 0; t < seconds; t += 10) {
+      now += 10_000;
+      emu.monitoring.recordSystem({
+        timeSeries: Object.entries(values).map(([id, v]) => ({
+          metric: { type: cpuUtilization },
+          resource: {
+            type: 'gce_instance',
+            labels: { instance_id: id, zone: scope.name, project_id: project },
+          },
+          points: [{ interval: { endTime: new Date(now).toISOString() }, value: { doubleValue: v } }],
+        })),
+      });
+      await emu.alerting!.evaluate();
+    }
+  }
+  // Customers cannot write Google's metrics: only the emulator's own agent path records them.
+  expect(() =>
+    emu.monitoring.create({
+      timeSeries: [
+        {
+          metric: { type: cpuUtilization },
+          resource: { type: 'gce_instance', labels: { instance_id: b1 } },
+          points: [{ interval: { endTime: new Date(now).toISOString() }, value: { doubleValue: 1 } }],
+        },
+      ],
+    }),
+  ).toThrow(/custom metric types only/);
+
+  // Backend hot on both VMs; one haproxy VM hot, the other idle: the haproxy tier's mean (0.6) stays
+  // under 0.8, so only the backend policy opens, once, after its five minutes.
+  await cpu(290, { [b1]: 0.9, [b2]: 0.95, [h1]: 0.95, [h2]: 0.25 });
+  expect(cpuNotifications('open')).toHaveLength(0);
+  await cpu(20, { [b1]: 0.9, [b2]: 0.95, [h1]: 0.95, [h2]: 0.25 });
+  await waitFor('the backend incident', async () => cpuNotifications('open').length === 1, {
+    timeoutMs: 10_000,
+  });
+  const open = parseNotificationText(cpuNotifications('open')[0]!.text);
+  expect(open.ok && open.incident).toMatchObject({
+    policyName: 'ilb backend CPU high',
+    metricType: cpuUtilization,
+    thresholdValue: 0.8,
+    observedValue: 0.925,
+  });
+  // Reduced across the tier: the incident names no instance.
+  expect(open.ok && open.incident.resourceLabels.instance_id).toBeUndefined();
+  // The sandbox's rule file (the deploy's generated one) sends it to the backend tier.
+  const rules = parseRuleFile(sandboxScalingRules());
+  expect(rules.ok).toBe(true);
+  if (!rules.ok || !open.ok) return;
+  expect(matchIncident(open.incident, rules.rules)).toMatchObject({
+    ok: true,
+    target: { rule: 'backend-cpu-high', tierName: 'backend', change: { type: 'raise-min', by: 2 } },
+  });
+
+  // The haproxy tier heats up as a whole: its own single incident, once the 60 s means of the tier
+  // have stayed above 0.8 for five minutes.
+  await cpu(360, { [b1]: 0.9, [b2]: 0.95, [h1]: 0.95, [h2]: 0.85 });
+  await waitFor('the haproxy incident', async () => cpuNotifications('open').length >= 2, {
+    timeoutMs: 10_000,
+  });
+  const policiesOpened = cpuNotifications('open').map(
+    (r) => (r.data.incident as { policy_name: string }).policy_name,
+  );
+  expect(new Set(policiesOpened)).toEqual(new Set(names));
+  const cpuIncidents = () => emu.alerting!.incidents().filter((i) => i.metric.type === cpuUtilization);
+  expect(cpuIncidents().filter((i) => i.state === 'open')).toHaveLength(2);
+
+  // Both tiers cool down: both incidents close, and scalingAlerts hears it (notificationPrompts CLOSED).
+  await cpu(70, { [b1]: 0.1, [b2]: 0.1, [h1]: 0.1, [h2]: 0.1 });
+  await waitFor('both closed', async () => cpuNotifications('closed').length === 2, { timeoutMs: 10_000 });
+  expect(cpuIncidents().map((i) => i.state)).toEqual(['closed', 'closed']);
+}, 120_000);

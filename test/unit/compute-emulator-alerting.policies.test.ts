@@ -78,7 +78,10 @@ function monitoring(vms: Vm[]) {
   };
 }
 
-/** The deploy plan's alert policies as the JSON gcloud reads from `--policy=`. */
+/**
+ * The deploy plan's alert policies that notify scalingAlerts (`@{channel}`), as the JSON gcloud
+ * reads from `--policy=` (the heartbeat alert notifies the operators, not this channel).
+ */
 function deployPolicies(channel: string): Record<string, Record<string, unknown>> {
   const plan = deployPlan(resolveConfig({ project }), {
     sourceHash: 'abc',
@@ -87,7 +90,8 @@ function deployPolicies(channel: string): Record<string, Record<string, unknown>
   });
   const creates = plan.steps
     .flatMap((s) => s.run.map((r) => r.args))
-    .filter((a) => a.join(' ').startsWith('alpha monitoring policies create'));
+    .filter((a) => a.join(' ').startsWith('alpha monitoring policies create'))
+    .filter((a) => a.some((x) => x.startsWith('--policy=') && x.includes('"@{channel}"')));
   return Object.fromEntries(
     creates.map((a) => {
       const text = a.find((x) => x.startsWith('--policy='))!.slice('--policy='.length);

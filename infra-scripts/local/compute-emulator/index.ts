@@ -49,6 +49,14 @@ export async function startComputeEmulator(options: StartOptions): Promise<Runni
           r.type === 'gce_instance'
             ? emulator.allInstances().find((i) => i.id === r.labels.instance_id)?.name
             : undefined,
+        // Monitoring joins a VM's labels as `metadata.user_labels` (the deploy's CPU policies filter on them).
+        resourceMetadata: (r) => {
+          const i =
+            r.type === 'gce_instance'
+              ? emulator.allInstances().find((x) => x.id === r.labels.instance_id)
+              : undefined;
+          return i && { user_labels: i.labels, system_labels: { name: i.name } };
+        },
         onError: (err) => options.logger.warn({ err }, 'alerting evaluation failed'),
       })
     : undefined;

@@ -33,18 +33,27 @@ const point = z.object({
   }),
   value,
 });
-const timeSeriesSchema = z.object({
-  metric: z.object({
-    type: z.string().regex(/^custom\.googleapis\.com\/[\w./-]+$/, 'custom metric types only'),
-    labels: labels.optional(),
-  }),
-  resource: z.object({ type: z.string().min(1), labels: labels.default({}) }),
-  metricKind: z.enum(['GAUGE', 'CUMULATIVE', 'DELTA']).optional(),
-  valueType: z.enum(['DOUBLE', 'INT64', 'BOOL']).optional(),
-  unit: z.string().optional(),
-  points: z.array(point).length(1, 'each time series must contain exactly one point'),
+/** Callers write custom metrics only; Google's own (`compute.googleapis.com/…`) GCE writes itself. */
+const customType = /^custom\.googleapis\.com\/[\w./-]+$/;
+const systemType = /^[a-z]+\.googleapis\.com\/[\w./-]+$/;
+const timeSeriesSchema = (type: RegExp, message: string) =>
+  z.object({
+    metric: z.object({
+      type: z.string().regex(type, message),
+      labels: labels.optional(),
+    }),
+    resource: z.object({ type: z.string().min(1), labels: labels.default({}) }),
+    metricKind: z.enum(['GAUGE', 'CUMULATIVE', 'DELTA']).optional(),
+    valueType: z.enum(['DOUBLE', 'INT64', 'BOOL']).optional(),
+    unit: z.string().optional(),
+    points: z.array(point).length(1, 'each time series must contain exactly one point'),
+  });
+const createBodySchema = z.object({
+  timeSeries: z.array(timeSeriesSchema(customType, 'custom metric types only')).min(1).max(200),
 });
-const createBodySchema = z.object({ timeSeries: z.array(timeSeriesSchema).min(1).max(200) });
+const systemBodySchema = z.object({
+  timeSeries: z.array(timeSeriesSchema(systemType, 'a Google metric type')).min(1).max(200),
+});
 
 type Labels = Record<string, string>;
 type Point = z.infer<typeof point>;
@@ -96,8 +105,17 @@ export class TimeSeriesStore {
 
   constructor(private readonly clock: () => number = Date.now) {}
 
+  /** `projects.timeSeries.create`: custom metrics only, as Monitoring allows a caller. */
   create(body: unknown): void {
-    const parsed = createBodySchema.safeParse(body);
+    this.write(createBodySchema.safeParse(body));
+  }
+
+  /** What Google itself records for a resource (e.g. a VM's CPU utilization): never over REST. */
+  recordSystem(body: unknown): void {
+    this.write(systemBodySchema.safeParse(body));
+  }
+
+  private write(parsed: z.ZodSafeParseResult<z.infer<typeof createBodySchema>>): void {
     if (!parsed.success)
       throw badRequest(
         `Invalid timeSeries: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,

@@ -1,7 +1,8 @@
 /**
- * Stands in for the Ops Agent: every 5 s reads each HAProxy's stats and writes per-instance request
- * rates (haproxy frontend rate; backend server rates summed over HAProxies) as custom metrics, which
- * the emulator's autoscalers and Monitoring read.
+ * Stands in for the Ops Agent and GCE's own metrics: every 5 s reads each HAProxy's stats and writes
+ * per-instance request rates (haproxy frontend rate; backend server rates summed over HAProxies) as
+ * custom metrics, and each instance's CPU utilization from its processes, which the emulator's
+ * autoscalers and Monitoring read.
  */
 import type { Logger } from '../../../shared/logging';
 import { readRuntime } from '../../../services/haproxy-sync/runtime';
@@ -10,6 +11,9 @@ import type { RunningEmulator } from '../compute-emulator';
 import type { LauncherDriver } from '../compute-emulator/launcher-driver';
 import type { Instance } from '../compute-emulator/state';
 import { metrics, sandboxProject } from './topology';
+
+/** https://cloud.google.com/monitoring/api/metrics_gcp_c (compute): GAUGE DOUBLE, 0..1. */
+export const cpuUtilization = 'compute.googleapis.com/instance/cpu/utilization';
 
 export interface MetricsAgent {
   stop(): void;
@@ -60,7 +64,20 @@ export function startMetricsAgent(
         points: point(backendRate.get(be.networkIP) ?? 0),
       });
     }
+    // What GCE writes for every VM: the fraction of its CPU in use; a sandbox instance (its processes)
+    // counts as one vCPU. The deploy's CPU alert policies read it.
+    const cpu: unknown[] = [];
+    for (const i of instances) {
+      const cores = await driver.cpu(i.id);
+      if (cores === undefined) continue;
+      cpu.push({
+        metric: { type: cpuUtilization },
+        resource: resource(i),
+        points: point(Math.min(1, cores)),
+      });
+    }
     if (series.length) compute.monitoring.create({ timeSeries: series });
+    if (cpu.length) compute.monitoring.recordSystem({ timeSeries: cpu });
   };
   let busy = false;
   const timer = setInterval(() => {

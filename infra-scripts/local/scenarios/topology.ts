@@ -8,6 +8,8 @@ import type { Caller } from '../compute-emulator/emulator';
 export const sandboxProject = 'sandbox-project';
 export const sandboxZones = ['us-central1-a', 'us-central1-b'];
 export const sandboxRegion = 'us-central1';
+/** The deployment name the sandbox stands for: its VMs carry it as the deploy's `deployment` label. */
+export const sandboxDeployment = 'ilb';
 export const sandboxRoles = ['backend', 'haproxy', 'frontend'] as const;
 export type SandboxRole = (typeof sandboxRoles)[number];
 export const metrics = {
@@ -47,7 +49,7 @@ export function seedTopology(compute: RunningEmulator, tokens: RoleTokens): void
   for (const role of sandboxRoles) {
     emu.addTemplate(`${role}-tmpl`, {
       machineType: 'e2-small',
-      labels: { role },
+      labels: { role, deployment: sandboxDeployment },
       tags: { items: [role] },
       metadata: {
         items: [
