@@ -15,13 +15,17 @@ import { applyOverrides, DeployConfigError, resolveConfig } from './config';
 import { deployPlan, type PlanInputs } from './plan';
 import { runPlan, type Exec, type Generators } from './runner';
 import { teardownPlan } from './teardown';
+import { runVerify, verifyChecks, type VerifyIo } from './verify';
 
 const usage = `usage: deploy.sh|teardown.sh [--config FILE] [--project ID] [--region R] [--zones a,b,c]
          [--deployment NAME] [--functions a,b] [--set key.path=value ...] [--dry-run] [--yes]
+         deploy.sh [options] --verify
   --config FILE   JSON config (infra-scripts/deploy/config.example.json documents every key)
   --set k=v       override one key, e.g. --set backend.max=8 --set consul.machineType=e2-medium
   --dry-run       print every command in order and run nothing
-  --yes           teardown without asking`;
+  --yes           teardown without asking
+  --verify        deploy nothing: check the deployment (groups RUNNING and HEALTHY, Consul servers,
+                  the frontend answers, a dry-run sweep report) and exit non-zero naming what failed`;
 
 interface Args {
   action: 'deploy' | 'teardown';
@@ -30,12 +34,13 @@ interface Args {
   sets: string[];
   dryRun: boolean;
   yes: boolean;
+  verify: boolean;
 }
 
 export function parseArgs(argv: string[]): Args {
   const [action, ...rest] = argv;
   if (action !== 'deploy' && action !== 'teardown') throw new DeployConfigError(usage);
-  const args: Args = { action, overrides: {}, sets: [], dryRun: false, yes: false };
+  const args: Args = { action, overrides: {}, sets: [], dryRun: false, yes: false, verify: false };
   const direct = ['project', 'region', 'zones', 'deployment', 'functions'];
   for (let i = 0; i < rest.length; i++) {
     const token = rest[i] as string;
@@ -49,6 +54,7 @@ export function parseArgs(argv: string[]): Args {
     };
     if (flag === '--dry-run') args.dryRun = true;
     else if (flag === '--yes') args.yes = true;
+    else if (flag === '--verify' && action === 'deploy') args.verify = true;
     else if (flag === '--config') args.config = value();
     else if (flag === '--set') args.sets.push(value());
     else if (flag.startsWith('--') && direct.includes(flag.slice(2))) args.overrides[flag.slice(2)] = value();
@@ -199,6 +205,15 @@ export const gcloudExec =
       child.stdin.end(stdin ?? '');
     });
 
+/** gcloud as a child process; HTTP with a 10 s bound. */
+const verifyIo = (bin: string): VerifyIo => ({
+  gcloud: (args) => gcloudExec(bin)(args),
+  async http(url, headers = {}) {
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
+    return { status: res.status, body: await res.text() };
+  },
+});
+
 async function confirm(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
@@ -230,6 +245,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;
+  }
+  if (args.verify) {
+    const result = await runVerify(verifyChecks(config), verifyIo(process.env.GCLOUD ?? 'gcloud'), log);
+    return result.ok ? 0 : 1;
   }
   const plan = args.action === 'deploy' ? deployPlan(config, inputs) : teardownPlan(config, inputs);
   log(
