@@ -9,6 +9,8 @@ import { resolveConfig } from '../../infra-scripts/deploy/config';
 import { chartedMetrics, dashboardConfig, googleMetrics } from '../../infra-scripts/deploy/dashboard';
 import { dashboardSchema, filterTerms } from '../../infra-scripts/deploy/dashboard-schema';
 import { absenceSec, heartbeatPolicy, scheduleIntervalSec } from '../../infra-scripts/deploy/heartbeat';
+import { metricCharts } from '../../infra-scripts/local/status-page/history';
+import { metrics as sandboxAgentMetrics } from '../../infra-scripts/local/scenarios/topology';
 import { customMetric } from '../../shared/gcp/monitoring';
 
 const root = path.resolve(__dirname, '../..');
@@ -99,6 +101,16 @@ describe('dashboard', () => {
       .filter((name) => !code.includes(`customMetric('${name}')`))
       .filter((name) => !(name in writtenOnOtherBranches));
     expect(missing).toEqual([]);
+  });
+
+  it("charts every orchestrator series of the sandbox's status page", () => {
+    // The request rates are the sandbox metrics agent's own (production autoscales on CPU).
+    const agent: string[] = Object.values(sandboxAgentMetrics);
+    const page = metricCharts
+      .flatMap((chart) => chart.lines.map((l) => l.type))
+      .filter((t) => !agent.includes(t));
+    expect(page.length).toBeGreaterThan(5);
+    for (const type of page) expect(chartedTypes).toContain(type);
   });
 
   it('charts no function or dead letter without functions', () => {
