@@ -4,11 +4,13 @@ import { stateKey } from '../../shared/scaling-alerts/state';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
+  actionPolicies,
   autoscaledGroup,
   buildHandler,
   functionToken,
   modifications as countModifications,
   notification,
+  policiesOnly,
   readRecord,
   testRules,
   type Harness,
@@ -38,11 +40,15 @@ const record = () => readRecord(h.admin, stateKey(kvPrefix, owned));
 const modifications = () => countModifications(c, 'ilb-haproxy');
 const group = (name: string, template?: string) => autoscaledGroup(c, name, template);
 
-const open = (id: string, action: string) => notification({ id, state: 'open', action, zone, project });
-const closed = (id: string, action: string) => notification({ id, state: 'closed', action, zone, project });
+let conditions: Record<string, string> = {};
+const open = (id: string, action: string) =>
+  notification({ id, state: 'open', action, zone, project, condition: conditions[action]! });
+const closed = (id: string, action: string) =>
+  notification({ id, state: 'closed', action, zone, project, condition: conditions[action]! });
 
 beforeAll(async () => {
-  ({ emu } = await startTestEmulator());
+  ({ emu } = await startTestEmulator({ alerting: policiesOnly }));
+  conditions = await actionPolicies(emu.url, 'haproxy');
   c = clients(emu.port);
   consul = await startConsulDev();
   token = await functionToken(consul);
