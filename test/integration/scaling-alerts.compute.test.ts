@@ -5,6 +5,7 @@ import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
   actionPolicies,
+  alertPolicy,
   autoscaledGroup,
   buildHandler,
   functionToken,
@@ -394,6 +395,11 @@ test('malformed, test and unmatched notifications are acknowledged and change no
   expect(
     await h.handle({ message: { data: Buffer.from(JSON.stringify(test)).toString('base64') } }),
   ).toMatchObject({ decision: 'ignored' });
+  // A real policy labelled with an action the rule does not allow.
+  conditions['delete-everything'] = await alertPolicy(emu.url, {
+    tier: 'haproxy',
+    action: 'delete-everything',
+  });
   expect(await h.handle(open('0.bad1', 'delete-everything'))).toMatchObject({
     decision: 'ignored',
     reason: expect.stringMatching(/^unmatched: .*not allowed/) as unknown,
