@@ -8,10 +8,15 @@ import {
   startComputeEmulator,
   type RunningEmulator,
 } from '../../infra-scripts/local/compute-emulator';
-import { eventFixture } from '../fixtures/events';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, instanceCommand, project, zones } from '../integration/compute-emulator-helpers';
-import { autoscaledGroup, functionToken, readRecord } from '../integration/scaling-alerts.support';
+import {
+  alertPolicy as supportPolicy,
+  autoscaledGroup,
+  functionToken,
+  notification,
+  readRecord,
+} from '../integration/scaling-alerts.support';
 
 /**
  * From the seat of a publisher on the scaling-alerts topic: every message below is one a publisher
@@ -22,7 +27,6 @@ import { autoscaledGroup, functionToken, readRecord } from '../integration/scali
 
 type Json = Record<string, unknown>;
 const zone = zones[0]!;
-const metricType = 'custom.googleapis.com/ilb/haproxy/request_rate';
 
 let emu: RunningEmulator;
 let c: ReturnType<typeof clients>;
@@ -46,62 +50,20 @@ const parsed = parseRuleFile({
 if (!parsed.ok) throw new Error(parsed.reason);
 const rules = parsed.rules;
 
-/** Creates an alert policy in the Monitoring emulator; resolves to its condition's name. */
-async function alertPolicy(labels: Record<string, string>, enabled = true): Promise<string> {
-  const res = await fetch(`${emu.url}/v3/projects/${project}/alertPolicies`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      displayName: `policy-${Object.values(labels).join('-')}`,
-      userLabels: labels,
-      enabled,
-      conditions: [
-        {
-          displayName: 'request rate',
-          conditionThreshold: {
-            filter: `metric.type="${metricType}" resource.type="gce_instance"`,
-            comparison: 'COMPARISON_GT',
-            thresholdValue: 800,
-            duration: '60s',
-          },
-        },
-      ],
-    }),
-  });
-  if (!res.ok) throw new Error(`policy: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { conditions: { name: string }[] };
-  return body.conditions[0]!.name;
-}
+/** A policy the publisher may name that does not exist. */
+const forgedCondition = `projects/${project}/alertPolicies/4242424242/conditions/1`;
 
 /** A forged (or real) notification as a publisher sends it: every field is the publisher's choice. */
-function message(opts: {
+const message = (opts: {
   id: string;
   state: 'open' | 'closed';
   labels: Record<string, string>;
   condition?: string;
-  startedAt?: number;
   endedAt?: number;
-}): Json {
-  const body = eventFixture<{ incident: Json }>(
-    opts.state === 'open' ? 'monitoring-incident-open.json' : 'monitoring-incident-closed.json',
-  );
-  const startedAt = opts.startedAt ?? Math.floor(Date.now() / 1000) - 60;
-  Object.assign(body.incident, {
-    incident_id: opts.id,
-    state: opts.state,
-    started_at: startedAt,
-    ended_at: opts.state === 'closed' ? (opts.endedAt ?? startedAt + 30) : null,
-    policy_name: 'haproxy-high-request-rate',
-    policy_user_labels: opts.labels,
-    scoping_project_id: project,
-    resource: { type: 'gce_instance', labels: { instance_id: '1', project_id: project, zone } },
-    condition: {
-      ...(body.incident.condition as Json),
-      name: opts.condition ?? `projects/${project}/alertPolicies/4242424242/conditions/1`,
-    },
-  });
-  return { message: { data: Buffer.from(JSON.stringify(body)).toString('base64'), messageId: opts.id } };
-}
+}): Json => notification({ ...opts, zone, project, condition: opts.condition ?? forgedCondition });
+
+const alertPolicy = (labels: Record<string, string>, enabled = true) =>
+  supportPolicy(emu.url, labels, { enabled });
 
 function handler(now?: () => number) {
   const config = loadConfig({

@@ -106,11 +106,14 @@ let seq = 0;
 export function notification(opts: {
   id: string;
   state: 'open' | 'closed';
-  action: string;
+  /** The labels the message claims: `tier=haproxy, action=<action>` unless `labels` are given. */
+  action?: string;
+  labels?: Record<string, string>;
   zone: string;
   project: string;
   condition: string;
   startedAt?: number;
+  endedAt?: number;
 }): Json {
   const body = eventFixture<{ incident: Json }>(
     opts.state === 'open' ? 'monitoring-incident-open.json' : 'monitoring-incident-closed.json',
@@ -120,9 +123,9 @@ export function notification(opts: {
     incident_id: opts.id,
     state: opts.state,
     started_at: startedAt,
-    ended_at: opts.state === 'closed' ? startedAt + 30 : null,
+    ended_at: opts.state === 'closed' ? (opts.endedAt ?? startedAt + 30) : null,
     policy_name: 'test-policy',
-    policy_user_labels: { tier: 'haproxy', action: opts.action },
+    policy_user_labels: opts.labels ?? { tier: 'haproxy', action: opts.action ?? 'raise-min' },
     scoping_project_id: opts.project,
     resource: {
       type: 'gce_instance',
