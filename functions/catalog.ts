@@ -92,7 +92,8 @@ export const topicFunctions = {
     timeout: '120s',
     memory: '512Mi',
     // What shared/scaling-alerts calls: read and change autoscalers, wait on their operations, read
-    // the group and its instance template (ownership by label), and write its custom metrics.
+    // the group and its instance template (ownership by label), and write its custom metrics; read
+    // the incident's alert policy, which confirms it (shared/scaling-alerts/confirm.ts).
     permissions: [
       'compute.autoscalers.get',
       'compute.autoscalers.list',
@@ -102,6 +103,7 @@ export const topicFunctions = {
       'compute.instanceTemplates.get',
       'compute.regionOperations.get',
       'compute.zoneOperations.get',
+      'monitoring.alertPolicies.get',
       'monitoring.timeSeries.create',
     ],
     forceLeave: false,

@@ -5,6 +5,13 @@ import type { Logger } from '../logging';
 import type { Decision } from '../outcome';
 import { decodePubsubMessage } from '../pubsub';
 import { actOnAutoscaler, type ActDeps, type ActResult, type AutoscalerOutcome } from './act';
+import {
+  clampTimes,
+  confirmIncident,
+  refusedIncidentsMetric,
+  type Confirmation,
+  type PoliciesPort,
+} from './confirm';
 import { parseNotificationText, type Incident } from './notification';
 import { decisionPoint, planIncident } from './plan';
 import { autoscalerKey, matchIncident, type AutoscalerRef, type RuleFile, type Target } from './rules';
@@ -17,6 +24,8 @@ const maxNotificationBytes = 750_000;
 export interface ScalingAlertsDeps {
   rules: RuleFile;
   autoscalers: AutoscalersPort;
+  /** Cloud Monitoring's alert policies: an incident is acted on only as its policy confirms it. */
+  policies: PoliciesPort;
   state: StateStore;
   metrics: MetricsWriter;
   logger: Logger;
@@ -39,7 +48,7 @@ export type { AutoscalerOutcome };
 
 /** A delivery not acted on (`rejected`: not a notification; `ignored`: not for us), or the autoscalers' outcomes. */
 export type AlertOutcome =
-  | { decision: Extract<Decision, 'rejected' | 'ignored'>; reason: string; incidentId?: string }
+  | { decision: Extract<Decision, 'rejected' | 'ignored' | 'refused'>; reason: string; incidentId?: string }
   | { incidentId: string; results: AutoscalerOutcome[] };
 
 /**
@@ -75,7 +84,12 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
     }
   }
 
-  async function forAutoscaler(incident: Incident, target: Target, ref: AutoscalerRef): Promise<ActResult> {
+  async function forAutoscaler(
+    incident: Incident,
+    target: Target,
+    ref: AutoscalerRef,
+    endOnly: boolean,
+  ): Promise<ActResult> {
     const project = ref.project ?? deps.project ?? incident.project;
     const name = autoscalerKey(ref);
     const fields = {
@@ -107,13 +121,18 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
         message: 'scalingAlerts decision',
         fields,
         plan: (input) =>
-          planIncident(incident, target, {
-            rules: deps.rules,
-            tierName: target.tierName,
-            tier: target.tier,
-            ref: scoped,
-            ...input,
-          }),
+          planIncident(
+            incident,
+            target,
+            {
+              rules: deps.rules,
+              tierName: target.tierName,
+              tier: target.tier,
+              ref: scoped,
+              ...input,
+            },
+            { endOnly },
+          ),
       });
     } catch (err) {
       if (err instanceof TransientError)
@@ -141,7 +160,38 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
       );
       return { decision, reason: parsed.reason, incidentId: parsed.incidentId };
     }
-    const incident = parsed.incident;
+    const claimed = clampTimes(parsed.incident, clock());
+    let confirmed: Confirmation;
+    try {
+      confirmed = await confirmIncident(claimed, deps.project, deps.policies);
+    } catch (err) {
+      const reason = (err as Error).message;
+      logger.error(
+        { messageId, incidentId: claimed.id, decision: 'retry', reason },
+        'scalingAlerts: policy not read, redelivery',
+      );
+      throw err;
+    }
+    // A close whose policy was deleted or disabled (Monitoring cancels its incidents) may still end
+    // the lease that very policy holds, and nothing else.
+    const endOnly =
+      !confirmed.ok &&
+      claimed.state === 'closed' &&
+      confirmed.policy !== undefined &&
+      (confirmed.kind === 'policy-not-found' || confirmed.kind === 'policy-disabled');
+    if (!confirmed.ok && !endOnly) {
+      const reason = `unconfirmed: ${confirmed.reason}`;
+      logger.warn(
+        { messageId, incidentId: claimed.id, policy: claimed.policyName, decision: 'refused', reason },
+        'scalingAlerts: incident not confirmed by its policy, nothing changes',
+      );
+      await publish(
+        [{ type: refusedIncidentsMetric, labels: { reason: confirmed.kind }, value: 1 }],
+        claimed.id,
+      );
+      return { decision: 'refused', reason, incidentId: claimed.id };
+    }
+    const incident = confirmed.ok ? confirmed.incident : { ...claimed, policyId: confirmed.policy };
     const match = matchIncident(incident, deps.rules);
     if (!match.ok) {
       const reason = `unmatched: ${match.reason}`;
@@ -157,7 +207,7 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
       // One autoscaler after the other: their guardrails are independent, and a failure throws
       // for all (redelivery acts once on the ones already done).
       for (const ref of match.target.autoscalers) {
-        const r = await forAutoscaler(incident, match.target, ref);
+        const r = await forAutoscaler(incident, match.target, ref, endOnly);
         results.push(r.outcome);
         metrics.push(...r.metrics);
       }

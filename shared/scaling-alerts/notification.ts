@@ -76,6 +76,8 @@ export interface Incident {
   policyName: string;
   /** `projects/P/alertPolicies/<id>` taken from `condition.name`, when present. */
   policyId?: string;
+  /** The condition's id within the policy (`…/conditions/<id>` of `condition.name`). */
+  conditionId?: string;
   conditionName?: string;
   userLabels: Record<string, string>;
   metricType?: string;
@@ -151,15 +153,16 @@ export function parseNotification(input: unknown): NotificationResult {
   const observedText = typeof i.observed_value === 'string' ? i.observed_value : '';
   const cancelled =
     i.state === 'closed' && (cancelledPattern.test(observedText) || cancelledPattern.test(i.summary ?? ''));
-  const policyId = /^(projects\/[^/]+\/alertPolicies\/[^/]+)\/conditions\//.exec(
+  const named = /^(projects\/[^/]+\/alertPolicies\/[^/]+)\/conditions\/([^/]+)$/.exec(
     i.condition?.name ?? '',
-  )?.[1];
+  );
   const incident: Incident = {
     id: i.incident_id,
     state: i.state,
     cancelled,
     policyName: i.policy_name ?? '',
-    policyId,
+    policyId: named?.[1],
+    conditionId: named?.[2],
     conditionName: i.condition_name ?? undefined,
     userLabels: i.policy_user_labels ?? {},
     metricType: i.metric?.type ?? undefined,

@@ -5,8 +5,15 @@ import { customMetric, type MetricPoint } from '../gcp/monitoring';
 import type { Decision } from '../outcome';
 import type { Incident } from './notification';
 import { hourMs, reconcile, type ReconcileInput, type Reconciled } from './reconcile';
-import { autoscalerKey, type AutoscalerRef, type RuleFile, type Target, type Tier } from './rules';
-import { emptyState, type AutoscalerState, type Lease } from './state';
+import {
+  autoscalerKey,
+  maxLifetimeMs,
+  type AutoscalerRef,
+  type RuleFile,
+  type Target,
+  type Tier,
+} from './rules';
+import { boundRecord, emptyState, recordBounds, type AutoscalerState, type Lease } from './state';
 import { floorBasePolicy, inadmissible } from './guardrails';
 
 /**
@@ -101,11 +108,6 @@ export function ownsAutoscaler(
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-function pruneTombstones(state: AutoscalerState, now: number, retentionMs: number): AutoscalerState {
-  const closed = Object.fromEntries(Object.entries(state.closed).filter(([, at]) => at > now - retentionMs));
-  return { ...state, closed };
-}
 
 /** The floor in force once the patch is applied: the base, or our schedules' highest. */
 function effectiveFloor(policy: AutoscalingPolicy, patch: PolicyPatch, prefix: string): number {
@@ -219,27 +221,54 @@ function finish(
   };
 }
 
-function refusal(ctx: PlanContext, incidentId: string | undefined, reason: string): Plan {
+/** A plan that writes nothing: refused, or (`noop`) nothing to do. */
+function refusal(
+  ctx: PlanContext,
+  incidentId: string | undefined,
+  reason: string,
+  decision: PlanDecision = 'refused',
+): Plan {
   const key = autoscalerKey(ctx.ref);
   return {
     autoscaler: key,
     tier: ctx.tierName,
     incidentId,
-    decision: 'refused',
+    decision,
     reason,
     withheld: [],
     refused: [],
-    metrics: [decisionPoint(key, ctx.tierName, 'refused')],
+    metrics: [decisionPoint(key, ctx.tierName, decision)],
   };
+}
+
+/** GCE's shortest scaling schedule: a lease shorter than this is not granted. */
+const minLeaseMs = 300_000;
+
+/**
+ * The policy's current run of leases, started now when it had none or was quiet (no open
+ * notification) for a longest lease; every open notification of the policy keeps it going.
+ */
+function runOf(state: AutoscalerState, policy: string, tier: Tier, now: number) {
+  const runs = state.runs ?? {};
+  const run = Object.prototype.hasOwnProperty.call(runs, policy) ? runs[policy] : undefined;
+  const current = run !== undefined && now - run.last <= tier.lease.maxSec * 1000 && run.first <= now;
+  return { first: current ? run.first : now, last: now };
 }
 
 /**
  * What one notification means for one autoscaler the matched rule names. `open` grants (or, once
  * half of it has run, renews) the incident's lease; `closed` (cancelled included) ends it and
  * remembers the incident, so a late `open` changes nothing. Then the active leases are reconciled
- * with the current policy within the guardrails.
+ * with the current policy within the guardrails. The incident is the one its policy confirmed
+ * (confirm.ts); `endOnly`: a close whose policy is gone, which may only end that policy's lease.
+ * A lease never runs past its policy's run's maximum lifetime (`runOf`, `lease.maxLifetimeSec`).
  */
-export function planIncident(incident: Incident, target: Target, ctx: PlanContext): Plan {
+export function planIncident(
+  incident: Incident,
+  target: Target,
+  ctx: PlanContext,
+  options: { endOnly?: boolean } = {},
+): Plan {
   if (!ownsAutoscaler(ctx.autoscaler.name, ctx.rules.ownership, ctx.ownerLabels)) {
     return refusal(
       ctx,
@@ -249,7 +278,7 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
   }
   const now = ctx.now;
   const prev = ctx.state ?? emptyState();
-  let state = pruneTombstones(prev, now, ctx.tombstoneRetentionMs ?? defaultTombstoneRetentionMs);
+  let state = boundRecord(prev, now, ctx.tombstoneRetentionMs ?? defaultTombstoneRetentionMs);
   const policy = ctx.autoscaler.autoscalingPolicy;
   let fallback: { decision: PlanDecision; reason: string } = { decision: 'noop', reason: 'in-force' };
   // Names the request: the incident, its state and the lease it acts under.
@@ -266,9 +295,24 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
       const leaseMs = target.leaseSec * 1000;
       const why = inadmissible(target.change, floorBasePolicy(policy, state.original, ctx.tier), ctx.tier);
       if (why && !existing) return refusal(ctx, incident.id, `not allowed: ${why}`);
+      const policyName = incident.policyId ?? '';
+      const run = runOf(state, policyName, ctx.tier, now);
+      const end = Math.min(now + leaseMs, run.first + maxLifetimeMs(ctx.tier));
+      const runs = { ...(state.runs ?? {}), [policyName]: run };
       if (existing && sameJson(existing.change, target.change) && existing.expiresAt - now > leaseMs / 2) {
         trigger += `|${existing.generation}|${existing.grantedAt}`;
         fallback = { decision: 'noop', reason: 'lease-current' };
+      } else if (end - now < minLeaseMs || (existing !== undefined && end <= existing.expiresAt)) {
+        // The run is over: every open notification of the policy keeps it so until it is quiet.
+        state = { ...state, runs };
+        trigger += `|${existing?.generation ?? '-'}|lifetime`;
+        const since = Math.round((now - run.first) / 1000);
+        fallback = {
+          decision: 'refused',
+          reason: `lease-lifetime: ${policyName} has held leases for ${since}s, at most ${maxLifetimeMs(ctx.tier) / 1000}s`,
+        };
+      } else if (!existing && Object.keys(state.leases).length >= recordBounds.leases) {
+        return refusal(ctx, incident.id, `too-many-leases: ${recordBounds.leases} leases are held already`);
       } else {
         const generation = existing ? existing.generation + 1 : 0;
         trigger += `|${generation}|${now}`;
@@ -278,16 +322,20 @@ export function planIncident(incident: Incident, target: Target, ctx: PlanContex
           tier: target.tierName,
           change: target.change,
           grantedAt: now,
-          expiresAt: now + leaseMs,
+          expiresAt: end,
           generation,
+          ...(incident.policyId !== undefined ? { policy: incident.policyId } : {}),
         };
-        state = { ...state, leases: { ...state.leases, [incident.id]: lease } };
+        state = { ...state, runs, leases: { ...state.leases, [incident.id]: lease } };
       }
     }
   } else {
     const existing = Object.prototype.hasOwnProperty.call(state.leases, incident.id)
       ? state.leases[incident.id]
       : undefined;
+    // A close whose policy is gone (deleted or disabled) only ends a lease that policy holds.
+    if (options.endOnly && (!existing || existing.policy !== incident.policyId))
+      return refusal(ctx, incident.id, 'closed: its policy is gone and holds no lease here', 'noop');
     trigger += `|${existing?.generation ?? '-'}`;
     const leases = { ...state.leases };
     delete leases[incident.id];
@@ -315,7 +363,7 @@ export function planSweep(ctx: PlanContext): Plan {
     );
   }
   const prev = ctx.state ?? emptyState();
-  const state = pruneTombstones(prev, ctx.now, ctx.tombstoneRetentionMs ?? defaultTombstoneRetentionMs);
+  const state = boundRecord(prev, ctx.now, ctx.tombstoneRetentionMs ?? defaultTombstoneRetentionMs);
   const r = reconcile(ctx, state);
   const expired = Object.keys(prev.leases)
     .filter((id) => !Object.prototype.hasOwnProperty.call(r.state.leases, id))

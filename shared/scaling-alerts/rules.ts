@@ -98,9 +98,20 @@ export const tierSchema = z
         /** GCE's shortest scaling schedule is 300 s. */
         defaultSec: z.number().int().min(300).max(86_400),
         maxSec: z.number().int().min(300).max(86_400),
+        /**
+         * Longest that one policy's incidents hold leases in a row, from the first one's grant:
+         * new incident ids and renewals never extend past it (default 4 × maxSec).
+         */
+        maxLifetimeSec: z
+          .number()
+          .int()
+          .min(300)
+          .max(7 * 86_400)
+          .optional(),
       })
       .strict()
-      .refine((l) => l.defaultSec <= l.maxSec, 'defaultSec must not exceed maxSec'),
+      .refine((l) => l.defaultSec <= l.maxSec, 'defaultSec must not exceed maxSec')
+      .refine((l) => (l.maxLifetimeSec ?? l.maxSec) >= l.maxSec, 'maxLifetimeSec must not be below maxSec'),
     /** Bounds of utilization targets; a tier without them refuses target changes. */
     targets: z
       .object({
@@ -135,6 +146,10 @@ export const tierSchema = z
   .strict()
   .refine((t) => t.floor <= t.ceiling, 'floor must not exceed ceiling');
 export type Tier = z.infer<typeof tierSchema>;
+
+/** The tier's maximum lifetime of a policy's run of leases, in ms. */
+export const maxLifetimeMs = (tier: Tier): number =>
+  (tier.lease.maxLifetimeSec ?? 4 * tier.lease.maxSec) * 1000;
 
 /** Where a rule's tier or change comes from: fixed, or chosen by one of the policy's user labels. */
 const fromLabel = z.object({ fromLabel: labelKey }).strict();

@@ -17,6 +17,8 @@ export const leaseSchema = z.object({
   expiresAt: z.number(),
   /** 0 when first granted, +1 per renewal or re-grant: part of the request id. */
   generation: z.number().int().min(0),
+  /** The confirmed alert policy (`projects/P/alertPolicies/<id>`) whose incident holds the lease. */
+  policy: z.string().max(256).optional(),
 });
 export type Lease = z.infer<typeof leaseSchema>;
 
@@ -24,6 +26,12 @@ export const autoscalerStateSchema = z.object({
   leases: z.record(incidentIdSchema, leaseSchema).default({}),
   /** Incidents seen closed (id → close time, ms), so an `open` delivered late changes nothing. */
   closed: z.record(incidentIdSchema, z.number()).default({}),
+  /**
+   * Per confirmed policy, its current run of leases: when the first of them was granted and the
+   * last granted or renewed. No lease of the run lasts beyond the tier's maximum lifetime from
+   * `first`; a run ends once the policy held no lease for a longest lease (`lease.maxSec`).
+   */
+  runs: z.record(z.string().max(256), z.object({ first: z.number(), last: z.number() })).optional(),
   /** Values before this function first overrode them; `null`: the field was absent. */
   original: z
     .object({
@@ -46,7 +54,54 @@ export const autoscalerStateSchema = z.object({
 });
 export type AutoscalerState = z.infer<typeof autoscalerStateSchema>;
 
-export const emptyState = (): AutoscalerState => ({ leases: {}, closed: {}, original: {}, changes: [] });
+export const emptyState = (): AutoscalerState => ({
+  leases: {},
+  closed: {},
+  original: {},
+  changes: [],
+});
+
+/**
+ * Bounds of a record, far under Consul's 512 KiB value limit whatever a publisher sends: at most
+ * `leases` active leases (a new one beyond is refused), `tombstones` closed incidents and `runs`
+ * policy runs (oldest evicted), and `bytes` in all (tombstones evicted oldest first to get there).
+ * With 128-character ids a full record is about 60 KiB.
+ */
+export const recordBounds = { leases: 32, tombstones: 256, runs: 64, bytes: 128 * 1024 } as const;
+
+/** The `n` entries with the greatest times, in their own order (so an unchanged record reads the same). */
+function newest(m: Record<string, number>, n: number): Record<string, number> {
+  const entries = Object.entries(m);
+  if (entries.length <= n) return m;
+  const keep = new Set(
+    [...entries]
+      .sort(([ia, a], [ib, b]) => b - a || (ia < ib ? -1 : 1))
+      .slice(0, n)
+      .map(([k]) => k),
+  );
+  return Object.fromEntries(entries.filter(([k]) => keep.has(k)));
+}
+
+/** The record within `recordBounds`, its tombstones and runs within `retentionMs` of now. */
+export function boundRecord(state: AutoscalerState, now: number, retentionMs: number): AutoscalerState {
+  const fresh = Object.fromEntries(Object.entries(state.closed).filter(([, at]) => at > now - retentionMs));
+  let closed = newest(fresh, recordBounds.tombstones);
+  const all = Object.fromEntries(
+    Object.entries(state.runs ?? {}).filter(([, r]) => r.last > now - retentionMs),
+  );
+  const keep = new Set(
+    Object.keys(
+      newest(Object.fromEntries(Object.entries(all).map(([k, r]) => [k, r.last])), recordBounds.runs),
+    ),
+  );
+  const runs = Object.fromEntries(Object.entries(all).filter(([k]) => keep.has(k)));
+  let bounded: AutoscalerState = { ...state, closed, ...(state.runs ? { runs } : {}) };
+  while (Object.keys(closed).length && Buffer.byteLength(JSON.stringify(bounded)) > recordBounds.bytes) {
+    closed = newest(closed, Math.floor(Object.keys(closed).length / 2));
+    bounded = { ...bounded, closed };
+  }
+  return bounded;
+}
 
 /** KV key of an autoscaler's record, under the orchestrator's prefix (ending in `/`). */
 export const stateKey = (kvPrefix: string, ref: AutoscalerRef): string =>

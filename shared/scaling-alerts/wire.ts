@@ -5,6 +5,7 @@ import { createGcpClients } from '../gcp/client';
 import { createMetricsWriter, noMetrics, type MetricsWriter } from '../gcp/monitoring';
 import type { Logger } from '../logging';
 import type { ScalingAlertsConfig } from './config';
+import { createAlertPolicies, type PoliciesPort } from './confirm';
 import { createScalingAlertsHandler } from './handler';
 import type { ScheduleCheck } from './schedule';
 import { consulStateStore } from './state';
@@ -22,6 +23,7 @@ export function scalingAlertsFromConfig(
     logger: Logger;
     consul?: Pick<ConsulClient, 'kv'>;
     autoscalers?: AutoscalersPort;
+    policies?: PoliciesPort;
     metrics?: MetricsWriter;
     now?: () => number;
     retryDelayMs?: number;
@@ -33,6 +35,7 @@ export function scalingAlertsFromConfig(
     rules: alerts.rules,
     autoscalers:
       options.autoscalers ?? createAutoscalers(clients, { operationTimeoutMs: alerts.operationTimeoutMs }),
+    policies: options.policies ?? createAlertPolicies(clients),
     state: consulStateStore((options.consul ?? createConsulClient(config.consul)).kv),
     metrics: options.metrics ?? (alerts.metrics ? createMetricsWriter(clients) : noMetrics),
     logger: options.logger,

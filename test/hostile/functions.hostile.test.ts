@@ -29,7 +29,11 @@ import {
   forceLeaveToken,
   functionToken as instanceEventsToken,
 } from '../integration/instance-events.support';
-import { functionToken as scalingAlertsToken } from '../integration/scaling-alerts.support';
+import {
+  alertPolicy,
+  functionToken as scalingAlertsToken,
+  policiesOnly,
+} from '../integration/scaling-alerts.support';
 import {
   eventarc,
   instanceEventInputs,
@@ -232,7 +236,15 @@ function auditEntry(node: { name: string; id: string }, insertId: string): Buffe
   );
 }
 
-function incident(opts: { id: string; state: 'open' | 'closed'; tier: string; zone: string }): Json {
+let validCondition = '';
+
+function incident(opts: {
+  id: string;
+  state: 'open' | 'closed';
+  tier: string;
+  zone: string;
+  condition?: string;
+}): Json {
   const body = eventFixture<{ incident: Json } & Json>(
     opts.state === 'open' ? 'monitoring-incident-open.json' : 'monitoring-incident-closed.json',
   );
@@ -247,6 +259,8 @@ function incident(opts: { id: string; state: 'open' | 'closed'; tier: string; zo
     scoping_project_id: project,
     resource: { type: 'gce_instance', labels: { instance_id: '1', project_id: project, zone: opts.zone } },
   });
+  if (opts.condition)
+    body.incident.condition = { ...(body.incident.condition as Json), name: opts.condition };
   return body;
 }
 
@@ -263,7 +277,9 @@ const withMiddle = (inputs: HostileInput[], valid: HostileInput) => {
 beforeAll(async () => {
   if (!existsSync(path.join(root, 'dist/functions/index.js')))
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
-  [consul, { emu }] = await Promise.all([startConsulDev(), startTestEmulator()]);
+  [consul, { emu }] = await Promise.all([startConsulDev(), startTestEmulator({ alerting: policiesOnly })]);
+  // The valid notification's alert policy: scalingAlerts acts only on what a real policy confirms.
+  validCondition = await alertPolicy(emu.url, { tier: 'frontend', action: 'raise-min' });
   c = clients(emu.port);
   admin = createConsulClient(
     loadConfig({ CONSUL_HTTP_ADDR: consul.httpAddr, CONSUL_HTTP_TOKEN: consul.token }).consul,
@@ -372,7 +388,11 @@ test('hostile inputs to every entry point: no crash, no 5xx, a log line each, no
           now,
           'scaling-alerts',
           'valid-2',
-          Buffer.from(JSON.stringify(incident({ id: '0.valid', state: 'open', tier: 'frontend', zone }))),
+          Buffer.from(
+            JSON.stringify(
+              incident({ id: '0.valid', state: 'open', tier: 'frontend', zone, condition: validCondition }),
+            ),
+          ),
         ),
       ),
     ),

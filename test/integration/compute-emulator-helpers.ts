@@ -11,6 +11,7 @@ import {
   ProcessDriver,
   startComputeEmulator,
   type RunningEmulator,
+  type StartOptions,
 } from '../../infra-scripts/local/compute-emulator';
 import type { EmulatorOptions } from '../../infra-scripts/local/compute-emulator/emulator';
 
@@ -55,7 +56,7 @@ export function clients(port: number) {
 }
 
 export async function startTestEmulator(
-  overrides: Partial<EmulatorOptions> = {},
+  overrides: Partial<EmulatorOptions> & Pick<StartOptions, 'alerting'> = {},
 ): Promise<{ emu: RunningEmulator; driver: ProcessDriver }> {
   const driver = new ProcessDriver(instanceCommand);
   const emu = await startComputeEmulator({

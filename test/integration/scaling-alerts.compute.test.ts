@@ -4,11 +4,14 @@ import { stateKey } from '../../shared/scaling-alerts/state';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
+  actionPolicies,
+  alertPolicy,
   autoscaledGroup,
   buildHandler,
   functionToken,
   modifications as countModifications,
   notification,
+  policiesOnly,
   readRecord,
   testRules,
   type Harness,
@@ -38,11 +41,15 @@ const record = () => readRecord(h.admin, stateKey(kvPrefix, owned));
 const modifications = () => countModifications(c, 'ilb-haproxy');
 const group = (name: string, template?: string) => autoscaledGroup(c, name, template);
 
-const open = (id: string, action: string) => notification({ id, state: 'open', action, zone, project });
-const closed = (id: string, action: string) => notification({ id, state: 'closed', action, zone, project });
+let conditions: Record<string, string> = {};
+const open = (id: string, action: string) =>
+  notification({ id, state: 'open', action, zone, project, condition: conditions[action]! });
+const closed = (id: string, action: string) =>
+  notification({ id, state: 'closed', action, zone, project, condition: conditions[action]! });
 
 beforeAll(async () => {
-  ({ emu } = await startTestEmulator());
+  ({ emu } = await startTestEmulator({ alerting: policiesOnly }));
+  conditions = await actionPolicies(emu.url, 'haproxy');
   c = clients(emu.port);
   consul = await startConsulDev();
   token = await functionToken(consul);
@@ -388,6 +395,11 @@ test('malformed, test and unmatched notifications are acknowledged and change no
   expect(
     await h.handle({ message: { data: Buffer.from(JSON.stringify(test)).toString('base64') } }),
   ).toMatchObject({ decision: 'ignored' });
+  // A real policy labelled with an action the rule does not allow.
+  conditions['delete-everything'] = await alertPolicy(emu.url, {
+    tier: 'haproxy',
+    action: 'delete-everything',
+  });
   expect(await h.handle(open('0.bad1', 'delete-everything'))).toMatchObject({
     decision: 'ignored',
     reason: expect.stringMatching(/^unmatched: .*not allowed/) as unknown,

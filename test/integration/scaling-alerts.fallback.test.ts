@@ -4,12 +4,14 @@ import { stateKey } from '../../shared/scaling-alerts/state';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
+  alertPolicy,
   autoscaledGroup,
   buildHandler,
   buildLeaseSweep,
   functionToken,
   modifications as countModifications,
   notification,
+  policiesOnly,
   readRecord,
   testRules,
   type Harness,
@@ -46,11 +48,15 @@ const groupSize = async () => {
 };
 
 const rules = () => testRules(project, zone, { names: ['ilb-haproxy'] });
-const open = (id: string) => notification({ id, state: 'open', action: 'raise-min', zone, project });
-const closed = (id: string) => notification({ id, state: 'closed', action: 'raise-min', zone, project });
+let condition = '';
+const open = (id: string) =>
+  notification({ id, state: 'open', action: 'raise-min', zone, project, condition });
+const closed = (id: string) =>
+  notification({ id, state: 'closed', action: 'raise-min', zone, project, condition });
 
 beforeAll(async () => {
-  ({ emu } = await startTestEmulator({ pastScheduleStart: 'never' }));
+  ({ emu } = await startTestEmulator({ pastScheduleStart: 'never', alerting: policiesOnly }));
+  condition = await alertPolicy(emu.url, { tier: 'haproxy', action: 'raise-min' });
   c = clients(emu.port);
   consul = await startConsulDev();
   token = await functionToken(consul);

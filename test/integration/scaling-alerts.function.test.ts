@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { freePort, repoRoot, startConsulDev, startProcess, waitFor, type ConsulDev } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
-import { functionToken, notification } from './scaling-alerts.support';
+import { alertPolicy, functionToken, notification, policiesOnly } from './scaling-alerts.support';
 
 /** The built `scalingAlerts` in the Functions Framework, configured by its environment only. */
 const root = repoRoot();
@@ -38,7 +38,7 @@ beforeAll(async () => {
   // `npm test` builds before jest; run alone, the test builds what is missing.
   if (!existsSync(path.join(root, 'dist', 'functions', 'scaling-alerts', 'index.js')))
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root });
-  ({ emu } = await startTestEmulator());
+  ({ emu } = await startTestEmulator({ alerting: policiesOnly }));
   c = clients(emu.port);
   consul = await startConsulDev();
   const token = await functionToken(consul);
@@ -108,14 +108,17 @@ async function schedules() {
 }
 
 test('an open incident raises the floor, its close removes the lease; both acknowledged', async () => {
-  const res = await post(notification({ id: '0.fn1', state: 'open', action: 'raise-min', zone, project }));
+  const condition = await alertPolicy(emu.url, { tier: 'haproxy', action: 'raise-min' });
+  const res = await post(
+    notification({ id: '0.fn1', state: 'open', action: 'raise-min', zone, project, condition }),
+  );
   expect(res.status).toBe(204);
   expect(await schedules()).toHaveLength(1);
   await waitFor('the applied decision in the log', async () =>
     /"decision":"applied".*scalingAlerts decision: applied/.test(server.output()),
   );
   const closed = await post(
-    notification({ id: '0.fn1', state: 'closed', action: 'raise-min', zone, project }),
+    notification({ id: '0.fn1', state: 'closed', action: 'raise-min', zone, project, condition }),
   );
   expect(closed.status).toBe(204);
   expect(await schedules()).toEqual([]);

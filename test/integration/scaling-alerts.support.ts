@@ -56,15 +56,64 @@ export function testRules(
   return parsed.rules;
 }
 
+/** Monitoring's alert policies in the test emulator, never evaluated: the tests write the notifications. */
+export const policiesOnly = { publish: () => Promise.resolve(), evaluateIntervalMs: 3_600_000 };
+
+/** Creates an alert policy in the emulator (started with `alerting`); resolves to its condition's name. */
+export async function alertPolicy(
+  emuUrl: string,
+  labels: Record<string, string>,
+  opts: { enabled?: boolean; project?: string } = {},
+): Promise<string> {
+  const res = await fetch(`${emuUrl}/v3/projects/${opts.project ?? project}/alertPolicies`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      displayName: `policy-${Object.values(labels).join('-')}`,
+      userLabels: labels,
+      enabled: opts.enabled ?? true,
+      conditions: [
+        {
+          displayName: 'request rate',
+          conditionThreshold: {
+            filter:
+              'metric.type="custom.googleapis.com/ilb/haproxy/request_rate" resource.type="gce_instance"',
+            comparison: 'COMPARISON_GT',
+            thresholdValue: 800,
+            duration: '60s',
+          },
+        },
+      ],
+    }),
+  });
+  if (!res.ok) throw new Error(`alert policy: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { conditions: { name: string }[] }).conditions[0]!.name;
+}
+
+/** One policy per action of the default rule (`tier=<tier>`, `action=<action>`): action → condition name. */
+export async function actionPolicies(emuUrl: string, tier: string): Promise<Record<string, string>> {
+  const actions = ['raise-min', 'lower-cpu-target', 'lower-lb-target', 'hold-scale-in', 'scale-out-only'];
+  const out: Record<string, string> = {};
+  for (const action of actions) out[action] = await alertPolicy(emuUrl, { tier, action });
+  return out;
+}
+
 let seq = 0;
-/** A schema 1.2 notification (from the fixture), wrapped as the CloudEvent's Pub/Sub message. */
+/**
+ * A schema 1.2 notification (from the fixture), wrapped as the CloudEvent's Pub/Sub message;
+ * `condition` names the alert policy's condition that confirms it.
+ */
 export function notification(opts: {
   id: string;
   state: 'open' | 'closed';
-  action: string;
+  /** The labels the message claims: `tier=haproxy, action=<action>` unless `labels` are given. */
+  action?: string;
+  labels?: Record<string, string>;
   zone: string;
   project: string;
+  condition: string;
   startedAt?: number;
+  endedAt?: number;
 }): Json {
   const body = eventFixture<{ incident: Json }>(
     opts.state === 'open' ? 'monitoring-incident-open.json' : 'monitoring-incident-closed.json',
@@ -74,14 +123,15 @@ export function notification(opts: {
     incident_id: opts.id,
     state: opts.state,
     started_at: startedAt,
-    ended_at: opts.state === 'closed' ? startedAt + 30 : null,
+    ended_at: opts.state === 'closed' ? (opts.endedAt ?? startedAt + 30) : null,
     policy_name: 'test-policy',
-    policy_user_labels: { tier: 'haproxy', action: opts.action },
+    policy_user_labels: opts.labels ?? { tier: 'haproxy', action: opts.action ?? 'raise-min' },
     scoping_project_id: opts.project,
     resource: {
       type: 'gce_instance',
       labels: { instance_id: '1', project_id: opts.project, zone: opts.zone },
     },
+    condition: { ...(body.incident.condition as Json), name: opts.condition },
   });
   return {
     message: { data: Buffer.from(JSON.stringify(body)).toString('base64'), messageId: String(++seq) },

@@ -6,7 +6,15 @@ import { leaseSweepFromConfig } from '../../shared/scaling-alerts/wire';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, project, startTestEmulator, zones } from './compute-emulator-helpers';
-import { buildHandler, functionToken, notification, testRules, type Harness } from './scaling-alerts.support';
+import {
+  actionPolicies,
+  buildHandler,
+  functionToken,
+  notification,
+  policiesOnly,
+  testRules,
+  type Harness,
+} from './scaling-alerts.support';
 
 /**
  * healthSweep's lease pass against the Compute emulator (real client) and Consul with the
@@ -20,11 +28,13 @@ let c: ReturnType<typeof clients>;
 let consul: ConsulDev;
 let token: string;
 let h: Harness;
+let conditions: Record<string, string> = {};
 
 const rules = () => testRules(project, zone, { names: ['ilb-gone', 'ilb-haproxy'] });
 
 beforeAll(async () => {
-  ({ emu } = await startTestEmulator());
+  ({ emu } = await startTestEmulator({ alerting: policiesOnly }));
+  conditions = await actionPolicies(emu.url, 'haproxy');
   c = clients(emu.port);
   consul = await startConsulDev();
   token = await functionToken(consul);
@@ -68,7 +78,7 @@ async function policy() {
 
 test('expired leases are reverted by the pass; a second pass changes nothing; a missing autoscaler is reported', async () => {
   const open = (id: string, action: string) =>
-    h.handle(notification({ id, state: 'open', action, zone, project }));
+    h.handle(notification({ id, state: 'open', action, zone, project, condition: conditions[action]! }));
   // The handler acts on both autoscalers the rules name; the one that does not exist is refused.
   await open('0.sweep1', 'raise-min');
   await open('0.sweep2', 'lower-cpu-target');

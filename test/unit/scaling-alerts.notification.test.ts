@@ -21,6 +21,7 @@ describe('parseNotification on the fixtures', () => {
         cancelled: false,
         policyName: 'haproxy-high-request-rate',
         policyId: 'projects/ilb-demo/alertPolicies/1234567890123456789',
+        conditionId: '9876543210987654321',
         conditionName: 'HAProxy request rate per instance above 800/s',
         userLabels: { tier: 'haproxy', action: 'raise-min' },
         metricType: 'custom.googleapis.com/ilb/haproxy/request_rate',
