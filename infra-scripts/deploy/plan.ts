@@ -29,9 +29,9 @@ export type Expect =
   | { contains: string }
   /**
    * The JSON IAM policy printed by `get-iam-policy --format=json` holds this binding; with
-   * `condition`, one whose condition has that title.
+   * `condition`, one whose condition has that title (null: one without a condition).
    */
-  | { binding: { role: string; member: string; condition?: string } };
+  | { binding: { role: string; member: string; condition?: string | null } };
 
 export interface Check {
   args: string[];

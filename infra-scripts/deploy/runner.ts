@@ -55,7 +55,10 @@ export function checkPasses(check: Check, code: number, stdout: string): boolean
       (b) =>
         b.role === e.binding.role &&
         (b.members ?? []).includes(e.binding.member) &&
-        (e.binding.condition === undefined || b.condition?.title === e.binding.condition),
+        (e.binding.condition === undefined ||
+          (e.binding.condition === null
+            ? b.condition === undefined
+            : b.condition?.title === e.binding.condition)),
     );
   } catch {
     return false;

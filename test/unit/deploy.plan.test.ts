@@ -343,6 +343,31 @@ describe('deploy plan', () => {
     expect(noSweep.some((l) => l.includes('healthSweepHttp'))).toBe(false);
   });
 
+  it('deploys healthSweepActHttp beside it, invoked only by actInvokers (granted apart from the report invokers)', () => {
+    const act = cmds.find((a) => line(a).startsWith('functions deploy healthSweepActHttp')) as string[];
+    expect(act).toEqual(
+      expect.arrayContaining([
+        '--entry-point=healthSweepActHttp',
+        '--trigger-http',
+        '--no-allow-unauthenticated',
+      ]),
+    );
+    const members = (p: Plan, entry: string) =>
+      commands(p)
+        .filter((a) => line(a).startsWith(`functions add-invoker-policy-binding ${entry} `))
+        .map((a) => a.find((x) => x.startsWith('--member=')));
+    expect(members(plan, 'healthSweepActHttp')).toEqual([]);
+    const withOps = deployPlan(
+      config(
+        { healthSweep: { invokers: ['group:sre@example.com'], actInvokers: ['group:oncall@example.com'] } },
+        all,
+      ),
+      inputs,
+    );
+    expect(members(withOps, 'healthSweepHttp')).toEqual(['--member=group:sre@example.com']);
+    expect(members(withOps, 'healthSweepActHttp')).toEqual(['--member=group:oncall@example.com']);
+  });
+
   it("gives healthSweep the deployment's groups as HEALTH_SWEEP_CONFIG_JSON, in gcloud's alternate delimiter syntax", () => {
     const sweep = cmds.find((a) => line(a).startsWith('functions deploy healthSweep ')) as string[];
     const flag = sweep.find((x) => x.startsWith('--set-env-vars=')) as string;
@@ -519,6 +544,20 @@ describe('deploy plan', () => {
         binding: expect.objectContaining({ condition: `ilb ${f} own resources` }),
       });
     }
+    // A grant of a deploy made before the condition is removed once the conditional one exists.
+    const role = 'projects/demo-project/roles/ilb_healthSweep';
+    const member = 'serviceAccount:ilb-fn-health-sweep@demo-project.iam.gserviceaccount.com';
+    const drop = plan.steps.find((s) => s.id === 'iam-healthSweep-compute-unconditioned');
+    expect(drop?.runWhen).toBe('check-passes');
+    expect(line(drop?.run[0]?.args ?? [])).toContain('remove-iam-policy-binding demo-project');
+    const policy = (bindings: unknown[]) => JSON.stringify({ bindings });
+    const conditioned = { role, members: [member], condition: { title: 'ilb healthSweep own resources' } };
+    const whole = { role, members: [member] };
+    const add = plan.steps.find((s) => s.id === 'iam-healthSweep-compute');
+    expect(checkPasses(add!.check, 0, policy([whole]))).toBe(false);
+    expect(checkPasses(add!.check, 0, policy([conditioned]))).toBe(true);
+    expect(checkPasses(drop!.check, 0, policy([conditioned]))).toBe(false);
+    expect(checkPasses(drop!.check, 0, policy([conditioned, whole]))).toBe(true);
     // The VMs' grants stay unconditional (Logging and Monitoring have no resource names to test).
     expect(plan.steps.find((s) => s.id === 'iam-backend-logging')?.run[0]?.args).toContain(
       '--condition=None',

@@ -153,14 +153,36 @@ function projectBindings(k: Kit): Step[] {
       binding(`iam-${r}-logging`, 'roles/logging.logWriter', `serviceAccount:${n.roleSa(r)}`),
       binding(`iam-${r}-metrics`, 'roles/monitoring.metricWriter', `serviceAccount:${n.roleSa(r)}`),
     ]),
-    ...c.functions.map((f) =>
-      binding(
-        `iam-${f}-compute`,
-        `projects/${c.project}/roles/${n.customRole(f)}`,
-        `serviceAccount:${n.fnSa(f)}`,
-        computeCondition(k, f),
-      ),
-    ),
+    ...c.functions.flatMap((f) => {
+      const role = `projects/${c.project}/roles/${n.customRole(f)}`;
+      const member = `serviceAccount:${n.fnSa(f)}`;
+      return [
+        binding(`iam-${f}-compute`, role, member, computeCondition(k, f)),
+        // A deploy made before the condition granted the role whole: that grant goes, after the
+        // conditional one is in place.
+        {
+          id: `iam-${f}-compute-unconditioned`,
+          title: `drop an unconditional grant of ${role} to ${member}`,
+          runWhen: 'check-passes' as const,
+          check: {
+            ...k.hasBinding(['projects', 'get-iam-policy', c.project], role, member),
+            expect: { binding: { role, member, condition: null } },
+          },
+          run: [
+            {
+              args: [
+                'projects',
+                'remove-iam-policy-binding',
+                c.project,
+                `--member=${member}`,
+                `--role=${role}`,
+                '--condition=None',
+              ],
+            },
+          ],
+        },
+      ];
+    }),
     ...(c.functions.length > 0 ? functionPlatformBindings(k, binding) : []),
   ];
 }
