@@ -6,46 +6,27 @@
  *   `--set-secrets`, created from the repository's policy files as the deploy's ACL script does)
  *   are tried against `PUT /v1/agent/force-leave`; only instanceEvents may.
  */
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { resolveConfig } from '../../infra-scripts/deploy/config';
 import { readInputs } from '../../infra-scripts/deploy/main';
 import { deployPlan } from '../../infra-scripts/deploy/plan';
-import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
-import { loadConfig } from '../../shared/config';
-import { createConsulClient, type ConsulClient } from '../../shared/consul';
-import { startConsulCluster, repoRoot, type ConsulAgent, type ConsulCluster } from '../harness';
+import { repoRoot } from '../harness';
+import { project, zones } from '../integration/compute-emulator-helpers';
 import {
-  clients,
-  eventually,
-  project,
-  startTestEmulator,
-  zones,
-} from '../integration/compute-emulator-helpers';
-import { keys, registerMember, sweepToken, type Member } from '../integration/health-sweep.support';
+  groupWithPassingNodes,
+  loadSweepEntries,
+  startSweepWorld,
+  type SweepWorld,
+} from '../integration/health-sweep.entry';
+import { keys, registerMember, type Member } from '../integration/health-sweep.support';
 
 const [zoneA] = zones as [string, string];
-let cluster: ConsulCluster;
-let server: ConsulAgent;
-let admin: ConsulClient;
-let emu: RunningEmulator;
-const servers: Server[] = [];
+let world: SweepWorld;
 
 beforeAll(async () => {
-  cluster = await startConsulCluster({ servers: 1 });
-  server = cluster.servers[0] as ConsulAgent;
-  admin = createConsulClient(
-    loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: cluster.token }).consul,
-  );
-  ({ emu } = await startTestEmulator());
+  world = await startSweepWorld();
 }, 90_000);
 
-afterAll(async () => {
-  for (const s of servers) await new Promise((resolve) => s.close(resolve));
-  await emu?.stop();
-  await cluster?.stop();
-});
+afterAll(() => world?.stop());
 
 describe('a caller of healthSweepHttp', () => {
   // Stale for sure: no group lists it and Compute answers 404 for its instance id.
@@ -59,52 +40,13 @@ describe('a caller of healthSweepHttp', () => {
 
   beforeAll(async () => {
     // A healthy group of one, its member's node passing: a sweep here may act (not report-only).
-    const c = clients(emu.port);
-    const [op] = await c.igms.insert({
-      project,
-      zone: zoneA,
-      instanceGroupManagerResource: {
-        name: 'backend-a',
-        baseInstanceName: 'backend',
-        instanceTemplate: 'global/instanceTemplates/backend-tmpl',
-        targetSize: 1,
-      },
-    });
-    await c.zoneOps.wait({ project, zone: zoneA, operation: (op.latestResponse as { name: string }).name });
-    await eventually(async () => {
-      const [members] = await c.igms.listManagedInstances({
-        project,
-        zone: zoneA,
-        instanceGroupManager: 'backend-a',
-      });
-      const m = members[0];
-      if (members.length !== 1 || m?.instanceStatus !== 'RUNNING') return false;
-      const name = /instances\/([^/]+)$/.exec(m.instance ?? '')?.[1] ?? '';
-      const member = { name, id: String(m.id), zone: zoneA, group: 'backend-a', role: 'backend' };
-      await registerMember(admin, member, project);
-      return true;
-    }, 30_000);
-    await c.close();
-    Object.assign(process.env, {
-      CONSUL_HTTP_ADDR: server.httpAddr,
-      CONSUL_HTTP_TOKEN: await sweepToken(server),
-      COMPUTE_API_ENDPOINT: emu.url,
-      GOOGLE_CLOUD_PROJECT: project,
-      LOG_LEVEL: 'silent',
-      HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
-        groups: [{ project, zone: zoneA, name: 'backend-a', role: 'backend' }],
-      }),
-    });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require('../../functions/health-sweep');
-    await registerMember(admin, stale, project);
+    await groupWithPassingNodes(world, { zone: zoneA, name: 'backend-a', size: 1 });
+    await loadSweepEntries(world, { zone: zoneA, name: 'backend-a' });
+    await registerMember(world.admin, stale, project);
   });
 
   test('changes nothing with any request it can send, stale nodes present', async () => {
-    const server = getTestServer('healthSweepHttp');
-    servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    const url = await world.serve('healthSweepHttp');
     const json = { authorization: 'Bearer attacker', 'content-type': 'application/json' };
     const requests: Array<[string, RequestInit]> = [
       // As the deploy README's curl sent it before: POST, no body.
@@ -134,8 +76,8 @@ describe('a caller of healthSweepHttp', () => {
     ).json()) as { report?: { reportOnly: string[]; stale: Array<{ node: string }> } };
     expect(report.report?.reportOnly).toEqual([]);
     expect(report.report?.stale.map((s) => s.node)).toEqual([stale.name]);
-    expect((await admin.catalog.nodes()).map((n) => n.name)).toContain(stale.name);
-    expect(await admin.kv.keys(keys.root)).toEqual([]);
+    expect((await world.admin.catalog.nodes()).map((n) => n.name)).toContain(stale.name);
+    expect(await world.admin.kv.keys(keys.root)).toEqual([]);
   });
 });
 
@@ -174,19 +116,21 @@ describe("each deployed function's Consul tokens", () => {
     const tokens = new Map<string, string>();
     for (const policy of new Set(policyOf.values())) {
       if (!rules.has(policy)) continue;
-      await server.consul.acl.createPolicy(`attack-${policy}`, rules.get(policy) as string);
+      await world.server.consul.acl.createPolicy(`attack-${policy}`, rules.get(policy) as string);
     }
     const secretOf = async (secret: string) => {
       const existing = tokens.get(secret);
       if (existing) return existing;
-      const token = await server.consul.acl.createToken({ policies: [`attack-${policyOf.get(secret)}`] });
+      const token = await world.server.consul.acl.createToken({
+        policies: [`attack-${policyOf.get(secret)}`],
+      });
       tokens.set(secret, token);
       return token;
     };
     const canForceLeave: string[] = [];
     for (const [entry, secrets] of held) {
       for (const secret of secrets) {
-        const res = await fetch(`${server.httpAddr}/v1/agent/force-leave/backend-victim?prune=1`, {
+        const res = await fetch(`${world.server.httpAddr}/v1/agent/force-leave/backend-victim?prune=1`, {
           method: 'PUT',
           headers: { 'X-Consul-Token': await secretOf(secret) },
         });

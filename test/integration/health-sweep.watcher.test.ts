@@ -3,23 +3,19 @@
  * Framework serves them, against a real Consul (the sweep's own policy) and the Compute emulator,
  * whose Monitoring store receives the heartbeats and the sweep's metrics.
  */
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { loadConfig } from '../../shared/config';
-import { createConsulClient, type ConsulClient } from '../../shared/consul';
 import type { SweepResult } from '../../shared/health-sweep/sweep';
-import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
-import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
-import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
-import { registerMember, sweepToken, type Member } from './health-sweep.support';
+import { project, zones } from './compute-emulator-helpers';
+import {
+  groupWithPassingNodes,
+  loadSweepEntries,
+  schedulerTick,
+  startSweepWorld,
+  type SweepWorld,
+} from './health-sweep.entry';
+import { registerMember, type Member } from './health-sweep.support';
 
 const [zoneA] = zones as [string, string];
-let cluster: ConsulCluster;
-let admin: ConsulClient;
-let emu: RunningEmulator;
-let c: ReturnType<typeof clients>;
-const servers: Server[] = [];
+let world: SweepWorld;
 const stale: Member = {
   name: 'backend-gone',
   id: '9300000000000000001',
@@ -27,13 +23,6 @@ const stale: Member = {
   group: 'backend-a',
   role: 'backend',
 };
-
-async function serve(target: string): Promise<string> {
-  const server = getTestServer(target);
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-}
 
 const call = async (url: string, body?: unknown, method = 'POST') => {
   const res = await fetch(url, {
@@ -49,7 +38,7 @@ const call = async (url: string, body?: unknown, method = 'POST') => {
 
 /** The latest value of each series of a custom metric, by its label `label`. */
 function latest(metric: string, label: string): Record<string, number> {
-  const listed = emu.monitoring.list({
+  const listed = world.emu.monitoring.list({
     filter: `metric.type = "custom.googleapis.com/ilb/${metric}"`,
     startTime: new Date(Date.now() - 600_000).toISOString(),
     endTime: new Date(Date.now() + 60_000).toISOString(),
@@ -59,75 +48,24 @@ function latest(metric: string, label: string): Record<string, number> {
   );
 }
 
-const nodeNames = async () => (await admin.catalog.nodes()).map((n) => n.name);
+const nodeNames = async () => (await world.admin.catalog.nodes()).map((n) => n.name);
 
 beforeAll(async () => {
-  cluster = await startConsulCluster({ servers: 1 });
-  const server = cluster.servers[0] as ConsulAgent;
-  admin = createConsulClient(
-    loadConfig({ CONSUL_HTTP_ADDR: server.httpAddr, CONSUL_HTTP_TOKEN: cluster.token }).consul,
-  );
-  ({ emu } = await startTestEmulator());
-  c = clients(emu.port);
-  const [z] = await c.igms.insert({
-    project,
-    zone: zoneA,
-    instanceGroupManagerResource: {
-      name: 'backend-a',
-      baseInstanceName: 'backend',
-      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
-      targetSize: 2,
-    },
-  });
-  await c.zoneOps.wait({ project, zone: zoneA, operation: (z.latestResponse as { name: string }).name });
-  // Every member has its passing node, as its agent would register it.
-  await eventually(async () => {
-    const [members] = await c.igms.listManagedInstances({
-      project,
-      zone: zoneA,
-      instanceGroupManager: 'backend-a',
-    });
-    if (members.length !== 2 || members.some((m) => m.instanceStatus !== 'RUNNING')) return false;
-    for (const m of members) {
-      const name = /instances\/([^/]+)$/.exec(m.instance ?? '')?.[1] ?? '';
-      await registerMember(
-        admin,
-        { name, id: String(m.id), zone: zoneA, group: 'backend-a', role: 'backend' },
-        project,
-      );
-    }
-    return true;
-  }, 30_000);
-  Object.assign(process.env, {
-    CONSUL_HTTP_ADDR: server.httpAddr,
-    CONSUL_HTTP_TOKEN: await sweepToken(server),
-    COMPUTE_API_ENDPOINT: emu.url,
-    GOOGLE_CLOUD_PROJECT: project,
-    LOG_LEVEL: 'silent',
-    HEALTH_SWEEP_CONFIG_JSON: JSON.stringify({
-      groups: [{ project, zone: zoneA, name: 'backend-a', role: 'backend' }],
-      thresholds: { bootGraceSeconds: 3600 },
-    }),
-  });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('../../functions/health-sweep');
+  world = await startSweepWorld();
+  await groupWithPassingNodes(world, { zone: zoneA, name: 'backend-a', size: 2 });
+  await loadSweepEntries(world, { zone: zoneA, name: 'backend-a' }, { bootGraceSeconds: 3600 });
 }, 90_000);
 
-afterAll(async () => {
-  for (const s of servers) await new Promise((resolve) => s.close(resolve));
-  await c?.close();
-  await emu?.stop();
-  await cluster?.stop();
-});
+afterAll(() => world?.stop());
 
 beforeEach(async () => {
   // A node whose instance is gone (Compute answers 404 for its id): stale at once.
-  await registerMember(admin, stale, project);
+  await registerMember(world.admin, stale, project);
 });
 
 describe('healthSweepHttp: reports only', () => {
   test('no body, an empty body, dryRun=false: a report, and the stale node stays', async () => {
-    const url = await serve('healthSweepHttp');
+    const url = await world.serve('healthSweepHttp');
     for (const r of [
       await call(url),
       await call(url, {}),
@@ -142,7 +80,7 @@ describe('healthSweepHttp: reports only', () => {
   });
 
   test('asking it to act is refused (403), pointing at the acting entry point', async () => {
-    const url = await serve('healthSweepHttp');
+    const url = await world.serve('healthSweepHttp');
     const r = await call(url, { act: true });
     expect(r.status).toBe(403);
     expect(r.body.error).toMatch(/healthSweepActHttp/);
@@ -150,14 +88,14 @@ describe('healthSweepHttp: reports only', () => {
   });
 
   test('writes its heartbeat after a completed run', async () => {
-    await call(await serve('healthSweepHttp'));
+    await call(await world.serve('healthSweepHttp'));
     expect(latest('function_heartbeat', 'function')).toMatchObject({ healthSweepHttp: 1 });
   });
 });
 
 describe('healthSweepActHttp: acts only on {"act": true}', () => {
   test('without act (or act false, a string, a GET, or with dryRun) it reports', async () => {
-    const url = await serve('healthSweepActHttp');
+    const url = await world.serve('healthSweepActHttp');
     const asks: Array<[string, unknown, string?]> = [
       [url, undefined],
       [url, { act: false }],
@@ -174,7 +112,7 @@ describe('healthSweepActHttp: acts only on {"act": true}', () => {
   });
 
   test('with act: the stale node is removed, counted as repaired without an event, and the heartbeat written', async () => {
-    const url = await serve('healthSweepActHttp');
+    const url = await world.serve('healthSweepActHttp');
     const r = await call(url, { act: true });
     expect(r.status).toBe(200);
     expect(r.body.dryRun).toBe(false);
@@ -195,18 +133,8 @@ describe('healthSweepActHttp: acts only on {"act": true}', () => {
 
 describe('healthSweep (CloudEvent)', () => {
   test('a Scheduler tick sweeps and writes the heartbeat of healthSweep', async () => {
-    const url = await serve('healthSweep');
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'ce-id': 'tick-1',
-        'ce-specversion': '1.0',
-        'ce-source': `//pubsub.googleapis.com/projects/${project}/topics/health-sweep`,
-        'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
-      },
-      body: JSON.stringify({ message: { data: Buffer.from('tick').toString('base64'), messageId: '1' } }),
-    });
+    const url = await world.serve('healthSweep');
+    const res = await schedulerTick(url);
     expect(res.status).toBeLessThan(300);
     expect(latest('function_heartbeat', 'function')).toMatchObject({ healthSweep: 1 });
     // The scheduled sweep acts: the stale node is gone.
