@@ -27,14 +27,25 @@ export interface TopicFunction {
    * deployed too).
    */
   leasePassPermissions?: readonly string[];
-  /** Force-leaves nodes after deregistering them: holds a second Consul token (force-leave.hcl). */
+  /**
+   * Force-leaves nodes after deregistering them: holds a second Consul token (force-leave.hcl,
+   * `operator = "write"`). At most one function does (deploy.catalog.test.ts); the others leave a
+   * failed member to Consul's own reaping (the agents' `advertise_reconnect_timeout`).
+   */
   forceLeave: boolean;
 }
 
-/** An HTTP entry point deployed next to a topic function: same code, account, role and tokens. */
+/**
+ * An HTTP entry point deployed next to a topic function: same code, account, role and tokens, its
+ * own Cloud Run service and so its own `roles/run.invoker` members (`invokers`: which list of the
+ * deploy config's `healthSweep` names them).
+ */
 export interface HttpFunction {
   trigger: 'http';
   sameAs: TopicFunctionName;
+  /** Whether a request may make it act (`{"act": true}`); false: it only reports. */
+  acts: boolean;
+  invokers: 'invokers' | 'actInvokers';
 }
 
 /** The functions a topic triggers. Concurrency × max instances follow the bench/ figures (README). */
@@ -49,6 +60,8 @@ export const topicFunctions = {
     timeout: '120s',
     memory: '512Mi',
     permissions: ['compute.instances.get'],
+    // The one holder of the force-leave token: a deleted instance's member leaves gossip at once,
+    // before its group recreates the name (docs/security.md, "Each function's token").
     forceLeave: true,
   },
   // One sweep at a time: two would race on the same catalog.
@@ -80,7 +93,9 @@ export const topicFunctions = {
       'compute.regionOperations.get',
       'compute.zoneOperations.get',
     ],
-    forceLeave: true,
+    // Deregisters without force-leave: a stale node it removes is a failed member, which the
+    // servers reap after its agent's advertise_reconnect_timeout; meanwhile it is never routed to.
+    forceLeave: false,
   },
   // Autoscaler changes are serialised: one incident at a time.
   scalingAlerts: {
@@ -115,8 +130,10 @@ export type TopicFunctionName = keyof typeof topicFunctions;
 
 /** The HTTP entry points, each deployed when the topic function it shares everything with is. */
 export const httpFunctions = {
-  // The operators' sweep on demand (IAM invokers only).
-  healthSweepHttp: { trigger: 'http', sameAs: 'healthSweep' },
+  // The operators' sweep report on demand: never acts, whatever the request says.
+  healthSweepHttp: { trigger: 'http', sameAs: 'healthSweep', acts: false, invokers: 'invokers' },
+  // An acting sweep on demand (`{"act": true}`), for a separate, smaller list of invokers.
+  healthSweepActHttp: { trigger: 'http', sameAs: 'healthSweep', acts: true, invokers: 'actInvokers' },
 } as const satisfies Record<string, HttpFunction>;
 
 /** Every entry point of the catalog: what functions/index.ts exports. */

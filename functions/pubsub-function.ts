@@ -3,6 +3,7 @@ import { classifyError } from '../shared/errors';
 import type { Logger } from '../shared/logging';
 import type { Decision } from '../shared/outcome';
 import { messagePublishedType } from '../shared/pubsub';
+import { heartbeatFromEnv, type Heartbeat } from './heartbeat';
 import { prepared } from './start';
 
 export interface PubsubFunctionOptions {
@@ -11,13 +12,16 @@ export interface PubsubFunctionOptions {
    * for a scheduler's tick, whose next tick does the same work afresh.
    */
   ackOnFailure?: boolean;
+  /** Replaces the heartbeat built from the environment (tests). */
+  heartbeat?: (name: string, logger: Logger) => Heartbeat;
 }
 
 /**
  * The shell every Pub/Sub-triggered function shares: the handler is built at load when this process
  * serves `name` (start.ts), else on the first event; another event type is acknowledged with a log;
  * a failure that reaches here is worth a redelivery (the handlers acknowledge permanent ones
- * themselves) unless `ackOnFailure`. Everything is awaited before the answer.
+ * themselves) unless `ackOnFailure`. A run that completes writes the function's heartbeat (a failed
+ * one does not: that is what the heartbeat alert watches). Everything is awaited before the answer.
  */
 export function pubsubFunction(
   name: string,
@@ -25,7 +29,10 @@ export function pubsubFunction(
   build: () => (data: unknown) => Promise<unknown>,
   options: PubsubFunctionOptions = {},
 ): (event: CloudEvent<unknown>) => Promise<void> {
-  const handler = prepared([name], logger, build);
+  const built = prepared([name], logger, () => ({
+    handle: build(),
+    beat: (options.heartbeat ?? heartbeatFromEnv)(name, logger),
+  }));
   return async (event) => {
     const eventId = String(event.id).slice(0, 200);
     if (event.type !== messagePublishedType) {
@@ -40,7 +47,9 @@ export function pubsubFunction(
       return;
     }
     try {
-      await handler()(event.data);
+      const { handle, beat } = built();
+      await handle(event.data);
+      await beat();
     } catch (err) {
       const failure = classifyError(err);
       if (options.ackOnFailure) {

@@ -18,8 +18,8 @@ export { ConfigError };
  *   CONSUL_TLS_SERVER_NAME  SNI/verification name when it differs from the address
  *   CONSUL_FORCE_LEAVE_TOKEN  a separate token holding only `operator = "write"`, used for nothing
  *                           but force-leave (infra-scripts/acl/force-leave.hcl); or
- *                           CONSUL_FORCE_LEAVE_TOKEN_FILE. Unset: instanceEvents and healthSweep
- *                           do not force-leave.
+ *                           CONSUL_FORCE_LEAVE_TOKEN_FILE; instanceEvents' alone (healthSweep
+ *                           ignores it). Unset: instanceEvents does not force-leave.
  * The orchestrator's own settings:
  *   GOOGLE_CLOUD_PROJECT    when set, events about other projects are ignored
  *   DRY_RUN                 true: log every plan, change nothing

@@ -1,15 +1,15 @@
 import * as functions from '@google-cloud/functions-framework';
-import type { Request, Response } from '@google-cloud/functions-framework';
-import { classifyError } from '../../shared/errors';
 import { createLogger } from '../../shared/logging';
+import { lazyHeartbeat } from '../heartbeat';
 import { pubsubFunction } from '../pubsub-function';
 import { prepared } from '../start';
 import { composeHealthSweep, loadHealthSweepSettings } from './compose';
+import { sweepHttpHandler } from './http';
 
 const logger = createLogger({ name: 'healthSweep' });
 
-// One sweep (and one Consul client) for both entry points, built at load when either is served.
-const sweep = prepared(['healthSweep', 'healthSweepHttp'], logger, () => {
+// One sweep (and one Consul client) for every entry point, built at load when one is served.
+const sweep = prepared(['healthSweep', 'healthSweepHttp', 'healthSweepActHttp'], logger, () => {
   const settings = loadHealthSweepSettings();
   const { config } = settings;
   const built = composeHealthSweep(settings, { logger });
@@ -39,48 +39,23 @@ export const healthSweep = pubsubFunction(
   { ackOnFailure: true },
 );
 
-/**
- * Whether a request asks for a dry run: any `dryRun` that is not plainly false does, so a repeated,
- * empty or malformed one (`?dryRun`, `?dryRun[]=true`, `?dryRun=true&dryRun=false`) errs on the
- * side of acting on nothing.
- */
-const asksDryRun = (v: unknown) => v !== undefined && v !== false && v !== 'false' && v !== '0';
+/** For operators and their dashboards: `GET` or `POST` → the sweep's report; it never acts. */
+export const healthSweepHttp = sweepHttpHandler('healthSweepHttp', false, {
+  logger,
+  sweep,
+  beat: lazyHeartbeat('healthSweepHttp', logger),
+});
 
 /**
- * For operators: `POST` or `GET` with `dryRun` (query or JSON body) → the sweep's report as JSON.
- * Deployed with IAM invoker only (never `--allow-unauthenticated`): Google checks the bearer
- * token before the request gets here; refusing a request without one is defence in depth.
+ * For operators allowed to repair (their own invoker binding, functions/catalog.ts): `POST` with
+ * `{"act": true}` → one acting sweep; without it, a report like healthSweepHttp's.
  */
-export async function healthSweepHttp(req: Request, res: Response): Promise<void> {
-  const auth = req.get('authorization') ?? '';
-  // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` as operators often type it.
-  if (!/^bearer \S+$/i.test(auth)) {
-    res
-      .status(401)
-      .set('WWW-Authenticate', 'Bearer')
-      .json({ error: 'an Authorization: Bearer token is required' });
-    return;
-  }
-  if (req.method !== 'GET' && req.method !== 'POST') {
-    res.status(405).set('Allow', 'GET, POST').json({ error: 'GET or POST' });
-    return;
-  }
-  const body: unknown = req.body;
-  const fromBody =
-    typeof body === 'object' && body !== null && !Array.isArray(body)
-      ? (body as Record<string, unknown>).dryRun
-      : undefined;
-  const requested = asksDryRun(req.query.dryRun) || asksDryRun(fromBody);
-  try {
-    const { run, dryRun } = sweep();
-    const result = await run({ dryRun: requested || dryRun });
-    res.status(result.status === 'locked' ? 409 : 200).json(result);
-  } catch (err) {
-    const failure = classifyError(err);
-    logger.error({ decision: 'failed', reason: failure.message }, 'health sweep (http) failed');
-    res.status(failure.transient ? 503 : 500).json({ error: failure.message });
-  }
-}
+export const healthSweepActHttp = sweepHttpHandler('healthSweepActHttp', true, {
+  logger,
+  sweep,
+  beat: lazyHeartbeat('healthSweepActHttp', logger),
+});
 
 functions.cloudEvent('healthSweep', healthSweep);
 functions.http('healthSweepHttp', healthSweepHttp);
+functions.http('healthSweepActHttp', healthSweepActHttp);

@@ -2,9 +2,10 @@
 # Create it with:
 #   consul acl policy create -name health-sweep -rules @infra-scripts/acl/health-sweep.hcl
 #   consul acl token create -description "fn healthSweep" -policy-name health-sweep
-# and hand the token to the function as CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE. Force-leave
-# needs `operator = "write"`, which this policy does not grant: it lives in force-leave.hcl, on a
-# separate token (CONSUL_FORCE_LEAVE_TOKEN[_FILE]) used for nothing else.
+# and hand the token to the function as CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE. The same
+# token serves its HTTP entry points (healthSweepHttp, healthSweepActHttp). The sweep never
+# force-leaves: it holds no `operator = "write"` token (force-leave.hcl is instanceEvents' alone);
+# Consul reaps the failed members it deregisters (the agents' advertise_reconnect_timeout).
 # What a stolen token can do: shared/health-sweep/README.md.
 #
 # node read: every node's identity metadata and checks (`/v1/catalog/nodes`, `/v1/health/state/any`).

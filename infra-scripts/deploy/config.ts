@@ -96,7 +96,9 @@ export const configSchema = z
     /**
      * healthSweep's own settings: the groups it watches are the deployment's MIGs; `thresholds` and
      * `repairOrphans` as in infra-scripts/config/README.md. `invokers`: who may call the operators'
-     * HTTP function healthSweepHttp (IAM `roles/run.invoker`; default nobody); `httpIngress`: where
+     * HTTP function healthSweepHttp, which only reports (IAM `roles/run.invoker`; default nobody);
+     * `actInvokers`: who may call healthSweepActHttp, which acts on `{"act": true}` (default nobody;
+     * granted apart, so reading reports never implies repairing); `httpIngress`: where
      * from (default `internal-only`: from the VPC; `all` lets an operator call it from anywhere, still
      * only with an identity token of an invoker).
      */
@@ -105,10 +107,11 @@ export const configSchema = z
         thresholds: z.record(z.string(), z.unknown()).optional(),
         repairOrphans: z.boolean().optional(),
         invokers: z.array(invoker).default([]),
+        actInvokers: z.array(invoker).default([]),
         httpIngress: z.enum(['internal-only', 'internal-and-gclb', 'all']).default('internal-only'),
       })
       .strict()
-      .default({ invokers: [], httpIngress: 'internal-only' }),
+      .default({ invokers: [], actInvokers: [], httpIngress: 'internal-only' }),
     /**
      * The operator's alerts (the heartbeat alert on healthSweep): `notificationChannels` are existing
      * Monitoring channels (`projects/P/notificationChannels/ID`) they notify; `sweepMissedIntervals`:

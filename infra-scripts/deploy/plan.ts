@@ -27,8 +27,11 @@ export type Expect =
   | 'nonEmpty'
   | { equals: string }
   | { contains: string }
-  /** The JSON IAM policy printed by `get-iam-policy --format=json` holds this binding. */
-  | { binding: { role: string; member: string } };
+  /**
+   * The JSON IAM policy printed by `get-iam-policy --format=json` holds this binding; with
+   * `condition`, one whose condition has that title (null: one without a condition).
+   */
+  | { binding: { role: string; member: string; condition?: string | null } };
 
 export interface Check {
   args: string[];

@@ -48,9 +48,17 @@ export function checkPasses(check: Check, code: number, stdout: string): boolean
   if ('equals' in e) return out === e.equals;
   if ('contains' in e) return out.includes(e.contains);
   try {
-    const policy = JSON.parse(out) as { bindings?: { role?: string; members?: string[] }[] };
+    const policy = JSON.parse(out) as {
+      bindings?: { role?: string; members?: string[]; condition?: { title?: string } }[];
+    };
     return (policy.bindings ?? []).some(
-      (b) => b.role === e.binding.role && (b.members ?? []).includes(e.binding.member),
+      (b) =>
+        b.role === e.binding.role &&
+        (b.members ?? []).includes(e.binding.member) &&
+        (e.binding.condition === undefined ||
+          (e.binding.condition === null
+            ? b.condition === undefined
+            : b.condition?.title === e.binding.condition)),
     );
   } catch {
     return false;
@@ -146,7 +154,10 @@ export async function runPlan(plan: Plan, opts: RunOptions): Promise<RunResult> 
     if ('equals' in e) return { ...check, expect: { equals: await substitute(e.equals) } };
     if ('contains' in e) return { ...check, expect: { contains: await substitute(e.contains) } };
     const member = await substitute(e.binding.member);
-    return { ...check, expect: { binding: { role: await substitute(e.binding.role), member } } };
+    return {
+      ...check,
+      expect: { binding: { ...e.binding, role: await substitute(e.binding.role), member } },
+    };
   }
 
   async function stdinFor(cmd: Command, step: Step, tls: { value?: Awaited<ReturnType<Generators['tls']>> }) {

@@ -119,15 +119,9 @@ function undo(t: Teardown, step: Step): Step[] {
   if (verb === 'add-iam-policy-binding' && key === 'projects') {
     const member = rest.find((x) => x.startsWith('--member=')) as string;
     const role = rest.find((x) => x.startsWith('--role=')) as string;
-    const remove = [
-      'projects',
-      'remove-iam-policy-binding',
-      c.project,
-      member,
-      role,
-      '--condition=None',
-      '--quiet',
-    ];
+    // A conditional binding is removed by its own condition.
+    const condition = rest.find((x) => x.startsWith('--condition=')) ?? '--condition=None';
+    const remove = ['projects', 'remove-iam-policy-binding', c.project, member, role, condition, '--quiet'];
     return [
       {
         id: `remove-${step.id}`,

@@ -9,7 +9,8 @@ export const createSweepMetrics = (clients: GcpClients, calls: ApiCalls): Metric
 
 /**
  * The sweep's metric points: healthy members per role and zone, stale nodes, orphans, actions by
- * type, refused actions by reason, and the sweep's duration (measured by the caller).
+ * type, refused actions by reason, repairs no event had made, and the sweep's duration (measured by
+ * the caller).
  */
 export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[] {
   const { report } = plan;
@@ -36,6 +37,27 @@ export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[]
   for (const [reason, value] of [...reasons.entries()].sort(byKey(([k]) => k))) {
     points.push({ type: customMetric('refused_actions'), labels: { reason }, value });
   }
+  points.push(...repairedWithoutEvent(plan.actions));
   points.push({ type: customMetric('sweep_duration_ms'), labels: {}, value: durationMs });
   return points;
+}
+
+/**
+ * `sweep_repaired_without_event{kind}`: what the sweep repaired that no event had, i.e. evidence
+ * that events were missed. A node the sweep deregisters (`stale`) outlived its instance for the
+ * sweeps of the hysteresis, where instanceEvents removes it within seconds of the audit entry; an
+ * instance it recreates (`broken`, for a dead or missing node) is one no event touched, since a
+ * member being drained by an event is never counted broken (plan.ts). Zero is written too, so the
+ * series is continuous.
+ */
+function repairedWithoutEvent(done: readonly SweepAction[]): MetricPoint[] {
+  const kinds: Array<[string, SweepAction['type']]> = [
+    ['stale', 'deregister'],
+    ['broken', 'recreate'],
+  ];
+  return kinds.map(([kind, type]) => ({
+    type: customMetric('sweep_repaired_without_event'),
+    labels: { kind },
+    value: done.filter((a) => a.type === type).length,
+  }));
 }

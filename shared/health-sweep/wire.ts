@@ -5,7 +5,6 @@ import { createGroupsApi } from '../gcp/groups';
 import { createInstancesApi } from '../gcp/instances';
 import { ledgerFromConfig } from '../ledger/ledger';
 import type { Logger } from '../logging';
-import { forceLeaveWith } from '../membership';
 import { noCalls, type ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
 import { createSweepMetrics } from './metrics';
@@ -38,7 +37,8 @@ export function healthSweepFromConfig(
     groups: createGroupsApi(clients, { onRequest: () => calls.compute++ }),
     instances: createInstancesApi(clients),
     metrics: createSweepMetrics(clients, calls),
-    forceLeave: forceLeaveWith(consul, config.forceLeaveToken),
+    // No force-leave: instanceEvents alone holds that token (functions/catalog.ts says why).
+    forceLeave: null,
     ledger: ledgerFromConfig(config, consul.kv),
     keys,
     logger: options.logger,

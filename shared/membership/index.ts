@@ -31,7 +31,10 @@ export interface MembershipDeps {
   recordPrefix: string;
   /** KV prefix of the drain list the HAProxy tier reads, ending in `/`. */
   drainPrefix: string;
-  /** Force-leave through a separately held operator token; null: never force-leave. */
+  /**
+   * Force-leave through a separately held operator token; null: never force-leave (healthSweep, and
+   * instanceEvents deployed without that token).
+   */
   forceLeave: ((node: string) => Promise<unknown>) | null;
   logger: Logger;
 }
@@ -47,7 +50,7 @@ export interface Membership {
    * A lost CAS on a node that still exists is a skip: it re-registered, the newer registration wins.
    */
   deregisterNode(step: { node: string; modifyIndex: number; leave: boolean }): Promise<DeregisterResult>;
-  /** Removes a failed member from gossip (with prune), or logs that no token allows it. */
+  /** Removes a failed member from gossip (with prune), or logs that it is left to Consul's reaping. */
   forceLeave(node: string): Promise<void>;
 }
 
@@ -67,7 +70,9 @@ export function createMembership(deps: MembershipDeps): Membership {
   const { consul, logger } = deps;
   const forceLeave = async (node: string) => {
     if (deps.forceLeave) await deps.forceLeave(node);
-    else logger.warn({ instance: node }, 'no force-leave token configured: failed member left to reap');
+    // The servers reap a failed member after its agent's advertise_reconnect_timeout (set on every
+    // client agent); until then it is a critical node, which HAProxy does not render.
+    else logger.info({ instance: node }, "not force-left: a failed member is left to Consul's reaping");
   };
   return {
     drains: createDrainList(consul.kv, deps.drainPrefix),

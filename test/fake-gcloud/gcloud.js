@@ -278,13 +278,20 @@ function projectWide(ctx) {
       }
       if (/@\{|\{|\}/.test(member)) throw new GcloudError(`${where} INVALID_ARGUMENT: member ${member}`);
       const bindings = (state.iam[k] = state.iam[k] || []);
-      let b = bindings.find((x) => x.role === role);
+      // IAM keeps a binding per role and condition; `--condition` is a dict flag (key=value,…).
+      const given = flags.condition && flags.condition !== 'None' ? flags.condition : undefined;
+      const condition = given
+        ? Object.fromEntries(
+            given.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+          )
+        : undefined;
+      let b = bindings.find((x) => x.role === role && x.condition?.title === condition?.title);
       if (verb === 'remove-iam-policy-binding') {
         if (!b || !b.members.includes(member)) throw new GcloudError(`${where} Policy binding not found`);
         b.members = b.members.filter((m) => m !== member);
         if (b.members.length === 0) bindings.splice(bindings.indexOf(b), 1);
       } else {
-        if (!b) bindings.push((b = { role, members: [] }));
+        if (!b) bindings.push((b = { role, members: [], ...(condition ? { condition } : {}) }));
         if (!b.members.includes(member)) b.members.push(member);
       }
       save();

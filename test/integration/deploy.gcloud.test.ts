@@ -375,17 +375,15 @@ describe('every function wired (healthSweep, healthSweepHttp and scalingAlerts t
         expect(rules.ownership.namePrefixes.some((p) => autoscalers[0]?.startsWith(p))).toBe(true);
       }
       expect(s.resources['functions:instanceEvents']?.env).not.toHaveProperty('SCALING_RULES_JSON');
-      for (const secret of [
-        'consul-token-fn-health-sweep',
-        'consul-token-fn-health-sweep-force-leave',
-        'consul-token-fn-instance-events-force-leave',
-      ]) {
+      for (const secret of ['consul-token-fn-health-sweep', 'consul-token-fn-instance-events-force-leave']) {
         expect(s.resources[`secrets:${secret}`]).toBeDefined();
         expect(s.secretValues[secret]).toHaveLength(1);
       }
+      // instanceEvents alone holds a force-leave token.
+      expect(s.resources['secrets:consul-token-fn-health-sweep-force-leave']).toBeUndefined();
       const aclScript = readState(state).ssh?.[0]?.stdin ?? '';
       expect(aclScript).toContain('policy fn-force-leave');
-      expect(aclScript).toContain('token consul-token-fn-health-sweep-force-leave fn-force-leave');
+      expect(aclScript).toContain('token consul-token-fn-instance-events-force-leave fn-force-leave');
       const second = await runPlan(deployPlan(c, inputs), opts);
       expect(second).toMatchObject({ ok: true, ran: 0 });
       const down = await runPlan(teardownPlan(c, inputs), opts);
@@ -434,6 +432,8 @@ describe('deploy, teardown and deploy again, as Google answers', () => {
           {
             role: 'projects/demo-project/roles/ilb_instanceEvents',
             members: ['serviceAccount:ilb-fn-instance-events@demo-project.iam.gserviceaccount.com'],
+            // Bound with its condition: Compute rights on the deployment's own resources only.
+            condition: expect.objectContaining({ title: 'ilb instanceEvents own resources' }),
           },
         ]),
       );

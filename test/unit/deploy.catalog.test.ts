@@ -33,4 +33,17 @@ describe('functions/catalog.ts', () => {
     for (const spec of Object.values(httpFunctions))
       expect(Object.keys(topicFunctions)).toContain(spec.sameAs);
   });
+
+  it('gives the force-leave token (operator = "write") to one function at most, and to no HTTP entry', () => {
+    const holders = Object.entries(topicFunctions).filter(([, spec]) => spec.forceLeave);
+    expect(holders.map(([name]) => name)).toEqual(['instanceEvents']);
+    for (const spec of Object.values(httpFunctions))
+      expect(topicFunctions[spec.sameAs].forceLeave).toBe(false);
+  });
+
+  it('has one reporting and one acting HTTP entry point, invoked by different lists', () => {
+    const http = Object.values(httpFunctions);
+    expect(http.filter((s) => s.acts).map((s) => s.invokers)).toEqual(['actInvokers']);
+    expect(http.filter((s) => !s.acts).map((s) => s.invokers)).toEqual(['invokers']);
+  });
 });

@@ -265,7 +265,11 @@ describe('deploy plan', () => {
   });
 
   it('deploys each function gen2 on nodejs22 with its own account, retries, internal ingress and the token from Secret Manager', () => {
-    const deploys = cmds.filter((a) => line(a).startsWith('functions deploy') && a[2] !== 'healthSweepHttp');
+    const deploys = cmds.filter(
+      (a) =>
+        line(a).startsWith('functions deploy') &&
+        !['healthSweepHttp', 'healthSweepActHttp'].includes(a[2] as string),
+    );
     expect(deploys.map((a) => a[2])).toEqual(all);
     for (const d of deploys) {
       const f = d[2] as TopicFunctionName;
@@ -298,7 +302,7 @@ describe('deploy plan', () => {
       egress.map(
         (a) => a.includes('--subnet=ilb-fn-egress') && a.includes('--vpc-egress=private-ranges-only'),
       ),
-    ).toEqual([true, true, true, true]);
+    ).toEqual([true, true, true, true, true]);
   });
 
   it('deploys healthSweepHttp next to healthSweep: HTTP, IAM invokers only (none by default), same account and tokens', () => {
@@ -340,6 +344,31 @@ describe('deploy plan', () => {
     // Without healthSweep, no HTTP entry point either.
     const noSweep = commands(deployPlan(config({}, ['instanceEvents', 'scalingAlerts']), inputs)).map(line);
     expect(noSweep.some((l) => l.includes('healthSweepHttp'))).toBe(false);
+  });
+
+  it('deploys healthSweepActHttp beside it, invoked only by actInvokers (granted apart from the report invokers)', () => {
+    const act = cmds.find((a) => line(a).startsWith('functions deploy healthSweepActHttp')) as string[];
+    expect(act).toEqual(
+      expect.arrayContaining([
+        '--entry-point=healthSweepActHttp',
+        '--trigger-http',
+        '--no-allow-unauthenticated',
+      ]),
+    );
+    const members = (p: Plan, entry: string) =>
+      commands(p)
+        .filter((a) => line(a).startsWith(`functions add-invoker-policy-binding ${entry} `))
+        .map((a) => a.find((x) => x.startsWith('--member=')));
+    expect(members(plan, 'healthSweepActHttp')).toEqual([]);
+    const withOps = deployPlan(
+      config(
+        { healthSweep: { invokers: ['group:sre@example.com'], actInvokers: ['group:oncall@example.com'] } },
+        all,
+      ),
+      inputs,
+    );
+    expect(members(withOps, 'healthSweepHttp')).toEqual(['--member=group:sre@example.com']);
+    expect(members(withOps, 'healthSweepActHttp')).toEqual(['--member=group:oncall@example.com']);
   });
 
   it("gives healthSweep the deployment's groups as HEALTH_SWEEP_CONFIG_JSON, in gcloud's alternate delimiter syntax", () => {
@@ -460,7 +489,7 @@ describe('deploy plan', () => {
     expect(roleOf(plan, 'scalingAlerts')).toEqual([...topicFunctions.scalingAlerts.permissions].sort());
   });
 
-  it('gives instanceEvents and healthSweep each a force-leave token apart, read only by it and the servers', () => {
+  it('gives the force-leave token to instanceEvents alone, read only by it and the servers', () => {
     const secretsOf = (f: string) =>
       (cmds.find((a) => line(a).startsWith(`functions deploy ${f} `)) as string[]).find((x) =>
         x.startsWith('--set-secrets='),
@@ -468,27 +497,24 @@ describe('deploy plan', () => {
     expect(secretsOf('instanceEvents')).toContain(
       'CONSUL_FORCE_LEAVE_TOKEN=consul-token-fn-instance-events-force-leave:latest',
     );
-    expect(secretsOf('healthSweep')).toContain(
-      'CONSUL_FORCE_LEAVE_TOKEN=consul-token-fn-health-sweep-force-leave:latest',
+    for (const f of ['healthSweep', 'healthSweepHttp', 'healthSweepActHttp', 'scalingAlerts'])
+      expect(secretsOf(f)).not.toContain('FORCE_LEAVE');
+    const secret = 'consul-token-fn-instance-events-force-leave';
+    expect(cmds.some((a) => line(a).startsWith(`secrets create ${secret} `))).toBe(true);
+    const readers = cmds
+      .filter((a) => line(a).startsWith(`secrets add-iam-policy-binding ${secret} `))
+      .map((a) => a.find((x) => x.startsWith('--member=')));
+    expect(readers.sort()).toEqual(
+      [
+        '--member=serviceAccount:ilb-fn-instance-events@demo-project.iam.gserviceaccount.com',
+        '--member=serviceAccount:ilb-consul@demo-project.iam.gserviceaccount.com',
+      ].sort(),
     );
-    expect(secretsOf('scalingAlerts')).not.toContain('FORCE_LEAVE');
-    for (const f of ['instance-events', 'health-sweep']) {
-      const secret = `consul-token-fn-${f}-force-leave`;
-      expect(cmds.some((a) => line(a).startsWith(`secrets create ${secret} `))).toBe(true);
-      const readers = cmds
-        .filter((a) => line(a).startsWith(`secrets add-iam-policy-binding ${secret} `))
-        .map((a) => a.find((x) => x.startsWith('--member=')));
-      expect(readers.sort()).toEqual(
-        [
-          `--member=serviceAccount:ilb-fn-${f}@demo-project.iam.gserviceaccount.com`,
-          '--member=serviceAccount:ilb-consul@demo-project.iam.gserviceaccount.com',
-        ].sort(),
-      );
-    }
-    // One force-leave policy in Consul, a token per function.
+    expect(cmds.map(line).join('\n')).not.toContain('consul-token-fn-health-sweep-force-leave');
+    // One force-leave policy in Consul, one token.
     const acl = plan.steps.find((s) => s.id === 'consul-acl')?.run[0]?.stdin as { script: string };
     expect(acl.script.match(/^policy fn-force-leave /gm)).toHaveLength(1);
-    expect(acl.script.match(/^token consul-token-fn-[a-z-]+-force-leave fn-force-leave /gm)).toHaveLength(2);
+    expect(acl.script.match(/^token consul-token-fn-[a-z-]+-force-leave fn-force-leave /gm)).toHaveLength(1);
     // Without the policy file: no force-leave token at all.
     const { forceLeavePolicy: _none, ...without } = inputs;
     expect(
@@ -496,6 +522,49 @@ describe('deploy plan', () => {
         .map(line)
         .join('\n'),
     ).not.toContain('force-leave');
+  });
+
+  it("binds each function's custom role with a condition: Compute rights on the deployment's own resources", () => {
+    const grant = (f: string) =>
+      cmds.find(
+        (a) =>
+          line(a).startsWith('projects add-iam-policy-binding') &&
+          a.includes(`--role=projects/demo-project/roles/ilb_${f}`),
+      ) as string[];
+    for (const f of all) {
+      const condition = grant(f).find((x) => x.startsWith('--condition=')) as string;
+      expect(condition).toMatch(
+        new RegExp(`^--condition=expression=.*,title=ilb ${f} own resources,description=`),
+      );
+      // gcloud's dict flag splits on commas: only the two separators.
+      expect(condition.split(',')).toHaveLength(3);
+      expect(condition).toContain('resource.name.startsWith("projects/demo-project/zones/');
+      expect(condition).toContain('/instances/backend-ilb-")');
+      expect(condition).toContain('/instanceGroupManagers/ilb-")');
+      expect(condition).toContain('resource.type != "compute.googleapis.com/Instance"');
+      const step = plan.steps.find((s) => s.id === `iam-${f}-compute`);
+      expect(step?.check.expect).toEqual({
+        binding: expect.objectContaining({ condition: `ilb ${f} own resources` }),
+      });
+    }
+    // A grant of a deploy made before the condition is removed once the conditional one exists.
+    const role = 'projects/demo-project/roles/ilb_healthSweep';
+    const member = 'serviceAccount:ilb-fn-health-sweep@demo-project.iam.gserviceaccount.com';
+    const drop = plan.steps.find((s) => s.id === 'iam-healthSweep-compute-unconditioned');
+    expect(drop?.runWhen).toBe('check-passes');
+    expect(line(drop?.run[0]?.args ?? [])).toContain('remove-iam-policy-binding demo-project');
+    const policy = (bindings: unknown[]) => JSON.stringify({ bindings });
+    const conditioned = { role, members: [member], condition: { title: 'ilb healthSweep own resources' } };
+    const whole = { role, members: [member] };
+    const add = plan.steps.find((s) => s.id === 'iam-healthSweep-compute');
+    expect(checkPasses(add!.check, 0, policy([whole]))).toBe(false);
+    expect(checkPasses(add!.check, 0, policy([conditioned]))).toBe(true);
+    expect(checkPasses(drop!.check, 0, policy([conditioned]))).toBe(false);
+    expect(checkPasses(drop!.check, 0, policy([conditioned, whole]))).toBe(true);
+    // The VMs' grants stay unconditional (Logging and Monitoring have no resource names to test).
+    expect(plan.steps.find((s) => s.id === 'iam-backend-logging')?.run[0]?.args).toContain(
+      '--condition=None',
+    );
   });
 
   it('routes audit activity and system events of the watched instances, and lets the sink publish', () => {

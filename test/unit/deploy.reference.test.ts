@@ -59,7 +59,7 @@ describe('the functions build as their own build account', () => {
       'roles/storage.objectViewer',
     ]);
     const deploys = cmds.filter((l) => l.startsWith('functions deploy'));
-    expect(deploys).toHaveLength(4);
+    expect(deploys).toHaveLength(5);
     for (const d of deploys) {
       expect(d).toContain(`--build-service-account=projects/demo-project/serviceAccounts/${build}`);
     }

@@ -616,6 +616,13 @@ describe('planSweep: report and metrics', () => {
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-drain' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-record' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'purge-ledger' }, value: 1 },
+      // The stale node no event removed.
+      { type: 'custom.googleapis.com/ilb/sweep_repaired_without_event', labels: { kind: 'stale' }, value: 1 },
+      {
+        type: 'custom.googleapis.com/ilb/sweep_repaired_without_event',
+        labels: { kind: 'broken' },
+        value: 0,
+      },
       { type: 'custom.googleapis.com/ilb/sweep_duration_ms', labels: {}, value: 1234 },
     ]);
   });

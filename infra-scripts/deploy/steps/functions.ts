@@ -27,10 +27,11 @@ export function functionSteps(k: Kit): Part {
   const lookups: Record<string, string[]> = c.functions.includes('scalingAlerts') ? autoscalerLookups(k) : {};
   const steps = c.functions.flatMap((f) => {
     Object.assign(lookups, subscriptionLookups(k, f));
-    return [...deployFunction(k, f, f, false), ...deadLetterSteps(k, f)];
+    return [...deployFunction(k, f, f), ...deadLetterSteps(k, f)];
   });
   for (const [entry, spec] of Object.entries(httpFunctions)) {
-    if (c.functions.includes(spec.sameAs)) steps.push(...deployFunction(k, spec.sameAs, entry, true));
+    if (c.functions.includes(spec.sameAs))
+      steps.push(...deployFunction(k, spec.sameAs, entry, c.healthSweep[spec.invokers]));
   }
   return { steps, lookups };
 }
@@ -59,9 +60,18 @@ function environment(k: Kit, f: TopicFunctionName) {
   return { env, secrets };
 }
 
-/** The deploy of one entry point (a topic function's, or an HTTP one sharing its account and tokens). */
-function deployFunction(k: Kit, f: TopicFunctionName, entry: string, http: boolean): Step[] {
+/**
+ * The deploy of one entry point: a topic function's, or (with `httpInvokers`, its own IAM invokers)
+ * an HTTP one sharing its account and tokens.
+ */
+function deployFunction(
+  k: Kit,
+  f: TopicFunctionName,
+  entry: string,
+  httpInvokers?: readonly string[],
+): Step[] {
   const { c, n, P, labels } = k;
+  const http = httpInvokers !== undefined;
   const spec = topicFunctions[f];
   const fnSa = n.fnSa(f);
   const { env, secrets } = environment(k, f);
@@ -92,14 +102,14 @@ function deployFunction(k: Kit, f: TopicFunctionName, entry: string, http: boole
   const hash = short([k.inputs.sourceHash, ...deployArgs].join('\n'));
   const region = `--region=${c.region}`;
   const svc = n.fnService(entry);
-  // Who may invoke: the trigger's identity for an event function; for the HTTP one, only the
-  // operators the config names (never allUsers: the config accepts groups, users and accounts).
-  const invokers = http ? c.healthSweep.invokers : [`serviceAccount:${fnSa}`];
+  // Who may invoke: the trigger's identity for an event function; for an HTTP one, only the
+  // operators the config names for it (never allUsers: the config accepts groups, users and accounts).
+  const invokers = httpInvokers ?? [`serviceAccount:${fnSa}`];
   return [
     k.step(
       `function-${entry}`,
       http
-        ? `function ${entry} (HTTP, IAM invokers only: ${c.healthSweep.invokers.join(', ') || 'none yet'})`
+        ? `function ${entry} (HTTP, IAM invokers only: ${invokers.join(', ') || 'none yet'})`
         : `function ${entry} (concurrency ${spec.concurrency}, max ${spec.maxInstances} instances)`,
       {
         args: ['functions', 'describe', entry, region, ...P, '--format=value(labels.config_hash)'],

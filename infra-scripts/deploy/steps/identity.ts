@@ -80,14 +80,60 @@ export function identitySteps(k: Kit): Part {
   return { steps: [...accountSteps, ...roleSteps, ...projectBindings(k)] };
 }
 
+/**
+ * The Compute resource types whose names an IAM condition can test, with the deployment's own names
+ * of each: instances of the managed roles (`<role>-<deployment>-…`), its groups and their
+ * autoscalers (`<deployment>-<role>`, `<deployment>-<role>-<suffix>`), its templates. Names are as
+ * https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name lists them for
+ * compute.googleapis.com (`projects/P/zones/Z/instances/N`, …).
+ */
+function deploymentResources(k: Kit): Array<[type: string, prefixes: string[]]> {
+  const { c, n } = k;
+  const p = `projects/${c.project}`;
+  const locations = [`${p}/regions/${c.region}`, ...c.zones.map((z) => `${p}/zones/${z}`)];
+  const managed = roles.filter((r) => r !== 'consul');
+  return [
+    [
+      'Instance',
+      c.zones.flatMap((z) => managed.map((r) => `${p}/zones/${z}/instances/${n.baseInstanceName(r)}-`)),
+    ],
+    ['InstanceGroupManager', locations.map((l) => `${l}/instanceGroupManagers/${c.deployment}-`)],
+    ['Autoscaler', locations.map((l) => `${l}/autoscalers/${c.deployment}-`)],
+    ['InstanceTemplate', [`${p}/regions/${c.region}/instanceTemplates/${c.deployment}-`]],
+  ];
+}
+
+/**
+ * The condition on a function's custom role: on those four resource types, only the deployment's
+ * own resources. The role's other permissions cannot be narrowed by name and pass: `list` is
+ * checked on the project, operations carry no resource attributes, and Monitoring's
+ * `timeSeries.create` is not a Compute resource. No commas: gcloud's `--condition` is a dict flag.
+ */
+export function computeCondition(k: Kit, f: TopicFunctionName) {
+  const resources = deploymentResources(k);
+  const type = (t: string) => `resource.type != "compute.googleapis.com/${t}"`;
+  const names = resources.flatMap(([, prefixes]) => prefixes.map((x) => `resource.name.startsWith("${x}")`));
+  return {
+    title: `${k.c.deployment} ${f} own resources`,
+    description: `${k.marker}: Compute rights of ${f} only on the deployment's instances groups autoscalers templates`,
+    expression: `(${resources.map(([t]) => type(t)).join(' && ')}) || ${names.join(' || ')}`,
+  };
+}
+
 /** Grants on the project's own IAM policy (the project is the command's argument: no `--project`). */
 function projectBindings(k: Kit): Step[] {
   const { c, n } = k;
-  const binding = (id: string, role: string, member: string): Step =>
-    k.step(
-      id,
-      `grant ${role} to ${member}`,
-      k.hasBinding(['projects', 'get-iam-policy', c.project], role, member),
+  const binding = (
+    id: string,
+    role: string,
+    member: string,
+    condition?: ReturnType<typeof computeCondition>,
+  ): Step => ({
+    ...k.step(id, `grant ${role} to ${member}${condition ? ` (condition: ${condition.title})` : ''}`, {
+      ...k.hasBinding(['projects', 'get-iam-policy', c.project], role, member),
+      ...(condition ? { expect: { binding: { role, member, condition: condition.title } } } : {}),
+    }),
+    run: [
       {
         args: [
           'projects',
@@ -95,22 +141,48 @@ function projectBindings(k: Kit): Step[] {
           c.project,
           `--member=${member}`,
           `--role=${role}`,
-          '--condition=None',
+          condition
+            ? `--condition=expression=${condition.expression},title=${condition.title},description=${condition.description}`
+            : '--condition=None',
         ],
       },
-    );
+    ],
+  });
   return [
     ...roles.flatMap((r) => [
       binding(`iam-${r}-logging`, 'roles/logging.logWriter', `serviceAccount:${n.roleSa(r)}`),
       binding(`iam-${r}-metrics`, 'roles/monitoring.metricWriter', `serviceAccount:${n.roleSa(r)}`),
     ]),
-    ...c.functions.map((f) =>
-      binding(
-        `iam-${f}-compute`,
-        `projects/${c.project}/roles/${n.customRole(f)}`,
-        `serviceAccount:${n.fnSa(f)}`,
-      ),
-    ),
+    ...c.functions.flatMap((f) => {
+      const role = `projects/${c.project}/roles/${n.customRole(f)}`;
+      const member = `serviceAccount:${n.fnSa(f)}`;
+      return [
+        binding(`iam-${f}-compute`, role, member, computeCondition(k, f)),
+        // A deploy made before the condition granted the role whole: that grant goes, after the
+        // conditional one is in place.
+        {
+          id: `iam-${f}-compute-unconditioned`,
+          title: `drop an unconditional grant of ${role} to ${member}`,
+          runWhen: 'check-passes' as const,
+          check: {
+            ...k.hasBinding(['projects', 'get-iam-policy', c.project], role, member),
+            expect: { binding: { role, member, condition: null } },
+          },
+          run: [
+            {
+              args: [
+                'projects',
+                'remove-iam-policy-binding',
+                c.project,
+                `--member=${member}`,
+                `--role=${role}`,
+                '--condition=None',
+              ],
+            },
+          ],
+        },
+      ];
+    }),
     ...(c.functions.length > 0 ? functionPlatformBindings(k, binding) : []),
   ];
 }

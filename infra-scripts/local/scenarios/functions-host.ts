@@ -64,7 +64,6 @@ const functionCatalog: FunctionEntry[] = [
     target: 'healthSweep',
     topic: 'health-sweep',
     policy: 'health-sweep',
-    forceLeavePolicy: 'force-leave',
     // Info: the scenarios read the per-sweep report line.
     // The rules too: the sweep's lease pass reverts what expired leases held.
     env: () => ({
