@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parse } from './compute-schemas';
+import { parse, resourceName as name } from './compute-schemas';
 import { ApiError, notFound } from './errors';
 import type { InstanceLifecycle } from './instances';
 import { NetworkResources } from './network-resources';
@@ -17,10 +17,18 @@ import {
   type TemplateProperties,
 } from './state';
 
-const name = z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a valid resource name');
 const metadata = z
   .object({ items: z.array(z.object({ key: z.string(), value: z.string().optional() })).optional() })
   .passthrough();
+// What a template's properties and an instance share, as far as the emulator reads them.
+const instanceFields = {
+  labels: z.record(z.string(), z.string()).optional(),
+  metadata: metadata.optional(),
+  tags: z
+    .object({ items: z.array(z.string()).optional() })
+    .passthrough()
+    .optional(),
+};
 const templateInsert = z
   .object({
     name,
@@ -28,12 +36,7 @@ const templateInsert = z
     properties: z
       .object({
         machineType: z.string().optional(),
-        labels: z.record(z.string(), z.string()).optional(),
-        metadata: metadata.optional(),
-        tags: z
-          .object({ items: z.array(z.string()).optional() })
-          .passthrough()
-          .optional(),
+        ...instanceFields,
       })
       .passthrough(),
   })
@@ -42,12 +45,7 @@ const instanceInsert = z
   .object({
     name,
     machineType: z.string().min(1),
-    labels: z.record(z.string(), z.string()).optional(),
-    metadata: metadata.optional(),
-    tags: z
-      .object({ items: z.array(z.string()).optional() })
-      .passthrough()
-      .optional(),
+    ...instanceFields,
     networkInterfaces: z.array(z.object({ networkIP: z.string().optional() }).passthrough()).optional(),
   })
   .passthrough();

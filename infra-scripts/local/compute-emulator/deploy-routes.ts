@@ -108,25 +108,12 @@ export function deployRoutes(emu: ComputeEmulator): Route[] {
     compute('DELETE', `${project}/global/instanceTemplates/:template`, (r) =>
       global(api.deleteTemplate(r.params.template!)),
     ),
-    compute('DELETE', `${project}/:kind(zones|regions)/:location/instanceGroupManagers/:igm`, (r) =>
-      operationView(
-        emu.project,
-        api.deleteIgm(
-          { kind: r.params.kind as Scope['kind'], name: r.params.location! },
-          r.params.igm!,
-          r.caller,
-        ),
-      ),
-    ),
-    compute('DELETE', `${project}/:kind(zones|regions)/:location/autoscalers/:autoscaler`, (r) =>
-      operationView(
-        emu.project,
-        api.deleteAutoscaler(
-          { kind: r.params.kind as Scope['kind'], name: r.params.location! },
-          r.params.autoscaler!,
-          r.caller,
-        ),
-      ),
+    ...(['instanceGroupManagers', 'autoscalers'] as const).map((collection) =>
+      compute('DELETE', `${project}/:kind(zones|regions)/:location/${collection}/:name`, (r) => {
+        const scope: Scope = { kind: r.params.kind as Scope['kind'], name: r.params.location! };
+        const remove = collection === 'autoscalers' ? api.deleteAutoscaler : api.deleteIgm;
+        return operationView(emu.project, remove.call(api, scope, r.params.name!, r.caller));
+      }),
     ),
     compute('POST', `${project}/zones/:zone/instances`, (r) =>
       operationView(emu.project, api.insertInstance(r.params.zone!, r.body, r.caller)),

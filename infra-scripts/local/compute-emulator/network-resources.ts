@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parse } from './compute-schemas';
+import { parse, resourceName as name } from './compute-schemas';
 import { alreadyExists, ApiError, notFound } from './errors';
 import { apiBase, lastSegment, regionOfZone } from './state';
 
@@ -25,7 +25,6 @@ const kinds: Record<Collection, string> = {
   images: 'compute#image',
 };
 
-const name = z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a valid resource name');
 const link = z.string().min(1);
 // Only the fields the emulator checks or links are named; the rest of a body is kept as sent.
 const bodies: Record<Exclude<Collection, 'images'>, z.ZodType<{ name: string } & Record<string, unknown>>> = {
