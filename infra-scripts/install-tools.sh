@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests and the local sandbox need, idempotently:
-#   Debian packages (haproxy, dnsmasq, shellcheck, packer, chromium for the e2e screenshots), Consul, consul-template and the
+#   Debian packages (haproxy, dnsmasq, shellcheck, packer, chromium for the e2e screenshots), a check for
+#   the Google Cloud CLI (gcloud, for the deploy rehearsal), Consul, consul-template and the
 #   Pub/Sub emulator built from the pinned Go modules under tools/, and the npm dependencies.
 # Binaries go to .tools/bin (git-ignored). A second run only compares stamps and exits.
 set -euo pipefail
@@ -60,6 +61,18 @@ if ((${#missing[@]})); then
   with_progress "apt-get update" $sudo apt-get update -qq
   with_progress "apt-get install" $sudo env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Google Cloud CLI ------------------------------------------------------------------------
+# The deploy rehearsal (test/integration/deploy.gcloud.test.ts) runs the real gcloud against local
+# stand-ins. It comes from Google's own apt repository, not Debian's, so it is checked, not installed.
+if ! command -v gcloud >/dev/null 2>&1; then
+  say "gcloud (Google Cloud CLI) is required; install the google-cloud-cli package from Google's apt repository:"
+  say "  curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo gpg --dearmor -o /usr/share/keyrings/cloud.google.gpg"
+  say "  echo 'deb [signed-by=/usr/share/keyrings/cloud.google.gpg] https://packages.cloud.google.com/apt cloud-sdk main' | sudo tee /etc/apt/sources.list.d/google-cloud-sdk.list"
+  say "  sudo apt-get update && sudo apt-get install google-cloud-cli"
+  say "(https://cloud.google.com/sdk/docs/install#deb)"
+  exit 1
 fi
 
 # --- Go-built tools ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ export interface ApiModule {
   /** gcloud's `api_endpoint_overrides` key: `iam`, `secretmanager`, `cloudfunctions`, … */
   name: string;
   /** Undefined for a request it does not serve: the server answers 404 and counts it as unserved. */
-  handle(req: ApiRequest): ApiResponse | Promise<ApiResponse> | undefined;
+  handle(req: ApiRequest): ApiResponse | undefined | Promise<ApiResponse | undefined>;
   /** What it holds now, for "teardown leaves nothing behind". */
   inventory(): { kind: string; name: string }[];
 }

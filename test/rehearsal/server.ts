@@ -124,6 +124,7 @@ export function gcloudEnvironment(
     CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
     CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
     CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
+    CLOUDSDK_CORE_DISABLE_FILE_LOGGING: 'true',
   };
   for (const [name, endpoint] of Object.entries(endpoints)) {
     env[`CLOUDSDK_API_ENDPOINT_OVERRIDES_${name.toUpperCase()}`] = endpoint;

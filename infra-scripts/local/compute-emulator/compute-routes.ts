@@ -10,6 +10,7 @@ import {
   requestId,
   resizeQuery,
 } from './compute-schemas';
+import { deployRoutes } from './deploy-routes';
 import type { ComputeEmulator } from './emulator';
 import { ApiError, notFound } from './errors';
 import type { InstancesAction } from './groups';
@@ -211,5 +212,6 @@ export function computeRoutes(emu: ComputeEmulator): Route[] {
     compute('POST', `${scoped}/operations/:operation/wait`, async (r) =>
       op(await emu.waitOperation(scopeOf(r), r.params.operation!)),
     ),
+    ...deployRoutes(emu),
   ];
 }

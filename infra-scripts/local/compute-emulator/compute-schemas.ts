@@ -2,7 +2,10 @@ import { z } from 'zod';
 import { invalid } from './errors';
 
 /** Request bodies and queries of the Compute API subset. Everything from a client is checked here. */
-const name = z.string().regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a valid resource name');
+export const resourceName = z
+  .string()
+  .regex(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'must be a valid resource name');
+const name = resourceName;
 const fixedOrPercent = z
   .object({
     fixed: z.number().int().min(0).optional(),

@@ -1,4 +1,5 @@
 import { AuditEmitter } from './audit';
+import { DeployApi } from './deploy-api';
 import { EmulatorReads } from './emulator-reads';
 import { AutoscalerLoop } from './autoscaler-loop';
 import { type AutoscalerInsert, AutoscalersApi } from './autoscalers';
@@ -32,6 +33,8 @@ export class ComputeEmulator extends EmulatorReads {
   private readonly autoscaling: AutoscalerLoop;
   private readonly groupsApi: GroupsApi;
   private readonly autoscalersApi: AutoscalersApi;
+  /** The deploy's resources: templates, unmanaged instances, network, deletions (deploy-routes.ts). */
+  readonly deploy: DeployApi;
   private readonly timers: NodeJS.Timeout[] = [];
 
   constructor(options: EmulatorOptions) {
@@ -50,6 +53,7 @@ export class ComputeEmulator extends EmulatorReads {
     this.autoscaling = new AutoscalerLoop(rt, this.registry, this.migs, options.metric);
     this.groupsApi = new GroupsApi(rt, this.registry, this.operations, this.migs, this.audit);
     this.autoscalersApi = new AutoscalersApi(rt, this.registry, this.operations, this.autoscaling);
+    this.deploy = new DeployApi(rt, this.registry, this.operations, this.instances);
   }
 
   /** Starts the periodic MIG reconcile and autoscaler loops. */

@@ -7,7 +7,8 @@ export type ErrorReason =
   | 'required'
   | 'badRequest'
   | 'resourceNotReady'
-  | 'unsupported';
+  | 'unsupported'
+  | 'resourceInUseByAnotherResource';
 
 export class ApiError extends Error {
   constructor(

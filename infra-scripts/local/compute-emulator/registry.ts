@@ -1,5 +1,5 @@
 import { AddressPool, EventLog } from './activity';
-import { alreadyExists, notFound } from './errors';
+import { alreadyExists, ApiError, notFound } from './errors';
 import type { Runtime } from './runtime';
 import {
   type Autoscaler,
@@ -11,6 +11,7 @@ import {
   type TemplateProperties,
   igmKey,
   instanceKey,
+  lastSegment,
   regionOfZone,
   scopePath,
 } from './state';
@@ -69,6 +70,20 @@ export class Registry {
     return t;
   }
 
+  /** Forgets a template; refused while a group uses it, as Compute refuses it. */
+  removeTemplate(name: string): Template {
+    const t = this.getTemplate(name);
+    const user = [...this.igms.values()].find((g) => lastSegment(g.instanceTemplate) === name);
+    if (user)
+      throw new ApiError(
+        400,
+        'resourceInUseByAnotherResource',
+        `The instance_template resource 'projects/${this.project}/global/instanceTemplates/${name}' is already being used by '${scopePath(this.project, user.scope)}/instanceGroupManagers/${user.name}'`,
+      );
+    this.templates.delete(name);
+    return t;
+  }
+
   getTemplate(name: string): Template {
     const t = this.templates.get(name);
     if (!t) throw notFound(`projects/${this.project}/global/instanceTemplates/${name}`);
@@ -95,6 +110,10 @@ export class Registry {
     const igm = this.igms.get(igmKey(scope, name));
     if (!igm) throw notFound(`${scopePath(this.project, scope)}/instanceGroupManagers/${name}`);
     return igm;
+  }
+
+  removeIgm(igm: Igm): void {
+    this.igms.delete(igmKey(igm.scope, igm.name));
   }
 
   /** The group an instance belongs to, if it is managed and the group still exists. */
@@ -136,6 +155,10 @@ export class Registry {
     const a = this.autoscalers.get(igmKey(scope, name));
     if (!a) throw notFound(`${scopePath(this.project, scope)}/autoscalers/${name}`);
     return a;
+  }
+
+  removeAutoscaler(a: Autoscaler): void {
+    this.autoscalers.delete(igmKey(a.scope, a.name));
   }
 
   listAutoscalers(scope: Scope): Autoscaler[] {

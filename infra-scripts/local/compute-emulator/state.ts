@@ -18,6 +18,7 @@ export interface Template {
   id: string;
   name: string;
   creationTimestamp: string;
+  description?: string;
   properties: TemplateProperties;
 }
 

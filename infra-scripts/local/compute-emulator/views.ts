@@ -22,6 +22,7 @@ export function templateView(project: string, t: Template) {
     id: t.id,
     creationTimestamp: t.creationTimestamp,
     name: t.name,
+    ...(t.description === undefined ? {} : { description: t.description }),
     properties: t.properties,
     selfLink: links.template(project, t.name),
   };
