@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# This client VM's Consul token, from its GCE instance identity token (no shared role secret):
+#   consul-identity.sh login    log in through the local agent (ACL auth method, type jwt) with a fresh
+#                               identity token, make the result the agent's token (reload), revoke the
+#                               token it replaces. consul.service's ExecStartPost, before anything
+#                               else uses the agent token.
+#   consul-identity.sh renew    login every ILB_IDENTITY_RENEW_SECONDS (default 1200), well inside the
+#                               auth method's MaxTokenTTL (1h): consul-identity.service.
+#   consul-identity.sh logout   revoke the agent's token (ilb-drain.sh, just before `consul leave`).
+# The login token holds a node identity (this instance's name) and a service identity (the role's
+# service): Consul's binding rules derive both from the token's claims (acl-setup.sh). A VM that dies
+# without a shutdown keeps its token until the TTL ends; it can only ever write its own node name.
+# Reads /etc/ilb/instance.env (ILB_CONSUL_AUTH_METHOD, ILB_CONSUL_AUDIENCE, CONSUL_HTTP_ADDR) and
+# /etc/consul.d/10-agent.json (pid_file, the current token). Never prints a token.
+set -euo pipefail
+
+root=${ILB_ROOT:-}
+# shellcheck source=/dev/null
+. "$root/etc/ilb/instance.env"
+conf="$root/etc/consul.d/10-agent.json"
+md_host=${GCE_METADATA_HOST:-metadata.google.internal}
+log() { printf '{"severity":"%s","component":"consul-identity","message":"%s"}\n' "$1" "$2" >&2; }
+
+current_token() { jq -r '.acl.tokens.agent // empty' "$conf"; }
+
+# The identity token: the instance's own, for the deployment's audience, with the instance claims.
+identity_token() {
+  curl -fsS --retry 5 --retry-connrefused --max-time 5 -H 'Metadata-Flavor: Google' -G \
+    --data-urlencode "audience=$ILB_CONSUL_AUDIENCE" --data-urlencode format=full \
+    "http://$md_host/computeMetadata/v1/instance/service-accounts/default/identity"
+}
+
+# POST /v1/acl/login needs no token; the JWT goes to curl on stdin, never on a command line.
+login_once() {
+  identity_token | jq -Rc --arg m "$ILB_CONSUL_AUTH_METHOD" --arg n "$ILB_NODE_NAME" \
+    '{AuthMethod: $m, BearerToken: ., Meta: {node: $n}}' |
+    curl -fsS --max-time 10 -X POST --data @- "http://$CONSUL_HTTP_ADDR/v1/acl/login" | jq -r '.SecretID // empty'
+}
+
+logout() {
+  local token=${1:-$(current_token)}
+  [ -n "$token" ] || return 0
+  printf 'header = "X-Consul-Token: %s"\n' "$token" |
+    curl -fsS --max-time 10 -K - -X POST "http://$CONSUL_HTTP_ADDR/v1/acl/logout" >/dev/null
+}
+
+login() {
+  local old new="" tmp pid
+  old=$(current_token)
+  # The agent forwards the login to the servers once it has joined: retry while it has not.
+  for _ in $(seq 1 120); do
+    if new=$(login_once 2>/dev/null) && [ -n "$new" ]; then break; fi
+    sleep 0.5
+  done
+  if [ -z "$new" ]; then
+    log ERROR "could not log in to Consul with this instance's identity (auth method $ILB_CONSUL_AUTH_METHOD)"
+    return 1
+  fi
+  tmp=$(mktemp "$conf.XXXXXX")
+  # The token reaches jq through its environment, not its command line.
+  ILB_TOKEN=$new jq '.acl.tokens.agent = env.ILB_TOKEN
+    | .acl.tokens.config_file_service_registration = env.ILB_TOKEN' "$conf" >"$tmp"
+  chmod 0640 "$tmp"
+  mv "$tmp" "$conf"
+  # A reload (SIGHUP) loads the new tokens; `consul reload` would need agent:write, which this token lacks.
+  pid=$(cat "$(jq -r .pid_file "$conf")")
+  kill -HUP "$pid"
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    if logout "$old"; then log INFO "renewed this node's Consul token"; else
+      log WARNING "could not revoke the previous token; it expires with its TTL"
+    fi
+  else
+    log INFO "logged in to Consul as this instance"
+  fi
+}
+
+# Consul servers hold a token of their own (consul-agent-token); they never log in.
+if [ "${ILB_ROLE:-}" = consul ]; then exit 0; fi
+
+case ${1:-} in
+  login) login ;;
+  renew)
+    interval=${ILB_IDENTITY_RENEW_SECONDS:-1200}
+    while sleep "$interval"; do login || log WARNING "renewal failed; retrying at the next interval"; done
+    ;;
+  logout)
+    if logout; then log INFO "revoked this node's Consul token"; else log WARNING "logout failed"; fi
+    ;;
+  *)
+    echo "usage: consul-identity.sh login|renew|logout" >&2
+    exit 2
+    ;;
+esac
