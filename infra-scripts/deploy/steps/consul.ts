@@ -191,8 +191,9 @@ function identityLines(project: string): string[] {
     ),
   });
   const lines = [
-    `if consul acl auth-method read -name ${method} >/dev/null 2>&1; then verb=update; else verb=create; fi`,
-    `consul acl auth-method "$verb" -type jwt -name ${method} -max-token-ttl 1h -token-locality local \\`,
+    // `update` takes no -type (and keeps it).
+    `if consul acl auth-method read -name ${method} >/dev/null 2>&1; then verb=(update); else verb=(create -type jwt); fi`,
+    `consul acl auth-method "\${verb[@]}" -name ${method} -max-token-ttl 1h -token-locality local \\`,
     `  -config '${config}' >/dev/null`,
     `for id in $(consul acl binding-rule list -method ${method} -format=json | jq -r '.[].ID'); do`,
     '  consul acl binding-rule delete -id "$id" >/dev/null',

@@ -61,9 +61,10 @@ if [ -n "$identity_project" ]; then
                      "/google/compute_engine/instance_id": "instance_id",
                      "/google/compute_engine/project_id": "project_id",
                      "/google/compute_engine/zone": "zone"}}')
-  verb=create
-  if consul acl auth-method read -name "$method" >/dev/null 2>&1; then verb=update; fi
-  consul acl auth-method "$verb" -type jwt -name "$method" -max-token-ttl 1h -token-locality local \
+  # `update` takes no -type (and keeps it).
+  verb=(create -type jwt)
+  if consul acl auth-method read -name "$method" >/dev/null 2>&1; then verb=(update); fi
+  consul acl auth-method "${verb[@]}" -name "$method" -max-token-ttl 1h -token-locality local \
     -description "GCE instance identity tokens of $identity_project" -config "$config" >/dev/null
   for id in $(consul acl binding-rule list -method "$method" -format=json | jq -r '.[].ID'); do
     consul acl binding-rule delete -id "$id" >/dev/null

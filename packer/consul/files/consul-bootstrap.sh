@@ -237,6 +237,7 @@ CONSUL_HTTP_ADDR=$client_addr:8500
 GCE_METADATA_HOST=$md_host
 ILB_CONSUL_AUTH_METHOD=${auth_method:-gce-instance-identity}
 ILB_CONSUL_AUDIENCE=${audience:-https://consul.ilb.internal/$project}
+ILB_CONSUL_SERVERS="$servers"
 ENV
 
 if id consul >/dev/null 2>&1; then chown -R consul:consul "$conf_dir" "$root/opt/consul"; fi

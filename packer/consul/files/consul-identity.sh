@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # This client VM's Consul token, from its GCE instance identity token (no shared role secret):
+#   consul-identity.sh direct   before the agent starts (consul.service's ExecStartPre): log in at a
+#                               server's HTTP API (HTTPS :8501 with the CA when TLS is on, as
+#                               `server.<dc>.consul`) and put the token in the agent's config. With
+#                               auto_encrypt the agent needs it to get its certificate at all.
+#   consul-identity.sh ensure   once the agent is up (ExecStartPost): `login` unless the config holds a
+#                               token already (without TLS the servers' API is loopback-only).
 #   consul-identity.sh login    log in through the local agent (ACL auth method, type jwt) with a fresh
 #                               identity token, make the result the agent's token (reload), revoke the
-#                               token it replaces. consul.service's ExecStartPost, before anything
-#                               else uses the agent token.
+#                               token it replaces.
 #   consul-identity.sh renew    login every ILB_IDENTITY_RENEW_SECONDS (default 1200), well inside the
 #                               auth method's MaxTokenTTL (1h): consul-identity.service.
 #   consul-identity.sh logout   revoke the agent's token (ilb-drain.sh, just before `consul leave`).
@@ -30,22 +35,68 @@ identity_token() {
     "http://$md_host/computeMetadata/v1/instance/service-accounts/default/identity"
 }
 
-# POST /v1/acl/login needs no token; the JWT goes to curl on stdin, never on a command line.
-login_once() {
+# The login request; the JWT goes to curl on stdin, never on a command line.
+login_body() {
   identity_token | jq -Rc --arg m "$ILB_CONSUL_AUTH_METHOD" --arg n "$ILB_NODE_NAME" \
-    '{AuthMethod: $m, BearerToken: ., Meta: {node: $n}}' |
-    curl -fsS --max-time 10 -X POST --data @- "http://$CONSUL_HTTP_ADDR/v1/acl/login" | jq -r '.SecretID // empty'
+    '{AuthMethod: $m, BearerToken: ., Meta: {node: $n}}'
 }
 
-logout() {
-  local token=${1:-$(current_token)}
-  [ -n "$token" ] || return 0
-  printf 'header = "X-Consul-Token: %s"\n' "$token" |
-    curl -fsS --max-time 10 -K - -X POST "http://$CONSUL_HTTP_ADDR/v1/acl/logout" >/dev/null
+# POST /v1/acl/login (no token needed) through the local agent.
+login_once() {
+  login_body | curl -fsS --max-time 10 -X POST --data @- "http://$CONSUL_HTTP_ADDR/v1/acl/login" |
+    jq -r '.SecretID // empty'
+}
+
+# The agent's config with this token as its agent and config-file registration token.
+store_token() {
+  local tmp
+  tmp=$(mktemp "$conf.XXXXXX")
+  # The token reaches jq through its environment, not its command line.
+  ILB_TOKEN=$1 jq '.acl.tokens.agent = env.ILB_TOKEN
+    | .acl.tokens.config_file_service_registration = env.ILB_TOKEN' "$conf" >"$tmp"
+  chmod 0640 "$tmp"
+  mv "$tmp" "$conf"
+}
+
+# A server's HTTP API for one request before the agent runs: `at_server IP PATH [curl args]`.
+at_server() {
+  local ip=$1 path=$2 ca="$root/etc/consul.d/tls/ca.pem" dc
+  shift 2
+  dc=$(jq -r '.datacenter // "dc1"' "$conf")
+  if [ -f "$ca" ]; then
+    curl -fsS --connect-timeout 3 --max-time 10 --cacert "$ca" --resolve "server.$dc.consul:8501:$ip" "$@" \
+      "https://server.$dc.consul:8501$path"
+  else
+    curl -fsS --connect-timeout 3 --max-time 10 "$@" "http://$ip:8500$path"
+  fi
+}
+
+direct() {
+  local new="" server token deadline=$((SECONDS + 60))
+  token=$(current_token)
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    for server in ${ILB_CONSUL_SERVERS:-}; do
+      # A restart keeps a token the servers still know.
+      if [ -n "$token" ] && printf 'header = "X-Consul-Token: %s"\n' "$token" |
+        at_server "$server" /v1/acl/token/self -K - >/dev/null 2>&1; then
+        return 0
+      fi
+      new=$(login_body | at_server "$server" /v1/acl/login -X POST --data @- 2>/dev/null |
+        jq -r '.SecretID // empty') || new=""
+      if [ -n "$new" ]; then
+        store_token "$new"
+        log INFO "logged in to Consul as this instance (at a server, before the agent starts)"
+        return 0
+      fi
+    done
+    sleep 1
+  done
+  log WARNING "no server answered the login; the agent logs in once it is up"
+  return 1
 }
 
 login() {
-  local old new="" tmp pid
+  local old new="" pid
   old=$(current_token)
   # The agent forwards the login to the servers once it has joined: retry while it has not.
   for _ in $(seq 1 120); do
@@ -56,12 +107,7 @@ login() {
     log ERROR "could not log in to Consul with this instance's identity (auth method $ILB_CONSUL_AUTH_METHOD)"
     return 1
   fi
-  tmp=$(mktemp "$conf.XXXXXX")
-  # The token reaches jq through its environment, not its command line.
-  ILB_TOKEN=$new jq '.acl.tokens.agent = env.ILB_TOKEN
-    | .acl.tokens.config_file_service_registration = env.ILB_TOKEN' "$conf" >"$tmp"
-  chmod 0640 "$tmp"
-  mv "$tmp" "$conf"
+  store_token "$new"
   # A reload (SIGHUP) loads the new tokens; `consul reload` would need agent:write, which this token lacks.
   pid=$(cat "$(jq -r .pid_file "$conf")")
   kill -HUP "$pid"
@@ -78,6 +124,8 @@ login() {
 if [ "${ILB_ROLE:-}" = consul ]; then exit 0; fi
 
 case ${1:-} in
+  direct) direct ;;
+  ensure) if [ -z "$(current_token)" ]; then login; fi ;;
   login) login ;;
   renew)
     interval=${ILB_IDENTITY_RENEW_SECONDS:-1200}
@@ -87,7 +135,7 @@ case ${1:-} in
     if logout; then log INFO "revoked this node's Consul token"; else log WARNING "logout failed"; fi
     ;;
   *)
-    echo "usage: consul-identity.sh login|renew|logout" >&2
+    echo "usage: consul-identity.sh direct|ensure|login|renew|logout" >&2
     exit 2
     ;;
 esac
