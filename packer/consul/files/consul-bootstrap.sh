@@ -34,12 +34,16 @@ set -euo pipefail
 log() { printf '{"severity":"%s","component":"consul-bootstrap","message":"%s"}\n' "$1" "$2" >&2; }
 
 confirm_node_meta() {
-  local conf="${ILB_ROOT:-}/etc/consul.d/10-agent.json" addr token self name node body
+  local conf="${ILB_ROOT:-}/etc/consul.d/10-agent.json" addr token local_token self name node body
   addr="http://$(jq -r .client_addr "$conf"):8500"
   token=$(jq -r .acl.tokens.agent "$conf")
-  api() { curl -fsS --max-time 5 -H "X-Consul-Token: $token" "$@"; }
+  # A client's login token has no agent rights: /v1/agent/self takes the agent's local recovery token.
+  local_token=$(jq -r '.acl.tokens.agent_recovery // .acl.tokens.agent' "$conf")
+  # Tokens reach curl on stdin, never its command line.
+  with() { printf 'header = "X-Consul-Token: %s"\n' "$1" | curl -fsS --max-time 5 -K - "${@:2}"; }
+  api() { with "$token" "$@"; }
   for _ in $(seq 1 120); do
-    if self=$(api "$addr/v1/agent/self") && name=$(jq -r .Config.NodeName <<<"$self") &&
+    if self=$(with "$local_token" "$addr/v1/agent/self") && name=$(jq -r .Config.NodeName <<<"$self") &&
       api "$addr/v1/health/node/$name" | jq -e 'any(.[]; .CheckID == "serfHealth")' >/dev/null &&
       node=$(api "$addr/v1/catalog/node/$name" | jq -c .Node); then
       if jq -e --argjson self "$self" '.Meta == $self.Meta' <<<"$node" >/dev/null; then
