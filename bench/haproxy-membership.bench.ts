@@ -70,9 +70,9 @@ async function startWorld(cleanups: (() => Promise<unknown>)[]): Promise<World> 
   const cluster = await startConsulCluster({ servers: 3, prefix });
   cleanups.push(() => cluster.stop());
   // Each role's own tokens, as on GCE: consul-template reads with the role's read-only default token.
-  const tokens = await setupRoleTokens(cluster, roles);
   const md = createMetadataServer({ port: 0 });
   cleanups.push(() => md.stop());
+  const tokens = await setupRoleTokens(cluster, { metadata: md, project: 'bench' }, roles);
   let host = 20;
   let serial = 0;
   const boot = async (role: Role, name: string): Promise<LocalInstance> => {
@@ -87,7 +87,6 @@ async function startWorld(cleanups: (() => Promise<unknown>)[]): Promise<World> 
       attributes: {
         'consul-servers': cluster.joinAddrs.join(' '),
         'consul-gossip-key': cluster.gossipKey,
-        'consul-agent-token': tokens[role],
         'consul-default-token': tokens[`${role}-default`],
       },
     });

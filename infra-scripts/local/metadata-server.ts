@@ -12,9 +12,12 @@
  * Served like the real one: `Metadata-Flavor: Google` required on requests (else 403) and sent on
  * responses; kebab-case paths (`machine-type`, `network-interfaces/0/ip`, `project/project-id`),
  * camelCase keys in `?recursive=true` JSON, `?alt=text|json`, directory listings for paths ending in `/`.
+ * `instance/service-accounts/default/identity?audience=…&format=full` answers an identity token
+ * (metadata-identity.ts) signed by the server's key; `identityJwksUrl()` serves that key's JWKS.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { createIdentitySigner, type IdentitySigner, type IdentitySubject } from './metadata-identity';
 
 export const instanceMetadataSchema = z.object({
   id: z.string().regex(/^\d+$/),
@@ -28,6 +31,8 @@ export const instanceMetadataSchema = z.object({
   machineType: z.string().default('e2-small'),
   tags: z.array(z.string()).default([]),
   attributes: z.record(z.string(), z.string()).default({}),
+  /** Seconds since the epoch (the identity token's instance_creation_timestamp); default: when added. */
+  createdAt: z.number().int().positive().optional(),
 });
 
 export type InstanceMetadata = z.input<typeof instanceMetadataSchema>;
@@ -38,6 +43,10 @@ export interface MetadataServer {
   /** Merges attributes (a value of `null` deletes the key). */
   setAttributes(ip: string, attributes: Record<string, string | null>): void;
   removeInstance(ip: string): Promise<void>;
+  /** Where the JWKS of the identity tokens' key is served (Consul's jwt auth method reads it). */
+  identityJwksUrl(): Promise<string>;
+  /** The key that signs the instances' identity tokens (tests use it to sign tokens of their own). */
+  readonly signer: IdentitySigner;
   stop(): Promise<void>;
 }
 
@@ -133,10 +142,16 @@ const text = (body: string): MetadataAnswer => ({ status: 200, contentType: 'app
 const json = (body: string): MetadataAnswer => ({ status: 200, contentType: 'application/json', body });
 const notFound = (): MetadataAnswer => ({ status: 404, contentType: 'text/html', body: 'Not Found\n' });
 
+const identityPath = '/computeMetadata/v1/instance/service-accounts/default/identity';
+
 /** `port` 0 picks a free port per instance (the returned host says which). */
 export function createMetadataServer(options: { port?: number } = {}): MetadataServer {
   const port = options.port ?? 9169;
-  const instances = new Map<string, { tree: { [key: string]: Tree }; server: Server }>();
+  const signer = createIdentitySigner();
+  const instances = new Map<
+    string,
+    { tree: { [key: string]: Tree }; server: Server; subject: IdentitySubject }
+  >();
 
   const handle = (ip: string, req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Metadata-Flavor', 'Google');
@@ -151,6 +166,17 @@ export function createMetadataServer(options: { port?: number } = {}): MetadataS
       return;
     }
     const url = new URL(req.url ?? '/', `http://${ip}`);
+    if (url.pathname === identityPath) {
+      // As GCE: no audience is a 400; the token is this listener's instance's, never another's.
+      const audience = url.searchParams.get('audience');
+      if (!audience) {
+        res.writeHead(400, { 'Content-Type': 'text/html' }).end('non-empty audience parameter required\n');
+        return;
+      }
+      const token = signer.token(entry.subject, url.searchParams);
+      res.writeHead(200, { 'Content-Type': 'text/html' }).end(token);
+      return;
+    }
     const result = answer(entry.tree, url.pathname, url.searchParams);
     if (result.status === 301) {
       res.writeHead(301, { Location: result.body }).end();
@@ -171,7 +197,8 @@ export function createMetadataServer(options: { port?: number } = {}): MetadataS
           resolve(typeof address === 'object' && address ? address.port : port);
         });
       });
-      instances.set(parsed.ip, { tree: metadataTree(parsed), server });
+      const subject = { ...parsed, createdAt: parsed.createdAt ?? Math.floor(Date.now() / 1000) };
+      instances.set(parsed.ip, { tree: metadataTree(parsed), server, subject });
       return `${parsed.ip}:${bound}`;
     },
     setAttributes(ip, attributes) {
@@ -190,8 +217,11 @@ export function createMetadataServer(options: { port?: number } = {}): MetadataS
       entry.server.closeAllConnections();
       await new Promise<void>((resolve) => entry.server.close(() => resolve()));
     },
+    identityJwksUrl: () => signer.serveJwks(),
+    signer,
     async stop() {
       await Promise.all([...instances.keys()].map((ip) => this.removeInstance(ip)));
+      await signer.stop();
     },
   };
 }

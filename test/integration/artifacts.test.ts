@@ -190,7 +190,8 @@ describe('Consul agent configs written at boot', () => {
           // Both spellings: the tutorial's underscore on the TLS cases.
           [tls ? 'consul_servers' : 'consul-servers']: `${prefix}.1 ${prefix}.2`,
           'consul-gossip-key': 'H2KsGsrh3rvRzgeLHqSXIGjZKB8cDlStvMdpGvNlb0c=',
-          'consul-agent-token': '00000000-0000-4000-8000-00000000000a',
+          // Only servers read an agent token; a client VM's comes from its identity login.
+          ...(role === 'consul' ? { 'consul-agent-token': '00000000-0000-4000-8000-00000000000a' } : {}),
           ...(tls ? { 'consul-ca-cert': caPem } : {}),
           ...(tls && role === 'consul'
             ? { 'consul-server-cert': serverCert, 'consul-server-key': serverKey }
@@ -233,9 +234,10 @@ describe('Consul agent configs written at boot', () => {
           : {}),
       });
       const tokens = (agent.acl as { tokens: Record<string, string> }).tokens;
-      // No consul-default-token given: no default token, never a fallback to the role's write token.
+      // No consul-default-token given: no default token. A client holds no agent token until its
+      // login, only its agent's own random recovery token (valid at that agent alone).
       expect(Object.keys(tokens).sort()).toEqual(
-        role === 'consul' ? ['agent', 'initial_management'] : ['agent'],
+        role === 'consul' ? ['agent', 'initial_management'] : ['agent_recovery'],
       );
       if (role !== 'consul') {
         const service = JSON.parse(await readFile(path.join(confDir, '20-service.json'), 'utf8')) as {

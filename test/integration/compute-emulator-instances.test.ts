@@ -7,6 +7,7 @@ import { startComputeEmulator, type RunningEmulator } from '../../infra-scripts/
 import { LauncherDriver } from '../../infra-scripts/local/compute-emulator/launcher-driver';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
+import { setupRoleTokens } from '../../infra-scripts/local/scenarios/acl';
 import { clients, project } from './compute-emulator-helpers';
 import type { CatalogNode } from '../../shared/consul';
 import { nodeMetaKeys, services } from '../../shared/contract';
@@ -42,6 +43,8 @@ async function managed() {
 beforeAll(async () => {
   cluster = await startConsulCluster({ servers: 1, prefix });
   md = createMetadataServer({ port: 9169 });
+  // The instances log in with their identity tokens (no agent token in their metadata).
+  await setupRoleTokens(cluster, { metadata: md, project });
   const logger = createLogger({ name: 'compute-emulator-test', level: process.env.LOG_LEVEL ?? 'warn' });
   driver = new LauncherDriver({
     metadata: md,
@@ -50,7 +53,6 @@ beforeAll(async () => {
     projectAttributes: {
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': cluster.tokens.agent,
       'ilb-drain-seconds': '1',
     },
   });

@@ -21,7 +21,7 @@ import {
   type ManagedProcess,
 } from '../harness';
 import { checkIds } from '../../shared/contract';
-import { roleTokens, type RoleTokens } from './system-support';
+import { agentTokenOf, roleTokens } from './system-support';
 
 const run = promisify(execFile);
 
@@ -33,7 +33,6 @@ const ip = `${prefix}.30`;
 const node = 'backend-m1';
 let cluster: ConsulCluster;
 let md: MetadataServer;
-let tokens: RoleTokens;
 let root: string;
 let env: NodeJS.ProcessEnv;
 let agent: ManagedProcess | undefined;
@@ -51,12 +50,14 @@ async function startAgent(): Promise<void> {
       return res.ok && ((await res.json()) as string) !== '';
     },
   });
+  // consul.service's ExecStartPost: the agent's token from this instance's identity.
+  await run('bash', [path.join(root, 'opt/ilb/bin/consul-identity.sh'), 'login'], { env });
 }
 
 /** The node maintenance check's notes, as the local agent has them (undefined: none). */
 async function maintenance(): Promise<string | undefined> {
   const res = await fetch(`http://${ip}:8500/v1/agent/checks`, {
-    headers: { 'X-Consul-Token': tokens.backend },
+    headers: { 'X-Consul-Token': await agentTokenOf(root) },
   });
   const checks = (await res.json()) as Record<string, { Notes: string }>;
   return checks._node_maintenance?.Notes;
@@ -67,8 +68,8 @@ const script = (...args: string[]) =>
 
 beforeAll(async () => {
   cluster = await startConsulCluster({ servers: 1, prefix });
-  tokens = await roleTokens(cluster);
   md = createMetadataServer({ port: 0 });
+  const tokens = await roleTokens(cluster, md, 'maint');
   const metadataHost = await md.addInstance({
     id: '5550001',
     name: node,
@@ -79,7 +80,6 @@ beforeAll(async () => {
     attributes: {
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': tokens.backend,
       'consul-default-token': tokens['backend-default'],
       'ilb-drain-seconds': '0',
     },
@@ -122,7 +122,7 @@ describe('node maintenance across a reboot', () => {
 
   it("keeps an operator's maintenance", async () => {
     await run(toolPath('consul'), ['maint', '-enable', '-reason', 'operator: disk check'], {
-      env: { ...env, CONSUL_HTTP_ADDR: `${ip}:8500`, CONSUL_HTTP_TOKEN: tokens.backend },
+      env: { ...env, CONSUL_HTTP_ADDR: `${ip}:8500`, CONSUL_HTTP_TOKEN: await agentTokenOf(root) },
     });
     await agent!.kill();
     await startAgent();

@@ -93,8 +93,6 @@ afterAll(async () => {
 });
 
 describe('Consul servers from the packer/consul image files', () => {
-  let backendToken: string;
-
   it('form a TLS, gossip-encrypted, ACL default-deny cluster from metadata alone', async () => {
     await Promise.all(
       serverIps.map((ip, i) =>
@@ -141,19 +139,25 @@ describe('Consul servers from the packer/consul image files', () => {
     ).rejects.toBeInstanceOf(PermanentError);
   });
 
-  it('give each role a least-privilege token through acl-setup.sh', async () => {
+  it('give the servers a token and client VMs an identity login through acl-setup.sh', async () => {
     const { stdout } = await run('bash', ['packer/consul/files/acl-setup.sh'], {
       env: {
         ...process.env,
         PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
         CONSUL_HTTP_ADDR: `${serverIps[0]}:8500`,
         CONSUL_HTTP_TOKEN: management,
+        ILB_IDENTITY_PROJECT: 'tls-project',
+        ILB_IDENTITY_JWKS_URL: await md.identityJwksUrl(),
       },
     });
-    const tokens = z
-      .object({ backend: z.guid(), haproxy: z.guid(), frontend: z.guid(), consul: z.guid() })
-      .parse(JSON.parse(stdout));
-    backendToken = tokens.backend;
+    const tokens = z.record(z.string(), z.guid()).parse(JSON.parse(stdout));
+    expect(Object.keys(tokens).sort()).toEqual([
+      'backend-default',
+      'consul',
+      'consul-default',
+      'frontend-default',
+      'haproxy-default',
+    ]);
     // Run twice: the same tokens come back.
     const again = await run('bash', ['packer/consul/files/acl-setup.sh'], {
       env: {
@@ -161,15 +165,15 @@ describe('Consul servers from the packer/consul image files', () => {
         PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
         CONSUL_HTTP_ADDR: `${serverIps[0]}:8500`,
         CONSUL_HTTP_TOKEN: management,
+        ILB_IDENTITY_PROJECT: 'tls-project',
+        ILB_IDENTITY_JWKS_URL: await md.identityJwksUrl(),
       },
     });
     expect(JSON.parse(again.stdout)).toEqual(JSON.parse(stdout));
   });
 
   it('register a backend whose agent gets its TLS certificate by auto_encrypt', async () => {
-    const backend = await boot('backend', 'backend-t1', `${prefix}.20`, {
-      'consul-agent-token': backendToken,
-    });
+    const backend = await boot('backend', 'backend-t1', `${prefix}.20`, {});
     await waitFor('backend-t1 passing', async () => {
       const entries = await consul(serverIps[0]!)
         .health.service(services.backend.name, { passing: true })

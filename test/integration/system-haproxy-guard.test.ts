@@ -95,8 +95,8 @@ async function servedBy(count: number): Promise<Record<string, number>> {
 beforeAll(async () => {
   await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 1, prefix });
-  const tokens = await roleTokens(cluster);
   md = createMetadataServer({ port: 0 });
+  const tokens = await roleTokens(cluster, md, 'guard');
   await standIn(good.g1.node, good.g1.ip);
   await standIn(good.g2.node, good.g2.ip);
   const ip = `${prefix}.20`;
@@ -110,7 +110,6 @@ beforeAll(async () => {
     attributes: {
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': tokens.haproxy,
       'consul-default-token': tokens['haproxy-default'],
     },
   });

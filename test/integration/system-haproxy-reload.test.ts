@@ -87,8 +87,8 @@ async function workers(): Promise<string[]> {
 beforeAll(async () => {
   await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 3, prefix });
-  const tokens = await roleTokens(cluster);
   md = createMetadataServer({ port: 0 });
+  const tokens = await roleTokens(cluster, md, 'reload');
   for (let n = 1; n <= 2; n++) await addBackend(n);
   const ip = `${prefix}.20`;
   const metadataHost = await md.addInstance({
@@ -101,7 +101,6 @@ beforeAll(async () => {
     attributes: {
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': tokens.haproxy,
       // consul-template reads with it: the backends and the drain list.
       'consul-default-token': tokens['haproxy-default'],
     },

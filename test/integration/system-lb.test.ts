@@ -4,11 +4,7 @@
  * Needs `npm run build` first (the instances run the apps from dist/).
  */
 import { randomInt } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { promisify } from 'node:util';
-import { z } from 'zod';
 
 import { startLoad } from '../../infra-scripts/local/load';
 import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
@@ -16,17 +12,15 @@ import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { readRuntime } from '../../services/haproxy-sync/runtime';
 import { nodeMetaKeys, services } from '../../shared/contract';
+import { agentTokenOf, roleTokens as setupRoleTokens, type RoleTokens } from './system-support';
 import {
   CONSUL_HTTP_PORT,
   randomLoopbackPrefix,
   sleep,
   startConsulCluster,
-  toolPath,
   waitFor,
   type ConsulCluster,
 } from '../harness';
-
-const run = promisify(execFile);
 
 jest.setTimeout(300_000);
 
@@ -36,7 +30,7 @@ let cluster: ConsulCluster;
 let md: MetadataServer;
 const instances: LocalInstance[] = [];
 let nextHost = 20;
-let roleTokens: Record<Role | `${Role}-default`, string>;
+let roleTokens: RoleTokens;
 const logs: string[] = [];
 
 async function boot(
@@ -58,7 +52,6 @@ async function boot(
       'created-by': `projects/424242/zones/${zone}/instanceGroupManagers/${role}-mig`,
       'consul-servers': cluster.joinAddrs.join(' '),
       'consul-gossip-key': cluster.gossipKey,
-      'consul-agent-token': roleTokens[role],
       'consul-default-token': roleTokens[`${role}-default`],
       'ilb-drain-seconds': '4',
     },
@@ -99,27 +92,9 @@ let frontend: LocalInstance;
 beforeAll(async () => {
   await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 3, prefix });
-  // Per-role least-privilege agent tokens, made by the script an operator runs.
-  const { stdout } = await run('bash', ['packer/consul/files/acl-setup.sh'], {
-    env: {
-      ...process.env,
-      PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
-      CONSUL_HTTP_ADDR: cluster.servers[0]!.httpAddr,
-      CONSUL_HTTP_TOKEN: cluster.token,
-    },
-  });
-  const names = ['consul', 'backend', 'frontend', 'haproxy'] as const;
-  roleTokens = z
-    .object(
-      Object.fromEntries(
-        names.flatMap((r) => [
-          [r, z.guid()],
-          [`${r}-default`, z.guid()],
-        ]),
-      ),
-    )
-    .parse(JSON.parse(stdout)) as typeof roleTokens;
   md = createMetadataServer({ port: 9169 });
+  // Read-only default tokens and the identity login, made by the script an operator runs.
+  roleTokens = await setupRoleTokens(cluster, md, 'demo-project');
   [backendA, backendB] = await Promise.all([boot('backend', 'backend-a1'), boot('backend', 'backend-b2')]);
   haproxy = (await boot('haproxy', 'haproxy-h1')).instance;
   frontend = (await boot('frontend', 'frontend-f1')).instance;
@@ -153,7 +128,7 @@ describe('the load-balancing system, from the packer/ files', () => {
       cluster.servers[0]!.consul.at({ host: backendA.instance.ip, port: CONSUL_HTTP_PORT, token });
     // Least privilege: a backend's token cannot pose as the HAProxy tier.
     await expect(
-      agentOfA(roleTokens.backend).agent.registerService({
+      agentOfA(await agentTokenOf(backendA.instance.root)).agent.registerService({
         name: services.haproxy.name,
         port: services.haproxy.port,
       }),

@@ -218,12 +218,14 @@ describe('deploy plan', () => {
     for (const attr of [
       'consul-servers=',
       'consul-gossip-key-secret=consul-gossip-key',
-      'consul-agent-token-secret=consul-agent-token-backend',
+      'consul-auth-audience=https://consul.ilb.internal/',
       'consul-default-token-secret=consul-agent-token-backend-default',
       'consul-ca-cert-secret=consul-ca-cert',
     ]) {
       expect(md).toContain(attr);
     }
+    // No role write token on a client VM: it logs in with its identity token.
+    expect(md).not.toContain('consul-agent-token-secret');
     const server = cmds.find((a) => line(a).startsWith('compute instances create')) as string[];
     expect(server.find((x) => x.startsWith('--metadata='))).toContain(
       'consul-initial-management-token-secret=consul-initial-management-token',

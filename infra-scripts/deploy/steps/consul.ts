@@ -1,7 +1,7 @@
 import type { Check } from '../plan';
 import { forceLeaveFunctions, type Kit, type Part } from './kit';
 import { short } from './names';
-import { metadataArg, vmArgs } from './vm';
+import { identityAudience, metadataArg, vmArgs } from './vm';
 
 /** Consul servers: fixed names and private addresses, no external IP. */
 export function consulServerSteps(k: Kit): Part {
@@ -166,6 +166,50 @@ function aclScript(k: Kit): { script: string; count: number } {
     }
     lines.push(`token ${e.token} ${e.policy} "${e.description}"`);
   }
+  lines.push(...identityLines(k.c.project));
   lines.push(`echo "ACL: ${written.size} policies and ${entries.length} tokens in place"`);
   return { script: `${lines.join('\n')}\n`, count: entries.length };
+}
+
+/** The role of each client tier and the service its VMs register (services.*.name in shared/contract). */
+const clientServices = { backend: 'backend', haproxy: 'haproxy-internal', frontend: 'frontend' } as const;
+
+/**
+ * Client VMs hold no token of the deploy: they log in with their GCE identity token (Google's keys),
+ * as packer/consul/files/acl-setup.sh sets up the sandbox. Claims by JSON pointer (Consul 1.15's
+ * ClaimMappings); per role a node identity named as the instance and the role's service identity.
+ */
+function identityLines(project: string): string[] {
+  const method = 'gce-instance-identity';
+  const config = JSON.stringify({
+    JWKSURL: 'https://www.googleapis.com/oauth2/v3/certs',
+    BoundIssuer: 'https://accounts.google.com',
+    BoundAudiences: [identityAudience(project)],
+    JWTSupportedAlgs: ['RS256'],
+    ClaimMappings: Object.fromEntries(
+      ['instance_name', 'instance_id', 'project_id', 'zone'].map((c) => [`/google/compute_engine/${c}`, c]),
+    ),
+  });
+  const lines = [
+    // `update` takes no -type (and keeps it).
+    `if consul acl auth-method read -name ${method} >/dev/null 2>&1; then verb=(update); else verb=(create -type jwt); fi`,
+    `consul acl auth-method "\${verb[@]}" -name ${method} -max-token-ttl 1h -token-locality local \\`,
+    `  -config '${config}' >/dev/null`,
+    `for id in $(consul acl binding-rule list -method ${method} -format=json | jq -r '.[].ID'); do`,
+    '  consul acl binding-rule delete -id "$id" >/dev/null',
+    'done',
+  ];
+  for (const [role, service] of Object.entries(clientServices)) {
+    const selector = `value.project_id == "${project}" and value.instance_name matches "^${role}-[a-z0-9-]+$"`;
+    for (const [type, name] of [
+      ['node', '${value.instance_name}'],
+      ['service', service],
+    ]) {
+      lines.push(
+        `consul acl binding-rule create -method ${method} -bind-type ${type} -bind-name '${name}' \\`,
+        `  -selector '${selector}' >/dev/null`,
+      );
+    }
+  }
+  return lines;
 }

@@ -97,12 +97,15 @@ export function firewallSteps(k: Kit): Part {
   const { c, n, marker } = k;
   const all = roles.map((r) => n.roleSa(r)).join(',');
   const consul = n.roleSa('consul');
+  const clients = (['backend', 'haproxy', 'frontend'] as const).map((r) => n.roleSa(r)).join(',');
   const from = (r: Role) => [`--source-service-accounts=${n.roleSa(r)}`];
   const rules: [string, string, string[], string][] = [
     ['consul-lan', 'tcp:8301,udp:8301', [`--source-service-accounts=${all}`], all],
     ['consul-rpc', 'tcp:8300', [`--source-service-accounts=${all}`], consul],
     ['consul-wan', 'tcp:8302,udp:8302', from('consul'), consul],
     ['consul-https-functions', 'tcp:8501', [`--source-ranges=${c.network.functionsCidr}`], consul],
+    // Client VMs log in (their identity token) at a server before their agent can start.
+    ['consul-https-login', 'tcp:8501', [`--source-service-accounts=${clients}`], consul],
     ['haproxy', 'tcp:8080', from('frontend'), n.roleSa('haproxy')],
     ['backend', 'tcp:8080', from('haproxy'), n.roleSa('backend')],
     [

@@ -1,14 +1,22 @@
 import type { Kit } from './kit';
 import type { Role } from './names';
 
-/** Instance metadata: the images' contract (packer/README.md); secrets by Secret Manager name. */
+/** The audience of the identity tokens client VMs log in to Consul with (consul-bootstrap.sh's default). */
+export const identityAudience = (project: string): string => `https://consul.ilb.internal/${project}`;
+
+/**
+ * Instance metadata: the images' contract (packer/README.md); secrets by Secret Manager name. Only
+ * the servers get an agent token; client VMs log in with their identity token for the audience.
+ */
 export function metadataArg(k: Kit, role: Role, extra: Record<string, string> = {}): string {
   const { c, n } = k;
   return `--metadata=${Object.entries({
     'consul-servers': k.serverIps.join(' '),
     'consul-datacenter': c.consul.datacenter,
     'consul-gossip-key-secret': 'consul-gossip-key',
-    'consul-agent-token-secret': n.agentToken(role),
+    ...(role === 'consul'
+      ? { 'consul-agent-token-secret': n.agentToken(role) }
+      : { 'consul-auth-audience': identityAudience(c.project) }),
     'consul-default-token-secret': n.agentToken(`${role}-default`),
     'consul-ca-cert-secret': 'consul-ca-cert',
     ...extra,

@@ -7,7 +7,8 @@
  *
  *   const md = createMetadataServer();
  *   const host = await md.addInstance({ ..., ip, attributes: {
- *     'consul-servers': '127.9.9.1 127.9.9.2 127.9.9.3', 'consul-gossip-key': key, 'consul-agent-token': token } });
+ *     'consul-servers': '127.9.9.1 127.9.9.2 127.9.9.3', 'consul-gossip-key': key } });
+ *   // its agent logs in with its identity token (scenarios/acl.ts sets up the auth method)
  *   const instance = await launchInstance({ role: 'backend', ip, metadataHost: host });
  *   await instance.shutdown();   // graceful: the role's shutdown script (maintenance, drain, leave), then stop
  *   await instance.kill();       // crash / preemption: SIGKILL, no shutdown script
@@ -209,7 +210,8 @@ export async function launchInstance(options: LaunchOptions): Promise<LocalInsta
     return env;
   };
   const runOnce = async (unit: Unit, line: string, env: NodeJS.ProcessEnv, timeoutMs = 120_000) => {
-    const [command, ...args] = splitCommand(map(line), env as Record<string, string>);
+    // The prefix (`-` and the like) goes first: the image paths behind it are mapped too.
+    const [command, ...args] = splitCommand(map(line.replace(/^[-@+!]+/, '')), env as Record<string, string>);
     try {
       const result = await run(command!, args, { env, timeout: timeoutMs, maxBuffer: 8 << 20 });
       output(unit.name)(result.stdout + result.stderr);

@@ -99,7 +99,6 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     say('[1/7] starting 3 Consul servers');
     const consul = await startConsulCluster({ servers: 3, prefix });
     stops.push(() => consul.stop());
-    const roleTokens = await setupRoleTokens(consul);
 
     say('[2/7] starting the Pub/Sub emulator');
     const pubsub = await startPubsubEmulator({ host: `${prefix}.1`, port: 8085 });
@@ -109,8 +108,16 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     for (const t of topics) await client.createTopic(t);
 
     say('[3/7] starting the metadata server and the Compute + Monitoring emulator');
-    const { driver, compute } = await startCompute(options, prefix, consul, pubsub.host, client, stops, say);
-    seedTopology(compute, roleTokens);
+    const { driver, compute, md } = await startCompute(
+      options,
+      prefix,
+      consul,
+      pubsub.host,
+      client,
+      stops,
+      say,
+    );
+    seedTopology(compute, await setupRoleTokens(consul, { metadata: md }));
 
     say('[4/7] booting instances: backend and haproxy in 2 zones, a frontend (this takes a while)');
     const emu = compute.emulator;
@@ -219,7 +226,7 @@ async function startCompute(
   client: PubSub,
   stops: (() => Promise<unknown>)[],
   say: (line: string) => void,
-): Promise<{ driver: LauncherDriver; compute: RunningEmulator }> {
+): Promise<{ driver: LauncherDriver; compute: RunningEmulator; md: MetadataServer }> {
   const { logger } = options;
   const md: MetadataServer = createMetadataServer({ port: 9169 });
   stops.push(() => md.stop());
@@ -267,7 +274,7 @@ async function startCompute(
     },
   });
   stops.push(() => compute.stop());
-  return { driver, compute };
+  return { driver, compute, md };
 }
 
 /** Where the running instances answer: the frontend, HAProxy's stats pages and admin sockets. */

@@ -17,8 +17,8 @@ export const metrics = {
   haproxyRate: 'custom.googleapis.com/ilb/haproxy/request_rate',
 };
 
-/** Per role an agent token `<role>` and a read-only `<role>-default` token (see acl.ts). */
-export type RoleTokens = Record<SandboxRole | `${SandboxRole}-default`, string>;
+/** Per role a read-only `<role>-default` token (see acl.ts); agent tokens come from each instance's login. */
+export type RoleTokens = Record<`${SandboxRole}-default`, string>;
 
 interface Group {
   role: SandboxRole;
@@ -54,7 +54,6 @@ export function seedTopology(compute: RunningEmulator, tokens: RoleTokens): void
       metadata: {
         items: [
           { key: 'ilb-role', value: role },
-          { key: 'consul-agent-token', value: tokens[role] },
           { key: 'consul-default-token', value: tokens[`${role}-default`] },
         ],
       },

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# One-off, by an operator or the deploy, with a management token: one least-privilege policy and one
-# token per file acl/<name>.hcl: <role> for the agent itself (consul-agent-token), <role>-default
-# for requests without a token (consul-default-token). Idempotent (policies updated, tokens reused).
+# One-off, by an operator or the deploy, with a management token.
+# 1. One least-privilege policy and one token per file acl/<name>.hcl: `consul` for the servers'
+#    agents (consul-agent-token), `<role>-default` for requests without a token (read only).
+# 2. Client VMs hold no shared token: the jwt auth method ILB_AUTH_METHOD (default
+#    gce-instance-identity) trusts GCE instance identity tokens (issuer https://accounts.google.com,
+#    keys from ILB_IDENTITY_JWKS_URL, default Google's https://www.googleapis.com/oauth2/v3/certs) for
+#    the audience ILB_IDENTITY_AUDIENCE (default https://consul.ilb.internal/<project>) of the
+#    project ILB_IDENTITY_PROJECT (required for this part; the step is skipped without it). Per role
+#    two binding rules: a node identity named as the instance, a service identity for the role's
+#    service, for instances of the project whose name starts with `<role>-`. Tokens live 1 h.
+# Idempotent (policies and the auth method updated, tokens reused, binding rules replaced).
 #   CONSUL_HTTP_ADDR=... CONSUL_HTTP_TOKEN=<management> acl-setup.sh [--secret-manager PROJECT]
-# Without --secret-manager it prints {"<role>": "<token secret>", ...} on stdout for the caller to
-# store; with it, each token goes to the Secret Manager secret consul-agent-token-<role> and nothing
-# secret is printed. Instances then get `consul-agent-token-secret: consul-agent-token-<role>`
-# (and `consul-default-token-secret: consul-agent-token-<role>-default`).
+# Without --secret-manager it prints {"<name>": "<token secret>", ...} on stdout for the caller to
+# store; with it, each token goes to the Secret Manager secret consul-agent-token-<name> and nothing
+# secret is printed.
 set -euo pipefail
 
 dir=$(cd "$(dirname "$0")/acl" && pwd)
@@ -39,4 +46,37 @@ for file in "$dir"/*.hcl; do
     tokens=$(ILB_SECRET=$secret jq -c --arg r "$role" '. + {($r): env.ILB_SECRET}' <<<"$tokens")
   fi
 done
+
+# Consul 1.15 reads nested claims by JSON pointer (ClaimMappings keys starting with `/`), see
+# internal/go-sso/oidcauth/oidcjwt.go getClaim; Google's claim set:
+# https://cloud.google.com/compute/docs/instances/verifying-instance-identity
+identity_project=${ILB_IDENTITY_PROJECT:-$project}
+if [ -n "$identity_project" ]; then
+  method=${ILB_AUTH_METHOD:-gce-instance-identity}
+  config=$(jq -nc --arg jwks "${ILB_IDENTITY_JWKS_URL:-https://www.googleapis.com/oauth2/v3/certs}" \
+    --arg aud "${ILB_IDENTITY_AUDIENCE:-https://consul.ilb.internal/$identity_project}" '
+    {JWKSURL: $jwks, BoundIssuer: "https://accounts.google.com", BoundAudiences: [$aud],
+     JWTSupportedAlgs: ["RS256"],
+     ClaimMappings: {"/google/compute_engine/instance_name": "instance_name",
+                     "/google/compute_engine/instance_id": "instance_id",
+                     "/google/compute_engine/project_id": "project_id",
+                     "/google/compute_engine/zone": "zone"}}')
+  # `update` takes no -type (and keeps it).
+  verb=(create -type jwt)
+  if consul acl auth-method read -name "$method" >/dev/null 2>&1; then verb=(update); fi
+  consul acl auth-method "${verb[@]}" -name "$method" -max-token-ttl 1h -token-locality local \
+    -description "GCE instance identity tokens of $identity_project" -config "$config" >/dev/null
+  for id in $(consul acl binding-rule list -method "$method" -format=json | jq -r '.[].ID'); do
+    consul acl binding-rule delete -id "$id" >/dev/null
+  done
+  for pair in backend:backend haproxy:haproxy-internal frontend:frontend; do
+    role=${pair%%:*}
+    selector="value.project_id == \"$identity_project\" and value.instance_name matches \"^$role-[a-z0-9-]+\$\""
+    # shellcheck disable=SC2016 # ${value.instance_name} is Consul's interpolation, not the shell's
+    consul acl binding-rule create -method "$method" -bind-type node -bind-name '${value.instance_name}' \
+      -selector "$selector" -description "$role instances: their own node" >/dev/null
+    consul acl binding-rule create -method "$method" -bind-type service -bind-name "${pair#*:}" \
+      -selector "$selector" -description "$role instances: the $role service" >/dev/null
+  done
+fi
 if [ -z "$project" ]; then printf '%s\n' "$tokens"; fi

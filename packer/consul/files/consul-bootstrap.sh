@@ -16,7 +16,12 @@
 #   consul-datacenter        default dc1
 #   consul-bootstrap-expect  servers only, default 3
 #   consul-gossip-key        gossip encryption key (required)
-#   consul-agent-token       this role's ACL token (required)
+#   consul-agent-token       servers only: their ACL agent token (required). Client VMs hold no
+#                            shared agent token: consul-identity.sh logs in with the instance's
+#                            identity token once the agent is up.
+#   consul-auth-method       clients: the jwt auth method, default gce-instance-identity
+#   consul-auth-audience     clients: the identity token's audience, default
+#                            https://consul.ilb.internal/<project-id> (acl-setup.sh binds the same)
 #   consul-default-token     read-only token for requests without one (DNS, apps); default: none
 #                            (the anonymous token), never the agent's
 #   consul-ca-cert           PEM CA; when present, RPC TLS with auto_encrypt is enabled
@@ -29,12 +34,16 @@ set -euo pipefail
 log() { printf '{"severity":"%s","component":"consul-bootstrap","message":"%s"}\n' "$1" "$2" >&2; }
 
 confirm_node_meta() {
-  local conf="${ILB_ROOT:-}/etc/consul.d/10-agent.json" addr token self name node body
+  local conf="${ILB_ROOT:-}/etc/consul.d/10-agent.json" addr token local_token self name node body
   addr="http://$(jq -r .client_addr "$conf"):8500"
   token=$(jq -r .acl.tokens.agent "$conf")
-  api() { curl -fsS --max-time 5 -H "X-Consul-Token: $token" "$@"; }
+  # A client's login token has no agent rights: /v1/agent/self takes the agent's local recovery token.
+  local_token=$(jq -r '.acl.tokens.agent_recovery // .acl.tokens.agent' "$conf")
+  # Tokens reach curl on stdin, never its command line.
+  with() { printf 'header = "X-Consul-Token: %s"\n' "$1" | curl -fsS --max-time 5 -K - "${@:2}"; }
+  api() { with "$token" "$@"; }
   for _ in $(seq 1 120); do
-    if self=$(api "$addr/v1/agent/self") && name=$(jq -r .Config.NodeName <<<"$self") &&
+    if self=$(with "$local_token" "$addr/v1/agent/self") && name=$(jq -r .Config.NodeName <<<"$self") &&
       api "$addr/v1/health/node/$name" | jq -e 'any(.[]; .CheckID == "serfHealth")' >/dev/null &&
       node=$(api "$addr/v1/catalog/node/$name" | jq -c .Node); then
       if jq -e --argjson self "$self" '.Meta == $self.Meta' <<<"$node" >/dev/null; then
@@ -119,7 +128,8 @@ servers=$(attr consul-servers)
 # The original tutorial's spelling is accepted too.
 if [ -z "$servers" ]; then servers=$(attr consul_servers); fi
 gossip_key=$(secret consul-gossip-key)
-agent_token=$(secret consul-agent-token)
+agent_token=""
+if [ "$role" = consul ]; then agent_token=$(secret consul-agent-token); fi
 # Requests without a token (DNS, consul-template, the apps) get this read-only token when given;
 # never the role's write token, which any local process could then use.
 default_token=$(secret consul-default-token)
@@ -127,10 +137,15 @@ if [ -z "$default_token" ]; then log WARNING "no consul-default-token: requests 
 ca_cert=$(setting consul-ca-cert)
 initial_management=""
 if [ "$role" = consul ]; then initial_management=$(secret consul-initial-management-token); fi
-if [ -z "$gossip_key" ] || [ -z "$agent_token" ]; then
-  log ERROR "consul-gossip-key and consul-agent-token are required (metadata or Secret Manager)"
+if [ -z "$gossip_key" ] || { [ "$role" = consul ] && [ -z "$agent_token" ]; }; then
+  log ERROR "consul-gossip-key (and on servers consul-agent-token) are required (metadata or Secret Manager)"
   exit 1
 fi
+auth_method=$(attr consul-auth-method)
+audience=$(attr consul-auth-audience)
+# A local-only token for agent operations on this agent alone (`consul leave` after logout): random
+# per boot, valid nowhere else, so it is no shared secret.
+recovery=$(cat /proc/sys/kernel/random/uuid)
 
 if [ -n "$servers" ]; then
   join=$(jq -n --arg s "$servers" '$s | split(" ") | map(select(. != ""))')
@@ -175,15 +190,15 @@ fi
 umask 027
 # Secrets reach jq through its environment, never its command line (which any local user can read).
 ILB_GOSSIP_KEY=$gossip_key ILB_AGENT_TOKEN=$agent_token ILB_DEFAULT_TOKEN=$default_token \
-  ILB_MGMT_TOKEN=$initial_management jq -n \
+  ILB_MGMT_TOKEN=$initial_management ILB_RECOVERY_TOKEN=$recovery jq -n \
   --arg dc "${datacenter:-dc1}" --arg name "$name" --arg ip "$ip" --arg client "$client_addr" \
   --arg data "$root/opt/consul/data" --argjson join "$join" \
   --arg id "$id" --arg zone "$zone" --arg project "$project" --arg group "$group" --arg role "$role" \
   --arg expect "$(attr consul-bootstrap-expect)" --argjson tls "$tls" '
   env.ILB_GOSSIP_KEY as $key | env.ILB_AGENT_TOKEN as $token | env.ILB_DEFAULT_TOKEN as $default
-  | env.ILB_MGMT_TOKEN as $mgmt |
+  | env.ILB_MGMT_TOKEN as $mgmt | env.ILB_RECOVERY_TOKEN as $recovery |
   {
-    datacenter: $dc, node_name: $name, data_dir: $data,
+    datacenter: $dc, node_name: $name, data_dir: $data, pid_file: "\($data)/consul.pid",
     bind_addr: $ip, advertise_addr: $ip, client_addr: $client,
     retry_join: $join, encrypt: $key, leave_on_terminate: false, skip_leave_on_interrupt: true,
     disable_update_check: true, log_json: true, enable_script_checks: false,
@@ -191,21 +206,26 @@ ILB_GOSSIP_KEY=$gossip_key ILB_AGENT_TOKEN=$agent_token ILB_DEFAULT_TOKEN=$defau
                 "gce-instance-group": $group, role: $role},
     acl: {enabled: true, default_policy: "deny", down_policy: "extend-cache",
           enable_token_persistence: false,
-          tokens: ({agent: $token} + (if $default != "" then {default: $default} else {} end))}
+          tokens: ((if $token != "" then {agent: $token} else {} end)
+                   + (if $default != "" then {default: $default} else {} end))}
   }
   + (if $role == "consul"
      then {server: true, bootstrap_expect: (($expect | select(. != "") | tonumber) // 3),
            ui_config: {enabled: true}, autopilot: {cleanup_dead_servers: true}}
      else {} end)
   + $tls
+  # Clients: Consul reaps a failed member itself after 15 min (healthSweep acts within minutes; a
+  # preempted VM restarts well inside it); their agent token comes from consul-identity.sh.
+  | if $role != "consul"
+    then .advertise_reconnect_timeout = "15m" | .acl.tokens.agent_recovery = $recovery else . end
   | if $mgmt != "" then .acl.tokens.initial_management = $mgmt else . end' >"$conf_dir/10-agent.json"
 
 if [ -n "$service" ]; then
-  # The service carries the role token: anti-entropy would otherwise use the read-only default token.
-  ILB_AGENT_TOKEN=$agent_token jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" \
+  # No token here: the agent registers it with acl.tokens.config_file_service_registration, which
+  # consul-identity.sh sets to this instance's login token (its service identity).
+  jq -n --arg svc "$service" --argjson port "$port" --arg ip "$ip" \
     --arg zone "$zone" --arg role "$role" --arg id "$id" '
-    env.ILB_AGENT_TOKEN as $token |
-    {service: {name: $svc, port: $port, address: $ip, tags: [$zone, $role], token: $token,
+    {service: {name: $svc, port: $port, address: $ip, tags: [$zone, $role],
                meta: {"gce-instance-id": $id, "gce-zone": $zone},
                check: {name: "\($svc) /healthz", http: "http://\($ip):\($port)/healthz",
                        interval: "2s", timeout: "1s", success_before_passing: 1,
@@ -219,6 +239,9 @@ ILB_ZONE=$zone
 ILB_BIND_ADDR=$ip
 CONSUL_HTTP_ADDR=$client_addr:8500
 GCE_METADATA_HOST=$md_host
+ILB_CONSUL_AUTH_METHOD=${auth_method:-gce-instance-identity}
+ILB_CONSUL_AUDIENCE=${audience:-https://consul.ilb.internal/$project}
+ILB_CONSUL_SERVERS="$servers"
 ENV
 
 if id consul >/dev/null 2>&1; then chown -R consul:consul "$conf_dir" "$root/opt/consul"; fi

@@ -56,4 +56,11 @@ if consul maint -enable -reason "$reason" >/dev/null; then
 else
   log WARNING "could not enable maintenance; leaving without a drain window"
 fi
+# A client's login token is revoked before it leaves (servers keep theirs); the leave itself then
+# goes with the agent's local recovery token, which only this agent honours.
+recovery=$(jq -r '.acl.tokens.agent_recovery // empty' "$root/etc/consul.d/10-agent.json")
+if [ -n "$recovery" ]; then
+  "$(dirname "$0")/consul-identity.sh" logout || true
+  CONSUL_HTTP_TOKEN=$recovery
+fi
 if consul leave >/dev/null; then log INFO "left the cluster"; else log WARNING "consul leave failed"; fi

@@ -12,7 +12,7 @@ extra=${1:-}
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086 # the role's package list is meant to split
-apt-get install -y -qq --no-install-recommends ca-certificates curl gnupg jq unzip $extra
+apt-get install -y -qq --no-install-recommends ca-certificates curl gnupg jq nftables unzip $extra
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -45,5 +45,12 @@ fetch_release consul-template "$consul_template_version"
 
 id consul >/dev/null 2>&1 || useradd --system --home /opt/consul --shell /usr/sbin/nologin consul
 id ilb >/dev/null 2>&1 || useradd --system --home /opt/ilb --shell /usr/sbin/nologin ilb
+# The metadata server for root and the service users only (the rule names them: they exist now).
+files=$(dirname "$0")
+install -d -m 0755 /etc/ilb
+install -m 0644 "$files/metadata-guard.nft" /etc/ilb/metadata-guard.nft
+install -m 0644 "$files/ilb-metadata-guard.service" /etc/systemd/system/
+nft -c -f /etc/ilb/metadata-guard.nft
+systemctl enable ilb-metadata-guard.service
 apt-get clean
 rm -rf /var/lib/apt/lists/*

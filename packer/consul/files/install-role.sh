@@ -11,9 +11,9 @@ root=${ILB_ROOT:-}
 
 case $role in
   consul) units="ilb-bootstrap consul ilb-drain" ;;
-  backend) units="ilb-bootstrap consul backend ilb-drain" ;;
-  frontend) units="ilb-bootstrap consul ilb-dnsmasq frontend ilb-drain" ;;
-  haproxy) units="ilb-bootstrap consul consul-template haproxy haproxy-sync ilb-drain" ;;
+  backend) units="ilb-bootstrap consul consul-identity backend ilb-drain" ;;
+  frontend) units="ilb-bootstrap consul consul-identity ilb-dnsmasq frontend ilb-drain" ;;
+  haproxy) units="ilb-bootstrap consul consul-identity consul-template haproxy haproxy-sync ilb-drain" ;;
   *)
     echo "unknown role: $role" >&2
     exit 1
@@ -21,7 +21,8 @@ case $role in
 esac
 
 install -d -m 0755 "$root/opt/ilb/bin" "$root/etc/systemd/system" "$root/etc/ilb"
-install -m 0755 "$src/consul/files/consul-bootstrap.sh" "$src/consul/files/ilb-drain.sh" "$root/opt/ilb/bin/"
+install -m 0755 "$src/consul/files/consul-bootstrap.sh" "$src/consul/files/consul-identity.sh" \
+  "$src/consul/files/ilb-drain.sh" "$root/opt/ilb/bin/"
 install -m 0755 "$src/$role/files/startup.sh" "$root/opt/ilb/bin/startup.sh"
 install -m 0755 "$src/$role/files/shutdown.sh" "$root/opt/ilb/bin/shutdown.sh"
 for unit in $units; do
