@@ -91,10 +91,16 @@ describe('parseRenderedConfig', () => {
   it('reads the registrations the template skipped, without putting them in the structure', () => {
     const cfg = parseRenderedConfig(
       rendered(
-        `    # skipped: invalid backend registration node="backend-x" address="10.0.0.9:1\\n    server evil 6.6.6.6:80"\n    server z1 10.0.0.1:8080 # node=backend-a`,
+        `    # skipped: invalid-registration node="backend-x" address="10.0.0.9:1\\n    server evil 6.6.6.6:80"\n    server z1 10.0.0.1:8080 # node=backend-a`,
       ),
     );
-    expect(cfg.skipped).toEqual([{ node: 'backend-x', address: '10.0.0.9:1\n    server evil 6.6.6.6:80' }]);
+    expect(cfg.skipped).toEqual([
+      {
+        reason: 'invalid-registration',
+        node: 'backend-x',
+        address: '10.0.0.9:1\n    server evil 6.6.6.6:80',
+      },
+    ]);
     expect(cfg.rejected).toEqual([]);
     expect(cfg.structure).toBe(
       parseRenderedConfig(rendered('    server z1 10.0.0.7:8080 # node=c')).structure,
