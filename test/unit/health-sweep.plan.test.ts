@@ -616,6 +616,7 @@ describe('planSweep: report and metrics', () => {
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-drain' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-record' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'purge-ledger' }, value: 1 },
+      { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'remove-unproven' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/sweep_duration_ms', labels: {}, value: 1234 },
     ]);
   });
