@@ -61,9 +61,10 @@ export function findStale(
     };
     const lookup = obs.lookups.get(id);
     if (lookup?.found && lookup.id === id) out.kept.push(finding);
-    else if (seen.alive.has(node.name)) {
-      // A live agent answers for this node: its id was rewritten (or is being), never deregister
-      // it for that; its agent writes its own metadata again at the next anti-entropy sync.
+    else if (seen.alive.has(node.name) && lookup?.found !== false) {
+      // A live agent answers for this node and Compute has an instance of that name: its id was
+      // rewritten, never deregister it for that; its agent writes its own metadata again at the
+      // next anti-entropy sync. A Compute 404 outweighs gossip that has not yet seen the agent die.
       out.kept.push(finding);
       out.disputed.push(node.name);
     } else if (lookup || finding.absentCount >= config.thresholds.absentSweeps) {

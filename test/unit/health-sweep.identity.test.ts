@@ -59,6 +59,9 @@ describe('identity of managed-role nodes', () => {
       members: new Map([[instName(2), { address: '10.0.0.1', status: 4 }]]),
     });
     expect(failed.actions.filter((a) => a.type === 'deregister').map((a) => a.type)).toEqual(['deregister']);
+    // Nor when Compute has no instance of that name: gossip may not have seen the agent die yet.
+    const gone = planSweep(config(), { ...obs, lookups: new Map([['4242', { found: false }]]) });
+    expect(gone.actions.filter((a) => a.type === 'deregister').map((a) => a.type)).toEqual(['deregister']);
   });
 
   it('a forged critical check under a foreign id recreates nothing', () => {
