@@ -299,6 +299,8 @@ async function sweepProcess(): Promise<void> {
       name: groupName(g),
       role: 'backend',
     })),
+    // The bench's nodes are catalog entries, not agents: the identity check would remove them.
+    identity: { removeUnproven: false },
   });
   const sweep = healthSweepFromConfig(env, config, {
     logger: createLogger({

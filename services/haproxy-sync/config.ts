@@ -26,6 +26,8 @@ export interface ConfigSlot {
 
 /** A registration the template refused to render, as its `# skipped` comment quotes it. */
 export interface SkippedRegistration {
+  /** Why the template left it out (gate.ts: `SkipReason`). */
+  reason: string;
   node: string;
   address: string;
 }
@@ -34,6 +36,8 @@ export interface SkippedRegistration {
 export interface RejectedLine {
   line: number;
   reason: string;
+  /** Its slot name, when recognisable: haproxy-sync loads that slot as unused instead. */
+  slot?: string;
 }
 
 export interface RenderedConfig {
@@ -47,7 +51,7 @@ export interface RenderedConfig {
 export const backendName = 'backends';
 const serverLine =
   /^\s*server\s+([zb])(\d{1,4})\s+([0-9.]{7,15}):(\d{1,5})((?:\s+(?:backup|disabled))*)\s*(?:#(.*))?$/;
-const skippedLine = /^\s*# skipped: invalid backend registration node=(".*") address=(".*")$/;
+const skippedLine = /^\s*# skipped: ([a-z][a-z-]{0,39}) node=(".*") address=(".*")$/;
 
 function quoted(json: string): string {
   try {
@@ -120,7 +124,7 @@ export function parseRenderedConfig(text: string): RenderedConfig {
     }
     const skip = skippedLine.exec(line);
     if (skip) {
-      skipped.push({ node: quoted(skip[1]!), address: quoted(skip[2]!) });
+      skipped.push({ reason: skip[1]!, node: quoted(skip[2]!), address: quoted(skip[3]!) });
       return;
     }
     if (!/^\s*server\s/.test(line)) {
@@ -129,9 +133,9 @@ export function parseRenderedConfig(text: string): RenderedConfig {
     }
     const slot = parseServerLine(line);
     if (typeof slot === 'string') {
-      rejected.push({ line: i + 1, reason: slot });
       // A recognisable slot keeps the structure: the other slots still change live.
       const name = /^\s*server\s+([zb]\d{1,4})\s/.exec(line)?.[1];
+      rejected.push({ line: i + 1, reason: slot, ...(name ? { slot: name } : {}) });
       structure.push(name ? `server ${name}` : `rejected server line ${i + 1}`);
       return;
     }

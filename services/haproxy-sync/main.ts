@@ -6,8 +6,9 @@ import { z } from 'zod';
 
 import { createLogger } from '../../shared/logging';
 import { coalesce } from './coalesce';
-import { parseRenderedConfig } from './config';
-import { createSync, install, report } from './sync';
+import { createSync, effectiveRender, install, report } from './sync';
+import { parseCidrs, type RoutingPolicy } from './gate';
+import { consulAgentFromEnv } from '../lib/consul-identity';
 
 /**
  * haproxy-sync: a long-running daemon (haproxy-sync.service) that brings HAProxy to each render of
@@ -29,9 +30,46 @@ const argsSchema = z.object({
   prepare: z.boolean().default(false),
   'resync-ms': z.coerce.number().int().min(100).max(600_000).default(2_000),
   'min-reload-interval-ms': z.coerce.number().int().min(0).max(600_000).default(2_000),
+  // The backend tier's subnets (ILB_BACKEND_CIDRS, from the instance's `ilb-backend-cidrs` metadata).
+  'backend-cidrs': z.string().max(4096).optional(),
+  // Off only for a sandbox whose stand-in backends are catalog entries, not agents.
+  'require-members': z.enum(['true', 'false']).default('true'),
 });
 
 const logger = createLogger({ name: 'haproxy-sync' });
+
+/**
+ * The routing policy, asked on every run. Members come from the local agent's LAN pool (a gossip
+ * view no catalog write can forge); if the agent does not answer, the last answer stands for a
+ * minute, then nothing is a member (no server is added; HAProxy keeps serving what it has only
+ * through the applied file until the next render).
+ */
+function routingPolicy(args: z.infer<typeof argsSchema>): () => Promise<RoutingPolicy> {
+  const cidrs = args['backend-cidrs'] ? parseCidrs(args['backend-cidrs']) : null;
+  if (!cidrs)
+    logger.warn('no --backend-cidrs (ILB_BACKEND_CIDRS): backend addresses are not checked against a subnet');
+  if (args['require-members'] === 'false') return () => Promise.resolve({ cidrs, members: null });
+  const agent = consulAgentFromEnv();
+  let last: { at: number; members: Map<string, string> } | undefined;
+  let failing = false;
+  return async () => {
+    try {
+      const members = await agent.agent.members();
+      // Serf status 1: alive (2 leaving, 3 left, 4 failed).
+      last = {
+        at: Date.now(),
+        members: new Map(members.filter((m) => m.status === 1).map((m) => [m.name, m.address])),
+      };
+      if (failing) logger.info('local agent members readable again');
+      failing = false;
+    } catch (err) {
+      if (!failing) logger.warn({ err }, 'local agent members unreadable; routing on the last answer');
+      failing = true;
+      if (last && Date.now() - last.at > 60_000) last = undefined;
+    }
+    return { cidrs, members: last?.members ?? new Map<string, string>() };
+  };
+}
 
 function daemon(args: z.infer<typeof argsSchema>, adminSocket: string, masterSocket: string): void {
   const { sync } = createSync(logger, {
@@ -40,6 +78,7 @@ function daemon(args: z.infer<typeof argsSchema>, adminSocket: string, masterSoc
     adminSocket,
     masterSocket,
     minReloadIntervalMs: args['min-reload-interval-ms'],
+    policy: routingPolicy(args),
   });
   let rendered = true;
   let retry: NodeJS.Timeout | undefined;
@@ -98,13 +137,21 @@ async function main(): Promise<void> {
       prepare: { type: 'boolean' },
       'resync-ms': { type: 'string' },
       'min-reload-interval-ms': { type: 'string' },
+      'backend-cidrs': { type: 'string' },
+      'require-members': { type: 'string' },
     },
   });
-  const args = argsSchema.parse(values);
+  // The unit's EnvironmentFile (/etc/ilb/instance.env) carries the tier's settings.
+  const fromEnv = {
+    'backend-cidrs': process.env.ILB_BACKEND_CIDRS || undefined,
+    'require-members': process.env.ILB_ROUTE_MEMBERS_ONLY || undefined,
+  };
+  const args = argsSchema.parse({ ...fromEnv, ...values });
   if (args.prepare) {
     // haproxy.service's ExecStartPre: HAProxy starts only from a validated, checked render.
-    const text = await readFile(args.config, 'utf8');
-    if (!report(logger, parseRenderedConfig(text)) || !(await install(logger, args, text))) process.exit(1);
+    const render = effectiveRender(await readFile(args.config, 'utf8'), await routingPolicy(args)());
+    report(logger, render);
+    if (!(await install(logger, args, render.loadable))) process.exit(1);
     return;
   }
   const adminSocket = args['admin-socket'];

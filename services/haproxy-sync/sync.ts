@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 
 import type { Logger } from '../../shared/logging';
 import { backendName, parseRenderedConfig, type RenderedConfig } from './config';
+import { gateSlots, sanitise, skippedByReason, type RoutingPolicy } from './gate';
 import { isSafeCommand, planSync, structureChange } from './plan';
 import { haproxyCommand, readRuntime } from './runtime';
 
@@ -18,24 +19,37 @@ export interface SyncOptions {
   masterSocket: string;
   /** Two reloads never come closer than this: a catalog flapping across a slot step is no reload storm. */
   minReloadIntervalMs: number;
+  /** Asked on every run: the tier's subnets and the local agent's alive members. */
+  policy: () => Promise<RoutingPolicy>;
 }
 
-/** Logs what the template or the parser refused; true when the render may be loaded. */
-export function report(logger: Logger, rendered: RenderedConfig): boolean {
-  if (rendered.skipped.length) {
-    logger.warn(
-      { skipped: rendered.skipped.slice(0, 20), count: rendered.skipped.length },
-      'invalid backend registrations left out of HAProxy',
-    );
-  }
-  if (rendered.rejected.length) {
-    logger.error(
-      { rejected: rendered.rejected.slice(0, 20), count: rendered.rejected.length },
-      'rendered config has invalid server lines; it will not be loaded',
-    );
-    return false;
-  }
-  return true;
+/**
+ * What HAProxy may load from one render: the registrations the template, the parser or the routing
+ * gate refused become unused slots (never a reason to refuse the whole render), and are counted by
+ * reason (`routing_skipped{reason}` in the log, for a log-based metric).
+ */
+export function effectiveRender(text: string, policy: RoutingPolicy) {
+  const raw = parseRenderedConfig(text);
+  const { gated } = gateSlots(raw, policy);
+  const loadable = sanitise(text, raw, gated);
+  return { raw, gated, loadable, rendered: parseRenderedConfig(loadable) };
+}
+
+/** Logs what was left out of HAProxy and why. */
+export function report(logger: Logger, render: ReturnType<typeof effectiveRender>): void {
+  const counts = skippedByReason(render.raw, render.gated);
+  if (Object.keys(counts).length === 0) return;
+  logger.warn(
+    {
+      routing_skipped: counts,
+      skipped: [
+        ...render.raw.skipped,
+        ...render.gated.map((g) => ({ reason: g.reason, node: g.slot.node, address: g.slot.addr })),
+      ].slice(0, 20),
+      rejected: render.raw.rejected.slice(0, 20),
+    },
+    'backend registrations left out of HAProxy',
+  );
 }
 
 let candidates = 0;
@@ -114,19 +128,19 @@ export function createSync(logger: Logger, options: SyncOptions) {
    * the new slots, the next run applies what the config cannot say (drain) to it.
    * Returns a delay after which to try again, if the reload had to wait.
    */
-  async function reload(text: string, rendered: RenderedConfig, why: object): Promise<number | undefined> {
-    if (rendered.rejected.length) {
-      logger.error({ ...why }, 'reload refused: the rendered config has invalid server lines');
-      refused = text;
-      return undefined;
-    }
+  async function reload(
+    text: string,
+    loadable: string,
+    rendered: RenderedConfig,
+    why: object,
+  ): Promise<number | undefined> {
     const wait = lastReload + options.minReloadIntervalMs - Date.now();
     if (wait > 0) {
       logger.info({ ...why, waitMs: wait }, 'reload deferred: the last one was too recent');
       return wait;
     }
     generation++;
-    if (!(await install(logger, options, text))) {
+    if (!(await install(logger, options, loadable))) {
       refused = text;
       return undefined;
     }
@@ -165,10 +179,11 @@ export function createSync(logger: Logger, options: SyncOptions) {
     const appliedText = await readFile(applied, 'utf8').catch(() => undefined);
     if (text === undefined || appliedText === undefined || text === refused) return undefined;
     refused = undefined;
-    const rendered = parseRenderedConfig(text);
-    if (text !== reported) {
-      report(logger, rendered);
-      reported = text;
+    const render = effectiveRender(text, await options.policy());
+    const { rendered, loadable } = render;
+    if (loadable !== reported) {
+      report(logger, render);
+      reported = loadable;
     }
 
     let running;
@@ -184,35 +199,28 @@ export function createSync(logger: Logger, options: SyncOptions) {
 
     const why = structureChange(parseRenderedConfig(appliedText), rendered, running);
     const plan = planSync(backendName, rendered.slots, running, why !== undefined);
-    if (plan.kind === 'reload') return reload(text, rendered, { reason: why ?? plan.reason });
+    if (plan.kind === 'reload') return reload(text, loadable, rendered, { reason: why ?? plan.reason });
     if (plan.kind === 'noop') {
       // Idle: keep the applied file at the live servers, so that a restarted HAProxy starts with
-      // them. Only a structure the worker runs already, never a render with an invalid line, and in
+      // them. Only a structure the worker runs already, only what the gate let through, and in
       // the background: its `haproxy -c` never delays the next change.
-      if (
-        quiet &&
-        !refreshing &&
-        text !== appliedText &&
-        text !== refreshFailed &&
-        !rendered.rejected.length
-      ) {
+      if (quiet && !refreshing && loadable !== appliedText && loadable !== refreshFailed) {
         refreshing = true;
         const started = generation;
-        void install(logger, options, text, () => started === generation)
+        void install(logger, options, loadable, () => started === generation)
           .then((done) => {
             if (done) logger.debug('applied config follows the live servers');
-            else if (started === generation) refreshFailed = text;
+            else if (started === generation) refreshFailed = loadable;
           })
           .catch((err: unknown) => logger.warn({ err }, 'could not refresh the applied config'))
           .finally(() => (refreshing = false));
       }
       return undefined;
     }
-    // Valid slots apply live even next to a rejected line; that file itself is never loaded.
     const failures = await apply(options.adminSocket, plan.commands);
     if (failures.length) {
       logger.warn({ failures }, 'runtime changes failed; hitless reload instead');
-      return reload(text, rendered, { reason: 'runtime changes failed' });
+      return reload(text, loadable, rendered, { reason: 'runtime changes failed' });
     }
     logger.info(
       {

@@ -54,6 +54,15 @@ export function createActionExecutor(
         const deleted = await membership.records.forget(action.instanceId, { index: action.modifyIndex });
         return deleted ? { outcome: 'done' } : { outcome: 'skipped', detail: 'modified-concurrently' };
       }
+      case 'remove-unproven': {
+        calls.consul++;
+        const done = await membership.deregisterNode({
+          node: action.node,
+          modifyIndex: action.modifyIndex,
+          leave: false,
+        });
+        return done.result === 'skipped' ? { outcome: 'skipped', detail: done.reason } : { outcome: 'done' };
+      }
       case 'purge-ledger': {
         calls.consul++;
         const purged = await deps.ledger.purge();

@@ -71,6 +71,15 @@ const configSchema = z.strictObject({
   thresholds: thresholdsSchema.prefault({}),
   /** Recreate orphans (instances that never joined Consul) instead of only reporting them. */
   repairOrphans: z.boolean().default(false),
+  /** Identity checks of managed-role nodes against gossip membership (identity.ts). */
+  identity: z
+    .strictObject({
+      /** Deregister a node of a watched role that no gossip member backs (a catalog-only entry). */
+      removeUnproven: z.boolean().default(true),
+      /** Findings kept per sweep (report and actions): bounded work whatever the catalog holds. */
+      maxFindings: z.number().int().min(1).max(10_000).default(100),
+    })
+    .prefault({}),
 });
 
 export type GroupScope = { kind: 'zone'; zone: string } | { kind: 'region'; region: string };
@@ -98,6 +107,7 @@ export interface HealthSweepConfig {
   groups: WatchedGroup[];
   thresholds: SweepThresholds;
   repairOrphans: boolean;
+  identity: { removeUnproven: boolean; maxFindings: number };
 }
 
 export const groupKey = (project: string, scope: GroupScope, name: string): string =>
@@ -119,7 +129,7 @@ export function parseHealthSweepConfig(input: unknown): HealthSweepConfig {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid health-sweep configuration: ${problems.join('; ')}`);
   }
-  const { groups, thresholds: t, repairOrphans } = parsed.data;
+  const { groups, thresholds: t, repairOrphans, identity } = parsed.data;
   const watched = groups.map((g): WatchedGroup => {
     const scope: GroupScope =
       'zone' in g ? { kind: 'zone', zone: g.zone } : { kind: 'region', region: g.region };
@@ -157,6 +167,7 @@ export function parseHealthSweepConfig(input: unknown): HealthSweepConfig {
       zoneDeadThreshold: t.zoneDeadThreshold,
     },
     repairOrphans,
+    identity,
   };
 }
 

@@ -27,6 +27,7 @@ export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[]
     'delete-drain',
     'delete-record',
     'purge-ledger',
+    'remove-unproven',
   ];
   for (const type of actionTypes) {
     const value = plan.actions.filter((a) => a.type === type).length;
@@ -38,6 +39,11 @@ export function metricPoints(plan: SweepPlan, durationMs: number): MetricPoint[]
     points.push({ type: customMetric('refused_actions'), labels: { reason }, value });
   }
   points.push(...repairedWithoutEvent(plan.actions));
+  const identity = new Map<string, number>();
+  for (const f of report.identity) identity.set(f.reason, (identity.get(f.reason) ?? 0) + 1);
+  for (const [reason, value] of [...identity.entries()].sort(byKey(([k]) => k))) {
+    points.push({ type: customMetric('identity_refused'), labels: { reason }, value });
+  }
   points.push({ type: customMetric('sweep_duration_ms'), labels: {}, value: durationMs });
   return points;
 }

@@ -91,6 +91,17 @@ export interface SweepNode {
   /** Absent when the metadata is missing or invalid: such a node is never acted on. */
   identity?: NodeIdentity;
   health: NodeHealth;
+  /** The node's `serfHealth` check, which the leader registers for every gossip member. */
+  serf: CheckStatus | 'absent';
+  /** Checks whose id no agent of ours registers: left out of `health` (identity.ts). */
+  foreignChecks: number;
+}
+
+/** A LAN gossip member as a Consul server sees it (`/v1/agent/members`): what no catalog write forges. */
+export interface GossipMember {
+  address: string;
+  /** Serf status: 1 alive, 2 leaving, 3 left, 4 failed. */
+  status: number;
 }
 
 /** What the sweep remembers about one instance id between sweeps (KV, one key per id, CAS). */
@@ -134,6 +145,8 @@ export interface Observation {
   bucket: Stored<BucketState>;
   /** `instances.get` of absent nodes (planner's `lookupCandidates`), by the node's instance id. */
   lookups: ReadonlyMap<string, InstanceLookup>;
+  /** LAN members by node name; null when not read (then no identity finding acts). */
+  members: ReadonlyMap<string, GossipMember> | null;
   reads: ReadOutcome[];
 }
 
@@ -245,6 +258,17 @@ export function parseIdentity(
 const isMaintenanceCheck = (checkId: string) =>
   checkId === '_node_maintenance' || checkId.startsWith('_service_maintenance:');
 
+/**
+ * The check ids our agents register: the leader's `serfHealth`, a service definition's check
+ * (`service:<service id>`, packer/consul/files/consul-bootstrap.sh), and the agent's maintenance
+ * marks. Anything else on a node was written through the catalog API by someone else (a node-write
+ * token is enough): it never makes a node critical. A forged check under one of these ids is
+ * indistinguishable in the catalog; the node's own agent overwrites it at its next anti-entropy
+ * sync, and per-instance tokens (a VM writes only its own node) refuse it.
+ */
+export const isAgentCheck = (checkId: string): boolean =>
+  checkId === 'serfHealth' || /^service:[^\s]{1,256}$/.test(checkId) || isMaintenanceCheck(checkId);
+
 const severity: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
 
 /**
@@ -258,6 +282,8 @@ export function normaliseNodes(
 ): { nodes: SweepNode[]; dropped: number } {
   let dropped = 0;
   const health = new Map<string, NodeHealth>();
+  const serf = new Map<string, CheckStatus>();
+  const foreign = new Map<string, number>();
   for (const entry of rawChecks) {
     const parsed = rawHealthCheck.safeParse(entry);
     if (!parsed.success) {
@@ -266,6 +292,11 @@ export function normaliseNodes(
     }
     const c = parsed.data;
     const status: CheckStatus = c.Status === 'passing' || c.Status === 'warning' ? c.Status : 'critical';
+    if (!isAgentCheck(c.CheckID)) {
+      foreign.set(c.Node, (foreign.get(c.Node) ?? 0) + 1);
+      continue;
+    }
+    if (c.CheckID === 'serfHealth' && !c.ServiceID) serf.set(c.Node, status);
     const before = health.get(c.Node) ?? 'passing';
     if (before === 'maintenance') continue;
     if (isMaintenanceCheck(c.CheckID) && status === 'critical') health.set(c.Node, 'maintenance');
@@ -287,6 +318,8 @@ export function normaliseNodes(
       modifyIndex: n.ModifyIndex,
       ...(identity ? { identity } : {}),
       health: health.get(n.Node) ?? 'passing',
+      serf: serf.get(n.Node) ?? 'absent',
+      foreignChecks: foreign.get(n.Node) ?? 0,
     });
   }
   return { nodes, dropped };

@@ -3,6 +3,7 @@ import type { HealthSweepConfig } from './config';
 import { planMarks } from './marks';
 import type { GroupObservation, Observation, ReadOutcome } from './observe';
 import { absenceCounter, findLeftovers, findStale } from './reaping';
+import { verifyIdentity } from './identity';
 import { gateActions, repairCandidates } from './repairs';
 import { byKey, type GroupSummary, type SweepPlan, type SweepReport } from './report';
 
@@ -99,16 +100,19 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
   if (zones.length > 0 && zones.every((z) => z.partitioned)) reportOnly.push('all-zones-dead');
 
   const absence = absenceCounter(obs);
+  const identity = verifyIdentity(config, obs);
   const staleness = findStale(config, obs, {
     live,
     inGroups: nodes.inGroups,
     incompleteReads,
     countOf: absence.countOf,
+    alive: identity.alive,
   });
   const leftovers = findLeftovers(config, obs, { live, nodesById: nodes.byId, countOf: absence.countOf });
   const repairs = repairCandidates(config, staleness.staleNodes, views, now);
   const gated = gateActions(config, obs, {
-    candidates: repairs.candidates,
+    // Catalog-only nodes first: removing one only undoes a write no agent made.
+    candidates: [...identity.actions.map((action) => ({ action, zone: action.zone })), ...repairs.candidates],
     leftoverActions: leftovers.actions,
     views,
     observed,
@@ -141,6 +145,14 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
       .sort(byKey((d) => `${d.group}\u0000${d.name}`)),
     drainLeftovers: leftovers.drainLeftovers,
     unidentified: nodes.unidentified.sort(),
+    identity: [
+      ...identity.findings,
+      ...staleness.disputed.map((node) => ({
+        node,
+        reason: 'identity-disputed' as const,
+        address: obs.nodes.find((n) => n.name === node)?.address ?? '',
+      })),
+    ],
     actions: gated.actions,
     refused: gated.refused,
   };

@@ -32,6 +32,7 @@ import type { BucketState } from './token-bucket';
  */
 
 export type SweepConsul = {
+  agent: Pick<ConsulClient['agent'], 'members'>;
   catalog: Pick<ConsulClient['catalog'], 'nodes'>;
   health: Pick<ConsulClient['health'], 'state'>;
   kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list'>;
@@ -117,16 +118,22 @@ export async function observeWorld(
     }
   };
 
-  const [groups, rawNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry] = await Promise.all([
-    groupsRead,
-    consulRead('catalog/nodes', () => consul.catalog.nodes()),
-    consulRead('health/state/any', () => consul.health.state('any')),
-    consulRead(keys.marks, () => consul.kv.keys(keys.marks), 'kv'),
-    consulRead(keys.records, () => consul.kv.keys(keys.records), 'kv'),
-    // The drain list is short (nodes being drained now): values and indexes in one call.
-    consulRead(keys.draining, () => consul.kv.list(keys.draining), 'kv'),
-    consulRead(keys.bucket, () => consul.kv.get(keys.bucket), 'kv'),
-  ]);
+  const [groups, rawNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry, rawMembers] =
+    await Promise.all([
+      groupsRead,
+      consulRead('catalog/nodes', () => consul.catalog.nodes()),
+      consulRead('health/state/any', () => consul.health.state('any')),
+      consulRead(keys.marks, () => consul.kv.keys(keys.marks), 'kv'),
+      consulRead(keys.records, () => consul.kv.keys(keys.records), 'kv'),
+      // The drain list is short (nodes being drained now): values and indexes in one call.
+      consulRead(keys.draining, () => consul.kv.list(keys.draining), 'kv'),
+      consulRead(keys.bucket, () => consul.kv.get(keys.bucket), 'kv'),
+      // The LAN pool as the server sees it: one call, what identity.ts checks the catalog against.
+      consulRead('agent/members', () => consul.agent.members()),
+    ]);
+  const members = rawMembers
+    ? new Map(rawMembers.map((m) => [m.name, { address: m.address, status: m.status }]))
+    : null;
 
   // The layer answers in its own shape; the normaliser validates Consul's.
   const catalog = (rawNodes ?? []).map((n) => ({
@@ -187,6 +194,7 @@ export async function observeWorld(
     drains,
     bucket,
     lookups: new Map(),
+    members,
     reads,
   };
 

@@ -29,6 +29,8 @@ export interface Staleness {
   staleNodes: Array<{ node: SweepNode; finding: SweepReport['stale'][number] }>;
   absent: NodeFinding[];
   kept: NodeFinding[];
+  /** Kept because gossip backs them at their address, though their metadata names a gone id. */
+  disputed: string[];
 }
 
 /** Nodes of watched groups whose instance id no group lists: stale after N sweeps or a 404. */
@@ -40,9 +42,11 @@ export function findStale(
     inGroups: readonly NodeInGroup[];
     incompleteReads: readonly ReadOutcome[];
     countOf: (id: string) => number;
+    /** Alive gossip members at their node's address (identity.ts). */
+    alive: ReadonlySet<string>;
   },
 ): Staleness {
-  const out: Staleness = { stale: [], staleNodes: [], absent: [], kept: [] };
+  const out: Staleness = { stale: [], staleNodes: [], absent: [], kept: [], disputed: [] };
   // A group that was not read completely says nothing about its nodes' absence.
   const unreadGroups = new Set(seen.incompleteReads.filter((r) => r.source === 'compute').map((r) => r.what));
   for (const { node, identity, group } of [...seen.inGroups].sort(byKey((n) => n.node.name))) {
@@ -57,7 +61,13 @@ export function findStale(
     };
     const lookup = obs.lookups.get(id);
     if (lookup?.found && lookup.id === id) out.kept.push(finding);
-    else if (lookup || finding.absentCount >= config.thresholds.absentSweeps) {
+    else if (seen.alive.has(node.name) && lookup?.found !== false) {
+      // A live agent answers for this node and Compute has an instance of that name: its id was
+      // rewritten, never deregister it for that; its agent writes its own metadata again at the
+      // next anti-entropy sync. A Compute 404 outweighs gossip that has not yet seen the agent die.
+      out.kept.push(finding);
+      out.disputed.push(node.name);
+    } else if (lookup || finding.absentCount >= config.thresholds.absentSweeps) {
       const s = { ...finding, reason: lookup ? ('not-found' as const) : ('absent' as const) };
       out.stale.push(s);
       out.staleNodes.push({ node, finding: s });

@@ -34,7 +34,9 @@ export type SweepAction =
   /** Delete instanceEvents' record of an instance that no longer exists (CAS). */
   | { type: 'delete-record'; instanceId: string; modifyIndex: number }
   /** Delete the ledger's day folders past retention (the ledger's own purge). */
-  | { type: 'purge-ledger' };
+  | { type: 'purge-ledger' }
+  /** Delete (CAS) a watched role's node no gossip member backs; no force-leave: it is no member. */
+  | { type: 'remove-unproven'; node: string; modifyIndex: number; zone: string };
 
 export type RefusalReason =
   | 'incomplete-read'
@@ -85,6 +87,15 @@ export interface NodeFinding {
   absentCount: number;
 }
 
+export type IdentityReason =
+  'not-a-member' | 'address-mismatch' | 'no-identity' | 'foreign-check' | 'identity-disputed';
+
+export interface IdentityFinding {
+  node: string;
+  reason: IdentityReason;
+  address: string;
+}
+
 export interface InstanceFinding {
   instanceId: string;
   name: string;
@@ -119,6 +130,8 @@ export interface SweepReport {
   drainLeftovers: Array<{ node: string; instanceId: string }>;
   /** Nodes without (valid) identity metadata: never acted on. */
   unidentified: string[];
+  /** Managed-role nodes whose identity gossip or their own agent does not back (identity.ts). */
+  identity: IdentityFinding[];
   actions: SweepAction[];
   refused: Refusal[];
 }

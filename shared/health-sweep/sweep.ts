@@ -216,6 +216,7 @@ function logSweep(logger: Logger, result: SweepResult): void {
       broken: r?.broken.length,
       orphans: r?.orphans.length,
       leftovers: r?.leftovers.length,
+      identity: r?.identity.map((f) => ({ node: f.node, reason: f.reason })),
       refused: r?.refused.map((x) => ({ type: x.action.type, reason: x.reason })),
       done: count('done'),
       skipped: count('skipped'),

@@ -72,6 +72,9 @@ export function sweepConfig(
   return parseHealthSweepConfig({
     groups: groups.map((g) => ({ project, ...g })),
     thresholds: { absentSweeps: 3, bootGraceSeconds: 3600, ...thresholds },
+    // These members are catalog entries, not agents: the identity check would remove them
+    // (test/attack/sweep-identity.test.ts runs it against real agents).
+    identity: { removeUnproven: false },
     ...extra,
   });
 }

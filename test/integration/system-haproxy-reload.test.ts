@@ -14,7 +14,7 @@ import { launchInstance, type LocalInstance } from '../../infra-scripts/local/in
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { haproxyCommand, readRuntime } from '../../services/haproxy-sync/runtime';
 import { randomLoopbackPrefix, sleep, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
-import { services } from '../../shared/contract';
+import { nodeMetaKeys, services } from '../../shared/contract';
 import { roleTokens } from './system-support';
 
 const backend = services.backend;
@@ -67,6 +67,13 @@ async function register(name: string, ip: string): Promise<void> {
   await cluster.servers[0]!.consul.catalog.register({
     node: name,
     address: ip,
+    // HAProxy routes only to a node with an instance id (packer/haproxy/files/haproxy.cfg.ctmpl).
+    nodeMeta: {
+      [nodeMetaKeys.instanceId]: `9${ip
+        .split('.')
+        .map((p) => p.padStart(3, '0'))
+        .join('')}`,
+    },
     service: { service: backend.name, port: backend.port, address: ip, tags: [zone, 'backend'] },
     check: { checkId: `${name}-alive`, name: 'alive', status: 'passing', serviceId: backend.name },
   });
@@ -103,6 +110,8 @@ beforeAll(async () => {
       'consul-gossip-key': cluster.gossipKey,
       // consul-template reads with it: the backends and the drain list.
       'consul-default-token': tokens['haproxy-default'],
+      // The stand-ins are catalog entries, not gossip members.
+      'ilb-route-members-only': 'false',
     },
   });
   haproxy = await launchInstance({

@@ -28,3 +28,16 @@ export async function agentTokenOf(instanceRoot: string): Promise<string> {
   ) as unknown;
   return z.object({ acl: z.object({ tokens: z.object({ agent: z.guid() }) }) }).parse(conf).acl.tokens.agent;
 }
+
+/** The metadata attributes an instance of `role` in a MIG boots with: join `cluster`, log in with its identity. */
+export const bootAttributes = (
+  cluster: ConsulCluster,
+  tokens: RoleTokens,
+  role: Role,
+  where: { zone: string; projectNumber: string },
+): Record<string, string> => ({
+  'created-by': `projects/${where.projectNumber}/zones/${where.zone}/instanceGroupManagers/${role}-mig`,
+  'consul-servers': cluster.joinAddrs.join(' '),
+  'consul-gossip-key': cluster.gossipKey,
+  'consul-default-token': tokens[`${role}-default`],
+});

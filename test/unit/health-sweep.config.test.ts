@@ -45,6 +45,7 @@ describe('parseHealthSweepConfig', () => {
         zoneDeadThreshold: 0.55,
       },
       repairOrphans: false,
+      identity: { removeUnproven: true, maxFindings: 100 },
     });
   });
 

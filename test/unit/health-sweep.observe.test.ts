@@ -149,7 +149,26 @@ describe('normaliseNodes', () => {
         role: 'backend',
       },
       health: 'passing',
+      serf: 'passing',
+      foreignChecks: 0,
     });
+  });
+
+  it('a check no agent of ours registers never makes a node critical; it is counted', () => {
+    const { nodes } = normaliseNodes(
+      [catalog('a'), catalog('b')],
+      [
+        check('a', 'serfHealth', 'passing'),
+        check('a', 'service:backend', 'passing', 'backend'),
+        check('a', 'evil', 'critical'),
+        check('a', 'alive', 'critical', 'backend'),
+        check('b', 'service:backend', 'passing', 'backend'),
+      ],
+    );
+    expect(nodes.map((n) => [n.name, n.health, n.serf, n.foreignChecks])).toEqual([
+      ['a', 'passing', 'passing', 2],
+      ['b', 'passing', 'absent', 0],
+    ]);
   });
 
   it('a service in maintenance makes the node draining, whatever else fails', () => {

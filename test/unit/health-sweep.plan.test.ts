@@ -616,6 +616,7 @@ describe('planSweep: report and metrics', () => {
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-drain' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'delete-record' }, value: 0 },
       { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'purge-ledger' }, value: 1 },
+      { type: 'custom.googleapis.com/ilb/actions', labels: { action: 'remove-unproven' }, value: 0 },
       // The stale node no event removed.
       { type: 'custom.googleapis.com/ilb/sweep_repaired_without_event', labels: { kind: 'stale' }, value: 1 },
       {

@@ -71,6 +71,8 @@ export function node(
     modifyIndex,
     identity: { instanceId, zone, project: P, group: `backend-${zone.slice(-1)}`, role: 'backend' },
     health,
+    serf: 'passing',
+    foreignChecks: 0,
   };
 }
 
@@ -88,6 +90,8 @@ export interface WorldExtras {
   unstable?: readonly string[];
   /** Groups left out of the observation. */
   unread?: readonly string[];
+  /** Gossip members: node name, address (status 1 unless given); absent: members not read. */
+  members?: Array<[string, string, number?]>;
 }
 
 /** A world of instances in the two backend groups (by zone) and their nodes. */
@@ -114,6 +118,9 @@ export function world(instances: Inst[], x: WorldExtras = {}): Observation {
   }
   return {
     at: x.at ?? T0,
+    members: x.members
+      ? new Map(x.members.map(([name, address, status]) => [name, { address, status: status ?? 1 }]))
+      : null,
     groups,
     nodes: [...nodes, ...(x.nodes ?? [])],
     marks: new Map(

@@ -1,0 +1,133 @@
+/**
+ * Pure: which rendered servers HAProxy may route to. The template already skips what the catalog
+ * alone can refute (port, service address ≠ node address, no serfHealth, no instance id); this is
+ * the second half, which the catalog cannot prove: a catalog write with a node-write token can forge
+ * a passing `serfHealth` check (checked against Consul 1.15: the leader only reaps such a node at
+ * its next reconcile), but not a gossip member. So a server is routed to only when its node is an
+ * alive member of the local agent's LAN pool at that very address, and the address lies in the
+ * tier's subnets.
+ */
+import { isIPv4 } from 'node:net';
+
+import type { ConfigSlot, RenderedConfig } from './config';
+
+export type SkipReason =
+  | 'invalid-registration'
+  | 'wrong-port'
+  | 'address-not-node-address'
+  | 'not-a-member'
+  | 'no-instance-id'
+  | 'outside-subnet'
+  | 'member-address-differs'
+  | 'rejected-line';
+
+export const templateReasons: readonly SkipReason[] = [
+  'invalid-registration',
+  'wrong-port',
+  'address-not-node-address',
+  'not-a-member',
+  'no-instance-id',
+];
+
+export interface Cidr {
+  base: number;
+  bits: number;
+}
+
+const toInt = (ip: string): number => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+
+/** `10.0.2.0/24,10.1.0.0/16` → CIDRs; throws on anything else (the daemon then does not start). */
+export function parseCidrs(list: string): Cidr[] {
+  return list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^([0-9.]{7,15})\/(\d{1,2})$/.exec(entry);
+      const bits = Number(m?.[2]);
+      if (!m || !isIPv4(m[1]!) || bits > 32) throw new Error(`not an IPv4 CIDR: ${entry.slice(0, 40)}`);
+      return { base: toInt(m[1]!), bits };
+    });
+}
+
+export function inCidrs(ip: string, cidrs: readonly Cidr[]): boolean {
+  if (!isIPv4(ip)) return false;
+  const n = toInt(ip);
+  // Division, not bit shifts: JavaScript's shifts are 32-bit signed.
+  return cidrs.some((c) => Math.floor(n / 2 ** (32 - c.bits)) === Math.floor(c.base / 2 ** (32 - c.bits)));
+}
+
+export interface RoutingPolicy {
+  /** The tier's subnets; null: not configured, no subnet check. */
+  cidrs: readonly Cidr[] | null;
+  /** Alive LAN members by node name → gossip address; null: membership not required. */
+  members: ReadonlyMap<string, string> | null;
+}
+
+export interface GatedSlot {
+  slot: ConfigSlot;
+  reason: SkipReason;
+}
+
+/** The enabled slots that fail the policy, and the slots HAProxy may run (failed ones left out). */
+export function gateSlots(
+  rendered: RenderedConfig,
+  policy: RoutingPolicy,
+): { slots: ConfigSlot[]; gated: GatedSlot[] } {
+  const slots: ConfigSlot[] = [];
+  const gated: GatedSlot[] = [];
+  for (const slot of rendered.slots) {
+    const reason = slot.enabled ? refusal(slot, policy) : undefined;
+    if (reason) gated.push({ slot, reason });
+    else slots.push(slot);
+  }
+  return { slots, gated };
+}
+
+function refusal(slot: ConfigSlot, policy: RoutingPolicy): SkipReason | undefined {
+  if (policy.cidrs && !inCidrs(slot.addr, policy.cidrs)) return 'outside-subnet';
+  if (policy.members) {
+    const addr = slot.node === undefined ? undefined : policy.members.get(slot.node);
+    if (addr === undefined) return 'not-a-member';
+    if (addr !== slot.addr) return 'member-address-differs';
+  }
+  return undefined;
+}
+
+/** Skipped registrations by reason: the template's comments, the parser's and the gate's refusals. */
+export function skippedByReason(
+  rendered: RenderedConfig,
+  gated: readonly GatedSlot[],
+): Record<string, number> {
+  const counts: Record<string, number> = {};
+  const add = (reason: string) => (counts[reason] = (counts[reason] ?? 0) + 1);
+  for (const s of rendered.skipped) add(s.reason);
+  for (const _ of rendered.rejected) add('rejected-line');
+  for (const g of gated) add(g.reason);
+  return counts;
+}
+
+/**
+ * The text HAProxy may load: every rejected server line and every gated slot becomes its unused
+ * placeholder (`127.0.0.1:1 disabled`), so one bad registration never blocks a reload and the
+ * slot count, hence the structure, stays the same. A rejected line without a recognisable slot
+ * name is dropped.
+ */
+export function sanitise(text: string, rendered: RenderedConfig, gated: readonly GatedSlot[]): string {
+  const rejected = new Map(rendered.rejected.map((r) => [r.line, r.slot]));
+  const refused = new Set(gated.map((g) => g.slot.name));
+  if (rejected.size === 0 && refused.size === 0) return text;
+  const out: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    const name = /^\s*server\s+([zb]\d{1,4})\s/.exec(line)?.[1];
+    if (rejected.has(i + 1)) {
+      const slot = rejected.get(i + 1);
+      if (slot) out.push(placeholder(slot));
+    } else if (name && refused.has(name)) out.push(placeholder(name));
+    else out.push(line);
+  });
+  return out.join('\n');
+}
+
+const placeholder = (name: string) =>
+  `    server ${name} 127.0.0.1:1${name.startsWith('b') ? ' backup' : ''} disabled`;
