@@ -48,7 +48,7 @@ export const topicFunctions = {
     maxInstances: 4,
     timeout: '120s',
     memory: '512Mi',
-    permissions: ['compute.instances.get'],
+    permissions: ['compute.instances.get', 'compute.zoneOperations.get', 'monitoring.timeSeries.create'],
     forceLeave: true,
   },
   // One sweep at a time: two would race on the same catalog.
