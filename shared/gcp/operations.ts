@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { GcpClients } from './client';
-import { classifyGoogleError, isNotFound } from './errors';
+import { classifyGoogleError } from './errors';
+import { readOrNotFound } from './instances';
 
 /**
  * What `zoneOperations.get` says about one Compute operation: its type, the id of the resource it
@@ -56,17 +57,15 @@ export function createZoneOperationsApi(
     async get(ref) {
       const what = `zoneOperations.get ${ref.zone}/${ref.name}`;
       if (!operationNamePattern.test(ref.name)) return { found: false };
-      let answer;
-      try {
+      const answer = await readOrNotFound(what, async () => {
         const client = await clients.ready('zoneOperations');
-        [answer] = await client.get(
+        const [operation] = await client.get(
           { project: ref.project, zone: ref.zone, operation: ref.name },
           { timeout, maxRetries: 2 },
         );
-      } catch (err) {
-        if (isNotFound(err)) return { found: false };
-        throw classifyGoogleError(err, what);
-      }
+        return operation;
+      });
+      if (!answer) return { found: false };
       const parsed = operationSchema.safeParse(answer);
       if (!parsed.success)
         throw classifyGoogleError(new Error(`unexpected answer: ${parsed.error.issues[0]?.message}`), what);
