@@ -121,6 +121,10 @@ test('a MIG creating and deleting an instance writes insert and delete entries, 
   expect(keyPaths(delFirst).sort()).toEqual(keyPaths(fixture('audit-instance-delete-first.json')).sort());
   expect(keyPaths(delLast).sort()).toEqual(keyPaths(fixture('audit-instance-delete-last.json')).sort());
   expect(delFirst!.resource.labels.instance_id).toBe(mi!.id);
+  // `operation.id` is the Compute operation's name, as in Google's entries: zoneOperations.get
+  // reads it, with the type and the target id instanceEvents confirms a drain by.
+  const [zoneOp] = await c.zoneOps.get({ project, zone, operation: delFirst!.operation.id });
+  expect(zoneOp).toMatchObject({ name: delFirst!.operation.id, operationType: 'delete', targetId: mi!.id });
   expect(delLast!.protoPayload.resourceName).toBe(
     `projects/${emu.emulator.projectNumber}/zones/${zone}/instances/${mi!.name}`,
   );
