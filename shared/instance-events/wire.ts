@@ -23,11 +23,21 @@ export const instanceEventsKeys = (kvPrefix: string) => {
 /** The handler with its adapters built from the configuration; `consul` replaces the client. */
 export function instanceEventsFromConfig(
   config: OrchestratorConfig,
-  options: { logger: Logger; consul?: ConsulClient; now?: () => number; metrics?: MetricsWriter },
+  options: {
+    logger: Logger;
+    consul?: ConsulClient;
+    now?: () => number;
+    metrics?: MetricsWriter;
+    /** Set up the Compute clients now: every action waits on one, and loading one takes seconds. */
+    warm?: boolean;
+  },
 ) {
   const consul = options.consul ?? createConsulClient(config.consul);
   const keys = instanceEventsKeys(config.kvPrefix);
   const clients = createGcpClients(config.compute);
+  if (options.warm)
+    // A failed set-up is retried by the first call that needs the client.
+    void Promise.all([clients.ready('instances'), clients.ready('zoneOperations')]).catch(() => undefined);
   return createInstanceEventsHandler({
     consul,
     instances: createInstancesApi(clients),
