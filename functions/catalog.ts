@@ -59,7 +59,7 @@ export const topicFunctions = {
     maxInstances: 4,
     timeout: '120s',
     memory: '512Mi',
-    permissions: ['compute.instances.get'],
+    permissions: ['compute.instances.get', 'compute.zoneOperations.get', 'monitoring.timeSeries.create'],
     // The one holder of the force-leave token: a deleted instance's member leaves gossip at once,
     // before its group recreates the name (docs/security.md, "Each function's token").
     forceLeave: true,

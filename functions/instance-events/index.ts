@@ -9,7 +9,7 @@ const logger = createLogger({ name: 'instanceEvents' });
 /** Pub/Sub `instance-events` → drain, deregister or restore the Consul nodes of GCE instances. */
 export const instanceEvents = pubsubFunction('instanceEvents', logger, () => {
   const config = loadConfig();
-  const handle = instanceEventsFromConfig(config, { logger });
+  const handle = instanceEventsFromConfig(config, { logger, warm: true });
   logger.info({ consul: config.consul.baseUrl, dryRun: config.dryRun }, 'instanceEvents ready');
   return handle;
 });

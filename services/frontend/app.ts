@@ -120,24 +120,54 @@ const escapes: Record<string, string> = {
 };
 export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => escapes[c]!);
 
+/**
+ * What the public page shows of an outcome: which backend and HAProxy served (names and zone, so the
+ * rotation is visible), never an instance id, an internal address or what was tried. Those are what
+ * a forger of audit entries or Consul registrations needs; the log keeps them.
+ */
+export type PublicOutcome =
+  | {
+      ok: true;
+      backend: { name: string; zone: string };
+      haproxy: { name: string; node: string | undefined; server: string | undefined };
+      latencyMs: number;
+    }
+  | { ok: false; reason: string; attempts: number; latencyMs: number };
+
+export function publicView(outcome: Outcome): PublicOutcome {
+  if (!outcome.ok)
+    return {
+      ok: false,
+      reason: 'backend tier unreachable',
+      attempts: outcome.tried.length,
+      latencyMs: outcome.latencyMs,
+    };
+  const { name, zone } = outcome.backend;
+  const { name: resolved, node, server } = outcome.haproxy;
+  return {
+    ok: true,
+    backend: { name, zone },
+    haproxy: { name: resolved, node, server },
+    latencyMs: outcome.latencyMs,
+  };
+}
+
 /** Pure: the page for one outcome. */
 export function renderPage(outcome: Outcome): string {
-  const rows: [string, string][] = outcome.ok
+  const view = publicView(outcome);
+  const rows: [string, string][] = view.ok
     ? [
-        ['Backend', outcome.backend.name],
-        ['Instance id', outcome.backend.id],
-        ['Backend zone', outcome.backend.zone],
-        ['Backend IP', outcome.backend.internalIp],
-        ['Consul node', outcome.consulNode ?? 'unknown'],
-        ['HAProxy', `${outcome.haproxy.node ?? 'unknown'} (${outcome.haproxy.address})`],
-        ['HAProxy server slot', outcome.haproxy.server ?? 'unknown'],
-        ['Resolved as', outcome.haproxy.name],
-        ['Latency', `${outcome.latencyMs} ms`],
+        ['Backend', view.backend.name],
+        ['Backend zone', view.backend.zone],
+        ['HAProxy', view.haproxy.node ?? 'unknown'],
+        ['HAProxy server slot', view.haproxy.server ?? 'unknown'],
+        ['Resolved as', view.haproxy.name],
+        ['Latency', `${view.latencyMs} ms`],
       ]
     : [
-        ['Problem', outcome.reason],
-        ['Tried', outcome.tried.length ? outcome.tried.join(', ') : 'nothing resolved'],
-        ['Latency', `${outcome.latencyMs} ms`],
+        ['Problem', view.reason],
+        ['HAProxy addresses tried', String(view.attempts)],
+        ['Latency', `${view.latencyMs} ms`],
       ];
   const title = outcome.ok ? `Served by ${outcome.backend.name}` : 'Backend tier unreachable (502)';
   const table = rows
@@ -182,7 +212,7 @@ export function createFrontendHandler(deps: FrontendDeps) {
       deps.logger.warn({ reason: outcome.reason, tried: outcome.tried }, 'backend tier unreachable');
     const status = outcome.ok ? 200 : 502;
     if (url.searchParams.get('format') === 'json') {
-      sendJson(res, status, outcome);
+      sendJson(res, status, publicView(outcome));
       return;
     }
     res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });

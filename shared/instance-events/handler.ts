@@ -1,4 +1,6 @@
 import type { InstancesApi } from '../gcp/instances';
+import { customMetric, type MetricsWriter } from '../gcp/monitoring';
+import type { ZoneOperationsApi } from '../gcp/operations';
 import type { ConsulClient } from '../consul/client';
 import type { CatalogNode } from '../consul/schemas';
 import { nodeMetaKeys } from '../contract';
@@ -30,6 +32,7 @@ export type InstanceEventsConsul = {
 export interface InstanceEventsDeps {
   consul: InstanceEventsConsul;
   instances: InstancesApi;
+  operations: ZoneOperationsApi;
   ledger: Ledger;
   logger: Logger;
   /** KV prefix of the per-instance records, ending in `/`. */
@@ -38,6 +41,8 @@ export interface InstanceEventsDeps {
   drainPrefix: string;
   /** Force-leave through a separately held operator token; null: never force-leave. */
   forceLeave: ((node: string) => Promise<unknown>) | null;
+  /** Where `events_refused{reason}` goes (written to `project`); none: not written. */
+  metrics?: MetricsWriter;
   dryRun: boolean;
   /** When set, events about other projects are acknowledged and ignored. */
   project?: string;
@@ -83,9 +88,9 @@ async function gossipOf(consul: InstanceEventsConsul, node: string): Promise<Gos
   return serf.Status === 'passing' ? 'alive' : 'absent';
 }
 
-/** Reads what Consul (and, where the plan needs it, Compute) says about one target now. */
+/** Reads what Consul and Compute say about one target now. */
 async function observe(
-  deps: Pick<InstanceEventsDeps, 'consul' | 'instances'>,
+  deps: Pick<InstanceEventsDeps, 'consul' | 'instances' | 'operations'>,
   records: RecordStore,
   event: InstanceEvent,
   requested: EventTarget,
@@ -106,13 +111,17 @@ async function observe(
   const instanceId = resolveInstanceId(target, { node, lookup });
   const stored = instanceId ? await records.read(instanceId) : noRecord;
   const gossip = event.confirm === 'gone' && node ? await gossipOf(deps.consul, node.name) : undefined;
+  // A drain's own operation confirms it at once (the instance may still run while it is deleted).
+  const operation =
+    event.action === 'drain' && node && instanceId && event.operationId
+      ? await deps.operations.get({ ...ref, name: event.operationId })
+      : undefined;
   // By name (or by id when the name is unknown: Compute accepts either); the plan compares the id
   // it answers with, so a same-name successor reads as this instance being gone.
-  const current =
-    instanceId && needsConfirmation(event, { node, gossip, record: stored.record })
-      ? await deps.instances.get({ ...ref, name: target.name })
-      : undefined;
-  return { target, observation: { node, lookup, current, gossip, record: stored.record }, stored };
+  const confirm =
+    instanceId && needsConfirmation(event, { node, record: stored.record, operation }, instanceId);
+  const current = confirm ? (lookup ?? (await deps.instances.get({ ...ref, name: target.name }))) : undefined;
+  return { target, observation: { node, lookup, current, operation, gossip, record: stored.record }, stored };
 }
 
 /**
@@ -202,6 +211,21 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
     return outcomes;
   };
 
+  /** `events_refused{reason}`: this message's refusals by reason. Best effort: a failure is logged. */
+  const countRefusals = async (targets: TargetOutcome[]) => {
+    const byReason = new Map<string, number>();
+    for (const t of targets)
+      if (t.decision === 'refused') byReason.set(t.reason, (byReason.get(t.reason) ?? 0) + 1);
+    if (byReason.size === 0 || !deps.metrics || deps.project === undefined) return;
+    const type = customMetric('events_refused');
+    const points = [...byReason].map(([reason, value]) => ({ type, labels: { reason }, value }));
+    try {
+      await deps.metrics.write(deps.project, points, now());
+    } catch (err) {
+      logger.warn({ err: classifyError(err).message }, 'events_refused not written');
+    }
+  };
+
   const run = async (event: InstanceEvent): Promise<MessageOutcome> => {
     if (deps.dryRun)
       return { status: 'planned', eventId: event.id, targets: await processEvent(event, false) };
@@ -213,6 +237,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       for (const t of targets) decisions[t.decision] = (decisions[t.decision] ?? 0) + 1;
       return { targets: targets.length, decisions };
     });
+    await countRefusals(targets);
     if (ledgered.duplicate) {
       logger.info(
         { decision: 'duplicate', eventId: event.id },

@@ -19,7 +19,7 @@ export interface EventTarget {
   name: string;
   /** Compute accepts an instance's numeric id in place of its name: the node is then found by id. */
   byId?: boolean;
-  /** Known for instance-level entries; MIG-level entries name instances only. */
+  /** The entry's `resource.labels.instance_id`. */
   instanceId?: string;
 }
 
@@ -33,14 +33,11 @@ export interface InstanceEvent {
   action: EventAction;
   /** When the change happened (entry `timestamp`), in ms since the epoch: orders events. */
   time: number;
-  /** For MIG-level entries: the group, so only its members are drained. */
-  group?: string;
   /**
-   * What Compute must confirm (`instances.get`) before the action: `serving` for a restore that
-   * follows a failed or abandoning operation (the instance must still exist and run); `gone` for a
-   * removal logged by the system (a host error may be followed by a restart in place, same id).
+   * `gone`: a removal logged by the system, whose node's gossip state decides the force-leave.
+   * Every action is confirmed by Compute whatever this says (plan.ts `needsConfirmation`).
    */
-  confirm?: 'serving' | 'gone';
+  confirm?: 'gone';
   targets: EventTarget[];
 }
 
@@ -73,13 +70,8 @@ const goneMethods = new Set([
   'compute.instances.repair.recreateInstance',
 ]);
 
-// MIG calls that name the instances they will take away: early warnings to drain them.
-const groupMethods = new Set(['deleteInstances', 'recreateInstances', 'abandonInstances']);
-
 /** Cloud Logging refuses entries over 256 KiB: anything larger is not an audit entry. */
 export const maxEntryBytes = 256 * 1024;
-/** A MIG call lists at most 1000 instances; more is not a real request. */
-export const maxGroupInstances = 1000;
 
 /** `v1.compute.instances.delete`, `beta.…` and `compute.instances.preempted` share one form. */
 const normalizeMethod = (methodName: string) => methodName.replace(/^(v1|beta|alpha)\./, '');
@@ -96,20 +88,17 @@ function phaseOf(entry: LogEntry): Phase {
 const projectNumberPattern = /^[0-9]{1,19}$/;
 
 /**
- * `projects/P/zones/Z/instances/N`, as a full URL, relative to the project, or bare `N` when the
- * zone is known (group requests may list instances either way). P may be the project id or its
- * number: when a MIG acts itself, Google logs `projects/<number>/…` (see test/fixtures/events). The
- * project a target belongs to is always `project`, the entry's `resource.labels.project_id`; a path
- * naming another project id is refused. N may be the instance's numeric id (names start with a
- * letter, so the two never collide).
+ * `projects/P/zones/Z/instances/N`, as a full URL or relative to the project. P may be the project id
+ * or its number: when a MIG acts itself, Google logs `projects/<number>/…` (see test/fixtures/events).
+ * The project a target belongs to is always `project`, the entry's `resource.labels.project_id`; a
+ * path naming another project id is refused (another number cannot be told apart: Compute's answer
+ * for the name in `project` decides). N may be the instance's numeric id (names start with a letter,
+ * so the two never collide).
  */
-function parseInstancePath(
-  path: string,
-  project: string,
-  defaultZone?: string,
-): Omit<EventTarget, 'instanceId'> | null {
+function parseInstancePath(path: string, project: string): Omit<EventTarget, 'instanceId'> | null {
   const m = /(?:^|\/)(?:projects\/([^/]+)\/)?zones\/([^/]+)\/instances\/([^/?#]+)$/.exec(path);
-  const [pathProject, zone, name] = m ? [m[1], m[2] ?? '', m[3] ?? ''] : [undefined, defaultZone ?? '', path];
+  if (!m) return null;
+  const [, pathProject, zone = '', name = ''] = m;
   if (pathProject !== undefined && pathProject !== project && !projectNumberPattern.test(pathProject))
     return null;
   if (!zonePattern.test(zone)) return null;
@@ -159,46 +148,12 @@ export function parseLogEntry(input: unknown): ParseResult {
   };
   const failed = (entry.protoPayload.status?.code ?? 0) !== 0;
 
-  const groupMethod = /^compute\.(?:region)?[iI]nstanceGroupManagers\.(\w+)$/.exec(method)?.[1];
-  if (groupMethod !== undefined) {
-    if (!groupMethods.has(groupMethod)) return reject('irrelevant', `${method} does not take instances away`);
-    // A group operation is done once its work is scheduled: a successful delete or recreate is
-    // followed by each instance's own entries. A failed one, or an abandon (the instance keeps
-    // running outside the group), ends the drain of the listed instances that still run.
-    const ends = phase === 'last' || phase === 'single';
-    if (ends && !failed && groupMethod !== 'abandonInstances')
-      return reject('irrelevant', `${method} completed: its instances' own entries follow`);
-    if (!ends && failed) return reject('irrelevant', `${method} failed: nothing will be taken away`);
-    const group =
-      labels.instance_group_manager_name ??
-      /instanceGroupManagers\/([^/]+)$/.exec(entry.protoPayload.resourceName ?? '')?.[1];
-    if (!group || !computeNamePattern.test(group))
-      return reject('malformed', `${method} without the group's name`);
-    const listed = entry.protoPayload.request?.instances;
-    if (!Array.isArray(listed) || listed.length === 0 || !listed.every((i) => typeof i === 'string')) {
-      return reject('malformed', `${method} without request.instances`);
-    }
-    const unique = [...new Set(listed as string[])];
-    if (unique.length > maxGroupInstances)
-      return reject(
-        'malformed',
-        `${method} lists ${unique.length} instances, more than ${maxGroupInstances}`,
-      );
-    const groupZone =
-      labels.zone ??
-      labels.location ??
-      /\/zones\/([^/]+)\/instanceGroupManagers\//.exec(entry.protoPayload.resourceName ?? '')?.[1];
-    const parsedTargets = unique.map((path) => parseInstancePath(path, project, groupZone));
-    if (parsedTargets.some((t) => t === null))
-      return reject('malformed', `${method}: request.instances has an invalid entry`);
-    // The same instance by URL and by bare name is one target.
-    const targets = [
-      ...new Map((parsedTargets as EventTarget[]).map((t) => [`${t.zone}/${t.name}`, t])).values(),
-    ];
-    if (ends) return { ok: true, event: { ...base, action: 'restore', confirm: 'serving', group, targets } };
-    return { ok: true, event: { ...base, action: 'drain', group, targets } };
-  }
-
+  // The sink carries `gce_instance` entries only (infra-scripts/deploy/steps/pubsub.ts). A group's own
+  // deleteInstances / recreateInstances is followed by each instance's `compute.instances.delete`,
+  // logged by the group's service agent (test/fixtures/events/audit-instance-delete-first.json):
+  // those drain, confirmed by their operation. An abandoned instance keeps running and serving.
+  if (entry.resource.type !== 'gce_instance')
+    return reject('irrelevant', `resource type ${entry.resource.type} is not gce_instance`);
   let action: EventAction | null;
   let confirm: InstanceEvent['confirm'];
   const meaning = lifecycleMethods.get(method);
@@ -212,17 +167,11 @@ export function parseLogEntry(input: unknown): ParseResult {
     action = phase === 'first' || phase === 'none' ? meaning.first : meaning.last;
     // A deletion or stop that failed may leave the instance in service: undo the drain once
     // Compute confirms it still runs (a group may be deleting it still).
-    if (failed && action !== null) {
-      action = 'restore';
-      confirm = 'serving';
-    }
+    if (failed && action !== null) action = 'restore';
   } else {
     return reject('irrelevant', `method ${method} does not change instance membership`);
   }
   if (action === null) return reject('irrelevant', `${method} (${phase}) needs no action`);
-  if (entry.resource.type !== 'gce_instance') {
-    return reject('malformed', `${method} on resource type ${entry.resource.type}, expected gce_instance`);
-  }
   const target = parseInstancePath(entry.protoPayload.resourceName ?? '', project);
   if (!target) return reject('malformed', 'protoPayload.resourceName is not an instance path');
   const instanceId = labels.instance_id ?? '';

@@ -1,4 +1,5 @@
 import type { InstanceLookup } from '../gcp/instances';
+import type { OperationLookup } from '../gcp/operations';
 import type { CatalogNode } from '../consul/schemas';
 import { managedRoles, nodeMetaKeys } from '../contract';
 import { computeNamePattern, instanceIdPattern, type InstanceRecord, type RecordMark } from '../membership';
@@ -15,8 +16,13 @@ export interface Observation {
   node: CatalogNode | null;
   /** `instances.get` for the target's name, made only when `needsLookup` says so. */
   lookup?: InstanceLookup;
-  /** `instances.get` for the resolved instance id, made only when `needsConfirmation` says so. */
+  /**
+   * `instances.get` for the target (by name), made when `needsConfirmation` says so: the claim that
+   * the instance goes, went or serves again is Compute's to confirm, never the entry's alone.
+   */
   current?: InstanceLookup;
+  /** `zoneOperations.get` of the entry's operation: a drain's early confirmation. */
+  operation?: OperationLookup;
   /** Read only for removals logged by the system. */
   gossip?: Gossip;
   /** The record of the resolved instance id, if any. */
@@ -33,7 +39,7 @@ export type Step =
   | { type: 'deregister'; node: string; modifyIndex: number; instanceId: string }
   | { type: 'force-leave'; node: string };
 
-export type Decision = 'drain' | 'deregister' | 'restore' | 'skip' | 'retry';
+export type Decision = 'drain' | 'deregister' | 'restore' | 'skip' | 'refuse' | 'retry';
 
 export interface TargetPlan {
   target: EventTarget;
@@ -43,10 +49,27 @@ export interface TargetPlan {
   steps: Step[];
   /** Event time recorded on the instance's record once the steps succeed. */
   mark?: RecordMark;
+  /** For a refusal: the action the entry asked for. */
+  refused?: 'drain' | 'deregister';
 }
 
-/** Compute states in which an instance still serves; anything else is out of service or going. */
+/** Compute states in which an instance still serves. */
 const servingStatuses = new Set(['PROVISIONING', 'STAGING', 'RUNNING', 'REPAIRING']);
+/**
+ * Compute states of an instance on its way out or out of service (Instance.status in
+ * https://cloud.google.com/compute/docs/reference/rest/v1/instances): a deletion, stop or suspension
+ * runs or ran. Any other state (serving, or one this list does not know) confirms nothing.
+ */
+export const leavingStatuses = new Set([
+  'STOPPING',
+  'PENDING_STOP',
+  'TERMINATED',
+  'SUSPENDING',
+  'SUSPENDED',
+  'DEPROVISIONING',
+]);
+/** A drain older than this on an instance Compute reports serving is lifted by the next event. */
+export const staleDrainMs = 30 * 60_000;
 
 /** Nodes of the MIG-managed roles: the only ones this function may act on (never Consul servers). */
 export function isManagedNode(name: string, meta: Record<string, string> = {}): boolean {
@@ -67,16 +90,33 @@ export function needsLookup(event: InstanceEvent, node: CatalogNode | null): boo
 }
 
 /**
- * Compute confirms a restore that follows a failed or abandoning operation (the instance must still
- * run), and a system removal of a node still alive in gossip (the VM may have restarted in place).
+ * Whether the entry's operation, read from Compute, is the one the entry claims: same type as the
+ * method (`compute.instances.delete` → `delete`), on this very instance id, not failed. Pending,
+ * running or done: a real deletion is confirmed the moment it is accepted, so the drain stays early.
+ */
+export function operationConfirms(event: InstanceEvent, instanceId: string, op: OperationLookup | undefined) {
+  const verb = /^compute\.instances\.(\w+)$/.exec(event.method)?.[1];
+  return op?.found === true && op.operationType === verb && op.targetId === instanceId && !op.failed;
+}
+
+/** Whether Compute's answer shows the instance gone, replaced under its name, or leaving. */
+export function computeConfirmsGone(current: InstanceLookup | undefined, instanceId: string): boolean {
+  if (!current) return false;
+  return !current.found || current.id !== instanceId || leavingStatuses.has(current.status);
+}
+
+/**
+ * Compute is asked (`instances.get`) before any action on a node: a drain not already confirmed by
+ * its operation, a removal, a restore that would lift a drain.
  */
 export function needsConfirmation(
   event: InstanceEvent,
-  obs: Pick<Observation, 'node' | 'gossip' | 'record'>,
+  obs: Pick<Observation, 'node' | 'record' | 'operation'>,
+  instanceId: string,
 ): boolean {
-  if (event.confirm === 'serving') return obs.record?.maintenance !== undefined;
-  if (event.confirm === 'gone') return obs.node !== null && obs.gossip !== 'absent';
-  return false;
+  if (event.action === 'restore') return obs.record?.maintenance !== undefined;
+  if (obs.node === null) return false;
+  return !(event.action === 'drain' && operationConfirms(event, instanceId, obs.operation));
 }
 
 /** The instance id a target refers to: from the event, else the node's metadata, else Compute. */
@@ -118,7 +158,7 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
     steps,
     mark,
   });
-  // Not about this instance at all (another one owns the name, or another group): nothing recorded.
+  // Not about this instance at all (another one owns the name), or not confirmed: nothing recorded.
   const ignore = (reason: string): TargetPlan => ({ ...skip(reason), mark: undefined });
   const act = (decision: Decision, reason: string, steps: Step[]): TargetPlan => ({
     ...skip(reason, steps),
@@ -132,16 +172,29 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
     Boolean(obs.lookup?.found && instanceId !== undefined && obs.lookup.id !== instanceId);
   const undrain: Step[] =
     instanceId && record.maintenance ? [{ type: 'undrain', node: record.maintenance.node, instanceId }] : [];
+  /**
+   * Compute does not back the entry's claim: nothing changes, nothing is recorded. A drain left long
+   * ago on an instance that still serves (its operation failed, the entry saying so was lost) is lifted.
+   */
+  const refuse = (refused: 'drain' | 'deregister', current: InstanceLookup): TargetPlan => {
+    const m = record.maintenance;
+    const stale = m !== undefined && serving(current) && event.time - m.eventAt > staleDrainMs;
+    const reason = serving(current)
+      ? 'instance-running'
+      : `instance-${current.found ? current.status : 'unknown'}`;
+    return { ...ignore(reason), decision: 'refuse', refused, steps: stale ? undrain : [] };
+  };
 
   switch (event.action) {
     case 'drain': {
-      if (!node) return skip('already-gone');
-      const group = node.meta[nodeMetaKeys.group];
-      if (event.group !== undefined && group !== undefined && group !== event.group)
-        return ignore('not-in-group');
+      if (!node) return ignore('already-gone');
       if (instanceId === undefined)
         return ignore(obs.lookup && !obs.lookup.found ? 'already-gone' : 'unidentified');
       if (replaced) return ignore('replacement-present');
+      if (!operationConfirms(event, instanceId, obs.operation)) {
+        if (!obs.current) return act('retry', 'unconfirmed', []);
+        if (!computeConfirmsGone(obs.current, instanceId)) return refuse('drain', obs.current);
+      }
       if (later(record.restoreAt, event.time)) return skip('superseded');
       if (record.maintenance) return skip('already-draining');
       return act('drain', 'going-away', [{ type: 'drain', node: node.name, instanceId, since: event.time }]);
@@ -160,13 +213,9 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
       if (!node) return skip('already-gone', [...undrain, ...forget]);
       // The replacement keeps its node; the departed instance's drain key and record go.
       if (replaced) return { ...ignore('replacement-present'), steps: [...undrain, ...forget] };
-      if (serving(obs.lookup)) return skip('instance-running');
-      if (needsConfirmation(event, obs)) {
-        if (!obs.current) return act('retry', 'unconfirmed', []);
-        // A host error followed by a restart in place: the same id runs again, its node stays.
-        if (serving(obs.current) && obs.current.found && obs.current.id === instanceId)
-          return skip('instance-running');
-      }
+      if (!obs.current) return act('retry', 'unconfirmed', []);
+      // Still running with this id: a forged entry, or a host error followed by a restart in place.
+      if (!computeConfirmsGone(obs.current, instanceId)) return refuse('deregister', obs.current);
       // A member still alive in gossip (a preempted VM in its shutdown window) is not force-left:
       // pruning a live member takes serf's broadcast timeout (seconds) and erases it from the member
       // list, so its own `consul leave` moments later no longer deregisters the node its agent keeps
@@ -184,15 +233,14 @@ export function planTarget(event: InstanceEvent, target: EventTarget, obs: Obser
     case 'restore': {
       if (instanceId === undefined) return ignore('unidentified');
       const m = record.maintenance;
-      if (!m) return skip('no-maintenance');
+      // Nothing to lift: nothing recorded either (an unconfirmed restore time would supersede drains).
+      if (!m) return ignore('no-maintenance');
       // A drain that found the node already draining still counts: its time is the record's drainAt.
       if (Math.max(m.eventAt, record.drainAt ?? -Infinity) > event.time) return skip('superseded');
-      if (event.confirm === 'serving') {
-        if (!obs.current) return act('retry', 'unconfirmed', []);
-        // Gone, or on its way out (a group may still be deleting it): the drain stays, nothing recorded.
-        if (!obs.current.found || obs.current.id !== instanceId) return ignore('instance-gone');
-        if (!serving(obs.current)) return ignore('instance-going-away');
-      }
+      if (!obs.current) return act('retry', 'unconfirmed', []);
+      // Gone, or on its way out (a deletion may still run): the drain stays, nothing recorded.
+      if (!obs.current.found || obs.current.id !== instanceId) return ignore('instance-gone');
+      if (!serving(obs.current)) return ignore('instance-going-away');
       return act('restore', node && !replaced ? 'back-in-service' : 'node-gone', undrain);
     }
   }

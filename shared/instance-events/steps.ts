@@ -7,16 +7,18 @@ import type { TargetPlan } from './plan';
 export interface TargetOutcome {
   instance: string;
   instanceId?: string;
-  decision: Extract<Decision, 'applied' | 'planned' | 'skipped' | 'failed' | 'retry'>;
+  decision: Extract<Decision, 'applied' | 'planned' | 'skipped' | 'refused' | 'failed' | 'retry'>;
   action?: 'drain' | 'deregister' | 'restore';
   reason: string;
 }
 
-/** The plan's outcome: `applied` once its steps ran, `planned` in a dry run. */
+/** The plan's outcome: `applied` once its steps ran, `planned` in a dry run, `refused` if unconfirmed. */
 export function outcomeOf(plan: TargetPlan, applied: boolean): TargetOutcome {
   const base = { instance: plan.target.name, instanceId: plan.instanceId, reason: plan.reason };
   if (plan.decision === 'skip') return { ...base, decision: 'skipped' };
   if (plan.decision === 'retry') return { ...base, decision: 'retry' };
+  // Refused whatever the mode: Compute did not confirm the entry (a stale drain may still be lifted).
+  if (plan.decision === 'refuse') return { ...base, decision: 'refused', action: plan.refused };
   return { ...base, decision: applied ? 'applied' : 'planned', action: plan.decision };
 }
 

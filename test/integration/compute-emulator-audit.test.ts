@@ -1,5 +1,6 @@
 import { Duration, PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
-import { pubsubSink, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { pubsubSink, sinkCarries, type RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { parseLogEntry } from '../../shared/instance-events/parse';
 import { eventFixture } from '../fixtures/events';
 import { startPubsubEmulator, type PubsubEmulator } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
@@ -28,7 +29,13 @@ beforeAll(async () => {
     expect(m.attributes['logging.googleapis.com/timestamp']).toBeDefined();
     m.ack();
   });
-  sink = pubsubSink({ projectId: project, topic: 'instance-events', emulatorHost: pstest.host });
+  // Every entry the emulator logs, the group's own too: what the sink forwards is checked apart.
+  sink = pubsubSink({
+    projectId: project,
+    topic: 'instance-events',
+    emulatorHost: pstest.host,
+    carries: () => true,
+  });
   ({ emu } = await startTestEmulator({ audit: sink.write }));
   c = clients(emu.port);
 });
@@ -114,6 +121,10 @@ test('a MIG creating and deleting an instance writes insert and delete entries, 
   expect(keyPaths(delFirst).sort()).toEqual(keyPaths(fixture('audit-instance-delete-first.json')).sort());
   expect(keyPaths(delLast).sort()).toEqual(keyPaths(fixture('audit-instance-delete-last.json')).sort());
   expect(delFirst!.resource.labels.instance_id).toBe(mi!.id);
+  // `operation.id` is the Compute operation's name, as in Google's entries: zoneOperations.get
+  // reads it, with the type and the target id instanceEvents confirms a drain by.
+  const [zoneOp] = await c.zoneOps.get({ project, zone, operation: delFirst!.operation.id });
+  expect(zoneOp).toMatchObject({ name: delFirst!.operation.id, operationType: 'delete', targetId: mi!.id });
   expect(delLast!.protoPayload.resourceName).toBe(
     `projects/${emu.emulator.projectNumber}/zones/${zone}/instances/${mi!.name}`,
   );
@@ -122,6 +133,15 @@ test('a MIG creating and deleting an instance writes insert and delete entries, 
   expect(group.map((e) => (e.operation.first ? 'first' : 'last')).sort()).toEqual(['first', 'last']);
   expect(group[0]!.resource.type).toBe('gce_instance_group_manager');
   expect(group[0]!.protoPayload.request?.instances).toEqual([mi!.instance]);
+  // The sink, the emulator and the parser agree: the group's entries are not forwarded (and would be
+  // ignored); the instance's own delete entries, by the group's service agent, are, and drain/remove.
+  for (const e of group) {
+    expect(sinkCarries(e as unknown as Record<string, unknown>)).toBe(false);
+    expect(parseLogEntry(e)).toMatchObject({ ok: false, outcome: 'irrelevant' });
+  }
+  expect(sinkCarries(delFirst as unknown as Record<string, unknown>)).toBe(true);
+  expect(parseLogEntry(delFirst)).toMatchObject({ ok: true, event: { action: 'drain' } });
+  expect(parseLogEntry(delLast)).toMatchObject({ ok: true, event: { action: 'remove' } });
 });
 
 test('preemption is a system_event entry, then the MIG repair recreates the name with a new id', async () => {

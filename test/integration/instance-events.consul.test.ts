@@ -161,6 +161,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const at = (minute: number) => Date.UTC(2026, 10, 26, 12, minute);
     const event = (method: string, phase: 'first' | 'last', minute: number) =>
       message({ name: 'backend-sync', id: '1101', phase, method, time: at(minute) });
+    edge.instances.set('ilb-demo/us-central1-f/backend-sync', { id: '1101', status: 'STOPPING' });
     await handle(event('v1.compute.instances.stop', 'first', 1));
     // What the old fallback did: a check registered through the catalog on a live agent's node.
     await api.catalog.register({
@@ -177,6 +178,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     );
     expect(await drainKey('backend-sync')).toEqual({ instanceId: '1101', since: at(1) });
 
+    edge.instances.set('ilb-demo/us-central1-f/backend-sync', { id: '1101', status: 'RUNNING' });
     const started = await handle(event('v1.compute.instances.start', 'last', 2));
     expect(started).toMatchObject({
       targets: [{ decision: 'applied', action: 'restore', reason: 'back-in-service' }],
@@ -222,6 +224,13 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     ] as const) {
       await registerNode(consul, name, meta(id));
       edge.instances.set(`ilb-demo/us-central1-f/${name}`, { id, status });
+      // The deletion's own operation, accepted: the drain is confirmed while the instance still runs.
+      edge.operations.set(`ilb-demo/us-central1-f/operation-${name}-${id}`, {
+        id: '77',
+        operationType: 'delete',
+        targetId: id,
+        status: 'RUNNING',
+      });
       await handle(message({ name, id, phase: 'first', time: t0 }));
       expect(await drainKey(name)).toMatchObject({ instanceId: id });
     }
@@ -246,7 +255,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
       method: 'compute.instances.hostError',
     });
     expect(await handle(msg)).toMatchObject({
-      targets: [{ decision: 'skipped', reason: 'instance-running' }],
+      targets: [{ decision: 'refused', action: 'deregister', reason: 'instance-running' }],
     });
     expect(await catalogNode(consul, 'backend-hosterr')).not.toBeNull();
     await agent.stop();
@@ -322,7 +331,7 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     );
   });
 
-  it('drains the instances a MIG call names, only members of that group', async () => {
+  it("ignores a MIG call's own entry (the sink carries none): its instances' entries drain them", async () => {
     await registerNode(consul, 'backend-mig-a', meta('6001'), '10.200.0.61');
     await registerNode(
       consul,
@@ -354,13 +363,8 @@ describe('instanceEvents against a real Consul with ACLs', () => {
     const outcome = await handle({
       message: { data: Buffer.from(JSON.stringify(entry)).toString('base64') },
     });
-    expect(outcome).toMatchObject({
-      targets: [
-        { instance: 'backend-mig-a', instanceId: '6001', decision: 'applied', action: 'drain' },
-        { instance: 'backend-mig-b', decision: 'skipped', reason: 'not-in-group' },
-      ],
-    });
-    expect(await drainKey('backend-mig-a')).toMatchObject({ instanceId: '6001' });
+    expect(outcome).toMatchObject({ status: 'ignored' });
+    expect(await drainKey('backend-mig-a')).toBeNull();
     expect(await drainKey('backend-mig-b')).toBeNull();
   });
 

@@ -5,7 +5,14 @@ import '../../functions/instance-events';
 import { nodeMetaKeys } from '../../shared/contract';
 import { eventFixture } from '../fixtures/events';
 import { startConsulCluster, type ConsulAgent, type ConsulCluster } from '../harness';
-import { catalogNode, forceLeaveToken, functionToken, registerNode } from './instance-events.support';
+import {
+  catalogNode,
+  forceLeaveToken,
+  functionToken,
+  registerNode,
+  startComputeEdge,
+  type ComputeEdge,
+} from './instance-events.support';
 
 type Json = Record<string, unknown>;
 const fixture = (name: string) => eventFixture<Json>(name);
@@ -40,6 +47,7 @@ describe('instanceEvents through the Functions Framework', () => {
   let consul: ConsulAgent;
   let server: Server;
   let url: string;
+  let edge: ComputeEdge;
   const savedEnv = { ...process.env };
 
   beforeAll(async () => {
@@ -49,6 +57,9 @@ describe('instanceEvents through the Functions Framework', () => {
     process.env.CONSUL_HTTP_TOKEN = await functionToken(consul);
     process.env.ORCHESTRATOR_CONSUL_RETRIES = '1';
     process.env.CONSUL_FORCE_LEAVE_TOKEN = await forceLeaveToken(consul);
+    // Compute confirms each removal: the edge knows no instance, so every one is gone (404).
+    edge = await startComputeEdge(`${cluster.prefix}.250`);
+    process.env.COMPUTE_API_ENDPOINT = edge.endpoint;
     // The fixtures carry fixed timestamps: a retention long enough that they stay in the window.
     process.env.ORCHESTRATOR_LEDGER_RETENTION_S = String(20 * 365 * 24 * 3600);
     server = getTestServer('instanceEvents');
@@ -59,6 +70,7 @@ describe('instanceEvents through the Functions Framework', () => {
   afterAll(async () => {
     process.env = savedEnv;
     if (server) await new Promise((resolve) => server.close(resolve));
+    await edge?.stop();
     await cluster?.stop();
   });
 

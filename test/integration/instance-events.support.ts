@@ -52,27 +52,49 @@ export function nodeChecks(server: ConsulAgent, name: string): Promise<HealthChe
   return server.consul.health.node(name);
 }
 
+/** A zone operation as `zoneOperations.get` answers (the fields instanceEvents reads). */
+export interface EdgeOperation {
+  id: string;
+  operationType: string;
+  targetId: string;
+  status: 'PENDING' | 'RUNNING' | 'DONE';
+  error?: { errors: { code: string; message: string }[] };
+}
+
 /**
- * Google's network edge for `instances.get`, as the REST API answers it: an instance JSON or a
- * 404 error body. Everything else is a 404 too, so an unexpected call fails loudly.
+ * Google's network edge for `instances.get` and `zoneOperations.get`, as the REST API answers them:
+ * the resource's JSON or a 404 error body. Everything else is a 404 too, so an unexpected call fails
+ * loudly. Keys: `project/zone/name`.
  */
 export interface ComputeEdge {
   endpoint: string;
   instances: Map<string, { id: string; status: string }>;
+  operations: Map<string, EdgeOperation>;
   calls: string[];
   stop(): Promise<void>;
 }
 
 export async function startComputeEdge(ip: string): Promise<ComputeEdge> {
   const instances = new Map<string, { id: string; status: string }>();
+  const operations = new Map<string, EdgeOperation>();
   const calls: string[] = [];
   const server = http.createServer((req, res) => {
     calls.push(`${req.method} ${req.url}`);
-    const m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/instances\/([^/?]+)/.exec(req.url ?? '');
-    const found = m && req.method === 'GET' ? instances.get(`${m[1]}/${m[2]}/${m[3]}`) : undefined;
+    const m = /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/(instances|operations)\/([^/?]+)/.exec(
+      req.url ?? '',
+    );
+    const key = m ? `${m[1]}/${m[2]}/${m[4]}` : '';
     res.setHeader('content-type', 'application/json');
-    if (m && found) {
-      res.end(JSON.stringify({ kind: 'compute#instance', id: found.id, name: m[3], status: found.status }));
+    const instance = m?.[3] === 'instances' && req.method === 'GET' ? instances.get(key) : undefined;
+    if (instance) {
+      res.end(
+        JSON.stringify({ kind: 'compute#instance', id: instance.id, name: m?.[4], status: instance.status }),
+      );
+      return;
+    }
+    const operation = m?.[3] === 'operations' && req.method === 'GET' ? operations.get(key) : undefined;
+    if (operation) {
+      res.end(JSON.stringify({ kind: 'compute#operation', name: m?.[4], ...operation }));
       return;
     }
     res.statusCode = 404;
@@ -88,6 +110,7 @@ export async function startComputeEdge(ip: string): Promise<ComputeEdge> {
   return {
     endpoint: `http://${ip}:${port}`,
     instances,
+    operations,
     calls,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };

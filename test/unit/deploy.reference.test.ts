@@ -8,6 +8,7 @@ import { resolveConfig, type ResolvedConfig } from '../../infra-scripts/deploy/c
 import { deployPlan, type Plan, type PlanInputs, type Step } from '../../infra-scripts/deploy/plan';
 import { checkPasses, runPlan, type Exec } from '../../infra-scripts/deploy/runner';
 import { teardownPlan } from '../../infra-scripts/deploy/teardown';
+import { topicFunctions } from '../../functions/catalog';
 import { agentPolicies } from './deploy.inputs';
 
 const inputs: PlanInputs = { sourceHash: 'abc', agentPolicies, functionPolicies: {} };
@@ -91,7 +92,8 @@ describe('a custom role a teardown deleted within the last 7 days', () => {
       if (l.startsWith(`iam roles describe ${role}`)) {
         const format = args.find((a) => a.startsWith('--format=')) ?? '';
         if (format === '--format=value(deleted)') return ok(state.deleted ? 'True' : '');
-        if (format === '--format=value(includedPermissions)') return ok('compute.instances.get');
+        if (format === '--format=value(includedPermissions)')
+          return ok(topicFunctions.instanceEvents.permissions.join(';'));
         return ok(`projects/demo-project/roles/${role}`);
       }
       if (l.startsWith(`iam roles create ${role}`)) return fail('ERROR: ALREADY_EXISTS');

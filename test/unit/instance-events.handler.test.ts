@@ -1,5 +1,7 @@
 import { Writable } from 'node:stream';
 import type { InstanceLookup, InstanceRef } from '../../shared/gcp/instances';
+import type { MetricPoint } from '../../shared/gcp/monitoring';
+import type { OperationLookup, OperationRef } from '../../shared/gcp/operations';
 import type { CatalogNodeDetail, HealthCheck, KvEntry } from '../../shared/consul';
 import { kvPrefixes, nodeMetaKeys } from '../../shared/contract';
 import { PermanentError, TransientError } from '../../shared/errors';
@@ -99,6 +101,7 @@ function setup(
     nodes?: CatalogNodeDetail[];
     checks?: HealthCheck[];
     instances?: (ref: InstanceRef) => Promise<InstanceLookup>;
+    operations?: (ref: OperationRef) => Promise<OperationLookup>;
     ledger?: Ledger;
     consul?: (c: InstanceEventsConsul) => InstanceEventsConsul;
   } = {},
@@ -107,6 +110,8 @@ function setup(
   const ledgerRuns: string[] = [];
   const lookups: InstanceRef[] = [];
   const forceLeft: string[] = [];
+  const operationReads: OperationRef[] = [];
+  const metrics: MetricPoint[] = [];
   const fake = fakeConsul(options.nodes ?? [backendNode()], options.checks);
   // Runs the work as the real ledger does: its result is recorded, a throw frees the id and propagates.
   const ledger: Ledger = options.ledger ?? {
@@ -126,6 +131,14 @@ function setup(
         return options.instances ? options.instances(ref) : { found: false };
       },
     },
+    operations: {
+      get: async (ref) => {
+        operationReads.push(ref);
+        return options.operations ? options.operations(ref) : { found: false };
+      },
+    },
+    metrics: { write: async (_project, points) => void metrics.push(...points) },
+    project: 'ilb-demo',
     ledger,
     logger: createLogger({
       name: 'instanceEvents',
@@ -143,7 +156,7 @@ function setup(
     maxEventAgeMs: retentionMs,
     now: () => NOW,
   });
-  return { handle, logs, ledgerRuns, lookups, forceLeft, ...fake };
+  return { handle, logs, ledgerRuns, lookups, forceLeft, operationReads, metrics, ...fake };
 }
 
 describe('instanceEvents handler: redeliver or acknowledge', () => {
@@ -220,11 +233,10 @@ describe('instanceEvents handler: redeliver or acknowledge', () => {
         return { duplicate: false, result };
       },
     };
-    const names = Array.from({ length: 1000 }, (_, i) => `zones/us-central1-f/instances/backend-${i}`);
     const { handle } = setup({ ledger, nodes: [] });
-    const outcome = await handle(wrap(groupEntry(names)));
+    const outcome = await handle(message());
     expect(outcome).toMatchObject({ status: 'applied' });
-    expect(stored).toEqual({ targets: 1000, decisions: { skipped: 1000 } });
+    expect(stored).toEqual({ targets: 1, decisions: { skipped: 1 } });
   });
 
   it('force-leaves a node whose delete-cas conflicted because it is already gone', async () => {
@@ -282,7 +294,7 @@ describe('instanceEvents handler: real event shapes', () => {
     expect(written.join('\n')).not.toContain('6.6.6.6');
   });
 
-  it('confirms a system removal with Compute unless the node left gossip', async () => {
+  it('confirms every system removal with Compute, in gossip or not', async () => {
     const serf = (status: string): HealthCheck => ({
       Node: NAME,
       CheckID: 'serfHealth',
@@ -298,7 +310,7 @@ describe('instanceEvents handler: real event shapes', () => {
       instances: async () => ({ found: true, id: ID, status: 'RUNNING' }),
     });
     await expect(restarted.handle(hostError)).resolves.toMatchObject({
-      targets: [{ decision: 'skipped', reason: 'instance-running' }],
+      targets: [{ decision: 'refused', action: 'deregister', reason: 'instance-running' }],
     });
     // Compute was asked (its answer's id is compared), the node is still there.
     expect(restarted.lookups).toEqual([{ project: 'ilb-demo', zone: 'us-central1-f', name: NAME }]);
@@ -307,7 +319,58 @@ describe('instanceEvents handler: real event shapes', () => {
     await expect(dead.handle(hostError)).resolves.toMatchObject({
       targets: [{ decision: 'applied', action: 'deregister' }],
     });
-    expect(dead.lookups).toEqual([]);
+    expect(dead.lookups).toHaveLength(1);
+  });
+
+  it('refuses a removal of an instance Compute reports running with the same id: nothing changes, counted', async () => {
+    const live = setup({ instances: async () => ({ found: true, id: ID, status: 'RUNNING' }) });
+    await expect(live.handle(message())).resolves.toMatchObject({
+      status: 'applied',
+      targets: [{ decision: 'refused', action: 'deregister', reason: 'instance-running' }],
+    });
+    expect(live.nodes).toHaveLength(1);
+    expect(live.written).toEqual([]);
+    expect(live.forceLeft).toEqual([]);
+    expect(live.logs).toContainEqual(
+      expect.objectContaining({ decision: 'refused', reason: 'instance-running' }),
+    );
+    expect(live.metrics).toEqual([
+      { type: 'custom.googleapis.com/ilb/events_refused', labels: { reason: 'instance-running' }, value: 1 },
+    ]);
+  });
+
+  it("drains at a delete's first entry once its Compute operation names this instance, without instances.get", async () => {
+    const first = edited((e) => {
+      e.operation = { id: 'operation-1764160000123-64a1f0c2d4e5a-1b2c3d4e-5f6a7b8c', first: true };
+    });
+    const op = {
+      found: true,
+      operationType: 'delete',
+      targetId: ID,
+      status: 'RUNNING',
+      failed: false,
+    } as const;
+    const real = setup({
+      operations: async () => op,
+      instances: async () => ({ found: true, id: ID, status: 'RUNNING' }),
+    });
+    await expect(real.handle(first)).resolves.toMatchObject({
+      targets: [{ decision: 'applied', action: 'drain' }],
+    });
+    expect(real.operationReads).toEqual([
+      {
+        project: 'ilb-demo',
+        zone: 'us-central1-f',
+        name: 'operation-1764160000123-64a1f0c2d4e5a-1b2c3d4e-5f6a7b8c',
+      },
+    ]);
+    expect(real.lookups).toEqual([]);
+    // A forged first: the operation is unknown (or another's), the instance runs: refused.
+    const forged = setup({ instances: async () => ({ found: true, id: ID, status: 'RUNNING' }) });
+    await expect(forged.handle(first)).resolves.toMatchObject({
+      targets: [{ decision: 'refused', action: 'drain', reason: 'instance-running' }],
+    });
+    expect(forged.written).toEqual([]);
   });
 });
 
@@ -360,22 +423,27 @@ describe('instanceEvents handler: hostile input', () => {
       }),
       /resourceName/,
     ],
-    [
-      'group entry listing more than 1000 instances',
-      wrap(groupEntry(Array.from({ length: 1001 }, (_, i) => `backend-${i}`))),
-      /more than 1000/,
-    ],
-    [
-      'group entry with a traversal in an instance',
-      wrap(groupEntry(['zones/us-central1-f/instances/../../x'])),
-      /invalid entry/,
-    ],
-    [
-      'group entry with an injected newline',
-      wrap(groupEntry(['backend-a\nserver evil 6.6.6.6'])),
-      /invalid entry/,
-    ],
   ];
+  const groupCases: [string, unknown][] = [
+    ['listing 1001 instances', wrap(groupEntry(Array.from({ length: 1001 }, (_, i) => `backend-${i}`)))],
+    ['with a traversal in an instance', wrap(groupEntry(['zones/us-central1-f/instances/../../x']))],
+    ['with an injected newline', wrap(groupEntry(['backend-a\nserver evil 6.6.6.6']))],
+    ['naming a live member', wrap(groupEntry([NAME]))],
+  ];
+
+  it.each(groupCases)(
+    'group entry %s: ignored (the sink carries none), nothing read or written',
+    async (_what, input) => {
+      const { handle, written, lookups, forceLeft } = setup();
+      await expect(handle(input)).resolves.toMatchObject({
+        status: 'ignored',
+        reason: expect.stringMatching(/gce_instance_group_manager is not gce_instance/),
+      });
+      expect(written).toEqual([]);
+      expect(lookups).toEqual([]);
+      expect(forceLeft).toEqual([]);
+    },
+  );
 
   it.each(cases)('%s: acknowledged, nothing written', async (_what, input, reason) => {
     const { handle, written, lookups, forceLeft } = setup();
@@ -404,15 +472,12 @@ describe('instanceEvents handler: hostile input', () => {
     expect(nodes).toHaveLength(0);
   });
 
-  it('accepts the project number in group and instance paths (the shapes a MIG logs)', async () => {
+  it('accepts the project number in instance paths (the shape a MIG logs)', async () => {
     const { handle } = setup();
-    await expect(handle(message())).resolves.toMatchObject({ status: 'applied' });
-    const group = setup();
-    const outcome = await group.handle(
-      wrap(groupEntry([`projects/123456789012/zones/us-central1-f/instances/${NAME}`, NAME, NAME])),
-    );
-    // Deduplicated: the same instance by URL and by bare name is one target.
-    expect(outcome).toMatchObject({ targets: [{ instance: NAME, decision: 'applied', action: 'drain' }] });
+    await expect(handle(message())).resolves.toMatchObject({
+      status: 'applied',
+      targets: [{ instance: NAME, decision: 'applied', action: 'deregister' }],
+    });
   });
 
   it('never acts on a Consul server, nor on a node whose metadata id is not a decimal id', async () => {
@@ -438,7 +503,11 @@ describe('instanceEvents handler: hostile input', () => {
     expect(s.written).toEqual([]);
 
     const hostile = setup({ nodes: [backendNode({ [nodeMetaKeys.instanceId]: '1/../../acl' })] });
-    await hostile.handle(wrap(groupEntry([NAME])));
+    await hostile.handle(
+      edited((e) => {
+        e.operation = { id: 'operation-x', first: true };
+      }),
+    );
     expect(hostile.written).toEqual([]);
   });
 

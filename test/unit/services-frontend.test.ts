@@ -148,7 +148,12 @@ describe('frontend', () => {
       expect(await res.text()).toContain('Backend tier unreachable');
       const json = await fetch(`http://127.0.0.1:${port}/?format=json`);
       expect(json.status).toBe(502);
-      expect(await json.json()).toMatchObject({ ok: false, tried: [] });
+      expect(await json.json()).toEqual({
+        ok: false,
+        reason: 'backend tier unreachable',
+        attempts: 0,
+        latencyMs: 5,
+      });
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
       expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'x' })).status).toBe(502);
       expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'PUT' })).status).toBe(405);
@@ -158,6 +163,43 @@ describe('frontend', () => {
     expect(escapeHtml(`<a href="x">&'`)).toBe('&lt;a href=&quot;x&quot;&gt;&amp;&#39;');
     const page = renderPage({ ok: false, reason: '<script>', tried: [], latencyMs: 3 });
     expect(page).not.toContain('<script>');
+  });
+});
+
+describe('frontend: what the public page prints', () => {
+  it('names the backend and its zone, never its instance id nor an internal address', async () => {
+    const handler = createFrontendHandler(deps({ resolve: async () => ['10.1.1.1'] }));
+    const server = createGracefulServer(handler, () => undefined);
+    const port = await server.listen('127.0.0.1', 0);
+    try {
+      const html = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      const json = await (await fetch(`http://127.0.0.1:${port}/?format=json`)).json();
+      expect(json).toEqual({
+        ok: true,
+        backend: { name: 'b1', zone: 'us-central1-a' },
+        haproxy: { name: 'us-central1-a.haproxy-internal.service.consul', node: 'hp1', server: 'l1' },
+        latencyMs: expect.any(Number),
+      });
+      expect(html).toContain('b1');
+      for (const secret of ['10.0.0.9', '10.1.1.1', 'Instance id']) {
+        expect(html).not.toContain(secret);
+        expect(JSON.stringify(json)).not.toContain(secret);
+      }
+      expect(html).not.toMatch(/<td>1<\/td>/);
+    } finally {
+      await server.shutdown(100);
+    }
+  });
+
+  it('tells a failure without the addresses it tried', () => {
+    const page = renderPage({
+      ok: false,
+      reason: 'HAProxy 10.1.1.1 answered HTTP 503',
+      tried: ['x -> 10.1.1.1'],
+      latencyMs: 3,
+    });
+    expect(page).not.toContain('10.1.1.1');
+    expect(page).toContain('backend tier unreachable');
   });
 });
 
@@ -198,7 +240,8 @@ describe('fetchUpstream over real HTTP', () => {
       expect(res.status).toBe(200);
       const html = await res.text();
       expect(html).toContain('Served by b9');
-      expect(html).toContain('hp-7 (127.0.0.1)');
+      expect(html).toContain('<td>hp-7</td>');
+      expect(html).not.toContain('127.0.0.1');
     } finally {
       await server.shutdown(100);
     }

@@ -7,7 +7,7 @@ import { type RunningServer, serve } from './server';
 export { ComputeEmulator } from './emulator';
 export type { InstanceDriver, InstanceSpec } from './driver';
 export { ProcessDriver } from './process-driver';
-export { pubsubSink } from './pubsub-sink';
+export { pubsubSink, sinkCarries } from './pubsub-sink';
 export { type AuditFaults, faultyAudit } from './audit-faults';
 export { GCE_PREEMPTION_SHUTDOWN_MS } from './runtime';
 export { TimeSeriesStore } from './monitoring';
