@@ -19,6 +19,8 @@ export function metadataArg(k: Kit, role: Role, extra: Record<string, string> = 
       : { 'consul-auth-audience': identityAudience(c.project) }),
     'consul-default-token-secret': n.agentToken(`${role}-default`),
     'consul-ca-cert-secret': 'consul-ca-cert',
+    // HAProxy routes only to members inside the backends' subnet (haproxy-sync's gate).
+    ...(role === 'haproxy' ? { 'ilb-backend-cidrs': c.network.cidr } : {}),
     ...extra,
   })
     .map(([key, v]) => `${key}=${v}`)

@@ -117,7 +117,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       stops,
       say,
     );
-    seedTopology(compute, await setupRoleTokens(consul, { metadata: md }));
+    seedTopology(compute, await setupRoleTokens(consul, { metadata: md }), `${instancePrefix(prefix)}0/24`);
 
     say('[4/7] booting instances: backend and haproxy in 2 zones, a frontend (this takes a while)');
     const emu = compute.emulator;

@@ -44,7 +44,7 @@ export function instancePrefix(prefix: string): string {
 const caller: Caller = { userAgent: 'sandbox-setup' };
 
 /** Templates, MIGs and autoscalers, as the deploy scripts create them in a project. */
-export function seedTopology(compute: RunningEmulator, tokens: RoleTokens): void {
+export function seedTopology(compute: RunningEmulator, tokens: RoleTokens, instanceCidr: string): void {
   const emu = compute.emulator;
   for (const role of sandboxRoles) {
     emu.addTemplate(`${role}-tmpl`, {
@@ -55,6 +55,8 @@ export function seedTopology(compute: RunningEmulator, tokens: RoleTokens): void
         items: [
           { key: 'ilb-role', value: role },
           { key: 'consul-default-token', value: tokens[`${role}-default`] },
+          // As the deploy: HAProxy routes only to members inside the instances' subnet.
+          ...(role === 'haproxy' ? [{ key: 'ilb-backend-cidrs', value: instanceCidr }] : []),
         ],
       },
     });
