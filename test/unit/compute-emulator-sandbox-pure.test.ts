@@ -86,7 +86,11 @@ describe('nodeStanding', () => {
   });
 });
 
-test('the Consul agent unit confirms the node metadata once the agent is up, never failing the unit', () => {
+test('the Consul agent unit logs in with its identity, then confirms the node metadata without failing the unit', () => {
   const unit = parseUnit('consul', readFileSync('packer/consul/files/consul.service', 'utf8'));
-  expect(unit.execStartPost).toEqual(['-/opt/ilb/bin/consul-bootstrap.sh --confirm-node-meta']);
+  // A failed login fails the unit (no token, no agent); a failed metadata confirmation does not.
+  expect(unit.execStartPost).toEqual([
+    '/opt/ilb/bin/consul-identity.sh ensure',
+    '-/opt/ilb/bin/consul-bootstrap.sh --confirm-node-meta',
+  ]);
 });
