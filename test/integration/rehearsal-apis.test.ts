@@ -5,7 +5,7 @@
  * the stand-in answers from this process.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,6 +18,24 @@ const projectNumber = '123456789012';
 const sa = (id: string) => `${id}@${project}.iam.gserviceaccount.com`;
 const P = ['--project', project];
 const region = '--region=us-central1';
+const policyList = [
+  'alpha',
+  'monitoring',
+  'policies',
+  'list',
+  '--filter=displayName="ilb backend CPU high"',
+  ...P,
+  '--format=value(name)',
+];
+const channelList = [
+  'beta',
+  'monitoring',
+  'channels',
+  'list',
+  '--filter=displayName="ilb scaling-alerts"',
+  ...P,
+  '--format=value(name)',
+];
 
 interface Run {
   code: number;
@@ -61,6 +79,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Requests per API for the report of the rehearsal.
+  const perApi: Record<string, number> = {};
+  for (const e of standIn.journal) perApi[e.api] = (perApi[e.api] ?? 0) + 1;
+  process.stdout.write(`stand-in requests per API: ${JSON.stringify(perApi)}\n`);
   await standIn.stop();
   rmSync(configDir, { recursive: true, force: true });
 });
@@ -70,6 +92,9 @@ afterEach(() => {
 });
 
 const describeText = (r: Run) => `${r.code}: ${r.stderr}`;
+
+// Each gcloud call takes 1-3 s on a shared machine; a test runs up to a dozen, some in parallel.
+jest.setTimeout(300_000);
 
 describe('stand-in APIs under the real gcloud', () => {
   it('iam: service accounts and custom roles, with soft delete and undelete', async () => {
@@ -309,15 +334,7 @@ describe('stand-in APIs under the real gcloud', () => {
     ]);
     const [writer, channel, job] = await Promise.all([
       ok(['logging', 'sinks', 'describe', 'ilb-instance-events', ...P, '--format=value(writerIdentity)']),
-      ok([
-        'beta',
-        'monitoring',
-        'channels',
-        'list',
-        '--filter=displayName="ilb scaling-alerts"',
-        ...P,
-        '--format=value(name)',
-      ]),
+      ok(channelList),
       ok([
         'scheduler',
         'jobs',
@@ -366,15 +383,7 @@ describe('stand-in APIs under the real gcloud', () => {
       ]),
     ]);
     const [policyName, bad] = await Promise.all([
-      ok([
-        'alpha',
-        'monitoring',
-        'policies',
-        'list',
-        '--filter=displayName="ilb backend CPU high"',
-        ...P,
-        '--format=value(name)',
-      ]),
+      ok(policyList),
       gcloud([
         'alpha',
         'monitoring',
@@ -391,5 +400,225 @@ describe('stand-in APIs under the real gcloud', () => {
         .map((i) => i.kind)
         .sort(),
     ).toEqual(['alertPolicy', 'notificationChannel']);
+  });
+
+  it('cloudfunctions, run, eventarc: deploy with upload and operation, egress, invoker, dead letters', async () => {
+    const fnSa = sa('ilb-fn-instance-events');
+    await ok([
+      'functions',
+      'deploy',
+      'instanceEvents',
+      region,
+      '--gen2',
+      '--runtime=nodejs22',
+      '--source=.',
+      '--ignore-file=infra-scripts/deploy/functions.gcloudignore',
+      '--entry-point=instanceEvents',
+      '--trigger-topic=instance-events',
+      `--trigger-service-account=${fnSa}`,
+      '--retry',
+      `--service-account=${fnSa}`,
+      `--build-service-account=projects/${project}/serviceAccounts/${sa('ilb-fn-build')}`,
+      '--concurrency=32',
+      '--cpu=1',
+      '--memory=512Mi',
+      '--max-instances=4',
+      '--timeout=120s',
+      '--ingress-settings=internal-only',
+      '--no-allow-unauthenticated',
+      `--set-env-vars=GOOGLE_CLOUD_PROJECT=${project},CONSUL_HTTP_ADDR=https://10.10.0.10:8501`,
+      '--set-secrets=CONSUL_HTTP_TOKEN=consul-token-fn-instance-events:latest,/secrets/consul-ca/ca.pem=consul-ca-cert:latest',
+      '--update-labels=app=gce-ilb-orchestrator,deployment=ilb,config_hash=a3f400c80a',
+      ...P,
+    ]);
+    const [hash, trigger] = await Promise.all([
+      ok(['functions', 'describe', 'instanceEvents', region, ...P, '--format=value(labels.config_hash)']),
+      ok(['functions', 'describe', 'instanceEvents', region, ...P, '--format=value(eventTrigger.trigger)']),
+    ]);
+    expect(hash).toBe('a3f400c80a');
+    const [subscription] = await Promise.all([
+      ok([
+        'eventarc',
+        'triggers',
+        'describe',
+        trigger,
+        '--location=us-central1',
+        ...P,
+        '--format=value(transport.pubsub.subscription)',
+      ]),
+      ok([
+        'run',
+        'services',
+        'update',
+        'instanceevents',
+        region,
+        '--network=ilb-net',
+        '--subnet=ilb-fn-egress',
+        '--vpc-egress=private-ranges-only',
+        ...P,
+      ]),
+      ok([
+        'functions',
+        'add-invoker-policy-binding',
+        'instanceEvents',
+        region,
+        `--member=serviceAccount:${fnSa}`,
+        ...P,
+      ]),
+    ]);
+    await ok([
+      'pubsub',
+      'subscriptions',
+      'update',
+      subscription,
+      '--dead-letter-topic=instance-events-dead-letter',
+      '--max-delivery-attempts=10',
+      '--min-retry-delay=10s',
+      '--max-retry-delay=600s',
+      ...P,
+    ]);
+    const [service, invokers, deadLetter] = await Promise.all([
+      ok(['run', 'services', 'describe', 'instanceevents', region, ...P, '--format=json']),
+      ok(['run', 'services', 'get-iam-policy', 'instanceevents', region, ...P, '--format=json']),
+      ok([
+        'pubsub',
+        'subscriptions',
+        'describe',
+        subscription,
+        ...P,
+        '--format=value(deadLetterPolicy.deadLetterTopic)',
+      ]),
+    ]);
+    expect(service).toContain('ilb-fn-egress');
+    expect(JSON.parse(invokers)).toMatchObject({
+      bindings: [{ role: 'roles/run.invoker', members: [`serviceAccount:${fnSa}`] }],
+    });
+    expect(deadLetter).toBe(`projects/${project}/topics/instance-events-dead-letter`);
+    const badCpu = await gcloud([
+      'functions',
+      'deploy',
+      'healthSweep',
+      region,
+      '--gen2',
+      '--runtime=nodejs22',
+      '--source=.',
+      '--ignore-file=infra-scripts/deploy/functions.gcloudignore',
+      '--entry-point=healthSweep',
+      '--trigger-topic=instance-events',
+      '--concurrency=8',
+      '--cpu=0.5',
+      '--memory=512Mi',
+      ...P,
+    ]);
+    expect(describeText(badCpu)).toMatch(/availableCpu >= 1/);
+  });
+
+  it('dashboards: the API shape is checked, then kept and listed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rehearsal-dashboard-'));
+    const chart = (filter: string) => ({
+      dataSets: [
+        {
+          timeSeriesQuery: {
+            timeSeriesFilter: {
+              filter,
+              aggregation: {
+                alignmentPeriod: '60s',
+                perSeriesAligner: 'ALIGN_MEAN',
+                crossSeriesReducer: 'REDUCE_SUM',
+                groupByFields: ['metric.label.role'],
+              },
+            },
+          },
+          plotType: 'LINE',
+        },
+      ],
+    });
+    const tile = (xPos: number, title: string) => ({
+      xPos,
+      yPos: 0,
+      width: 24,
+      height: 16,
+      widget: { title, xyChart: chart('metric.type="custom.googleapis.com/ilb/healthy_members"') },
+    });
+    writeFileSync(
+      join(dir, 'good.json'),
+      JSON.stringify({
+        displayName: 'ilb orchestrator',
+        mosaicLayout: { columns: 48, tiles: [tile(0, 'healthy'), tile(24, 'stale')] },
+      }),
+    );
+    writeFileSync(
+      join(dir, 'overlap.json'),
+      JSON.stringify({
+        displayName: 'ilb bad',
+        mosaicLayout: { columns: 48, tiles: [tile(0, 'a'), tile(12, 'b')] },
+      }),
+    );
+    const [good, overlap] = await Promise.all([
+      ok([
+        'monitoring',
+        'dashboards',
+        'create',
+        `--config-from-file=${join(dir, 'good.json')}`,
+        ...P,
+        '--format=value(name)',
+      ]),
+      gcloud(['monitoring', 'dashboards', 'create', `--config-from-file=${join(dir, 'overlap.json')}`, ...P]),
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+    expect(good).toMatch(new RegExp(`^projects/${projectNumber}/dashboards/`));
+    expect(describeText(overlap)).toMatch(/not overlap/);
+    expect(await ok(['monitoring', 'dashboards', 'list', ...P, '--format=value(displayName)'])).toBe(
+      'ilb orchestrator',
+    );
+    await ok(['monitoring', 'dashboards', 'delete', good, ...P, '--quiet']);
+  });
+
+  it('teardown: the deploy commands remove everything they made', async () => {
+    const [channel, policy] = await Promise.all([
+      ok(channelList),
+      ok(policyList),
+      ok(['functions', 'delete', 'instanceEvents', region, ...P, '--quiet']),
+      ok(['scheduler', 'jobs', 'delete', 'ilb-health-sweep', '--location=us-central1', ...P, '--quiet']),
+      ok(['logging', 'sinks', 'delete', 'ilb-instance-events', ...P, '--quiet']),
+      ok(['pubsub', 'subscriptions', 'delete', 'instance-events-dead-letter-hold', ...P, '--quiet']),
+      ok([
+        'projects',
+        'remove-iam-policy-binding',
+        project,
+        `--member=serviceAccount:${sa('ilb-consul')}`,
+        '--role=roles/logging.logWriter',
+        '--condition=None',
+        '--quiet',
+      ]),
+    ]);
+    await Promise.all([
+      ok(['alpha', 'monitoring', 'policies', 'delete', policy, ...P, '--quiet']),
+      ok(['beta', 'monitoring', 'channels', 'delete', channel, '--force', ...P, '--quiet']),
+      ok([
+        'projects',
+        'remove-iam-policy-binding',
+        project,
+        `--member=serviceAccount:${sa('ilb-fn-instance-events')}`,
+        `--role=projects/${project}/roles/ilb_instanceEvents`,
+        '--condition=None',
+        '--quiet',
+      ]),
+      ...['instance-events', 'instance-events-dead-letter', 'scaling-alerts'].map((t) =>
+        ok(['pubsub', 'topics', 'delete', t, ...P, '--quiet']),
+      ),
+      ...['consul-ca-cert', 'consul-token-fn-instance-events', 'consul-initial-management-token'].map((id) =>
+        ok(['secrets', 'delete', id, ...P, '--quiet']),
+      ),
+    ]);
+    await Promise.all([
+      ok(['iam', 'roles', 'delete', 'ilb_instanceEvents', ...P, '--quiet']),
+      ...['ilb-consul', 'ilb-fn-build', 'ilb-fn-instance-events'].map((id) =>
+        ok(['iam', 'service-accounts', 'delete', sa(id), ...P, '--quiet']),
+      ),
+    ]);
+    expect(modules.flatMap((m) => m.inventory())).toEqual([]);
+    const gone = await gcloud(['secrets', 'describe', 'consul-ca-cert', ...P]);
+    expect(describeText(gone)).toMatch(/NOT_FOUND/);
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { ApiModule, ProjectFacts } from '../contract';
 import type { StandIn } from '../server';
+import { cloudBuildModule } from './cloudbuild';
 import { cloudFunctionsModule } from './cloudfunctions';
 import { cloudSchedulerModule } from './cloudscheduler';
 import { eventarcModule } from './eventarc';
@@ -49,6 +50,7 @@ export function allApiModules(facts: ProjectFacts, options: ApiModuleOptions = {
     run,
     functions,
     serviceUsageModule(facts),
+    cloudBuildModule(facts),
   ];
 }
 
@@ -56,7 +58,9 @@ export function allApiModules(facts: ProjectFacts, options: ApiModuleOptions = {
  * gcloud reaches Cloud Run on a regional host it derives from the endpoint override
  * (`us-central1-<host>`), which does not resolve; with gcloud's HTTP proxy set to the stand-in,
  * every request arrives there in absolute form and is routed by its path as usual. NB: while this
- * is set, requests for other local servers (the Compute emulator) also arrive at the stand-in.
+ * is set, requests for other local servers (the Compute emulator) also arrive at the stand-in, and an
+ * API without an override is tunnelled (CONNECT), which the stand-in refuses: gcloud then fails
+ * with RemoteDisconnected, and that API needs a module.
  */
 export function standInProxyEnvironment(standIn: StandIn): Record<string, string> {
   const { hostname, port } = new URL(standIn.url);

@@ -207,7 +207,7 @@ export function monitoringModule(facts: ProjectFacts): MonitoringModule {
         const usedBy = [...policies.values()].filter((x) =>
           (x.notificationChannels as string[] | undefined)?.includes(name),
         );
-        if (usedBy.length && req.query.get('force') !== 'true') {
+        if (usedBy.length && req.query.get('force')?.toLowerCase() !== 'true') {
           fail(
             400,
             'FAILED_PRECONDITION',

@@ -132,7 +132,30 @@ export function runModule(facts: ProjectFacts, policies: PolicyStore): RunModule
   };
   const knativePath = '/apis/serving.knative.dev/v1/namespaces/{ns}/services/{name}';
   const iamPaths = ['/{v}/projects/{ns}/locations/{region}/services/{name}'];
+  /** The revision gcloud reads before it replaces a service: the latest ready one only. */
+  const revisionOf = (p: Params): Knative => {
+    const s = [...services.values()].find((x) => x.body.status?.latestReadyRevisionName === p.name);
+    if (!s || (p.ns !== project && p.ns !== projectNumber)) notFound(`Revision ${p.name}`);
+    const { template } = s.body.spec;
+    return {
+      apiVersion: 'serving.knative.dev/v1',
+      kind: 'Revision',
+      metadata: {
+        name: p.name ?? '',
+        namespace: projectNumber,
+        generation: 1,
+        labels: { 'serving.knative.dev/service': s.body.metadata.name },
+        annotations: template.metadata?.annotations ?? {},
+      },
+      spec: template.spec as Knative['spec'],
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    };
+  };
   const route = router([
+    [
+      'GET /apis/serving.knative.dev/v1/namespaces/{ns}/revisions/{name}',
+      (_req, p) => ({ status: 200, body: revisionOf(p) }),
+    ],
     ['GET ' + knativePath, (_req, p) => ({ status: 200, body: serviceOf(p).body })],
     [
       'PUT ' + knativePath,

@@ -8,7 +8,19 @@ import { z } from 'zod';
 
 import type { ApiModule, ProjectFacts } from '../contract';
 import type { PolicyStore } from './iam-policy';
-import { alreadyExists, applyMask, fail, guard, invalid, labels, notFound, now, parse, router } from './kit';
+import {
+  alreadyExists,
+  applyMask,
+  duration,
+  fail,
+  guard,
+  invalid,
+  labels,
+  notFound,
+  now,
+  parse,
+  router,
+} from './kit';
 
 const replication = z.union([
   z.strictObject({ automatic: z.strictObject({ customerManagedEncryption: z.unknown().optional() }) }),
@@ -22,6 +34,17 @@ const secretBody = z.strictObject({
   annotations: z.record(z.string(), z.string()).optional(),
   etag: z.string().optional(),
   name: z.string().optional(),
+  // The rest of Secret's fields: gcloud sends the whole resource on update, with a mask.
+  createTime: z.string().optional(),
+  topics: z.array(z.strictObject({ name: z.string() })).optional(),
+  expireTime: z.string().optional(),
+  ttl: duration.optional(),
+  rotation: z
+    .strictObject({ nextRotationTime: z.string().optional(), rotationPeriod: duration.optional() })
+    .optional(),
+  versionAliases: z.record(z.string(), z.string()).optional(),
+  versionDestroyTtl: duration.optional(),
+  customerManagedEncryption: z.unknown().optional(),
 });
 const addVersion = z.strictObject({
   payload: z.strictObject({ data: z.base64(), dataCrc32c: z.string().regex(/^\d+$/).optional() }),
@@ -74,7 +97,7 @@ export function secretManagerModule(facts: ProjectFacts, policies: PolicyStore):
         const body = parse(secretBody, req.body, 'Secret');
         if (!body.replication) invalid('Secret.replication is required');
         if (secrets.has(id)) alreadyExists(`Secret [${nameOf(id)}]`);
-        const { etag: _e, name: _n, ...rest } = body;
+        const { etag: _e, name: _n, createTime: _c, ...rest } = body;
         const secret = { name: nameOf(id), createTime: now(), etag: `"${Date.now()}"`, ...rest };
         secrets.set(id, { body: secret, versions: [] });
         return { status: 200, body: secret };
@@ -124,7 +147,7 @@ export function secretManagerModule(facts: ProjectFacts, policies: PolicyStore):
       'GET /v1/projects/{project}/secrets/{secret}/versions',
       (req, p) => {
         const newest = [...secretOf(p).versions].reverse();
-        const size = Number(req.query.get('pageSize') ?? 25000);
+        const size = Number(req.query.get('pageSize')) || 25000; // 0 or absent: the server's default
         const start = Number(req.query.get('pageToken') ?? 0);
         const page = newest.slice(start, start + size);
         const body: Record<string, unknown> = { totalSize: newest.length };
