@@ -404,7 +404,7 @@ describe('stand-in APIs under the real gcloud', () => {
 
   it('cloudfunctions, run, eventarc: deploy with upload and operation, egress, invoker, dead letters', async () => {
     const fnSa = sa('ilb-fn-instance-events');
-    await ok([
+    const deploy = [
       'functions',
       'deploy',
       'instanceEvents',
@@ -430,12 +430,25 @@ describe('stand-in APIs under the real gcloud', () => {
       '--set-secrets=CONSUL_HTTP_TOKEN=consul-token-fn-instance-events:latest,/secrets/consul-ca/ca.pem=consul-ca-cert:latest',
       '--update-labels=app=gce-ilb-orchestrator,deployment=ilb,config_hash=a3f400c80a',
       ...P,
-    ]);
+    ];
+    await ok(deploy);
     const [hash, trigger] = await Promise.all([
       ok(['functions', 'describe', 'instanceEvents', region, ...P, '--format=value(labels.config_hash)']),
       ok(['functions', 'describe', 'instanceEvents', region, ...P, '--format=value(eventTrigger.trigger)']),
     ]);
     expect(hash).toBe('a3f400c80a');
+    // A changed configuration redeploys: a patch with a fresh upload.
+    await ok([...deploy.slice(0, -3), '--update-labels=deployment=ilb,config_hash=b0b0b0b0b0', ...P]);
+    expect(
+      await ok([
+        'functions',
+        'describe',
+        'instanceEvents',
+        region,
+        ...P,
+        '--format=value(labels.config_hash)',
+      ]),
+    ).toBe('b0b0b0b0b0');
     const [subscription] = await Promise.all([
       ok([
         'eventarc',

@@ -91,7 +91,9 @@ export const duration = z.string().regex(/^\d+(\.\d{1,9})?s$/);
 
 /** Copies the fields named in `updateMask` (comma-separated dotted paths) from `patch` onto `target`. */
 export function applyMask<T extends object>(target: T, patch: Partial<T>, mask: string | null): T {
-  const fields = mask ? mask.split(',').filter(Boolean) : Object.keys(patch);
+  // Masks name proto fields; clients send them snake_case (gcloud does) or camelCase.
+  const camel = (f: string) => f.trim().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  const fields = mask ? mask.split(',').filter(Boolean).map(camel) : Object.keys(patch);
   let out = { ...target } as Record<string, unknown>;
   for (const field of fields)
     out = setPath(out, field.split('.'), getPath(patch as Record<string, unknown>, field.split('.')));
