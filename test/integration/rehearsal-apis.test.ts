@@ -68,6 +68,8 @@ async function ok(args: string[], stdin?: string): Promise<string> {
   return r.stdout;
 }
 
+const roleField = (fields: string) =>
+  ok(['iam', 'roles', 'describe', 'ilb_instanceEvents', ...P, `--format=value(${fields})`]);
 const inventory = (name: string) => modules.find((m) => m.name === name)?.inventory() ?? [];
 
 beforeAll(async () => {
@@ -125,7 +127,7 @@ describe('stand-in APIs under the real gcloud', () => {
     const [email, again, deleted] = await Promise.all([
       ok(['iam', 'service-accounts', 'describe', sa('ilb-consul'), ...P, '--format=value(email)']),
       gcloud(['iam', 'service-accounts', 'create', 'ilb-consul', ...P]),
-      ok(['iam', 'roles', 'describe', 'ilb_instanceEvents', ...P, '--format=value(deleted)']),
+      roleField('deleted'),
     ]);
     expect(email).toBe(sa('ilb-consul'));
     expect(again.code).not.toBe(0);
@@ -139,32 +141,12 @@ describe('stand-in APIs under the real gcloud', () => {
       '--permissions=compute.instances.get,compute.zoneOperations.get',
       ...P,
     ]);
-    expect(
-      await ok([
-        'iam',
-        'roles',
-        'describe',
-        'ilb_instanceEvents',
-        ...P,
-        '--format=value(includedPermissions)',
-      ]),
-    ).toBe('compute.instances.get;compute.zoneOperations.get');
+    expect(await roleField('includedPermissions')).toBe('compute.instances.get;compute.zoneOperations.get');
     await ok(['iam', 'roles', 'delete', 'ilb_instanceEvents', ...P, '--quiet']);
-    expect(
-      await ok([
-        'iam',
-        'roles',
-        'describe',
-        'ilb_instanceEvents',
-        ...P,
-        '--format=value(description,deleted)',
-      ]),
-    ).toBe('gce-ilb-orchestrator deployment=ilb\tTrue');
+    expect(await roleField('description,deleted')).toBe('gce-ilb-orchestrator deployment=ilb\tTrue');
     expect(inventory('iam').filter((i) => i.kind === 'role')).toEqual([]);
     await ok(['iam', 'roles', 'undelete', 'ilb_instanceEvents', ...P]);
-    expect(
-      await ok(['iam', 'roles', 'describe', 'ilb_instanceEvents', ...P, '--format=value(deleted)']),
-    ).toBe('');
+    expect(await roleField('deleted')).toBe('');
   });
 
   it('cloudresourcemanager: project number and bindings, checked against IAM', async () => {
