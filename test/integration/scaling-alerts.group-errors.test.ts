@@ -1,0 +1,161 @@
+import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { loadConfig } from '../../shared/config';
+import { createLogger } from '../../shared/logging';
+import { leaseSweepFromConfig } from '../../shared/scaling-alerts/wire';
+import { startConsulDev, type ConsulDev } from '../harness';
+import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
+import {
+  actionPolicies,
+  autoscaledGroup,
+  buildHandler,
+  functionToken,
+  notification,
+  policiesOnly,
+  testRules,
+  type Harness,
+} from './scaling-alerts.support';
+
+/**
+ * A group that cannot grow (an injected QUOTA_EXCEEDED in the Compute emulator) against the real
+ * Compute client and Consul: the group records the error in listErrors and keeps retrying; a floor
+ * above what it has reached is refused (`unreachable_floor`); the lease pass publishes
+ * `instance_creation_errors`; once the injection ends the group grows and the floor is raised.
+ */
+const zone = zones[0]!;
+const mig = 'ilb-haproxy-mig';
+const migPath = `projects/${project}/zones/${zone}/instanceGroupManagers/${mig}`;
+
+let emu: RunningEmulator;
+let c: ReturnType<typeof clients>;
+let consul: ConsulDev;
+let h: Harness;
+let sweep: ReturnType<typeof leaseSweepFromConfig>;
+let condition = '';
+
+const open = (id: string) =>
+  notification({ id, state: 'open', action: 'raise-min', zone, project, condition });
+
+async function group() {
+  const [igm] = await c.igms.get({ project, zone, instanceGroupManager: mig });
+  return { target: Number(igm.targetSize), creating: Number(igm.currentActions?.creating ?? 0) };
+}
+
+async function control(method: 'POST' | 'DELETE', body?: unknown) {
+  const res = await fetch(`${emu.url}/emulator/v1/${migPath}/errors`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  expect(res.status).toBe(200);
+}
+
+const series = (type: string) =>
+  emu.monitoring.list({
+    filter: `metric.type = "custom.googleapis.com/ilb/${type}"`,
+    endTime: new Date(Date.now() + 1000).toISOString(),
+    startTime: new Date(Date.now() - 600_000).toISOString(),
+  }).timeSeries;
+
+beforeAll(async () => {
+  ({ emu } = await startTestEmulator({ alerting: policiesOnly }));
+  condition = (await actionPolicies(emu.url, 'haproxy'))['raise-min']!;
+  c = clients(emu.port);
+  consul = await startConsulDev();
+  const token = await functionToken(consul);
+  await autoscaledGroup(c, 'ilb-haproxy');
+  const rules = testRules(project, zone, { names: ['ilb-haproxy'] });
+  h = buildHandler({ consul, token, computeUrl: emu.url, project, rules });
+  const config = loadConfig({
+    CONSUL_HTTP_ADDR: consul.httpAddr,
+    CONSUL_HTTP_TOKEN: token,
+    COMPUTE_API_ENDPOINT: emu.url,
+    GOOGLE_CLOUD_PROJECT: project,
+  });
+  const alerts = { rules, metrics: true, operationTimeoutMs: 20_000, maxAttempts: 3 };
+  const logger = createLogger({ name: 'lease-sweep-test', level: 'silent' });
+  sweep = leaseSweepFromConfig(config, alerts, { logger });
+  await eventually(async () => (await group()).creating === 0, 20_000);
+});
+
+afterAll(async () => {
+  await c?.close();
+  await emu?.stop();
+  await consul?.stop();
+});
+
+test('the injection is validated and needs an existing group', async () => {
+  const post = (path: string, body: unknown) =>
+    fetch(`${emu.url}/emulator/v1/${path}/errors`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  expect((await post(migPath, { code: 'quota exceeded' })).status).toBe(400);
+  expect(
+    (await post(migPath, { code: 'QUOTA_EXCEEDED', count: 1, until: new Date().toISOString() })).status,
+  ).toBe(400);
+  expect((await post(migPath.replace(mig, 'nope'), { code: 'QUOTA_EXCEEDED' })).status).toBe(404);
+});
+
+test('QUOTA_EXCEEDED: the group records and retries, a floor above its size is refused; cleared, the floor is raised', async () => {
+  expect(await group()).toEqual({ target: 1, creating: 0 });
+  await control('POST', {
+    code: 'QUOTA_EXCEEDED',
+    message: "Quota 'CPUS' exceeded. Limit: 1.0 in region us-central1.",
+  });
+
+  // A first incident finds a group that can grow: its floor (min 1 + 2) is leased, GCE asks for 3.
+  const first = await h.handle(open('0.quota1'));
+  expect(first).toMatchObject({ results: [{ decision: 'applied', reason: 'escalate' }] });
+  // …and the group cannot create them: the errors are recorded, the creations stay pending.
+  await eventually(async () => {
+    const g = await group();
+    return g.target === 3 && g.creating === 2;
+  }, 20_000);
+  const [errors] = await c.igms.listErrors({ project, zone, instanceGroupManager: mig });
+  expect(errors.length).toBeGreaterThanOrEqual(2);
+  expect(errors[0]).toMatchObject({
+    error: { code: 'QUOTA_EXCEEDED', message: expect.stringContaining('CPUS') as unknown },
+    instanceActionDetails: {
+      action: 'CREATING',
+      instance: expect.stringContaining(`/zones/${zone}/instances/`) as unknown,
+    },
+  });
+  const [instances] = await c.instances.list({ project, zone });
+  expect(instances).toHaveLength(1);
+
+  // A second incident asks for a floor the stuck group has not reached: refused, said and counted.
+  const second = await h.handle(open('0.quota2'));
+  expect(second).toMatchObject({
+    results: [
+      {
+        decision: 'refused',
+        reason: expect.stringMatching(
+          /^unreachable-floor: ilb-haproxy-mig has 1 instances .*QUOTA_EXCEEDED/,
+        ) as unknown,
+      },
+    ],
+  });
+  expect(h.logs).toContainEqual(
+    expect.objectContaining({
+      incidentId: '0.quota2',
+      decision: 'refused',
+      reason: expect.stringMatching(/^unreachable-floor/) as unknown,
+    }),
+  );
+  expect(series('scaling_alerts/unreachable_floor').map((s) => s.metric.labels)).toEqual([{ group: mig }]);
+
+  // The lease pass publishes the window's creation errors per group and code.
+  await sweep({ dryRun: false });
+  const published = series('instance_creation_errors');
+  expect(published.map((s) => s.metric.labels)).toEqual([
+    { group: mig, location: zone, code: 'QUOTA_EXCEEDED' },
+  ]);
+
+  // The injection ends: the group creates what it owed, and the refused incident's next notification raises its floor.
+  await control('DELETE');
+  await eventually(async () => (await group()).creating === 0, 20_000);
+  expect((await group()).target).toBe(3);
+  const again = await h.handle(open('0.quota2'));
+  expect(again).toMatchObject({ results: [{ decision: 'applied', reason: 'escalate' }] });
+});
