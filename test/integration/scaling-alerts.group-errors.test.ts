@@ -1,13 +1,11 @@
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
-import { loadConfig } from '../../shared/config';
-import { createLogger } from '../../shared/logging';
-import { leaseSweepFromConfig } from '../../shared/scaling-alerts/wire';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
   actionPolicies,
   autoscaledGroup,
   buildHandler,
+  buildLeaseSweep,
   functionToken,
   notification,
   policiesOnly,
@@ -29,7 +27,7 @@ let emu: RunningEmulator;
 let c: ReturnType<typeof clients>;
 let consul: ConsulDev;
 let h: Harness;
-let sweep: ReturnType<typeof leaseSweepFromConfig>;
+let sweep: ReturnType<typeof buildLeaseSweep>;
 let condition = '';
 
 const open = (id: string) =>
@@ -65,16 +63,9 @@ beforeAll(async () => {
   await autoscaledGroup(c, 'ilb-haproxy');
   const rules = testRules(project, zone, { names: ['ilb-haproxy'] });
   h = buildHandler({ consul, token, computeUrl: emu.url, project, rules });
-  const config = loadConfig({
-    CONSUL_HTTP_ADDR: consul.httpAddr,
-    CONSUL_HTTP_TOKEN: token,
-    COMPUTE_API_ENDPOINT: emu.url,
-    GOOGLE_CLOUD_PROJECT: project,
-  });
-  const alerts = { rules, metrics: true, operationTimeoutMs: 20_000, maxAttempts: 3 };
-  const logger = createLogger({ name: 'lease-sweep-test', level: 'silent' });
-  sweep = leaseSweepFromConfig(config, alerts, { logger });
-  await eventually(async () => (await group()).creating === 0, 20_000);
+  sweep = buildLeaseSweep({ consul, token, computeUrl: emu.url, rules, metrics: true });
+  // The group's first instance is up before any error is injected.
+  expect(await emu.emulator.settled(20_000)).toBe(true);
 });
 
 afterAll(async () => {

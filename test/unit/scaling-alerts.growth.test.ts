@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { autoscalerSchema } from '../../shared/gcp/autoscaler-schema';
 import { groupRefOf, type GroupError, type GroupErrorsApi } from '../../shared/gcp/groups';
 import {
@@ -9,16 +7,7 @@ import {
   unreachableFloor,
   type Growth,
 } from '../../shared/scaling-alerts/growth';
-import type { Incident } from '../../shared/scaling-alerts/notification';
-import { metricTypes, planIncident, type PlanContext } from '../../shared/scaling-alerts/plan';
-import { parseRuleFile, type Change, type Tier } from '../../shared/scaling-alerts/rules';
 
-const examplePath = path.join(__dirname, '../../infra-scripts/config/scaling-rules.example.json');
-const parsed = parseRuleFile(JSON.parse(readFileSync(examplePath, 'utf8')));
-if (!parsed.ok) throw new Error(parsed.reason);
-const rules = parsed.rules;
-const tier: Tier = { ...(rules.tiers.haproxy as Tier), cooldownSec: 0, maxChangesPerHour: 1000 };
-const ref = tier.autoscalers[0]!;
 const T0 = Date.parse('2026-11-26T10:00:30Z');
 
 const groupUrl =
@@ -118,79 +107,5 @@ describe('creation errors as metrics and growth', () => {
     expect(await readGrowth(api, autoscalerSchema.parse({ name: 'a', autoscalingPolicy: {} }), T0)).toBe(
       undefined,
     );
-  });
-});
-
-const incident = (id: string, state: 'open' | 'closed'): Incident => ({
-  id,
-  state,
-  cancelled: false,
-  policyName: 'p',
-  userLabels: {},
-  metricLabels: {},
-  resourceLabels: { zone: 'us-central1-b' },
-  startedAt: T0,
-  endedAt: state === 'closed' ? T0 : undefined,
-  time: T0,
-});
-
-const raise: Change = { type: 'raise-min', by: 2 };
-const target = (change: Change) => ({
-  rule: 'r',
-  tierName: 'haproxy',
-  tier,
-  change,
-  leaseSec: 3600,
-  autoscalers: [ref],
-});
-const ctx = (g: Growth | undefined): PlanContext => ({
-  rules,
-  tierName: 'haproxy',
-  tier,
-  ref,
-  autoscaler: autoscalerSchema.parse({
-    name: 'ilb-haproxy-us-central1-b',
-    target: groupUrl,
-    autoscalingPolicy: { minNumReplicas: 2, maxNumReplicas: 10 },
-  }),
-  state: null,
-  now: T0,
-  ...(g ? { growth: g } : {}),
-});
-
-describe('planIncident with the group’s growth', () => {
-  it('refuses a new floor the stuck group cannot reach: nothing recorded, nothing sent, the metric', () => {
-    const plan = planIncident(incident('i1', 'open'), target(raise), ctx(growth()));
-    expect(plan).toMatchObject({
-      decision: 'refused',
-      reason: expect.stringMatching(/^unreachable-floor: /),
-    });
-    expect(plan.patch).toBeUndefined();
-    expect(plan.state).toBeUndefined();
-    expect(plan.metrics).toEqual([
-      { type: metricTypes.decision, labels: expect.objectContaining({ decision: 'refused' }), value: 1 },
-      {
-        type: 'custom.googleapis.com/ilb/scaling_alerts/unreachable_floor',
-        labels: { group: 'ilb-haproxy-us-central1-b' },
-        value: 1,
-      },
-    ]);
-  });
-
-  it('raises it once the group can grow, or when it is not known', () => {
-    for (const g of [growth({ creating: 0, reached: 4 }), undefined]) {
-      const plan = planIncident(incident('i1', 'open'), target(raise), ctx(g));
-      expect(plan).toMatchObject({ decision: 'applied', reason: 'escalate' });
-      expect(plan.metrics.map((m) => m.type)).not.toContain(growthMetrics.unreachableFloor);
-    }
-  });
-
-  it('leaves other changes alone', () => {
-    const plan = planIncident(
-      incident('i1', 'open'),
-      target({ type: 'mode', mode: 'ONLY_SCALE_OUT' } as Change),
-      ctx(growth()),
-    );
-    expect(plan.reason).not.toMatch(/unreachable/);
   });
 });
