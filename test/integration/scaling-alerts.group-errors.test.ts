@@ -1,4 +1,6 @@
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import { createGcpClients } from '../../shared/gcp/client';
+import { createGroupErrorsApi, groupRefOf } from '../../shared/gcp/groups';
 import { startConsulDev, type ConsulDev } from '../harness';
 import { clients, eventually, project, startTestEmulator, zones } from './compute-emulator-helpers';
 import {
@@ -149,4 +151,44 @@ test('QUOTA_EXCEEDED: the group records and retries, a floor above its size is r
   expect((await group()).target).toBe(3);
   const again = await h.handle(open('0.quota2'));
   expect(again).toMatchObject({ results: [{ decision: 'applied', reason: 'escalate' }] });
+});
+
+test('a regional group: `count` failures then creations succeed; listErrors pages and is bounded', async () => {
+  const region = 'us-central1';
+  const name = 'ilb-regional-mig';
+  const path = `projects/${project}/regions/${region}/instanceGroupManagers/${name}`;
+  // Created empty, then injected before it creates anything.
+  await c.regionIgms.insert({
+    project,
+    region,
+    instanceGroupManagerResource: {
+      name,
+      baseInstanceName: 'ilb-regional',
+      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
+      targetSize: 0,
+    },
+  });
+  const injected = await fetch(`${emu.url}/emulator/v1/${path}/errors`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'ZONE_RESOURCE_POOL_EXHAUSTED', count: 3 }),
+  });
+  expect(injected.status).toBe(200);
+  await c.regionIgms.resize({ project, region, instanceGroupManager: name, size: 2 });
+  const api = createGroupErrorsApi(
+    createGcpClients({ apiEndpoint: '127.0.0.1', port: emu.port, protocol: 'http' }),
+    { pageSize: 1 },
+  );
+  const ref = groupRefOf(path)!;
+  // Three attempts fail, then both instances are created.
+  await eventually(async () => (await api.listErrors(ref, { sinceMs: 0, maxPages: 10 })).errors.length >= 3);
+  expect(await emu.emulator.settled(20_000)).toBe(true);
+  expect(await api.size(ref)).toEqual({ targetSize: 2, creating: 0 });
+  const all = await api.listErrors(ref, { sinceMs: 0, maxPages: 10 });
+  expect(all.truncated).toBe(false);
+  expect(all.errors.map((e) => [e.code, e.action])).toEqual(
+    Array.from({ length: 3 }, () => ['ZONE_RESOURCE_POOL_EXHAUSTED', 'CREATING']),
+  );
+  expect(await api.listErrors(ref, { sinceMs: 0, maxPages: 2 })).toMatchObject({ truncated: true });
+  expect((await api.listErrors(ref, { sinceMs: Date.now() + 60_000, maxPages: 10 })).errors).toEqual([]);
 });
