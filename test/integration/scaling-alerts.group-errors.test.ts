@@ -40,13 +40,14 @@ async function group() {
   return { target: Number(igm.targetSize), creating: Number(igm.currentActions?.creating ?? 0) };
 }
 
-async function control(method: 'POST' | 'DELETE', body?: unknown) {
-  const res = await fetch(`${emu.url}/emulator/v1/${migPath}/errors`, {
+/** The emulator's injection route of a group (its path): the HTTP status. */
+async function control(method: 'POST' | 'DELETE', body?: unknown, path = migPath) {
+  const res = await fetch(`${emu.url}/emulator/v1/${path}/errors`, {
     method,
     headers: { 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  expect(res.status).toBe(200);
+  return res.status;
 }
 
 const series = (type: string) =>
@@ -77,25 +78,17 @@ afterAll(async () => {
 });
 
 test('the injection is validated and needs an existing group', async () => {
-  const post = (path: string, body: unknown) =>
-    fetch(`${emu.url}/emulator/v1/${path}/errors`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  expect((await post(migPath, { code: 'quota exceeded' })).status).toBe(400);
-  expect(
-    (await post(migPath, { code: 'QUOTA_EXCEEDED', count: 1, until: new Date().toISOString() })).status,
-  ).toBe(400);
-  expect((await post(migPath.replace(mig, 'nope'), { code: 'QUOTA_EXCEEDED' })).status).toBe(404);
+  expect(await control('POST', { code: 'quota exceeded' })).toBe(400);
+  expect(await control('POST', { code: 'QUOTA_EXCEEDED', count: 1, until: new Date().toISOString() })).toBe(
+    400,
+  );
+  expect(await control('POST', { code: 'QUOTA_EXCEEDED' }, migPath.replace(mig, 'nope'))).toBe(404);
 });
 
 test('QUOTA_EXCEEDED: the group records and retries, a floor above its size is refused; cleared, the floor is raised', async () => {
   expect(await group()).toEqual({ target: 1, creating: 0 });
-  await control('POST', {
-    code: 'QUOTA_EXCEEDED',
-    message: "Quota 'CPUS' exceeded. Limit: 1.0 in region us-central1.",
-  });
+  const message = "Quota 'CPUS' exceeded. Limit: 1.0 in region us-central1.";
+  expect(await control('POST', { code: 'QUOTA_EXCEEDED', message })).toBe(200);
 
   // A first incident finds a group that can grow: its floor (min 1 + 2) is leased, GCE asks for 3.
   const first = await h.handle(open('0.quota1'));
@@ -146,7 +139,7 @@ test('QUOTA_EXCEEDED: the group records and retries, a floor above its size is r
   ]);
 
   // The injection ends: the group creates what it owed, and the refused incident's next notification raises its floor.
-  await control('DELETE');
+  expect(await control('DELETE')).toBe(200);
   await eventually(async () => (await group()).creating === 0, 20_000);
   expect((await group()).target).toBe(3);
   const again = await h.handle(open('0.quota2'));
@@ -168,12 +161,7 @@ test('a regional group: `count` failures then creations succeed; listErrors page
       targetSize: 0,
     },
   });
-  const injected = await fetch(`${emu.url}/emulator/v1/${path}/errors`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ code: 'ZONE_RESOURCE_POOL_EXHAUSTED', count: 3 }),
-  });
-  expect(injected.status).toBe(200);
+  expect(await control('POST', { code: 'ZONE_RESOURCE_POOL_EXHAUSTED', count: 3 }, path)).toBe(200);
   await c.regionIgms.resize({ project, region, instanceGroupManager: name, size: 2 });
   const api = createGroupErrorsApi(
     createGcpClients({ apiEndpoint: '127.0.0.1', port: emu.port, protocol: 'http' }),
