@@ -83,11 +83,13 @@ export const topicFunctions = {
       'monitoring.timeSeries.create',
     ],
     // The lease pass (shared/scaling-alerts/sweep.ts) reads and changes the rules' autoscalers (an
-    // update needs `use` of the group it targets), waits on their operations, and reads a group's
-    // template for owner labels. No `list`: it reads the autoscalers the rules name.
+    // update needs `use` of the group it targets), waits on their operations, reads a group's
+    // template for owner labels and the group's creation errors (`listErrors` needs `get`, Compute's
+    // REST reference), and writes their metric. No `list`: it reads the autoscalers the rules name.
     leasePassPermissions: [
       'compute.autoscalers.get',
       'compute.autoscalers.update',
+      'compute.instanceGroupManagers.get',
       'compute.instanceGroupManagers.use',
       'compute.instanceTemplates.get',
       'compute.regionOperations.get',
@@ -107,7 +109,8 @@ export const topicFunctions = {
     timeout: '120s',
     memory: '512Mi',
     // What shared/scaling-alerts calls: read and change autoscalers, wait on their operations, read
-    // the group and its instance template (ownership by label), and write its custom metrics; read
+    // the group (its size and creation errors: `listErrors` needs `get`) and its instance template
+    // (ownership by label), and write its custom metrics; read
     // the incident's alert policy, which confirms it (shared/scaling-alerts/confirm.ts).
     permissions: [
       'compute.autoscalers.get',

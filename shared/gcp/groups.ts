@@ -4,7 +4,8 @@ import { classifyGoogleError } from './errors';
 
 /**
  * The managed instance groups' calls on the factory's clients (zonal and regional): the managed
- * instances of a group page by page, its `status.isStable`, and `recreateInstances`. `onRequest`
+ * instances of a group page by page, its `status.isStable`, and `recreateInstances`; its recorded
+ * instance-creation errors (`listErrors`) and size (`createGroupErrorsApi`). `onRequest`
  * is told of every HTTP request, so a caller can show calls grow with pages. Failures are thrown
  * as classified by the one Google error mapping.
  */
@@ -66,16 +67,16 @@ const plain = (m: RawManaged) => ({
   currentAction: m.currentAction ?? undefined,
 });
 
-export function createGroupsApi(
-  clients: GcpClients,
-  options: { timeoutMs?: number; pageSize?: number; onRequest?: () => void } = {},
-): GroupsApi {
-  const timeout = options.timeoutMs ?? 15_000;
-  const maxResults = options.pageSize ?? PAGE_SIZE;
-  const zonal = () => clients.ready('zonalGroups');
-  const regional = () => clients.ready('regionalGroups');
+interface ApiOptions {
+  timeoutMs?: number;
+  pageSize?: number;
+  onRequest?: () => void;
+}
+
+/** What both factories share: the clients, call options and classified requests. */
+function kit(clients: GcpClients, options: ApiOptions) {
   // The sweep retries by running again a minute later: one retry here is enough.
-  const call = { timeout, maxRetries: 1, autoPaginate: false } as const;
+  const call = { timeout: options.timeoutMs ?? 15_000, maxRetries: 1, autoPaginate: false } as const;
   const request = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
     options.onRequest?.();
     try {
@@ -84,6 +85,29 @@ export function createGroupsApi(
       throw classifyGoogleError(err, what);
     }
   };
+  const zonal = () => clients.ready('zonalGroups');
+  const regional = () => clients.ready('regionalGroups');
+  const get = async (group: GroupRef) => {
+    const base = { project: group.project, instanceGroupManager: group.name };
+    const [igm] = await request(`instanceGroupManagers.get ${group.key}`, async () =>
+      group.scope.kind === 'zone'
+        ? (await zonal()).get({ ...base, zone: group.scope.zone }, call)
+        : (await regional()).get({ ...base, region: group.scope.region }, call),
+    );
+    return igm;
+  };
+  return {
+    zonal,
+    regional,
+    get,
+    call,
+    request,
+    maxResults: options.pageSize ?? PAGE_SIZE,
+  };
+}
+
+export function createGroupsApi(clients: GcpClients, options: ApiOptions = {}): GroupsApi {
+  const { zonal, regional, get, call, request, maxResults } = kit(clients, options);
 
   return {
     async listManagedInstances(group) {
@@ -103,13 +127,7 @@ export function createGroupsApi(
       throw classifyGoogleError(new Error('too many pages'), `listManagedInstances ${group.key}`);
     },
     async isStable(group) {
-      const base = { project: group.project, instanceGroupManager: group.name };
-      const [igm] = await request(`instanceGroupManagers.get ${group.key}`, async () =>
-        group.scope.kind === 'zone'
-          ? (await zonal()).get({ ...base, zone: group.scope.zone }, call)
-          : (await regional()).get({ ...base, region: group.scope.region }, call),
-      );
-      return igm.status?.isStable === true;
+      return (await get(group)).status?.isStable === true;
     },
     async recreate(group, instance, requestId) {
       const base = { project: group.project, instanceGroupManager: group.name, requestId };
@@ -138,6 +156,86 @@ export function createGroupsApi(
           );
         }
       });
+    },
+  };
+}
+
+/** One error the group recorded for an instance action (`listErrors`). */
+export interface GroupError {
+  code: string;
+  message: string;
+  /** RFC 3339. */
+  timestamp: string;
+  /** The action that failed (`CREATING`, …) and the instance it was for, when given. */
+  action?: string;
+  instance?: string;
+}
+
+export interface GroupErrorsApi {
+  /**
+   * The errors the group recorded at or after `sinceMs`, read page by page up to `maxPages`
+   * (`truncated` when more were left). Order is not relied on: every page read is filtered.
+   * https://cloud.google.com/compute/docs/reference/rest/v1/instanceGroupManagers/listErrors
+   */
+  listErrors(
+    group: GroupRef,
+    window: { sinceMs: number; maxPages: number },
+  ): Promise<{ errors: GroupError[]; truncated: boolean }>;
+  /** The group's target size and how many of its instances are still being created. */
+  size(group: GroupRef): Promise<{ targetSize: number; creating: number }>;
+}
+
+/** A group from its URL or partial path (an autoscaler's `target`), or undefined. */
+export function groupRefOf(url: string): GroupRef | undefined {
+  const m = /projects\/([^/]+)\/(zones|regions)\/([^/]+)\/instanceGroupManagers\/([^/?#]+)$/.exec(url);
+  if (!m) return undefined;
+  const [, project, kind, location, name] = m as unknown as [string, string, string, string, string];
+  const scope =
+    kind === 'zones'
+      ? { kind: 'zone' as const, zone: location }
+      : { kind: 'region' as const, region: location };
+  return {
+    key: `projects/${project}/${kind}/${location}/instanceGroupManagers/${name}`,
+    project,
+    name,
+    scope,
+  };
+}
+
+export function createGroupErrorsApi(clients: GcpClients, options: ApiOptions = {}): GroupErrorsApi {
+  const { zonal, regional, get, call, request, maxResults } = kit(clients, options);
+  return {
+    async listErrors(group, window) {
+      const errors: GroupError[] = [];
+      let pageToken: string | undefined;
+      for (let page = 0; page < window.maxPages; page++) {
+        const base = { project: group.project, instanceGroupManager: group.name, maxResults, pageToken };
+        const [items, next] = await request(`listErrors ${group.key}`, async () =>
+          group.scope.kind === 'zone'
+            ? (await zonal()).listErrors({ ...base, zone: group.scope.zone }, call)
+            : (await regional()).listErrors({ ...base, region: group.scope.region }, call),
+        );
+        for (const e of items) {
+          const at = Date.parse(e.timestamp ?? '');
+          if (!(at >= window.sinceMs)) continue;
+          errors.push({
+            code: e.error?.code ?? 'UNKNOWN',
+            message: e.error?.message ?? '',
+            timestamp: e.timestamp ?? '',
+            ...(e.instanceActionDetails?.action ? { action: e.instanceActionDetails.action } : {}),
+            ...(e.instanceActionDetails?.instance ? { instance: e.instanceActionDetails.instance } : {}),
+          });
+        }
+        pageToken = next?.pageToken ?? undefined;
+        if (!pageToken) return { errors, truncated: false };
+      }
+      return { errors, truncated: true };
+    },
+    async size(group) {
+      const igm = await get(group);
+      const creating =
+        (igm.currentActions?.creating ?? 0) + (igm.currentActions?.creatingWithoutRetries ?? 0);
+      return { targetSize: igm.targetSize ?? 0, creating };
     },
   };
 }

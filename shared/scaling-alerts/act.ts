@@ -7,6 +7,7 @@ import type { MetricPoint } from '../gcp/monitoring';
 import type { Logger } from '../logging';
 import type { Decision } from '../outcome';
 import { decisionPoint, ownsAutoscaler, type Plan } from './plan';
+import type { Growth } from './growth';
 import type { RuleFile } from './rules';
 import { defaultScheduleCheck, scheduleActive, type ScheduleCheck } from './schedule';
 import type { AutoscalerState, StateStore, StoredState } from './state';
@@ -60,7 +61,10 @@ export interface ActJob {
     now: number;
     inactiveSchedules?: string[];
     scheduleBoundMs: number;
+    growth?: Growth;
   }): Plan;
+  /** Whether the autoscaler's group can grow, read before each plan (the handler's floors). */
+  growth?: (autoscaler: Autoscaler) => Promise<Growth | undefined>;
   /** Our schedules read back as not ACTIVE after the bound: the pass that falls back. */
   inactiveSchedules?: string[];
   /** Only autoscalers we hold a record of (the lease sweep): none, nothing to do. */
@@ -192,7 +196,9 @@ export async function actOnAutoscaler(deps: ActDeps, job: ActJob): Promise<ActRe
     const before = replan && ours ? ours.before : stored;
     const now = replan && ours ? ours.now : deps.clock();
     const scheduleBoundMs = (deps.scheduleCheck ?? defaultScheduleCheck).boundMs;
+    const growth = job.growth ? await job.growth(autoscaler) : undefined;
     const plan = job.plan({
+      growth,
       autoscaler,
       ownerLabels,
       state: before?.value ?? null,

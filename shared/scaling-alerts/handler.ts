@@ -1,5 +1,7 @@
 import { TransientError } from '../errors';
+import type { Autoscaler } from '../gcp/autoscaler-schema';
 import type { AutoscalersPort } from '../gcp/autoscalers';
+import type { GroupErrorsApi } from '../gcp/groups';
 import type { MetricPoint, MetricsWriter } from '../gcp/monitoring';
 import type { Logger } from '../logging';
 import type { Decision } from '../outcome';
@@ -12,6 +14,7 @@ import {
   type Confirmation,
   type PoliciesPort,
 } from './confirm';
+import { readGrowth, type Growth } from './growth';
 import { parseNotificationText, type Incident } from './notification';
 import { decisionPoint, planIncident } from './plan';
 import { autoscalerKey, matchIncident, type AutoscalerRef, type RuleFile, type Target } from './rules';
@@ -42,6 +45,8 @@ export interface ScalingAlertsDeps {
   retryDelayMs?: number;
   /** How long a written floor schedule may take to read ACTIVE before minNumReplicas holds it. */
   scheduleCheck?: ScheduleCheck;
+  /** The groups' creation errors and sizes: a floor a stuck group cannot reach is refused. */
+  groups?: GroupErrorsApi;
 }
 
 export type { AutoscalerOutcome };
@@ -84,6 +89,22 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
     }
   }
 
+  /** A failed read decides nothing: the floor is raised as asked, and the line says so. */
+  const growthOf =
+    (api: GroupErrorsApi, fields: Record<string, unknown>) =>
+    async (autoscaler: Autoscaler): Promise<Growth | undefined> => {
+      try {
+        return (await readGrowth(api, autoscaler, clock()))?.growth;
+      } catch (err) {
+        const reason = (err as Error).message;
+        logger.warn(
+          { ...fields, autoscaler: autoscaler.name, reason },
+          'scalingAlerts: group errors not read',
+        );
+        return undefined;
+      }
+    };
+
   async function forAutoscaler(
     incident: Incident,
     target: Target,
@@ -120,6 +141,9 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
         missing: 'refused',
         message: 'scalingAlerts decision',
         fields,
+        ...(deps.groups && incident.state === 'open' && target.change.type === 'raise-min'
+          ? { growth: growthOf(deps.groups, fields) }
+          : {}),
         plan: (input) =>
           planIncident(
             incident,

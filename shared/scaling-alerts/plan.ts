@@ -14,7 +14,8 @@ import {
   type Tier,
 } from './rules';
 import { boundRecord, emptyState, recordBounds, type AutoscalerState, type Lease } from './state';
-import { floorBasePolicy, inadmissible } from './guardrails';
+import { floorBasePolicy, floorFor, inadmissible } from './guardrails';
+import { unreachableFloor, unreachablePoint, type Growth } from './growth';
 
 /**
  * Pure planning of scalingAlerts: from an incident, the matched rule, one autoscaler as Compute
@@ -64,6 +65,8 @@ export interface PlanContext extends ReconcileInput {
   state: AutoscalerState | null;
   /** How long closed incidents are remembered (default 7 days, Pub/Sub's longest retention). */
   tombstoneRetentionMs?: number;
+  /** Whether the autoscaler's group can grow (growth.ts); unknown: floors are raised as asked. */
+  growth?: Growth;
 }
 
 export const metricTypes = {
@@ -293,8 +296,17 @@ export function planIncident(
         ? state.leases[incident.id]
         : undefined;
       const leaseMs = target.leaseSec * 1000;
-      const why = inadmissible(target.change, floorBasePolicy(policy, state.original, ctx.tier), ctx.tier);
+      const base = floorBasePolicy(policy, state.original, ctx.tier);
+      const why = inadmissible(target.change, base, ctx.tier);
       if (why && !existing) return refusal(ctx, incident.id, `not allowed: ${why}`);
+      const stuck =
+        !existing && target.change.type === 'raise-min'
+          ? unreachableFloor(floorFor(target.change, base, ctx.tier), ctx.growth)
+          : null;
+      if (stuck && ctx.growth) {
+        const refused = refusal(ctx, incident.id, stuck);
+        return { ...refused, metrics: [...refused.metrics, unreachablePoint(ctx.growth)] };
+      }
       const policyName = incident.policyId ?? '';
       const run = runOf(state, policyName, ctx.tier, now);
       const end = Math.min(now + leaseMs, run.first + maxLifetimeMs(ctx.tier));

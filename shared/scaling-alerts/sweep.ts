@@ -1,8 +1,11 @@
 import { TransientError } from '../errors';
 import type { AutoscalerLocation, AutoscalersPort } from '../gcp/autoscalers';
+import type { GroupErrorsApi } from '../gcp/groups';
+import type { MetricPoint, MetricsWriter } from '../gcp/monitoring';
 import type { Logger } from '../logging';
 import type { Decision } from '../outcome';
 import { actOnAutoscaler } from './act';
+import { creationErrorPoints, readGrowth } from './growth';
 import { planSweep } from './plan';
 import { autoscalerKey, type RuleFile } from './rules';
 import type { ScheduleCheck } from './schedule';
@@ -23,6 +26,9 @@ export interface LeaseSweepDeps {
   retryDelayMs?: number;
   /** How long a written floor schedule may take to read ACTIVE before minNumReplicas holds it. */
   scheduleCheck?: ScheduleCheck;
+  /** With a metrics writer: each named group's recent creation errors as `instance_creation_errors`. */
+  groups?: GroupErrorsApi;
+  metrics?: MetricsWriter;
 }
 
 export interface LeaseSweepOutcome {
@@ -96,5 +102,35 @@ export async function sweepLeases(
       );
     }
   }
+  if (!options.dryRun) await publishCreationErrors(deps);
   return out;
+}
+
+/**
+ * The groups' recorded creation errors of the window, one point per group and code, best effort:
+ * a group or a write that fails is a WARNING line and the pass goes on.
+ */
+async function publishCreationErrors(deps: LeaseSweepDeps): Promise<void> {
+  const { groups, metrics, project } = deps;
+  if (!groups || !metrics || project === undefined) return;
+  const now = (deps.now ?? Date.now)();
+  const points: MetricPoint[] = [];
+  for (const [name, { ref }] of namedAutoscalers(deps.rules, project)) {
+    try {
+      const autoscaler = await deps.autoscalers.get(ref);
+      const read = autoscaler ? await readGrowth(groups, autoscaler, now) : undefined;
+      if (read) points.push(...creationErrorPoints(read.growth.group, read.errors));
+    } catch (err) {
+      deps.logger.warn(
+        { autoscaler: name, reason: (err as Error).message },
+        'scalingAlerts: group errors not read',
+      );
+    }
+  }
+  if (!points.length) return;
+  try {
+    await metrics.write(project, points, now);
+  } catch (err) {
+    deps.logger.warn({ reason: (err as Error).message }, 'scalingAlerts: creation errors not published');
+  }
 }

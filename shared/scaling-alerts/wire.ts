@@ -2,6 +2,7 @@ import type { OrchestratorConfig } from '../config';
 import { createConsulClient, type ConsulClient } from '../consul';
 import { createAutoscalers, type AutoscalersPort } from '../gcp/autoscalers';
 import { createGcpClients } from '../gcp/client';
+import { createGroupErrorsApi, type GroupErrorsApi } from '../gcp/groups';
 import { createMetricsWriter, noMetrics, type MetricsWriter } from '../gcp/monitoring';
 import type { Logger } from '../logging';
 import type { ScalingAlertsConfig } from './config';
@@ -10,10 +11,6 @@ import { createScalingAlertsHandler } from './handler';
 import type { ScheduleCheck } from './schedule';
 import { consulStateStore } from './state';
 import { sweepLeases } from './sweep';
-
-/** The Compute adapter of the configuration's endpoint, unless one is given. */
-const autoscalersOf = (config: OrchestratorConfig, alerts: ScalingAlertsConfig) =>
-  createAutoscalers(createGcpClients(config.compute), { operationTimeoutMs: alerts.operationTimeoutMs });
 
 /** The handler with its adapters built from the configuration; any adapter can be replaced. */
 export function scalingAlertsFromConfig(
@@ -25,6 +22,7 @@ export function scalingAlertsFromConfig(
     autoscalers?: AutoscalersPort;
     policies?: PoliciesPort;
     metrics?: MetricsWriter;
+    groups?: GroupErrorsApi;
     now?: () => number;
     retryDelayMs?: number;
     scheduleCheck?: ScheduleCheck;
@@ -32,6 +30,7 @@ export function scalingAlertsFromConfig(
 ) {
   const clients = createGcpClients(config.compute);
   return createScalingAlertsHandler({
+    groups: options.groups ?? createGroupErrorsApi(clients),
     rules: alerts.rules,
     autoscalers:
       options.autoscalers ?? createAutoscalers(clients, { operationTimeoutMs: alerts.operationTimeoutMs }),
@@ -62,11 +61,17 @@ export function leaseSweepFromConfig(
     autoscalers?: AutoscalersPort;
     now?: () => number;
     scheduleCheck?: ScheduleCheck;
+    metrics?: MetricsWriter;
+    groups?: GroupErrorsApi;
   },
 ) {
+  const clients = createGcpClients(config.compute);
   const deps = {
     rules: alerts.rules,
-    autoscalers: options.autoscalers ?? autoscalersOf(config, alerts),
+    autoscalers:
+      options.autoscalers ?? createAutoscalers(clients, { operationTimeoutMs: alerts.operationTimeoutMs }),
+    groups: options.groups ?? createGroupErrorsApi(clients),
+    metrics: options.metrics ?? (alerts.metrics ? createMetricsWriter(clients) : noMetrics),
     state: consulStateStore((options.consul ?? createConsulClient(config.consul)).kv),
     logger: options.logger,
     kvPrefix: config.kvPrefix,

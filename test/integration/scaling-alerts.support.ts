@@ -249,6 +249,8 @@ export function buildLeaseSweep(opts: {
   rules: RuleFile;
   now?: () => number;
   scheduleCheck?: ScheduleCheck;
+  /** Publish the pass's metrics (the groups' creation errors) to the emulator's Monitoring. */
+  metrics?: boolean;
 }) {
   const config = loadConfig({
     CONSUL_HTTP_ADDR: opts.consul.httpAddr,
@@ -256,7 +258,12 @@ export function buildLeaseSweep(opts: {
     COMPUTE_API_ENDPOINT: opts.computeUrl,
     GOOGLE_CLOUD_PROJECT: project,
   });
-  const alerts = { rules: opts.rules, metrics: false, operationTimeoutMs: 20_000, maxAttempts: 3 };
+  const alerts = {
+    rules: opts.rules,
+    metrics: opts.metrics ?? false,
+    operationTimeoutMs: 20_000,
+    maxAttempts: 3,
+  };
   const logger = createLogger({ name: 'lease-sweep-test', level: 'silent' });
   return leaseSweepFromConfig(config, alerts, { logger, now: opts.now, scheduleCheck: opts.scheduleCheck });
 }

@@ -8,7 +8,9 @@ import {
   type AutoscalingPolicy,
 } from '../../shared/gcp/autoscaler-schema';
 import { applyMergePatch } from '../../shared/gcp/merge-patch';
+import { groupRefOf } from '../../shared/gcp/groups';
 import { floorFor } from '../../shared/scaling-alerts/guardrails';
+import { growthMetrics, type Growth } from '../../shared/scaling-alerts/growth';
 import {
   metricTypes,
   planIncident,
@@ -931,5 +933,50 @@ describe('a floor whose schedule GCE does not report ACTIVE falls back to minNum
       expect(plan.patch?.autoscalingPolicy.minNumReplicas ?? 4).toBe(back);
       expect(w.state.original).toEqual({});
     }
+  });
+});
+
+describe('a floor the group cannot reach (growth.ts)', () => {
+  const group = groupRefOf('projects/ilb-demo/zones/us-central1-b/instanceGroupManagers/ilb-haproxy-mig')!;
+  const stuck: Growth = { group, reached: 2, creating: 2, blockedBy: ['QUOTA_EXCEEDED'] };
+  const plan = (w: World, change: Change, growth?: Growth) =>
+    planIncident(incident('q', 'open'), target(change), w.ctx(T0, growth ? { growth } : {}));
+
+  it('is refused while the group is stuck below it: nothing recorded, nothing sent, the metric', () => {
+    const p = plan(new World(), raise(2), stuck);
+    expect(p).toMatchObject({
+      decision: 'refused',
+      reason:
+        'unreachable-floor: ilb-haproxy-mig has 2 instances and cannot create more ' +
+        '(QUOTA_EXCEEDED; 2 pending); floor 4 not raised',
+    });
+    expect(p.patch).toBeUndefined();
+    expect(p.state).toBeUndefined();
+    expect(p.metrics).toEqual([
+      { type: metricTypes.decision, labels: expect.objectContaining({ decision: 'refused' }), value: 1 },
+      {
+        type: 'custom.googleapis.com/ilb/scaling_alerts/unreachable_floor',
+        labels: { group: 'ilb-haproxy-mig' },
+        value: 1,
+      },
+    ]);
+  });
+
+  it('is raised once the group can grow again, or when its growth is not known', () => {
+    for (const g of [{ ...stuck, creating: 0, reached: 4 }, undefined]) {
+      const p = plan(new World(), raise(2), g);
+      expect(p).toMatchObject({ decision: 'applied', reason: 'escalate' });
+      expect(p.metrics.map((m) => m.type)).not.toContain(growthMetrics.unreachableFloor);
+    }
+  });
+
+  it('concerns floors only, and not a lease already granted', () => {
+    expect(plan(new World(), { type: 'mode', mode: 'ONLY_SCALE_OUT' }, stuck).reason).not.toMatch(
+      /unreachable/,
+    );
+    const w = new World();
+    w.notify(incident('q', 'open'), raise(2));
+    expect(w.notify(incident('q', 'open'), raise(2), T0 + 60_000).reason).toBe('lease-current');
+    expect(plan(w, raise(2), stuck).decision).not.toBe('refused');
   });
 });

@@ -13,9 +13,10 @@ import {
 import { deployRoutes } from './deploy-routes';
 import type { ComputeEmulator } from './emulator';
 import { ApiError, notFound } from './errors';
+import { groupErrorView } from './group-errors';
 import type { InstancesAction } from './groups';
 import { type Handler, type Request, type Route, route } from './router';
-import type { Operation, Scope, ScopeKind } from './state';
+import { igmKey, type Operation, type Scope, type ScopeKind } from './state';
 import {
   autoscalerView,
   igmView,
@@ -83,7 +84,7 @@ function computeKit(emu: ComputeEmulator) {
 
 type Kit = ReturnType<typeof computeKit>;
 
-/** instanceGroupManagers: list, insert, get, patch, listManagedInstances, resize and the instance actions. */
+/** instanceGroupManagers: list, insert, get, patch, listManagedInstances, listErrors, resize and the instance actions. */
 function igmRoutes(emu: ComputeEmulator, { compute, idempotent, listed }: Kit): Route[] {
   const igmPath = `${scoped}/instanceGroupManagers/:igm`;
   const igmOf = (r: Request) => emu.getIgm(scopeOf(r), r.params.igm!);
@@ -118,6 +119,11 @@ function igmRoutes(emu: ComputeEmulator, { compute, idempotent, listed }: Kit): 
         '',
         'managedInstances',
       );
+    }),
+    compute('GET', `${igmPath}/listErrors`, (r) => {
+      const igm = igmOf(r);
+      const errors = emu.groupErrors.list(igmKey(igm.scope, igm.name));
+      return listed(r, errors, (e) => e.key, groupErrorView, '');
     }),
     compute('POST', `${igmPath}/resize`, (r) => {
       const { size } = parse(resizeQuery, r.query, 'size');

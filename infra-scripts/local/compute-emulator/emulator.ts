@@ -6,6 +6,7 @@ import { type AutoscalerInsert, AutoscalersApi } from './autoscalers';
 import { GroupsApi, type IgmInsert, type IgmPatch, type InstancesAction } from './groups';
 import { InstanceFaults } from './instance-faults';
 import { InstanceLifecycle } from './instances';
+import { GroupErrors } from './group-errors';
 import { MigController } from './mig-controller';
 import { Operations } from './operations';
 import { Registry } from './registry';
@@ -36,6 +37,8 @@ export class ComputeEmulator extends EmulatorReads {
   /** The deploy's resources: templates, unmanaged instances, network, deletions (deploy-routes.ts). */
   readonly deploy: DeployApi;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** Injected instance-creation errors and each group's record of them (listErrors). */
+  readonly groupErrors: GroupErrors;
 
   constructor(options: EmulatorOptions) {
     const rt = new Runtime(options);
@@ -49,7 +52,8 @@ export class ComputeEmulator extends EmulatorReads {
     const reconcile = (igm: Igm) => this.migs.reconcile(igm);
     this.instances = new InstanceLifecycle(rt, this.registry, this.operations, this.audit, reconcile);
     this.faults = new InstanceFaults(rt, this.registry, this.audit, reconcile);
-    this.migs = new MigController(rt, this.registry, this.instances, this.audit);
+    this.groupErrors = new GroupErrors(rt.settings.clock);
+    this.migs = new MigController(rt, this.registry, this.instances, this.audit, this.groupErrors);
     this.autoscaling = new AutoscalerLoop(rt, this.registry, this.migs, options.metric);
     this.groupsApi = new GroupsApi(rt, this.registry, this.operations, this.migs, this.audit);
     this.autoscalersApi = new AutoscalersApi(rt, this.registry, this.operations, this.autoscaling);

@@ -1,9 +1,10 @@
 import type { AuditEmitter } from './audit';
+import type { GroupErrors } from './group-errors';
 import type { InstanceLifecycle } from './instances';
 import { planReconcile, type Step } from './mig-plan';
 import type { Registry } from './registry';
 import { type Runtime, sleep } from './runtime';
-import { type Igm, type Instance, igmKey, lastSegment, type Slot, type Template } from './state';
+import { type Igm, type Instance, igmKey, lastSegment, links, type Slot, type Template } from './state';
 
 const slotAction = {
   create: 'CREATING',
@@ -22,6 +23,7 @@ export class MigController {
     private readonly registry: Registry,
     private readonly instances: InstanceLifecycle,
     private readonly audit: AuditEmitter,
+    private readonly errors: GroupErrors,
   ) {}
 
   reconcileAll(): void {
@@ -124,12 +126,27 @@ export class MigController {
 
   /** Boots a new instance (new id) for the slot from the group's current template. */
   private async createManaged(igm: Igm, slot: Slot): Promise<void> {
+    await this.untilCreationAllowed(igm, slot);
     const template = this.registry.getTemplate(lastSegment(igm.instanceTemplate));
     const ip = this.registry.addresses.take();
     if (!ip) throw new Error('no free instance address left');
     const inst = this.instanceFor(igm, slot, template, ip);
     slot.instanceId = inst.id;
     await this.instances.boot(inst, this.rt.migActor);
+  }
+
+  /**
+   * While an injected error holds (quota, stock-out), GCE records it in the group's errors and
+   * retries the creation: the name stays CREATING and no instance exists meanwhile.
+   */
+  private async untilCreationAllowed(igm: Igm, slot: Slot): Promise<void> {
+    const key = igmKey(igm.scope, igm.name);
+    const instance = links.instance(this.rt.settings.project, slot.zone, slot.name);
+    for (let f = this.errors.failure(key); f; f = this.errors.failure(key)) {
+      this.errors.record(key, instance, f);
+      if (this.rt.stopped) throw new Error(`${igm.name}: creation of ${slot.name} stopped`);
+      await sleep(Math.max(this.rt.settings.reconcileIntervalMs, 100));
+    }
   }
 
   private instanceFor(igm: Igm, slot: Slot, template: Template, ip: string): Instance {
