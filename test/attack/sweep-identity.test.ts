@@ -1,9 +1,11 @@
 /**
  * Attack suite, healthSweep (issue 18, part 3): from the seat of one backend VM of the sandbox,
- * with the Consul token that VM holds (its instance metadata, as its metadata server serves it),
- * try to make the sweep act against another, healthy backend: a forged critical check, a rewritten
- * gce-instance-id; and plant a catalog-only node the sweep used to leave alone for ever. The whole
- * sandbox runs (Compute emulator, real instances, the sweep on Cloud Scheduler's ticks).
+ * with the Consul token that VM holds (its own identity login), try to make the sweep act against
+ * another, healthy backend: a forged critical check, a rewritten gce-instance-id; and plant a
+ * catalog-only node the sweep used to leave alone for ever. The VM's token is refused all three; the
+ * sweep's own checks are the second line against whatever can still write them (a compromised server
+ * or operator token: the management token here). The whole sandbox runs (Compute emulator, real
+ * instances, the sweep on Cloud Scheduler's ticks).
  */
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createLogger } from '../../shared/logging';
@@ -11,6 +13,7 @@ import { nodeMetaKeys } from '../../shared/contract';
 import { startSandbox, type Sandbox } from '../../infra-scripts/local/scenarios/sandbox';
 import { sandboxSweepThresholds } from '../../infra-scripts/local/scenarios/topology';
 import { randomLoopbackPrefix } from '../harness';
+import { agentTokenOf } from '../integration/system-support';
 
 jest.setTimeout(420_000);
 
@@ -78,36 +81,43 @@ test('a backend VM cannot make the sweep recreate or deregister another backend;
   }
   expect(pair.length).toBeGreaterThanOrEqual(2);
   const [seat, victim] = pair as [(typeof pair)[number], (typeof pair)[number]];
-  const token = seat.metadata.find((m) => m.key === 'consul-agent-token')?.value ?? '';
-  expect(token).toMatch(/^[0-9a-f-]{36}$/);
+  const own = await agentTokenOf(sb.instanceRoot(seat.id)!);
+  expect(own).toMatch(/^[0-9a-f-]{36}$/);
   const victimNode = (await node(victim.name))!;
   const from = Date.now();
-
-  // 1. A critical check on the victim's node, under an id no agent of ours registers.
-  expect(
-    await asVm(token, '/v1/catalog/register', {
-      Node: victim.name,
-      Address: victimNode.address,
-      SkipNodeUpdate: true,
-      Check: { CheckID: 'evil', Name: 'evil', Status: 'critical' },
-    }),
-  ).toBe(200);
-  // 2. Re-identification: the victim's node now claims an id no instance has.
-  expect(
-    await asVm(token, '/v1/catalog/register', {
-      Node: victim.name,
-      Address: victimNode.address,
-      NodeMeta: { ...victimNode.meta, [nodeMetaKeys.instanceId]: '1999999999999999999' },
-    }),
-  ).toBe(200);
-  // 3. A catalog-only backend node (no agent, no serfHealth): before, only a person removed it.
-  expect(
-    await asVm(token, '/v1/catalog/register', {
-      Node: 'backend-zz9',
-      Address: '192.0.2.9',
-      Service: { Service: 'backend', Port: 8080, Address: '192.0.2.9', Tags: [victim.zone] },
-    }),
-  ).toBe(200);
+  const forgeries: [string, object][] = [
+    // 1. A critical check on the victim's node, under an id no agent of ours registers.
+    [
+      'foreign check',
+      {
+        Node: victim.name,
+        Address: victimNode.address,
+        SkipNodeUpdate: true,
+        Check: { CheckID: 'evil', Name: 'evil', Status: 'critical' },
+      },
+    ],
+    // 2. Re-identification: the victim's node now claims an id no instance has.
+    [
+      're-identification',
+      {
+        Node: victim.name,
+        Address: victimNode.address,
+        NodeMeta: { ...victimNode.meta, [nodeMetaKeys.instanceId]: '1999999999999999999' },
+      },
+    ],
+    // 3. A catalog-only backend node (no agent, no serfHealth): before, only a person removed it.
+    [
+      'catalog-only node',
+      {
+        Node: 'backend-zz9',
+        Address: '192.0.2.9',
+        Service: { Service: 'backend', Port: 8080, Address: '192.0.2.9', Tags: [victim.zone] },
+      },
+    ],
+  ];
+  for (const [, body] of forgeries) expect(await asVm(own, '/v1/catalog/register', body)).toBe(403);
+  for (const [, body] of forgeries)
+    expect(await asVm(sb.consul.token, '/v1/catalog/register', body)).toBe(200);
 
   // Past the sandbox's broken grace and a few sweeps more.
   const deadline = from + sandboxSweepThresholds.brokenGraceSeconds * 1000 + 6 * sweepIntervalMs;
