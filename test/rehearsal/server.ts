@@ -98,6 +98,9 @@ export async function startStandIn(modules: ApiModule[]): Promise<StandIn> {
       res.writeHead(500).end(String(err));
     });
   });
+  // gcloud reuses idle connections for long (zipping a function's source can take seconds); a short
+  // keep-alive closes them under it and its POST fails with RemoteDisconnected.
+  server.keepAliveTimeout = 600_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
