@@ -65,6 +65,8 @@ export async function startRehearsal(options: {
   facts: ProjectFacts;
   zones: string[];
   modules: ApiModule[];
+  /** More environment for gcloud once the stand-in listens (e.g. its HTTP proxy settings). */
+  extraEnv?: (standIn: StandIn) => Record<string, string>;
 }): Promise<Rehearsal> {
   const { facts } = options;
   const compute = startCompute(facts, options.zones);
@@ -88,6 +90,7 @@ export async function startRehearsal(options: {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...gcloudEnvironment(path.join(tmp, 'gcloud'), facts.project, endpoints),
+    ...options.extraEnv?.(standIn),
     PATH: `${bin}:${process.env.PATH ?? ''}`,
     HOME: home,
     USER: 'rehearsal',
