@@ -1,7 +1,6 @@
 /**
- * The deploy rehearsal: the real gcloud runs deploy.sh / teardown.sh (or a plan through the runner)
- * against the Compute emulator and the stand-in modules, all behind one listener whose journal counts
- * the requests per API. `ssh` on PATH is a recorder: `gcloud compute ssh` generates its key, reads the
+ * The deploy rehearsal: the real gcloud runs deploy.sh / teardown.sh against the Compute emulator
+ * and the stand-in modules, all behind one listener whose journal counts the requests per API. `ssh` on PATH is a recorder: `gcloud compute ssh` generates its key, reads the
  * instance and the project, adds the key to the project's metadata (all through the emulator), then
  * execs `ssh`, which here records its argv and stdin and exits 0 (the deploy has no rehearsal switch
  * for gcloud's own --dry-run, and the ACL script on stdin is what the step is about).
@@ -12,8 +11,6 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import os from 'node:os';
 import path from 'node:path';
 
-import { gcloudExec } from '../../infra-scripts/deploy/main';
-import type { Exec } from '../../infra-scripts/deploy/runner';
 import { type RehearsalCompute, startCompute } from './compute';
 import type { ApiModule, ProjectFacts } from './contract';
 import { gcloudEnvironment, type JournalEntry, type StandIn, startStandIn } from './server';
@@ -37,8 +34,7 @@ export interface Rehearsal {
   compute: RehearsalCompute;
   /** The environment every gcloud child gets (also deploy.sh, which runs `gcloud` from PATH). */
   env: NodeJS.ProcessEnv;
-  exec: Exec;
-  /** The gcloud commands run so far (by `exec` and by the scripts), one line each. */
+  /** The gcloud commands the scripts ran so far (gcloud's own children included), one line each. */
   commands: () => string[];
   ssh(): SshCall[];
   script(name: string, args: string[], input?: string): Promise<{ code: number; out: string }>;
@@ -65,6 +61,8 @@ export async function startRehearsal(options: {
   facts: ProjectFacts;
   zones: string[];
   modules: ApiModule[];
+  /** More environment for gcloud once the stand-in listens (e.g. its HTTP proxy settings). */
+  extraEnv?: (standIn: StandIn) => Record<string, string>;
 }): Promise<Rehearsal> {
   const { facts } = options;
   const compute = startCompute(facts, options.zones);
@@ -88,20 +86,19 @@ export async function startRehearsal(options: {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...gcloudEnvironment(path.join(tmp, 'gcloud'), facts.project, endpoints),
+    ...options.extraEnv?.(standIn),
     PATH: `${bin}:${process.env.PATH ?? ''}`,
     HOME: home,
     USER: 'rehearsal',
     REHEARSAL_SSH_DIR: sshDir,
     REHEARSAL_GCLOUD_LOG: gcloudLog,
   };
-  const exec: Exec = gcloudExec(path.join(bin, 'gcloud'), env);
 
   return {
     facts,
     standIn,
     compute,
     env,
-    exec,
     commands: () => readFileSync(gcloudLog, 'utf8').split('\n').filter(Boolean),
     ssh: () =>
       readdirSync(sshDir)
