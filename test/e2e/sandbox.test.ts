@@ -45,7 +45,8 @@ afterAll(async () => {
 
 interface FrontendAnswer {
   ok: boolean;
-  backend?: { id: string; name: string };
+  /** The public page names the backend and its zone, never its instance id or address. */
+  backend?: { name: string; zone: string; id?: string };
   haproxy?: { node?: string };
 }
 
@@ -59,7 +60,7 @@ interface State {
     groups: {
       name: string;
       targetSize: number;
-      managedInstances: { name: string; id: string; instanceStatus: string }[];
+      managedInstances: { name: string; id: string; zone: string; instanceStatus: string }[];
     }[];
   };
   consul: {
@@ -78,7 +79,8 @@ test('the frontend answers through HAProxy from a backend of the backend MIG; ev
   expect(s.compute.groups.map((g) => g.name).sort()).toEqual(['backend', 'frontend', 'haproxy']);
   const backends = s.compute.groups.find((g) => g.name === 'backend')!.managedInstances;
   expect(backends.map((m) => m.name)).toContain(answer.backend?.name);
-  expect(backends.find((m) => m.name === answer.backend?.name)?.id).toBe(answer.backend?.id);
+  expect(backends.find((m) => m.name === answer.backend?.name)?.zone).toBe(answer.backend?.zone);
+  expect(answer.backend?.id).toBeUndefined();
   expect(s.compute.groups.find((g) => g.name === 'haproxy')!.managedInstances.map((m) => m.name)).toContain(
     answer.haproxy?.node,
   );

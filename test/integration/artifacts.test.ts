@@ -265,14 +265,28 @@ describe('HAProxy config rendered by consul-template', () => {
   let consul: ConsulDev;
   beforeAll(async () => {
     consul = await startConsulDev({ ip: `${prefix}.100` });
-    const register = (id: string, ip: string, zone: string) =>
-      consul.agent.consul.agent.registerService({
-        id,
-        name: services.backend.name,
-        address: ip,
-        port: services.backend.port,
-        tags: [zone, 'backend'],
+    // What the template accepts: a node with its instance id, a passing serfHealth, its service at the
+    // node's own address and the tier's port (as an agent registers it; here through the catalog).
+    const register = async (id: string, ip: string, zone: string) => {
+      const res = await fetch(`${consul.httpAddr}/v1/catalog/register`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': consul.token },
+        body: JSON.stringify({
+          Node: `backend-${id}`,
+          Address: ip,
+          NodeMeta: { [nodeMetaKeys.instanceId]: `73029182455771234${id.slice(1).padStart(2, '0')}` },
+          Service: {
+            ID: id,
+            Service: services.backend.name,
+            Address: ip,
+            Port: services.backend.port,
+            Tags: [zone, 'backend'],
+          },
+          Checks: [{ CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing' }],
+        }),
       });
+      expect(res.status).toBe(200);
+    };
     for (let i = 1; i <= 9; i++) await register(`b${i}`, `10.0.0.${i}`, i <= 6 ? 'zone-a' : 'zone-b');
   });
   afterAll(() => consul?.stop());

@@ -11,7 +11,8 @@ describe('idempotency ledger in real Consul KV', () => {
   const ledgerAt = (p: string, now?: () => number, waitForOtherMs?: number) =>
     createLedger({ kv, prefix: p, inProgressTtlMs: 60_000, retentionMs: 7 * day, now, waitForOtherMs });
   const day = 24 * 3600 * 1000;
-  const t0 = Date.UTC(2026, 10, 26, 10);
+  // Events of the current hour: a fixed date falls out of the ledger's retention a week later.
+  const t0 = Math.floor(Date.now() / 3_600_000) * 3_600_000;
   const evt = (id: string, at = t0) => ({ id, at });
 
   beforeAll(async () => {
@@ -73,6 +74,8 @@ describe('idempotency ledger in real Consul KV', () => {
 
   it('files events by their day and purges the days past the retention once a day', async () => {
     const p = prefix();
+    // A fixed day, with the ledger's clock set to it: the folder names are known.
+    const t0 = Date.UTC(2026, 10, 26, 10);
     const old = evt('old', t0);
     const recent = evt('recent', t0 + 28 * day);
     const then = ledgerAt(p, () => t0);

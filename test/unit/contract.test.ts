@@ -50,9 +50,11 @@ describe('contract: packer files and ACL policies agree with shared/contract.ts'
     expect(read('packer/consul/files/acl/frontend-default.hcl')).toContain(
       `service "${services.haproxy.name}"`,
     );
-    for (const [role, service] of Object.entries(services)) {
-      expect(read(`packer/consul/files/acl/${role}.hcl`)).toContain(`service "${service.name}"`);
-    }
+    // Each role's login binds a service identity of its contract service (acl-setup.sh's role:service pairs).
+    const pairs =
+      /for pair in ([^;]*);/.exec(read('packer/consul/files/acl-setup.sh'))?.[1]?.split(/\s+/) ?? [];
+    for (const [role, service] of Object.entries(services))
+      expect(pairs).toContain(`${role}:${service.name}`);
   });
 
   it('every agent registers the node metadata keys of the contract', () => {

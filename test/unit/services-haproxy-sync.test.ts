@@ -349,7 +349,7 @@ describe('the shipped units', () => {
     expect(hcl).toMatch(/^\s*min\s*=\s*"\d{1,3}ms"$/m);
     const roles = readFileSync('packer/consul/files/install-role.sh', 'utf8');
     expect(roles).toContain(
-      'haproxy) units="ilb-bootstrap consul consul-template haproxy haproxy-sync ilb-drain"',
+      'haproxy) units="ilb-bootstrap consul consul-identity consul-template haproxy haproxy-sync ilb-drain"',
     );
   });
 });
