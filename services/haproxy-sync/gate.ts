@@ -5,7 +5,8 @@
  * a passing `serfHealth` check (checked against Consul 1.15: the leader only reaps such a node at
  * its next reconcile), but not a gossip member. So a server is routed to only when its node is an
  * alive member of the local agent's LAN pool at that very address, and the address lies in the
- * tier's subnets.
+ * tier's subnets; and a node has at most one server (its own token may register its service any
+ * number of times), whatever the render says.
  */
 import { isIPv4 } from 'node:net';
 
@@ -17,6 +18,7 @@ export type SkipReason =
   | 'address-not-node-address'
   | 'not-a-member'
   | 'no-instance-id'
+  | 'duplicate-node'
   | 'outside-subnet'
   | 'member-address-differs'
   | 'rejected-line';
@@ -27,6 +29,7 @@ export const templateReasons: readonly SkipReason[] = [
   'address-not-node-address',
   'not-a-member',
   'no-instance-id',
+  'duplicate-node',
 ];
 
 export interface Cidr {
@@ -76,8 +79,14 @@ export function gateSlots(
 ): { slots: ConfigSlot[]; gated: GatedSlot[] } {
   const slots: ConfigSlot[] = [];
   const gated: GatedSlot[] = [];
+  const nodes = new Set<string>();
   for (const slot of rendered.slots) {
-    const reason = slot.enabled ? refusal(slot, policy) : undefined;
+    let reason = slot.enabled ? refusal(slot, policy) : undefined;
+    // The first admitted slot of a node wins: the template's order, zone-local pool first.
+    if (!reason && slot.enabled && slot.node !== undefined) {
+      if (nodes.has(slot.node)) reason = 'duplicate-node';
+      nodes.add(slot.node);
+    }
     if (reason) gated.push({ slot, reason });
     else slots.push(slot);
   }

@@ -182,4 +182,56 @@ describe('a backend VM (the token it holds) against HAProxy routing', () => {
     expect(reasons.join()).toMatch(/not-a-member/);
     expect(reasons.join()).toMatch(/wrong-port/);
   });
+
+  it("draws one server's share, and forces no reload, however many instances it registers on its node", async () => {
+    // The VM's own token writes the backend service on its own node: through its local agent (which
+    // anti-entropy keeps), 50 more instances at its own address and the tier's port, each of which
+    // passes every per-registration check.
+    const own = await agentTokenOf(backendSeat.instance.root);
+    const zoneSlots = async () => (await runtime()).filter((s) => s.pool === 'z').length;
+    const slotsBefore = await zoneSlots();
+    const extra = 50;
+    for (let i = 0; i < extra; i++) {
+      const res = await fetch(`http://${backendSeat.ip}:8500/v1/agent/service/register`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': own },
+        body: JSON.stringify({
+          ID: `backend-dup-${String(i).padStart(2, '0')}`,
+          Name: services.backend.name,
+          Address: backendSeat.ip,
+          Port: 8080,
+          Tags: [zone],
+        }),
+      });
+      await res.text();
+      expect(res.status).toBe(200);
+    }
+    await waitFor(
+      'the render to list every registration of backend-a1',
+      async () => ((await rendered()).match(/backend-a1\b/g) ?? []).length > extra,
+    );
+    // Traffic starts once HAProxy runs the render's slots (a reload when it asks for more).
+    const renderedZoneSlots = async () => ((await rendered()).match(/^\s*server z\d+ /gm) ?? []).length;
+    await waitFor(
+      'HAProxy to run every slot of the render',
+      async () => (await zoneSlots()) >= (await renderedZoneSlots()),
+      { timeoutMs: 60_000 },
+    );
+    const load = startLoad({ host: haproxy.ip, port: 8080, concurrency: 4, ratePerSec: 40 });
+    await new Promise((r) => setTimeout(r, 10_000));
+    const result = await load.stop();
+    const attacker = result.servedBy['backend-a1'] ?? 0;
+    const honest = result.servedBy['backend-a2'] ?? 0;
+    const slotsAfter = await zoneSlots();
+    console.log(`weight attack: ${JSON.stringify({ servedBy: result.servedBy, slotsBefore, slotsAfter })}`);
+    expect(result.failed).toBe(0);
+    expect(honest).toBeGreaterThan(40);
+    // Round robin over one server per node: equal shares, give or take the load's last requests.
+    expect(attacker).toBeLessThan(honest * 1.5);
+    // The duplicates took no slot: no reload was forced.
+    expect(slotsAfter).toBe(slotsBefore);
+    expect(await rendered()).toMatch(/# skipped: duplicate-node node="backend-a1"/);
+    const reasons = logs.join('').match(/"routing_skipped":\{[^}]*\}/g) ?? [];
+    expect(reasons.join()).toMatch(/duplicate-node/);
+  });
 });
