@@ -8,8 +8,7 @@
  * tier's subnets; and a node has at most one server (its own token may register its service any
  * number of times), whatever the render says.
  */
-import { isIPv4 } from 'node:net';
-
+import { inCidrs, type Cidr } from '../lib/proven-members';
 import type { ConfigSlot, RenderedConfig } from './config';
 
 export type SkipReason =
@@ -31,34 +30,6 @@ export const templateReasons: readonly SkipReason[] = [
   'no-instance-id',
   'duplicate-node',
 ];
-
-export interface Cidr {
-  base: number;
-  bits: number;
-}
-
-const toInt = (ip: string): number => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
-
-/** `10.0.2.0/24,10.1.0.0/16` → CIDRs; throws on anything else (the daemon then does not start). */
-export function parseCidrs(list: string): Cidr[] {
-  return list
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const m = /^([0-9.]{7,15})\/(\d{1,2})$/.exec(entry);
-      const bits = Number(m?.[2]);
-      if (!m || !isIPv4(m[1]!) || bits > 32) throw new Error(`not an IPv4 CIDR: ${entry.slice(0, 40)}`);
-      return { base: toInt(m[1]!), bits };
-    });
-}
-
-export function inCidrs(ip: string, cidrs: readonly Cidr[]): boolean {
-  if (!isIPv4(ip)) return false;
-  const n = toInt(ip);
-  // Division, not bit shifts: JavaScript's shifts are 32-bit signed.
-  return cidrs.some((c) => Math.floor(n / 2 ** (32 - c.bits)) === Math.floor(c.base / 2 ** (32 - c.bits)));
-}
 
 export interface RoutingPolicy {
   /** The tier's subnets; null: not configured, no subnet check. */

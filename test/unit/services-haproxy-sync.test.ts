@@ -8,7 +8,8 @@ import {
   parseServerLine,
 } from '../../services/haproxy-sync/config';
 import { coalesce } from '../../services/haproxy-sync/coalesce';
-import { gateSlots, inCidrs, parseCidrs, sanitise, skippedByReason } from '../../services/haproxy-sync/gate';
+import { gateSlots, sanitise, skippedByReason } from '../../services/haproxy-sync/gate';
+import { inCidrs, parseCidrs } from '../../services/lib/proven-members';
 import { isSafeCommand, planSync, structureChange } from '../../services/haproxy-sync/plan';
 import { parseRuntime, type RuntimeSlot } from '../../services/haproxy-sync/runtime';
 
