@@ -11,6 +11,7 @@ consul_host=${CONSUL_HTTP_ADDR%:*}
 # TCP and gets every record; the frontend then keeps each proven address once.
 # (developer.hashicorp.com/consul/docs/reference/agent/configuration-file/dns: enable_truncate)
 echo '{"dns_config": {"enable_truncate": true}}' >"$root/etc/consul.d/30-dns.json"
+if id consul >/dev/null 2>&1; then chown consul:consul "$root/etc/consul.d/30-dns.json"; fi
 # The image listens on 127.0.0.1; the sandbox gives each instance its own loopback address.
 listen=${ILB_DNS_LISTEN:-127.0.0.1}
 cat >"$root/etc/ilb/dnsmasq.conf" <<CONF
