@@ -5,10 +5,10 @@
  * a passing `serfHealth` check (checked against Consul 1.15: the leader only reaps such a node at
  * its next reconcile), but not a gossip member. So a server is routed to only when its node is an
  * alive member of the local agent's LAN pool at that very address, and the address lies in the
- * tier's subnets.
+ * tier's subnets; and a node has at most one server (its own token may register its service any
+ * number of times), whatever the render says.
  */
-import { isIPv4 } from 'node:net';
-
+import { inCidrs, type Cidr } from '../lib/proven-members';
 import type { ConfigSlot, RenderedConfig } from './config';
 
 export type SkipReason =
@@ -17,6 +17,7 @@ export type SkipReason =
   | 'address-not-node-address'
   | 'not-a-member'
   | 'no-instance-id'
+  | 'duplicate-node'
   | 'outside-subnet'
   | 'member-address-differs'
   | 'rejected-line';
@@ -27,35 +28,8 @@ export const templateReasons: readonly SkipReason[] = [
   'address-not-node-address',
   'not-a-member',
   'no-instance-id',
+  'duplicate-node',
 ];
-
-export interface Cidr {
-  base: number;
-  bits: number;
-}
-
-const toInt = (ip: string): number => ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
-
-/** `10.0.2.0/24,10.1.0.0/16` → CIDRs; throws on anything else (the daemon then does not start). */
-export function parseCidrs(list: string): Cidr[] {
-  return list
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((entry) => {
-      const m = /^([0-9.]{7,15})\/(\d{1,2})$/.exec(entry);
-      const bits = Number(m?.[2]);
-      if (!m || !isIPv4(m[1]!) || bits > 32) throw new Error(`not an IPv4 CIDR: ${entry.slice(0, 40)}`);
-      return { base: toInt(m[1]!), bits };
-    });
-}
-
-export function inCidrs(ip: string, cidrs: readonly Cidr[]): boolean {
-  if (!isIPv4(ip)) return false;
-  const n = toInt(ip);
-  // Division, not bit shifts: JavaScript's shifts are 32-bit signed.
-  return cidrs.some((c) => Math.floor(n / 2 ** (32 - c.bits)) === Math.floor(c.base / 2 ** (32 - c.bits)));
-}
 
 export interface RoutingPolicy {
   /** The tier's subnets; null: not configured, no subnet check. */
@@ -76,8 +50,14 @@ export function gateSlots(
 ): { slots: ConfigSlot[]; gated: GatedSlot[] } {
   const slots: ConfigSlot[] = [];
   const gated: GatedSlot[] = [];
+  const nodes = new Set<string>();
   for (const slot of rendered.slots) {
-    const reason = slot.enabled ? refusal(slot, policy) : undefined;
+    let reason = slot.enabled ? refusal(slot, policy) : undefined;
+    // The first admitted slot of a node wins: the template's order, zone-local pool first.
+    if (!reason && slot.enabled && slot.node !== undefined) {
+      if (nodes.has(slot.node)) reason = 'duplicate-node';
+      nodes.add(slot.node);
+    }
     if (reason) gated.push({ slot, reason });
     else slots.push(slot);
   }

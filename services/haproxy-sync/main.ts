@@ -7,8 +7,9 @@ import { z } from 'zod';
 import { createLogger } from '../../shared/logging';
 import { coalesce } from './coalesce';
 import { createSync, effectiveRender, install, report } from './sync';
-import { parseCidrs, type RoutingPolicy } from './gate';
+import type { RoutingPolicy } from './gate';
 import { consulAgentFromEnv } from '../lib/consul-identity';
+import { aliveMembers, parseCidrs } from '../lib/proven-members';
 
 /**
  * haproxy-sync: a long-running daemon (haproxy-sync.service) that brings HAProxy to each render of
@@ -39,36 +40,17 @@ const argsSchema = z.object({
 const logger = createLogger({ name: 'haproxy-sync' });
 
 /**
- * The routing policy, asked on every run. Members come from the local agent's LAN pool (a gossip
- * view no catalog write can forge); if the agent does not answer, the last answer stands for a
- * minute, then nothing is a member (no server is added; HAProxy keeps serving what it has only
- * through the applied file until the next render).
+ * The routing policy, asked on every run: members from the local agent's LAN pool (a gossip view no
+ * catalog write can forge). With no answer for a minute nothing is a member: no server is added, and
+ * HAProxy keeps serving what it has only through the applied file until the next render.
  */
 function routingPolicy(args: z.infer<typeof argsSchema>): () => Promise<RoutingPolicy> {
   const cidrs = args['backend-cidrs'] ? parseCidrs(args['backend-cidrs']) : null;
   if (!cidrs)
     logger.warn('no --backend-cidrs (ILB_BACKEND_CIDRS): backend addresses are not checked against a subnet');
   if (args['require-members'] === 'false') return () => Promise.resolve({ cidrs, members: null });
-  const agent = consulAgentFromEnv();
-  let last: { at: number; members: Map<string, string> } | undefined;
-  let failing = false;
-  return async () => {
-    try {
-      const members = await agent.agent.members();
-      // Serf status 1: alive (2 leaving, 3 left, 4 failed).
-      last = {
-        at: Date.now(),
-        members: new Map(members.filter((m) => m.status === 1).map((m) => [m.name, m.address])),
-      };
-      if (failing) logger.info('local agent members readable again');
-      failing = false;
-    } catch (err) {
-      if (!failing) logger.warn({ err }, 'local agent members unreadable; routing on the last answer');
-      failing = true;
-      if (last && Date.now() - last.at > 60_000) last = undefined;
-    }
-    return { cidrs, members: last?.members ?? new Map<string, string>() };
-  };
+  const members = aliveMembers(consulAgentFromEnv(), logger);
+  return async () => ({ cidrs, members: await members() });
 }
 
 function daemon(args: z.infer<typeof argsSchema>, adminSocket: string, masterSocket: string): void {

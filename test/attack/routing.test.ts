@@ -5,18 +5,17 @@
  * block its reloads. Real Consul (ACLs from acl-setup.sh), real instances from packer/ (agents,
  * consul-template, haproxy-sync, HAProxy), load through HAProxy.
  */
-import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { randomInt } from 'node:crypto';
 
 import { startLoad } from '../../infra-scripts/local/load';
-import { launchInstance, type LocalInstance, type Role } from '../../infra-scripts/local/instance';
+import type { LocalInstance } from '../../infra-scripts/local/instance';
 import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import { readRuntime } from '../../services/haproxy-sync/runtime';
 import { nodeMetaKeys, services } from '../../shared/contract';
 import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
-import { agentTokenOf, bootAttributes, roleTokens } from '../integration/system-support';
+import { agentTokenOf } from '../integration/system-support';
+import { attackerListeners, randomInstanceId, seatBooter, type Boot, type Seat } from './seat';
 
 jest.setTimeout(300_000);
 
@@ -26,50 +25,15 @@ const otherZone = 'us-central1-b';
 let cluster: ConsulCluster;
 let md: MetadataServer;
 const instances: LocalInstance[] = [];
-const listeners: Server[] = [];
-/** Connections each attacker listener accepted. */
-const stolen = new Map<string, number>();
 const logs: string[] = [];
 let haproxy: LocalInstance;
-let backendSeat: { instance: LocalInstance; ip: string; metadataHost: string };
+let backendSeat: Seat;
 
-const randomId = () => `${randomInt(1, 9)}${String(randomInt(0, 1e9)).padStart(9, '0')}`;
+let boot: Boot;
 
-async function boot(role: Role, name: string, host: number, extra: Record<string, string> = {}) {
-  const ip = `${prefix}.${host}`;
-  const metadataHost = await md.addInstance({
-    id: randomId(),
-    name,
-    zone,
-    ip,
-    projectId: 'attack-project',
-    projectNumber: '777',
-    attributes: {
-      ...bootAttributes(cluster, await roleTokensOnce(), role, { zone, projectNumber: '777' }),
-      ...extra,
-    },
-  });
-  const onOutput = (unit: string, chunk: string) => void logs.push(`[${name} ${unit}] ${chunk}`);
-  const instance = await launchInstance({ role, ip, metadataHost, onOutput });
-  instances.push(instance);
-  return { instance, ip, metadataHost };
-}
-
-let tokensPromise: ReturnType<typeof roleTokens> | undefined;
-const roleTokensOnce = () => (tokensPromise ??= roleTokens(cluster, md, 'attack-project'));
-
-/** A listener the attacker runs, answering like a backend, counting the connections it gets. */
-async function listen(ip: string, port: number): Promise<void> {
-  const key = `${ip}:${port}`;
-  stolen.set(key, 0);
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify({ instance: { name: 'mallory' } }));
-  });
-  server.on('connection', () => stolen.set(key, (stolen.get(key) ?? 0) + 1));
-  await new Promise<void>((resolve) => server.listen(port, ip, resolve));
-  listeners.push(server);
-}
+const attackers = attackerListeners();
+const stolen = attackers.stolen;
+const listen = (ip: string, port: number) => attackers.listen(ip, port, { instance: { name: 'mallory' } });
 
 /** A catalog registration with the given token, as the VM's local process would send it. */
 async function register(token: string, body: object): Promise<number> {
@@ -86,7 +50,7 @@ async function register(token: string, body: object): Promise<number> {
 const forged = (node: string, address: string, port: number, service = services.backend.name) => ({
   Node: node,
   Address: address,
-  NodeMeta: { [nodeMetaKeys.instanceId]: randomId(), [nodeMetaKeys.role]: 'backend' },
+  NodeMeta: { [nodeMetaKeys.instanceId]: randomInstanceId(), [nodeMetaKeys.role]: 'backend' },
   Service: {
     ID: `${service}-${node}`,
     Service: service,
@@ -104,6 +68,7 @@ beforeAll(async () => {
   await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 1, prefix });
   md = createMetadataServer({ port: 0 });
+  boot = seatBooter({ cluster, md, prefix, zone, instances, logs });
   const [a] = await Promise.all([boot('backend', 'backend-a1', 21), boot('backend', 'backend-a2', 22)]);
   backendSeat = a;
   haproxy = (await boot('haproxy', 'haproxy-h1', 30, { 'ilb-backend-cidrs': `${prefix}.0/24` })).instance;
@@ -116,7 +81,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(instances.map((i) => i.kill().catch(() => undefined)));
-  await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+  await attackers.close();
   await md?.stop();
   await cluster?.stop();
 });
@@ -181,5 +146,57 @@ describe('a backend VM (the token it holds) against HAProxy routing', () => {
     const reasons = logs.join('').match(/"routing_skipped":\{[^}]*\}/g) ?? [];
     expect(reasons.join()).toMatch(/not-a-member/);
     expect(reasons.join()).toMatch(/wrong-port/);
+  });
+
+  it("draws one server's share, and forces no reload, however many instances it registers on its node", async () => {
+    // The VM's own token writes the backend service on its own node: through its local agent (which
+    // anti-entropy keeps), 50 more instances at its own address and the tier's port, each of which
+    // passes every per-registration check.
+    const own = await agentTokenOf(backendSeat.instance.root);
+    const zoneSlots = async () => (await runtime()).filter((s) => s.pool === 'z').length;
+    const slotsBefore = await zoneSlots();
+    const extra = 50;
+    for (let i = 0; i < extra; i++) {
+      const res = await fetch(`http://${backendSeat.ip}:8500/v1/agent/service/register`, {
+        method: 'PUT',
+        headers: { 'X-Consul-Token': own },
+        body: JSON.stringify({
+          ID: `backend-dup-${String(i).padStart(2, '0')}`,
+          Name: services.backend.name,
+          Address: backendSeat.ip,
+          Port: 8080,
+          Tags: [zone],
+        }),
+      });
+      await res.text();
+      expect(res.status).toBe(200);
+    }
+    await waitFor(
+      'the render to list every registration of backend-a1',
+      async () => ((await rendered()).match(/backend-a1\b/g) ?? []).length > extra,
+    );
+    // Traffic starts once HAProxy runs the render's slots (a reload when it asks for more).
+    const renderedZoneSlots = async () => ((await rendered()).match(/^\s*server z\d+ /gm) ?? []).length;
+    await waitFor(
+      'HAProxy to run every slot of the render',
+      async () => (await zoneSlots()) >= (await renderedZoneSlots()),
+      { timeoutMs: 60_000 },
+    );
+    const load = startLoad({ host: haproxy.ip, port: 8080, concurrency: 4, ratePerSec: 40 });
+    await new Promise((r) => setTimeout(r, 10_000));
+    const result = await load.stop();
+    const attacker = result.servedBy['backend-a1'] ?? 0;
+    const honest = result.servedBy['backend-a2'] ?? 0;
+    const slotsAfter = await zoneSlots();
+    console.log(`weight attack: ${JSON.stringify({ servedBy: result.servedBy, slotsBefore, slotsAfter })}`);
+    expect(result.failed).toBe(0);
+    expect(honest).toBeGreaterThan(40);
+    // Round robin over one server per node: equal shares, give or take the load's last requests.
+    expect(attacker).toBeLessThan(honest * 1.5);
+    // The duplicates took no slot: no reload was forced.
+    expect(slotsAfter).toBe(slotsBefore);
+    expect(await rendered()).toMatch(/# skipped: duplicate-node node="backend-a1"/);
+    const reasons = logs.join('').match(/"routing_skipped":\{[^}]*\}/g) ?? [];
+    expect(reasons.join()).toMatch(/duplicate-node/);
   });
 });

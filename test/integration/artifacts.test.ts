@@ -267,14 +267,14 @@ describe('HAProxy config rendered by consul-template', () => {
     consul = await startConsulDev({ ip: `${prefix}.100` });
     // What the template accepts: a node with its instance id, a passing serfHealth, its service at the
     // node's own address and the tier's port (as an agent registers it; here through the catalog).
-    const register = async (id: string, ip: string, zone: string) => {
+    const register = async (id: string, ip: string, zone: string, node = `backend-${id}`) => {
       const res = await fetch(`${consul.httpAddr}/v1/catalog/register`, {
         method: 'PUT',
         headers: { 'X-Consul-Token': consul.token },
         body: JSON.stringify({
-          Node: `backend-${id}`,
+          Node: node,
           Address: ip,
-          NodeMeta: { [nodeMetaKeys.instanceId]: `73029182455771234${id.slice(1).padStart(2, '0')}` },
+          NodeMeta: { [nodeMetaKeys.instanceId]: `73029182455771234${node.slice(9).padStart(2, '0')}` },
           Service: {
             ID: id,
             Service: services.backend.name,
@@ -288,6 +288,8 @@ describe('HAProxy config rendered by consul-template', () => {
       expect(res.status).toBe(200);
     };
     for (let i = 1; i <= 9; i++) await register(`b${i}`, `10.0.0.${i}`, i <= 6 ? 'zone-a' : 'zone-b');
+    // What a node's own token may add: more instances of its service, each valid on its own.
+    for (const dup of ['b1-dup1', 'b1-dup2']) await register(dup, '10.0.0.1', 'zone-a', 'backend-b1');
   });
   afterAll(() => consul?.stop());
 
@@ -318,6 +320,11 @@ describe('HAProxy config rendered by consul-template', () => {
     await run(toolPath('haproxy'), ['-c', '-f', cfgPath]);
     const servers = cfg.split('\n').filter((l) => /^\s+server /.test(l));
     expect(servers.filter((l) => / z\d+ 10\.0\.0\.\d:8080/.test(l))).toHaveLength(6);
+    // One server per node: the node's first registration (by service ID); the others are comments.
+    expect(servers.filter((l) => /node=backend-b1 /.test(l))).toEqual([
+      expect.stringMatching(/ z\d+ 10\.0\.0\.1:8080 # node=backend-b1 /),
+    ]);
+    expect(cfg.match(/# skipped: duplicate-node node="backend-b1" address="10\.0\.0\.1"/g)).toHaveLength(2);
     expect(servers.filter((l) => / b\d+ 10\.0\.0\.[789]:8080 backup/.test(l))).toHaveLength(3);
     // 9 backends: each pool has 16 slots (steps of 8), the unused ones declared disabled.
     expect(servers.filter((l) => / z\d+ 127\.0\.0\.1:1 disabled$/.test(l))).toHaveLength(16 - 6);

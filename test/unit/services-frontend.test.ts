@@ -9,7 +9,14 @@ import {
   type FrontendDeps,
   type UpstreamResponse,
 } from '../../services/frontend/app';
+import {
+  provenResolve,
+  selectAddresses,
+  skipLogger,
+  type SkippedAddress,
+} from '../../services/frontend/proven';
 import { fetchUpstream } from '../../services/frontend/upstream';
+import { parseCidrs } from '../../services/lib/proven-members';
 import { createGracefulServer, type GracefulServer } from '../../services/lib/graceful-server';
 import { createLogger } from '../../shared/logging';
 
@@ -245,5 +252,90 @@ describe('fetchUpstream over real HTTP', () => {
     } finally {
       await server.shutdown(100);
     }
+  });
+});
+
+describe('frontend: proven HAProxy addresses', () => {
+  const policy = {
+    cidrs: parseCidrs('10.0.2.0/24'),
+    members: new Set(['10.0.2.5', '10.0.2.6', '10.0.9.9']),
+  };
+
+  it('uses only member addresses inside the subnets, each once, in the answer order', () => {
+    const answers = ['10.0.2.6', '10.0.9.9', '10.0.2.7', '10.0.2.6', '10.0.2.5', '10.0.2.6'];
+    expect(selectAddresses(answers, policy)).toEqual({
+      use: ['10.0.2.6', '10.0.2.5'],
+      skipped: [
+        { address: '10.0.9.9', reason: 'outside-subnet' },
+        { address: '10.0.2.7', reason: 'not-a-member' },
+        { address: '10.0.2.6', reason: 'duplicate' },
+        { address: '10.0.2.6', reason: 'duplicate' },
+      ],
+    });
+    // Without configured subnets, membership still decides.
+    expect(selectAddresses(['10.0.9.9', '10.0.9.8'], { ...policy, cidrs: null }).use).toEqual(['10.0.9.9']);
+  });
+
+  it('resolves through the policy and reports what it left out', async () => {
+    const reports: [string, SkippedAddress[]][] = [];
+    const resolve = provenResolve(
+      async () => ['10.0.2.7', '10.0.2.5', '10.0.2.5'],
+      async () => policy,
+      (name, skipped) => reports.push([name, [...skipped]]),
+    );
+    expect(await resolve('haproxy-internal.service.consul')).toEqual(['10.0.2.5']);
+    expect(reports).toEqual([
+      [
+        'haproxy-internal.service.consul',
+        [
+          { address: '10.0.2.7', reason: 'not-a-member' },
+          { address: '10.0.2.5', reason: 'duplicate' },
+        ],
+      ],
+    ]);
+  });
+
+  it('finds no HAProxy (the page then answers 502) when no proven address is left, and tries none', async () => {
+    const tried: string[] = [];
+    const outcome = await fetchThroughHaproxy(
+      deps({
+        resolve: provenResolve(
+          async () => ['10.0.9.9', '10.0.2.7'],
+          async () => policy,
+          () => undefined,
+        ),
+        fetchUpstream: async (address) => {
+          tried.push(address);
+          throw new Error('must not be reached');
+        },
+      }),
+    );
+    expect(tried).toEqual([]);
+    expect(outcome).toMatchObject({ ok: false, reason: 'no HAProxy found in Consul DNS', tried: [] });
+  });
+
+  it('logs skipped addresses by reason once per change', () => {
+    const lines: string[] = [];
+    const log = createLogger({
+      name: 'test',
+      destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }),
+    });
+    const report = skipLogger(log);
+    const skipped: SkippedAddress[] = [{ address: '10.0.2.7', reason: 'not-a-member' }];
+    const both: SkippedAddress[] = [...skipped, { address: '10.0.9.9', reason: 'outside-subnet' }];
+    report('n', both);
+    report('n', [...both].reverse());
+    report('n', []);
+    expect(lines).toHaveLength(2);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      name: 'n',
+      routing_skipped: { 'not-a-member': 1, 'outside-subnet': 1 },
+      skipped: both,
+      message: 'HAProxy addresses skipped',
+    });
+    expect(JSON.parse(lines[1]!)).toMatchObject({
+      routing_skipped: {},
+      message: 'no HAProxy address skipped',
+    });
   });
 });

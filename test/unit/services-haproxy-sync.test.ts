@@ -8,7 +8,8 @@ import {
   parseServerLine,
 } from '../../services/haproxy-sync/config';
 import { coalesce } from '../../services/haproxy-sync/coalesce';
-import { gateSlots, inCidrs, parseCidrs, sanitise, skippedByReason } from '../../services/haproxy-sync/gate';
+import { gateSlots, sanitise, skippedByReason } from '../../services/haproxy-sync/gate';
+import { inCidrs, parseCidrs } from '../../services/lib/proven-members';
 import { isSafeCommand, planSync, structureChange } from '../../services/haproxy-sync/plan';
 import { parseRuntime, type RuntimeSlot } from '../../services/haproxy-sync/runtime';
 
@@ -437,6 +438,41 @@ describe('the routing gate', () => {
     expect(gated).toEqual([]);
     expect(sanitise(gatedText, cfg, gated)).not.toContain(':0 ');
     expect(sanitise(gatedText, cfg, gated)).toContain('10.0.9.3:8080');
+  });
+
+  it('admits one server per node: the first admitted slot, zone-local pool first', () => {
+    const text = rendered(`    server z1 10.0.9.1:8080 # node=backend-a id=1
+    server z2 10.0.2.1:8080 # node=backend-a id=1
+    server z3 10.0.2.1:8080 # node=backend-a id=1
+    server z4 10.0.2.6:8080 # node=backend-b id=6
+    server b1 10.0.2.1:8080 backup # node=backend-a id=1
+    server b2 127.0.0.1:1 backup disabled`);
+    const parsed = parseRenderedConfig(text);
+    const policy = { cidrs: parseCidrs('10.0.2.0/24'), members };
+    const { slots, gated } = gateSlots(parsed, policy);
+    // The out-of-subnet z1 does not count as the node's server: z2 is.
+    expect(slots.filter((s) => s.enabled).map((s) => s.name)).toEqual(['z2', 'z4']);
+    expect(gated.map((g) => [g.slot.name, g.reason])).toEqual([
+      ['z1', 'outside-subnet'],
+      ['z3', 'duplicate-node'],
+      ['b1', 'duplicate-node'],
+    ]);
+    expect(skippedByReason(parsed, gated)).toEqual({ 'outside-subnet': 1, 'duplicate-node': 2 });
+    const loadable = parseRenderedConfig(sanitise(text, parsed, gated));
+    expect(loadable.slots.filter((s) => s.enabled).map((s) => s.addr)).toEqual(['10.0.2.1', '10.0.2.6']);
+    // Without a policy the duplicates still go.
+    expect(gateSlots(parsed, { cidrs: null, members: null }).gated.map((g) => g.slot.name)).toEqual([
+      'z2',
+      'z3',
+      'b1',
+    ]);
+  });
+
+  it("counts the template's duplicate-node comments", () => {
+    const text = rendered(`    # skipped: duplicate-node node="backend-a" address="10.0.2.1"
+    server z1 10.0.2.1:8080 # node=backend-a id=1`);
+    const parsed = parseRenderedConfig(text);
+    expect(skippedByReason(parsed, [])).toEqual({ 'duplicate-node': 1 });
   });
 
   it('drops a rejected line that names no slot', () => {

@@ -21,6 +21,8 @@ export function metadataArg(k: Kit, role: Role, extra: Record<string, string> = 
     'consul-ca-cert-secret': 'consul-ca-cert',
     // HAProxy routes only to members inside the backends' subnet (haproxy-sync's gate).
     ...(role === 'haproxy' ? { 'ilb-backend-cidrs': c.network.cidr } : {}),
+    // The frontend uses only HAProxy addresses that are members inside this subnet (its DNS path).
+    ...(role === 'frontend' ? { 'ilb-haproxy-cidrs': c.network.cidr } : {}),
     ...extra,
   })
     .map(([key, v]) => `${key}=${v}`)

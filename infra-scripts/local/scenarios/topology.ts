@@ -57,6 +57,7 @@ export function seedTopology(compute: RunningEmulator, tokens: RoleTokens, insta
           { key: 'consul-default-token', value: tokens[`${role}-default`] },
           // As the deploy: HAProxy routes only to members inside the instances' subnet.
           ...(role === 'haproxy' ? [{ key: 'ilb-backend-cidrs', value: instanceCidr }] : []),
+          ...(role === 'frontend' ? [{ key: 'ilb-haproxy-cidrs', value: instanceCidr }] : []),
         ],
       },
     });
