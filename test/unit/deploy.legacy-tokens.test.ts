@@ -30,7 +30,9 @@ function fakeGcloud(secrets: Set<string>, rolled: Set<string>) {
   const ran: string[][] = [];
   const exec: Exec = async (args) => {
     if (args[0] === 'secrets' && args[1] === 'list') {
-      const filter = new RegExp((args.find((a) => a.startsWith('--filter=name~')) ?? '').slice(14));
+      const quoted = /^--filter=name~"(.*)"$/.exec(args.find((a) => a.startsWith('--filter=')) ?? '');
+      if (!quoted) return { code: 1, stdout: '', stderr: 'ERROR: (gcloud.secrets.list) Unexpected tokens' };
+      const filter = new RegExp(quoted[1] as string);
       const names = [...secrets]
         .map((s) => `projects/123456789012/secrets/${s}`)
         .filter((n) => filter.test(n));

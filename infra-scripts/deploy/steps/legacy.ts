@@ -54,7 +54,8 @@ export function legacyTokenSteps(k: Kit): Part {
     args: [
       'secrets',
       'list',
-      `--filter=name~/secrets/consul-agent-token-(${roles.join('|')})$`,
+      // gcloud filters client-side; a regular expression with ( | $ must be quoted.
+      `--filter=name~"/secrets/consul-agent-token-(${roles.join('|')})$"`,
       ...P,
       '--format=value(name)',
     ],
