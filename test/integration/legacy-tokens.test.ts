@@ -3,7 +3,8 @@
  * with ACLs (default deny): the tokens and policies are made as that version's acl-setup.sh made
  * them, then the deploy's script (steps/legacy.ts, run on a server) and the operator's acl-setup.sh
  * remove them. A stolen legacy token is refused afterwards; the servers' and the default tokens
- * still work; a second run changes nothing; acl-setup.sh keeps them while an old agent still runs.
+ * still work; a second run changes nothing; acl-setup.sh keeps them while an old agent still runs
+ * (one without its own identity login) and retires them when every agent has one.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 
 import { retireLines } from '../../infra-scripts/deploy/steps/legacy';
+import { createMetadataServer } from '../../infra-scripts/local/metadata-server';
 import { envWithoutConsulToken } from '../../infra-scripts/local/scenarios/acl';
 import { type ConsulCluster, repoRoot, startConsulCluster, toolPath, waitFor } from '../harness';
 
@@ -43,8 +45,8 @@ const env = () => ({
   CONSUL_HTTP_TOKEN: cluster.token,
 });
 const bash = (script: string) => run('bash', ['-c', script], { env: env() });
-const aclSetup = () =>
-  run('bash', [path.join(repoRoot(), 'packer/consul/files/acl-setup.sh')], { env: env() });
+const aclSetup = (extra: Record<string, string> = {}) =>
+  run('bash', [path.join(repoRoot(), 'packer/consul/files/acl-setup.sh')], { env: { ...env(), ...extra } });
 /** The deploy's script as the ssh step runs it, without the head that reads the token on GCE. */
 const deployRetire = () => bash(['set -euo pipefail', ...retireLines()].join('\n'));
 
@@ -165,5 +167,56 @@ describe('the legacy role tokens of an upgraded deployment', () => {
     const again = await aclSetup();
     expect(again.stderr).not.toContain('retired');
     expect(await acl()).toEqual(before);
+  });
+
+  it('acl-setup.sh retires them while the agents that run hold their own identity login', async () => {
+    const md = createMetadataServer({ port: 0 });
+    try {
+      const project = 'legacy-project';
+      const ip = `${cluster.prefix}.30`;
+      const host = await md.addInstance({
+        id: '4410925612880337112',
+        name: 'backend-new1',
+        zone: 'us-central1-a',
+        ip,
+        projectId: project,
+        projectNumber: '7',
+        attributes: {},
+      });
+      const identityEnv = {
+        ILB_IDENTITY_PROJECT: project,
+        ILB_IDENTITY_JWKS_URL: await md.identityJwksUrl(),
+      };
+      await aclSetup(identityEnv);
+      const legacy = await createLegacy();
+      // A VM of the new image: its agent runs with the token its identity login gave it.
+      const audience = encodeURIComponent(`https://consul.ilb.internal/${project}`);
+      const jwt = await (
+        await fetch(
+          `http://${host}/computeMetadata/v1/instance/service-accounts/default/identity?audience=${audience}&format=full`,
+          { headers: { 'Metadata-Flavor': 'Google' } },
+        )
+      ).text();
+      const login = await api('POST', '/v1/acl/login', '', {
+        AuthMethod: 'gce-instance-identity',
+        BearerToken: jwt,
+      });
+      expect(login.status).toBe(200);
+      const agentToken = z.object({ SecretID: z.guid() }).parse(JSON.parse(login.text)).SecretID;
+      const agent = await cluster.startClient({ nodeName: 'backend-new1', ip, agentToken });
+      try {
+        const retired = await aclSetup(identityEnv);
+        expect(retired.stderr).not.toContain('kept');
+        expect(retired.stderr).toContain('acl-setup: retired 6 legacy role tokens and policies');
+        expect(await legacyIn()).toEqual({ tokens: 0, policies: 0 });
+        expect((await rogueBackend(legacy.backend!)).status).toBe(403);
+        // The new agent's own token is untouched.
+        expect((await api('GET', '/v1/acl/token/self', agentToken)).status).toBe(200);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      await md.stop();
+    }
   });
 });
