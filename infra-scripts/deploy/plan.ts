@@ -5,6 +5,7 @@ import { functionSteps } from './steps/functions';
 import { instanceGroupSteps } from './steps/groups';
 import { identitySteps } from './steps/identity';
 import { compose, createKit } from './steps/kit';
+import { legacyTokenSteps } from './steps/legacy';
 import { monitoringSteps } from './steps/monitoring';
 import { addressSteps, firewallSteps, networkSteps } from './steps/network';
 import { sinkSteps, topicSteps } from './steps/pubsub';
@@ -113,5 +114,7 @@ export function deployPlan(c: ResolvedConfig, inputs: PlanInputs): Plan {
     monitoringSteps(k),
     schedulerSteps(k),
     functionSteps(k),
+    // Last: the groups roll meanwhile, and a wait for their rollout holds up nothing else.
+    legacyTokenSteps(k),
   ]);
 }

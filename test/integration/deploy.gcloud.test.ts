@@ -1,11 +1,15 @@
 /**
  * The deploy rehearsal with the real gcloud (Cloud SDK 528): every request is built by Google's own
- * code and served by the Compute emulator and the stand-in modules (test/rehearsal). One pass runs
- * deploy.sh (a dry run, a run that fails mid-way and its resume), deploy.sh again (changes nothing)
- * and teardown.sh (twice: Cloud Run still holds an egress address the first time), and prints the
+ * code and served by the Compute emulator and the stand-in modules (test/rehearsal). The project
+ * starts with the legacy role tokens' secrets of an upgraded deployment (the deploy retires them).
+ * One pass runs deploy.sh (a dry run, a run that fails mid-way and its resume), deploy.sh again
+ * (changes nothing) and teardown.sh (twice: Cloud Run still holds an egress address the first time), and prints the
  * figures for the issue's note: commands and requests per API per phase, mutations, leftovers.
  */
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -34,6 +38,37 @@ const foundInPlace = (out: string) =>
     const m = /^step (\d+) of \d+: (.*): (?:already done|nothing to do)$/.exec(l);
     return m ? [{ n: Number(m[1]), title: m[2] ?? '' }] : [];
   });
+
+const legacySecrets = ['backend', 'haproxy', 'frontend'].map((role) => `consul-agent-token-${role}`);
+const secretNames = (r: Rehearsal) =>
+  r
+    .inventory()
+    .filter((i) => i.api === 'secretmanager')
+    .map((i) => i.name.replace(/^.*\/secrets\//, ''));
+
+/** The previous version's deploy made these, labelled as the deployment's, with a first value. */
+async function seedLegacySecrets(r: Rehearsal): Promise<void> {
+  const gcloud = (args: string[]) =>
+    promisify(execFile)('gcloud', [...args, '--project', facts.project], { env: r.env });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ilb-legacy-'));
+  try {
+    const value = path.join(dir, 'value');
+    await writeFile(value, randomUUID());
+    for (const name of legacySecrets) {
+      await gcloud([
+        'secrets',
+        'create',
+        name,
+        '--replication-policy=automatic',
+        '--labels=app=gce-ilb-orchestrator,deployment=ilb',
+      ]);
+      await gcloud(['secrets', 'versions', 'add', name, `--data-file=${value}`]);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  expect(secretNames(r).sort()).toEqual([...legacySecrets].sort());
+}
 
 describe('scripts', () => {
   it('pass shellcheck', async () => {
@@ -71,6 +106,9 @@ describe('deploy.sh, again, and teardown.sh with the real gcloud', () => {
   it(
     'dry run runs nothing; a failed first run resumes and creates everything in order; a second changes nothing; teardown leaves nothing',
     async () => {
+      // What a deployment of the version before per-instance identity holds: the role write
+      // tokens' secrets. The deploy retires them once the groups run their templates.
+      await seedLegacySecrets(r);
       const before = r.inventory().map(itemKey);
       const dry = await run('dry run', 'deploy.sh', ['--dry-run']);
       expect(dry.code).toBe(0);
@@ -113,11 +151,18 @@ describe('deploy.sh, again, and teardown.sh with the real gcloud', () => {
       expect(made.filter((k) => k.includes('compute.autoscalers '))).toHaveLength(2);
       const nat = r.compute.emulator.deploy.network.get('routers', 'us-central1', 'ilb-router');
       expect(nat.nats).toEqual([expect.objectContaining({ name: 'ilb-nat' })]);
-      // gcloud first runs `ssh … -- :` until its new key works, then the command with the script.
-      const ssh = r.ssh();
-      expect(ssh.at(-1)?.args.slice(-3)).toEqual(['sudo', 'bash', '-s']);
-      expect(ssh.at(-1)?.args.join(' ')).toContain('compute start-iap-tunnel');
-      expect(ssh.at(-1)?.stdin).toContain('consul acl token create');
+      // gcloud first runs `ssh … -- :` until its new key works, then the command with the script:
+      // the ACL set, and last the retirement of the legacy role tokens.
+      const scripts = r.ssh().filter((c) => c.args.slice(-3).join(' ') === 'sudo bash -s');
+      expect(scripts).toHaveLength(2);
+      for (const c of scripts) expect(c.args.join(' ')).toContain('compute start-iap-tunnel');
+      expect(scripts[0]?.stdin).toContain('consul acl token create');
+      expect(scripts[1]?.stdin).toContain('consul acl token delete');
+      expect(first.out).toMatch(
+        /^step (\d+) of \1: delete secret consul-agent-token-frontend \(legacy role token\)$/m,
+      );
+      expect(secretNames(r).filter((n) => legacySecrets.includes(n))).toEqual([]);
+      expect(secretNames(r)).toContain('consul-agent-token-backend-default');
       expect(r.compute.emulator.deploy.commonMetadataItems().map((m) => m.key)).toEqual(['ssh-keys']);
 
       const second = await run('second deploy', 'deploy.sh');

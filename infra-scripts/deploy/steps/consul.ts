@@ -1,4 +1,4 @@
-import type { Check } from '../plan';
+import type { Check, Command } from '../plan';
 import { forceLeaveFunctions, type Kit, type Part } from './kit';
 import { short } from './names';
 import { identityAudience, metadataArg, vmArgs } from './vm';
@@ -37,7 +37,7 @@ export function consulServerSteps(k: Kit): Part {
  * management token's secret records which set is registered.
  */
 export function consulAclSteps(k: Kit): Part {
-  const { c, n, P } = k;
+  const { n, P } = k;
   const acl = aclScript(k);
   const aclHash = short(acl.script);
   const registered: Check = {
@@ -56,20 +56,7 @@ export function consulAclSteps(k: Kit): Part {
         'consul-acl',
         `Consul ACL policies and tokens (${acl.count} tokens, on ${n.consulServer(0)})`,
         registered,
-        {
-          args: [
-            'compute',
-            'ssh',
-            n.consulServer(0),
-            `--zone=${c.zones[0] as string}`,
-            '--tunnel-through-iap',
-            '--command=sudo bash -s',
-            // No prompt for a new key's passphrase: the deploy runs unattended.
-            '--quiet',
-            ...P,
-          ],
-          stdin: { script: acl.script, lines: acl.script.split('\n').length },
-        },
+        onServer(k, acl.script),
       ),
       k.step(
         'consul-acl-mark',
@@ -84,6 +71,49 @@ export function consulAclSteps(k: Kit): Part {
       ),
     ],
   };
+}
+
+/** `gcloud compute ssh` to the first server over IAP, running `script` (on stdin) as root. */
+export function onServer(k: Kit, script: string): Command {
+  const { c, n, P } = k;
+  return {
+    args: [
+      'compute',
+      'ssh',
+      n.consulServer(0),
+      `--zone=${c.zones[0] as string}`,
+      '--tunnel-through-iap',
+      '--command=sudo bash -s',
+      // No prompt for a new key's passphrase: the deploy runs unattended.
+      '--quiet',
+      ...P,
+    ],
+    stdin: { script, lines: script.split('\n').length },
+  };
+}
+
+/**
+ * The head of a script run on a server: the management token from Secret Manager (read there with
+ * the server's account), once the cluster answers with ACLs.
+ */
+export function managementLines(project: string): string[] {
+  return [
+    'set -euo pipefail',
+    'export CONSUL_HTTP_ADDR=127.0.0.1:8500',
+    `project=${project}`,
+    `md() { curl -fsS --max-time 5 -H 'Metadata-Flavor: Google' "http://metadata.google.internal/computeMetadata/v1/$1"; }`,
+    'secret() {',
+    '  local token',
+    '  token=$(md instance/service-accounts/default/token | jq -r .access_token)',
+    '  curl -fsS --max-time 10 -H "Authorization: Bearer $token" \\',
+    '    "https://secretmanager.googleapis.com/v1/projects/$project/secrets/$1/versions/latest:access" |',
+    '    jq -r .payload.data | base64 -d',
+    '}',
+    'CONSUL_HTTP_TOKEN=$(secret consul-initial-management-token)',
+    'export CONSUL_HTTP_TOKEN',
+    '# The cluster elects a leader and bootstraps ACLs a few minutes after the servers boot.',
+    'for _ in $(seq 120); do consul acl token read -self >/dev/null 2>&1 && break; sleep 5; done',
+  ];
 }
 
 /** The policies and tokens to register: the agents', each function's, the force-leave tokens. */
@@ -119,21 +149,7 @@ function aclEntries(k: Kit) {
 function aclScript(k: Kit): { script: string; count: number } {
   const entries = aclEntries(k);
   const lines = [
-    'set -euo pipefail',
-    'export CONSUL_HTTP_ADDR=127.0.0.1:8500',
-    `project=${k.c.project}`,
-    `md() { curl -fsS --max-time 5 -H 'Metadata-Flavor: Google' "http://metadata.google.internal/computeMetadata/v1/$1"; }`,
-    'secret() {',
-    '  local token',
-    '  token=$(md instance/service-accounts/default/token | jq -r .access_token)',
-    '  curl -fsS --max-time 10 -H "Authorization: Bearer $token" \\',
-    '    "https://secretmanager.googleapis.com/v1/projects/$project/secrets/$1/versions/latest:access" |',
-    '    jq -r .payload.data | base64 -d',
-    '}',
-    'CONSUL_HTTP_TOKEN=$(secret consul-initial-management-token)',
-    'export CONSUL_HTTP_TOKEN',
-    '# The cluster elects a leader and bootstraps ACLs a few minutes after the servers boot.',
-    'for _ in $(seq 120); do consul acl token read -self >/dev/null 2>&1 && break; sleep 5; done',
+    ...managementLines(k.c.project),
     'policy() {',
     '  if consul acl policy read -name "$1" >/dev/null 2>&1; then',
     '    consul acl policy update -name "$1" -rules "@$2" >/dev/null',

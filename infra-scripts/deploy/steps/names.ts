@@ -5,6 +5,12 @@ import type { ResolvedConfig } from '../config';
 export const APP_LABEL = 'gce-ilb-orchestrator';
 export const roles = ['consul', 'haproxy', 'backend', 'frontend'] as const;
 export type Role = (typeof roles)[number];
+/**
+ * The client tiers whose VMs held a shared role write token before they logged in with their own
+ * identity: Consul token `ilb-<role> agent token` (policy `ilb-<role>`), secret
+ * `consul-agent-token-<role>`. An upgraded deployment still has them until the deploy retires them.
+ */
+export const legacyTokenRoles = ['backend', 'haproxy', 'frontend'] as const;
 
 /** A name's content hash: a changed content gets a new name (templates) or a new label (functions). */
 export const short = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 10);

@@ -9,7 +9,14 @@
 #    project ILB_IDENTITY_PROJECT (required for this part; the step is skipped without it). Per role
 #    two binding rules: a node identity named as the instance, a service identity for the role's
 #    service, for instances of the project whose name starts with `<role>-`. Tokens live 1 h.
-# Idempotent (policies and the auth method updated, tokens reused, binding rules replaced).
+# 3. Retires the role write tokens of the version before per-instance identity (tokens described
+#    `ilb-<role> agent token`, policies `ilb-<role>`, for backend, haproxy, frontend; never
+#    `ilb-consul` nor a `*-default`), once no client agent still needs one: only when every alive
+#    client member (backend-*, haproxy-*, frontend-*) holds a login token of the auth method with its
+#    own node identity. Otherwise it names the members without one and keeps the tokens: run the
+#    script again once every group runs the new images.
+# Idempotent (policies and the auth method updated, tokens reused, binding rules replaced, retired
+# tokens stay gone).
 #   CONSUL_HTTP_ADDR=... CONSUL_HTTP_TOKEN=<management> acl-setup.sh [--secret-manager PROJECT]
 # Without --secret-manager it prints {"<name>": "<token secret>", ...} on stdout for the caller to
 # store; with it, each token goes to the Secret Manager secret consul-agent-token-<name> and nothing
@@ -20,6 +27,34 @@ dir=$(cd "$(dirname "$0")/acl" && pwd)
 project=""
 if [ "${1:-}" = --secret-manager ]; then project=${2:?project}; fi
 : "${CONSUL_HTTP_TOKEN:?a management token is required}"
+
+# Section 3 above. Reads both lists before deleting: a failed read stops the script (set -e).
+retire_legacy_tokens() {
+  local method=$1 all policies members missing id deleted=0
+  all=$(consul acl token list -format=json)
+  policies=$(consul acl policy list -format=json)
+  members=$(consul members -status=alive | awk 'NR > 1 && $4 == "client" { print $1 }')
+  missing=$(jq -r --arg m "$method" --arg members "$members" '
+    [.[] | select(.AuthMethod == $m) | .NodeIdentities[]?.NodeName] as $proven
+    | $members | split("\n")[] | select(test("^(backend|haproxy|frontend)-"))
+    | select(. as $n | $proven | index($n) | not)' <<<"$all")
+  if [ -n "$missing" ]; then
+    echo "acl-setup: legacy role tokens kept: $(tr '\n' ' ' <<<"$missing")run without an identity login;" \
+      "run acl-setup.sh again once every client group runs the new images" >&2
+    return 0
+  fi
+  for role in backend haproxy frontend; do
+    for id in $(jq -r --arg d "ilb-$role agent token" '.[] | select(.Description == $d) | .AccessorID' <<<"$all"); do
+      consul acl token delete -id "$id" >/dev/null
+      deleted=$((deleted + 1))
+    done
+    for id in $(jq -r --arg p "ilb-$role" '.[] | select(.Name == $p) | .ID' <<<"$policies"); do
+      consul acl policy delete -id "$id" >/dev/null
+      deleted=$((deleted + 1))
+    done
+  done
+  if [ "$deleted" -gt 0 ]; then echo "acl-setup: retired $deleted legacy role tokens and policies" >&2; fi
+}
 
 tokens='{}'
 for file in "$dir"/*.hcl; do
@@ -79,4 +114,5 @@ if [ -n "$identity_project" ]; then
       -selector "$selector" -description "$role instances: the $role service" >/dev/null
   done
 fi
+retire_legacy_tokens "${ILB_AUTH_METHOD:-gce-instance-identity}"
 if [ -z "$project" ]; then printf '%s\n' "$tokens"; fi

@@ -1,5 +1,5 @@
 /**
- * Secret Manager v1: secrets, versions (add, list newest first, access by number or `latest`) and
+ * Secret Manager v1: secrets (list paged), versions (add, list newest first, access by number or `latest`) and
  * each secret's IAM policy. Names come back with the project *number*, as Secret Manager returns
  * them; a payload's `dataCrc32c` is checked as the service does
  * (https://cloud.google.com/secret-manager/docs/reference/rest/v1/SecretPayload).
@@ -101,6 +101,22 @@ export function secretManagerModule(facts: ProjectFacts, policies: PolicyStore):
         const secret = { name: nameOf(id), createTime: now(), etag: `"${Date.now()}"`, ...rest };
         secrets.set(id, { body: secret, versions: [] });
         return { status: 200, body: secret };
+      },
+    ],
+    [
+      // secrets.list, in name order, paged; gcloud applies its --filter client-side (it rewrites
+      // nothing of it into the request), so a server-side `filter` is refused rather than ignored.
+      'GET /v1/projects/{project}/secrets',
+      (req, p) => {
+        known(p.project);
+        if (req.query.get('filter')) invalid('filter is not supported by this stand-in');
+        const all = [...secrets.keys()].sort().map((id) => (secrets.get(id) as Secret).body);
+        const size = Number(req.query.get('pageSize')) || 25000;
+        const start = Number(req.query.get('pageToken') ?? 0);
+        const body: Record<string, unknown> = { totalSize: all.length };
+        if (all.length > start) body.secrets = all.slice(start, start + size);
+        if (start + size < all.length) body.nextPageToken = String(start + size);
+        return { status: 200, body };
       },
     ],
     ['GET /v1/projects/{project}/secrets/{secret}', (_req, p) => ({ status: 200, body: secretOf(p).body })],
