@@ -108,9 +108,16 @@ export interface ConsulClient {
     deleteNodeCas(name: string, modifyIndex: number): Promise<DeleteResult>;
   };
   health: {
-    node(name: string): Promise<Answer.HealthCheck[]>;
+    /** `maxResponseBytes`: a smaller cap for this answer (over it: AnswerTooLargeError). */
+    node(
+      name: string,
+      options?: { filter?: string; maxResponseBytes?: number },
+    ): Promise<Answer.HealthCheck[]>;
     service(name: string, options?: { passing?: boolean; tag?: string }): Promise<Answer.ServiceHealth[]>;
-    state(state?: 'any' | 'passing' | 'warning' | 'critical'): Promise<Answer.HealthCheck[]>;
+    state(
+      state?: 'any' | 'passing' | 'warning' | 'critical',
+      options?: { filter?: string },
+    ): Promise<Answer.HealthCheck[]>;
   };
   session: {
     /** Creates a session; returns its id. */

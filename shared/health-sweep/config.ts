@@ -80,6 +80,23 @@ const configSchema = z.strictObject({
       maxFindings: z.number().int().min(1).max(10_000).default(100),
     })
     .prefault({}),
+  /**
+   * When the checks of every node together are over the Consul layer's cap (8 MiB), the sweep
+   * reads them node by node (read.ts): a node whose own checks are over `nodeChecksMaxBytes` is
+   * reported oversized and left alone this sweep. More catalog nodes than `maxNodeReads`: the
+   * sweep only reports.
+   */
+  reads: z
+    .strictObject({
+      nodeChecksMaxBytes: z
+        .number()
+        .int()
+        .min(4096)
+        .max(8 * 1024 * 1024)
+        .default(256 * 1024),
+      maxNodeReads: z.number().int().min(1).max(100_000).default(2000),
+    })
+    .prefault({}),
 });
 
 export type GroupScope = { kind: 'zone'; zone: string } | { kind: 'region'; region: string };
@@ -108,6 +125,7 @@ export interface HealthSweepConfig {
   thresholds: SweepThresholds;
   repairOrphans: boolean;
   identity: { removeUnproven: boolean; maxFindings: number };
+  reads: { nodeChecksMaxBytes: number; maxNodeReads: number };
 }
 
 export const groupKey = (project: string, scope: GroupScope, name: string): string =>
@@ -129,7 +147,7 @@ export function parseHealthSweepConfig(input: unknown): HealthSweepConfig {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid health-sweep configuration: ${problems.join('; ')}`);
   }
-  const { groups, thresholds: t, repairOrphans, identity } = parsed.data;
+  const { groups, thresholds: t, repairOrphans, identity, reads } = parsed.data;
   const watched = groups.map((g): WatchedGroup => {
     const scope: GroupScope =
       'zone' in g ? { kind: 'zone', zone: g.zone } : { kind: 'region', region: g.region };
@@ -168,6 +186,7 @@ export function parseHealthSweepConfig(input: unknown): HealthSweepConfig {
     },
     repairOrphans,
     identity,
+    reads,
   };
 }
 

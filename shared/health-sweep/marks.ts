@@ -15,6 +15,11 @@ export function planMarks(
 ): MarkWrite[] {
   const next = new Map<string, SweepMark>();
   for (const [id, count] of nextAbsent) if (!live.has(id)) next.set(id, { absentCount: count });
+  // An oversized node's instance was not judged this sweep: its mark stays as it was.
+  for (const n of obs.nodes) {
+    const kept = n.health === 'unknown' && n.identity ? obs.marks.get(n.identity.instanceId)?.value : null;
+    if (kept && n.identity) next.set(n.identity.instanceId, kept);
+  }
   for (const v of views) {
     if (v.state === 'failing' || v.state === 'broken') {
       next.set(v.member.id, { absentCount: 0, criticalSince: v.since });

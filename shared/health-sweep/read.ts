@@ -1,6 +1,7 @@
 import type { InstancesApi, InstanceLookup } from '../gcp/instances';
 import type { ConsulClient } from '../consul';
 import { classifyError } from '../errors';
+import { AnswerTooLargeError } from '../consul';
 import type { GroupsApi } from '../gcp/groups';
 import type { ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
@@ -25,16 +26,35 @@ import type { BucketState } from './token-bucket';
 
 /**
  * The observe adapter: reads the world once per sweep. Compute: per group, the pages of
- * `listManagedInstances` and one `get`. Consul: the catalog's nodes and every check (one call
- * each), the keys of the marks and records and the drain list with its values (one call each),
- * and a get per mark, per leftover candidate and for the bucket. So calls grow with pages and anomalies, never with nodes.
+ * `listManagedInstances` and one `get`. Consul: the catalog's nodes and the checks the sweep uses
+ * (one call each), the keys of the marks and records and the drain list with its values (one call
+ * each), and a get per mark, per leftover candidate and for the bucket. So calls grow with pages
+ * and anomalies, never with nodes, except under attack: when the checks together are over the
+ * Consul layer's cap (a VM may register checks of any size on its own node), they are read node by
+ * node, one call per catalog node (at most `reads.maxNodeReads`), each capped at
+ * `reads.nodeChecksMaxBytes`; a node over that is oversized and left alone (readChecks).
  * Nothing throws: a read that fails is recorded as failed, which makes the sweep report-only.
+ *
+ * `/v1/catalog/nodes` stays one call, and over the cap it fails the sweep like any failed read:
+ * without it no node is known, so there is nothing to read node by node. Consul 1.15.6 does not
+ * bound what a node-write token puts there (node meta is validated in an agent's own config, not
+ * on `/v1/catalog/register`; tagged addresses not at all): see shared/health-sweep/README.md.
  */
+
+/**
+ * The checks the sweep uses, filtered by the servers (bexpr, `?filter=` on `/v1/health/state/:state`
+ * and `/v1/health/node/:node`: https://developer.hashicorp.com/consul/api-docs/health, "Filtering"):
+ * the ids our agents register (observe.ts `isAgentCheck`) and any check that is not passing (what
+ * identity.ts reports as foreign). Passing checks of other ids never change a decision.
+ */
+export const sweepChecksFilter =
+  'CheckID == "serfHealth" or CheckID == "_node_maintenance" or ' +
+  'CheckID matches "^(service|_service_maintenance):" or Status != "passing"';
 
 export type SweepConsul = {
   agent: Pick<ConsulClient['agent'], 'members'>;
   catalog: Pick<ConsulClient['catalog'], 'nodes'>;
-  health: Pick<ConsulClient['health'], 'state'>;
+  health: Pick<ConsulClient['health'], 'state' | 'node'>;
   kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list'>;
 };
 
@@ -122,7 +142,11 @@ export async function observeWorld(
     await Promise.all([
       groupsRead,
       consulRead('catalog/nodes', () => consul.catalog.nodes()),
-      consulRead('health/state/any', () => consul.health.state('any')),
+      // Over the cap, undefined: read node by node below, once the nodes are known.
+      consulCall(() => consul.health.state('any', { filter: sweepChecksFilter })).then(
+        (checks) => ({ checks }),
+        (err: unknown) => ({ err }),
+      ),
       consulRead(keys.marks, () => consul.kv.keys(keys.marks), 'kv'),
       consulRead(keys.records, () => consul.kv.keys(keys.records), 'kv'),
       // The drain list is short (nodes being drained now): values and indexes in one call.
@@ -142,7 +166,8 @@ export async function observeWorld(
     Meta: n.meta,
     ModifyIndex: n.modifyIndex,
   }));
-  const { nodes, dropped } = normaliseNodes(catalog, rawChecks ?? []);
+  const { checks, oversized } = await readChecks(deps, config, rawChecks, rawNodes, reads);
+  const { nodes, dropped } = normaliseNodes(catalog, checks, oversized);
   if (dropped > 0) {
     reads.push({
       source: 'consul',
@@ -215,4 +240,47 @@ export async function observeWorld(
     }
   });
   return { ...withoutLookups, lookups };
+}
+
+type ChecksRead = { checks: unknown[] } | { err: unknown };
+
+/**
+ * The checks of the one read, or when that was over the cap, of one read per catalog node with
+ * the per-node cap: a node over it is oversized (its checks unread, nothing acts on it), every
+ * other node is read in full. Any other failure is a failed read (report-only).
+ */
+async function readChecks(
+  deps: ReadDeps,
+  config: HealthSweepConfig,
+  whole: ChecksRead,
+  rawNodes: ReadonlyArray<{ name: string }> | undefined,
+  reads: ReadOutcome[],
+): Promise<{ checks: unknown[]; oversized: Set<string> }> {
+  const oversized = new Set<string>();
+  if ('checks' in whole) return { checks: whole.checks, oversized };
+  const failed = (what: string, detail: string) =>
+    reads.push({ source: 'consul', what, status: 'failed', detail });
+  if (!(whole.err instanceof AnswerTooLargeError) || !rawNodes) {
+    failed('health/state/any', describe(whole.err));
+    return { checks: [], oversized };
+  }
+  const names = [...new Set(rawNodes.map((n) => n.name))];
+  if (names.length > config.reads.maxNodeReads) {
+    failed('health/state/any', `${describe(whole.err)}; ${names.length} nodes, over reads.maxNodeReads`);
+    return { checks: [], oversized };
+  }
+  const perNode = await pool(names, deps.concurrency ?? 8, async (name) => {
+    deps.calls.consul++;
+    try {
+      return await deps.consul.health.node(name, {
+        filter: sweepChecksFilter,
+        maxResponseBytes: config.reads.nodeChecksMaxBytes,
+      });
+    } catch (err) {
+      if (err instanceof AnswerTooLargeError) oversized.add(name);
+      else failed(`health/node/${name}`, describe(err));
+      return [];
+    }
+  });
+  return { checks: perNode.flat(), oversized };
 }

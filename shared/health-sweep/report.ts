@@ -88,7 +88,13 @@ export interface NodeFinding {
 }
 
 export type IdentityReason =
-  'not-a-member' | 'address-mismatch' | 'no-identity' | 'foreign-check' | 'identity-disputed';
+  | 'not-a-member'
+  | 'address-mismatch'
+  | 'no-identity'
+  | 'foreign-check'
+  | 'identity-disputed'
+  /** Its checks were over the per-node cap: not read, nothing acts on the node or its instance. */
+  | 'oversized';
 
 export interface IdentityFinding {
   node: string;
