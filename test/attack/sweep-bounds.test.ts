@@ -1,0 +1,183 @@
+/**
+ * Attack suite, healthSweep (issue 18, "a hostile registration never blocks sweeps"): from the seat
+ * of one backend VM, with the Consul token it really holds (its own identity login: its node and
+ * the backend service), register on its own node services whose checks carry 1 MiB of output each
+ * (the servers take it: an agent's check_output_max_size binds only checks its agent runs) until
+ * the checks' answer is over the Consul layer's 8 MiB cap. Then a real, acting sweep: it still
+ * acts (a stale node elsewhere is deregistered), reports the VM's node oversized and leaves it be.
+ * Real Consul with ACLs, the VM a real agent, Compute the emulator.
+ */
+import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
+import { launchInstance, type LocalInstance } from '../../infra-scripts/local/instance';
+import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
+import { loadConfig } from '../../shared/config';
+import { createConsulClient, type ConsulClient } from '../../shared/consul';
+import { nodeMetaKeys } from '../../shared/contract';
+import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
+import { clients, project, startTestEmulator, zones } from '../integration/compute-emulator-helpers';
+import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
+import type { ProcessDriver } from '../../infra-scripts/local/compute-emulator/process-driver';
+import {
+  buildSweep,
+  registerMember,
+  sweepConfig,
+  sweepToken,
+  type LogLine,
+} from '../integration/health-sweep.support';
+import { agentTokenOf, bootAttributes, roleTokens } from '../integration/system-support';
+
+jest.setTimeout(240_000);
+
+const [zone] = zones as [string];
+const prefix = randomLoopbackPrefix();
+const attacker = { name: 'backend-att1', id: '7000031', ip: `${prefix}.31` };
+const layerCap = 8 * 1024 * 1024;
+let cluster: ConsulCluster;
+let md: MetadataServer;
+let vm: LocalInstance;
+let admin: ConsulClient;
+let token: string;
+let emu: RunningEmulator;
+let driver: ProcessDriver;
+const logs: LogLine[] = [];
+
+beforeAll(async () => {
+  await ensureAppsBuilt();
+  cluster = await startConsulCluster({ servers: 1, prefix });
+  admin = createConsulClient(
+    loadConfig({ CONSUL_HTTP_ADDR: cluster.servers[0]!.httpAddr, CONSUL_HTTP_TOKEN: cluster.token }).consul,
+  );
+  md = createMetadataServer({ port: 0 });
+  const tokens = await roleTokens(cluster, md, project);
+  token = await sweepToken(cluster.servers[0]!);
+  ({ emu, driver } = await startTestEmulator());
+  const c = clients(emu.port);
+  // The attacker's group (bootAttributes' created-by names `backend-mig`), watched by the sweep.
+  const [op] = await c.igms.insert({
+    project,
+    zone,
+    instanceGroupManagerResource: {
+      name: 'backend-mig',
+      baseInstanceName: 'backend',
+      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
+      targetSize: 1,
+    },
+  });
+  await c.zoneOps.wait({ project, zone, operation: (op.latestResponse as { name: string }).name });
+  await c.close();
+  const metadataHost = await md.addInstance({
+    id: attacker.id,
+    name: attacker.name,
+    zone,
+    ip: attacker.ip,
+    projectId: project,
+    projectNumber: '4711',
+    attributes: {
+      ...bootAttributes(cluster, tokens, 'backend', { zone, projectNumber: '4711' }),
+      'ilb-drain-seconds': '0',
+    },
+  });
+  vm = await launchInstance({ role: 'backend', ip: attacker.ip, metadataHost });
+  await waitFor('the VM a node with its identity and a passing service', async () => {
+    const node = await admin.catalog.node(attacker.name).catch(() => null);
+    const checks = await admin.health.node(attacker.name).catch(() => []);
+    return (
+      node?.meta[nodeMetaKeys.instanceId] === attacker.id &&
+      checks.some((ch) => ch.ServiceID && ch.Status === 'passing')
+    );
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await vm?.kill().catch(() => undefined);
+  admin?.close();
+  await emu?.stop();
+  await md?.stop();
+  await cluster?.stop();
+  expect(driver?.pids().length ?? 0).toBe(0);
+});
+
+/** PUT as the VM: its own login token, against the server (what its agent token may write). */
+async function asVm(vmToken: string, path: string, body: object): Promise<number> {
+  const res = await fetch(`${cluster.servers[0]!.httpAddr}${path}`, {
+    method: 'PUT',
+    headers: { 'X-Consul-Token': vmToken },
+    body: JSON.stringify(body),
+  });
+  await res.text();
+  return res.status;
+}
+
+async function checksAnswerBytes(): Promise<number> {
+  const res = await fetch(`${cluster.servers[0]!.httpAddr}/v1/health/state/any`, {
+    headers: { 'X-Consul-Token': cluster.token },
+  });
+  return (await res.arrayBuffer()).byteLength;
+}
+
+test("one VM's oversized checks on its own node do not make the sweep report-only", async () => {
+  const own = await agentTokenOf(vm.root);
+  // A stale node elsewhere: its identity names the watched group, Compute has no such instance.
+  await registerMember(
+    admin,
+    { name: 'backend-gone1', id: '9000000000000000001', zone, group: 'backend-mig', role: 'backend' },
+    project,
+  );
+  // The control: the VM's token may not touch another node.
+  const foreign = { Node: 'backend-gone1', Address: '10.201.0.1', SkipNodeUpdate: true };
+  expect(
+    await asVm(own, '/v1/catalog/register', {
+      ...foreign,
+      Check: { CheckID: 'service:x', Name: 'x', Status: 'critical' },
+    }),
+  ).toBe(403);
+
+  // Its own node: 9 services of its role, each with a check of 1 MiB of output.
+  const output = 'x'.repeat(1024 * 1024);
+  for (let i = 0; i < 9; i++) {
+    const id = `backend-bloat-${i}`;
+    const status = await asVm(own, '/v1/catalog/register', {
+      Node: attacker.name,
+      Address: attacker.ip,
+      SkipNodeUpdate: true,
+      Service: { ID: id, Service: 'backend', Port: 8080, Address: attacker.ip },
+      Check: { CheckID: `service:${id}`, Name: id, Status: 'passing', ServiceID: id, Output: output },
+    });
+    expect(status).toBe(200);
+  }
+  const bytes = await checksAnswerBytes();
+  expect(bytes).toBeGreaterThan(layerCap);
+
+  const sweep = buildSweep({
+    consulAddr: cluster.servers[0]!.httpAddr,
+    token,
+    computeUrl: emu.url,
+    config: sweepConfig(project, [{ zone, name: 'backend-mig', role: 'backend' }]),
+    logs,
+  });
+  try {
+    const r = await sweep.run({ dryRun: false });
+    process.stdout.write(
+      `sweep-bounds: checks answer ${bytes} bytes; reportOnly ${JSON.stringify(r.report?.reportOnly)}; ` +
+        `incomplete ${JSON.stringify(r.report?.incompleteReads)}; consul calls ${r.apiCalls.consul}; ` +
+        `done ${JSON.stringify(r.done.map((d) => [d.action.type, d.outcome]))}; ` +
+        `identity ${JSON.stringify(r.report?.identity)}\n`,
+    );
+    expect(r.status).toBe('completed');
+    expect(r.report?.reportOnly).toEqual([]);
+    expect(r.done).toContainEqual({
+      action: expect.objectContaining({ type: 'deregister', node: 'backend-gone1', reason: 'not-found' }),
+      outcome: 'done',
+    });
+    expect(r.report?.identity).toContainEqual(
+      expect.objectContaining({ node: attacker.name, reason: 'oversized' }),
+    );
+    // Nothing planned on the attacker's node or its instance, and its node is still there.
+    expect(JSON.stringify(r.report?.actions)).not.toContain(attacker.name);
+    expect(JSON.stringify(r.report?.actions)).not.toContain(attacker.id);
+    expect((await admin.catalog.node(attacker.name))?.meta[nodeMetaKeys.instanceId]).toBe(attacker.id);
+    expect(await admin.catalog.node('backend-gone1')).toBeNull();
+  } finally {
+    await sweep.close();
+  }
+});
