@@ -1,7 +1,6 @@
 import type { InstancesApi, InstanceLookup } from '../gcp/instances';
-import type { ConsulClient } from '../consul';
+import { AnswerTooLargeError, type ConsulClient } from '../consul';
 import { classifyError } from '../errors';
-import { AnswerTooLargeError } from '../consul';
 import type { GroupsApi } from '../gcp/groups';
 import type { ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
@@ -142,7 +141,7 @@ export async function observeWorld(
     await Promise.all([
       groupsRead,
       consulRead('catalog/nodes', () => consul.catalog.nodes()),
-      // Over the cap, undefined: read node by node below, once the nodes are known.
+      // An answer or the error: over the cap, the checks are read node by node once the nodes are known.
       consulCall(() => consul.health.state('any', { filter: sweepChecksFilter })).then(
         (checks) => ({ checks }),
         (err: unknown) => ({ err }),

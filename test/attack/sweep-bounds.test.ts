@@ -14,7 +14,8 @@ import { loadConfig } from '../../shared/config';
 import { createConsulClient, type ConsulClient } from '../../shared/consul';
 import { nodeMetaKeys } from '../../shared/contract';
 import { randomLoopbackPrefix, startConsulCluster, waitFor, type ConsulCluster } from '../harness';
-import { clients, project, startTestEmulator, zones } from '../integration/compute-emulator-helpers';
+import { project, startTestEmulator, zones } from '../integration/compute-emulator-helpers';
+import { groupWithPassingNodes } from '../integration/health-sweep.entry';
 import type { RunningEmulator } from '../../infra-scripts/local/compute-emulator';
 import type { ProcessDriver } from '../../infra-scripts/local/compute-emulator/process-driver';
 import {
@@ -51,20 +52,9 @@ beforeAll(async () => {
   const tokens = await roleTokens(cluster, md, project);
   token = await sweepToken(cluster.servers[0]!);
   ({ emu, driver } = await startTestEmulator());
-  const c = clients(emu.port);
-  // The attacker's group (bootAttributes' created-by names `backend-mig`), watched by the sweep.
-  const [op] = await c.igms.insert({
-    project,
-    zone,
-    instanceGroupManagerResource: {
-      name: 'backend-mig',
-      baseInstanceName: 'backend',
-      instanceTemplate: 'global/instanceTemplates/backend-tmpl',
-      targetSize: 1,
-    },
-  });
-  await c.zoneOps.wait({ project, zone, operation: (op.latestResponse as { name: string }).name });
-  await c.close();
+  // The attacker's group (bootAttributes' created-by names `backend-mig`), watched by the sweep;
+  // its one member a passing node.
+  await groupWithPassingNodes({ emu, admin }, { zone, name: 'backend-mig', size: 1 });
   const metadataHost = await md.addInstance({
     id: attacker.id,
     name: attacker.name,
