@@ -99,7 +99,8 @@ export interface ConsulClient {
   /** A transaction; a rolled-back one (409) is an answer with its errors, not a failure. */
   txn(ops: Answer.TxnOp[]): Promise<Answer.TxnAnswer>;
   catalog: {
-    node(name: string): Promise<Answer.CatalogNodeDetail | null>;
+    /** `maxResponseBytes`: a smaller cap for this answer (over it: AnswerTooLargeError). */
+    node(name: string, options?: { maxResponseBytes?: number }): Promise<Answer.CatalogNodeDetail | null>;
     /** Every node, or those whose metadata holds each of `nodeMeta`'s pairs. */
     nodes(options?: { nodeMeta?: Record<string, string> }): Promise<Answer.CatalogNode[]>;
     register(registration: CatalogRegistration): Promise<void>;

@@ -13,13 +13,18 @@ export interface NodeInGroup {
   group: WatchedGroup;
 }
 
-/** `unreadable`: its node's checks were oversized (read.ts): neither dead nor alive this sweep. */
+/**
+ * `unreadable`: its node's checks were oversized (read.ts); `unlisted`: the nodes were listed from
+ * the gossip members (read-fallback.ts) and none named like it claims its id, which proves no
+ * absence (a catalog-only node may hold it). Neither is dead nor alive this sweep.
+ */
 export type MemberState =
   | 'transitioning'
   | 'booting'
   | 'orphan'
   | 'draining'
   | 'unreadable'
+  | 'unlisted'
   | 'failing'
   | 'broken'
   | 'healthy'
@@ -125,13 +130,16 @@ export function memberViews(
       }
       // The node named like the instance if several claim its id (a copy of metadata proves nothing).
       const claims = nodesById.get(id) ?? [];
-      const node = claims.find((n) => n.name === member.name) ?? claims[0];
+      // Listed from the members, another claim may be missing: only the node named like it counts.
+      const node = claims.find((n) => n.name === member.name) ?? (obs.listing ? undefined : claims[0]);
       // Being drained: going away on purpose, so neither dead nor a repair candidate. Node
       // maintenance stays a second signal: the images' shutdown script (ilb-drain.sh) still sets it.
       if (drainedIds.has(id) || node?.health === 'maintenance') {
         views.push({ member: m, group: g, state: 'draining' });
       } else if (node?.health === 'unknown') {
         views.push({ member: m, group: g, state: 'unreadable' });
+      } else if (!node && obs.listing) {
+        views.push({ member: m, group: g, state: 'unlisted' });
       } else if (!node) {
         const since = mark?.missingSince ?? now;
         const state = now - since >= t.bootGraceMs ? 'orphan' : 'booting';
@@ -150,7 +158,7 @@ export function memberViews(
 
 /**
  * Zones: a member looks dead without a node (past boot grace) or with a critical node. An
- * unreadable one counts neither way: its VM cannot tip its zone into "partitioned" (and so stop
+ * unreadable or unlisted one counts neither way: its VM cannot tip its zone into "partitioned" (and so stop
  * every repair there) nor dilute the dead share of its zone.
  */
 export function zoneSummaries(
@@ -159,7 +167,7 @@ export function zoneSummaries(
 ): ZoneSummary[] {
   const zoneStats = new Map<string, { running: number; dead: number }>();
   for (const v of views) {
-    if (['transitioning', 'booting', 'draining', 'unreadable'].includes(v.state)) continue;
+    if (['transitioning', 'booting', 'draining', 'unreadable', 'unlisted'].includes(v.state)) continue;
     const s = zoneStats.get(v.member.zone) ?? { running: 0, dead: 0 };
     s.running++;
     if (v.state === 'orphan' || v.state === 'failing' || v.state === 'broken') s.dead++;

@@ -149,6 +149,11 @@ export interface Observation {
   /** LAN members by node name; null when not read (then no identity finding acts). */
   members: ReadonlyMap<string, GossipMember> | null;
   reads: ReadOutcome[];
+  /**
+   * Set when `/v1/catalog/nodes` was over the cap and the nodes were listed from the gossip members
+   * (read-fallback.ts): catalog-only nodes are missing, so absence from `nodes` proves nothing.
+   */
+  listing?: { source: 'members'; detail: string };
 }
 
 const projectPattern = /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/;

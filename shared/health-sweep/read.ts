@@ -1,6 +1,5 @@
 import type { InstancesApi, InstanceLookup } from '../gcp/instances';
-import { AnswerTooLargeError, type ConsulClient } from '../consul';
-import { classifyError } from '../errors';
+import type { ConsulClient } from '../consul';
 import type { GroupsApi } from '../gcp/groups';
 import type { ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
@@ -20,6 +19,7 @@ import {
   type Stored,
 } from './observe';
 import { lookupCandidates } from './classify';
+import { describe, listFromMembers, pool, readChecks, type NodeListing } from './read-fallback';
 import type { HealthSweepKeys } from './state';
 import type { BucketState } from './token-bucket';
 
@@ -52,7 +52,7 @@ export const sweepChecksFilter =
 
 export type SweepConsul = {
   agent: Pick<ConsulClient['agent'], 'members'>;
-  catalog: Pick<ConsulClient['catalog'], 'nodes'>;
+  catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node'>;
   health: Pick<ConsulClient['health'], 'state' | 'node'>;
   kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list'>;
 };
@@ -67,26 +67,6 @@ export interface ReadDeps {
   lookupLimit: number;
   /** Parallel requests per source. */
   concurrency?: number;
-}
-
-const describe = (err: unknown) => classifyError(err).message.slice(0, 300);
-
-/**
- * Runs `work` over `items`, at most `limit` at once, in order of the results. Every runner ends
- * before it returns or throws (the first failure): no read outlives the sweep.
- */
-async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i] as T);
-    }
-  });
-  const failed = (await Promise.allSettled(runners)).find((r) => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return out;
 }
 
 export async function observeWorld(
@@ -137,10 +117,14 @@ export async function observeWorld(
     }
   };
 
-  const [groups, rawNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry, rawMembers] =
+  const [groups, wholeNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry, rawMembers] =
     await Promise.all([
       groupsRead,
-      consulRead('catalog/nodes', () => consul.catalog.nodes()),
+      // An answer or the error: over the cap, the nodes are listed from the gossip members.
+      consulCall(() => consul.catalog.nodes()).then(
+        (list): NodeListing => ({ nodes: list, oversized: new Set() }),
+        (err: unknown) => ({ err }),
+      ),
       // An answer or the error: over the cap, the checks are read node by node once the nodes are known.
       consulCall(() => consul.health.state('any', { filter: sweepChecksFilter })).then(
         (checks) => ({ checks }),
@@ -158,15 +142,18 @@ export async function observeWorld(
     ? new Map(rawMembers.map((m) => [m.name, { address: m.address, status: m.status }]))
     : null;
 
+  const listing =
+    'err' in wholeNodes ? await listFromMembers(deps, config, wholeNodes.err, rawMembers, reads) : wholeNodes;
   // The layer answers in its own shape; the normaliser validates Consul's.
-  const catalog = (rawNodes ?? []).map((n) => ({
+  const catalog = (listing?.nodes ?? []).map((n) => ({
     Node: n.name,
     Address: n.address,
     Meta: n.meta,
     ModifyIndex: n.modifyIndex,
   }));
-  const { checks, oversized } = await readChecks(deps, config, rawChecks, rawNodes, reads);
-  const { nodes, dropped } = normaliseNodes(catalog, checks, oversized);
+  const read = await readChecks(deps, config, sweepChecksFilter, rawChecks, listing?.nodes, reads);
+  const oversized = new Set([...read.oversized, ...(listing?.oversized ?? [])]);
+  const { nodes, dropped } = normaliseNodes(catalog, read.checks, oversized);
   if (dropped > 0) {
     reads.push({
       source: 'consul',
@@ -220,6 +207,7 @@ export async function observeWorld(
     lookups: new Map(),
     members,
     reads,
+    ...(listing?.degraded ? { listing: { source: 'members' as const, detail: listing.degraded } } : {}),
   };
 
   // Compute's word on absent nodes: a 404 (or another id under the name) makes them stale at once.
@@ -239,47 +227,4 @@ export async function observeWorld(
     }
   });
   return { ...withoutLookups, lookups };
-}
-
-type ChecksRead = { checks: unknown[] } | { err: unknown };
-
-/**
- * The checks of the one read, or when that was over the cap, of one read per catalog node with
- * the per-node cap: a node over it is oversized (its checks unread, nothing acts on it), every
- * other node is read in full. Any other failure is a failed read (report-only).
- */
-async function readChecks(
-  deps: ReadDeps,
-  config: HealthSweepConfig,
-  whole: ChecksRead,
-  rawNodes: ReadonlyArray<{ name: string }> | undefined,
-  reads: ReadOutcome[],
-): Promise<{ checks: unknown[]; oversized: Set<string> }> {
-  const oversized = new Set<string>();
-  if ('checks' in whole) return { checks: whole.checks, oversized };
-  const failed = (what: string, detail: string) =>
-    reads.push({ source: 'consul', what, status: 'failed', detail });
-  if (!(whole.err instanceof AnswerTooLargeError) || !rawNodes) {
-    failed('health/state/any', describe(whole.err));
-    return { checks: [], oversized };
-  }
-  const names = [...new Set(rawNodes.map((n) => n.name))];
-  if (names.length > config.reads.maxNodeReads) {
-    failed('health/state/any', `${describe(whole.err)}; ${names.length} nodes, over reads.maxNodeReads`);
-    return { checks: [], oversized };
-  }
-  const perNode = await pool(names, deps.concurrency ?? 8, async (name) => {
-    deps.calls.consul++;
-    try {
-      return await deps.consul.health.node(name, {
-        filter: sweepChecksFilter,
-        maxResponseBytes: config.reads.nodeChecksMaxBytes,
-      });
-    } catch (err) {
-      if (err instanceof AnswerTooLargeError) oversized.add(name);
-      else failed(`health/node/${name}`, describe(err));
-      return [];
-    }
-  });
-  return { checks: perNode.flat(), oversized };
 }

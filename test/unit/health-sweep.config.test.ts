@@ -46,7 +46,7 @@ describe('parseHealthSweepConfig', () => {
       },
       repairOrphans: false,
       identity: { removeUnproven: true, maxFindings: 100 },
-      reads: { nodeChecksMaxBytes: 256 * 1024, maxNodeReads: 2000 },
+      reads: { nodeChecksMaxBytes: 256 * 1024, nodeMaxBytes: 64 * 1024, maxNodeReads: 2000 },
     });
   });
 
@@ -71,6 +71,7 @@ describe('parseHealthSweepConfig', () => {
       'a per-node cap over the layer cap',
       { groups: [group], reads: { nodeChecksMaxBytes: 9 * 1024 * 1024 } },
     ],
+    ['a node entry cap under 4 KiB', { groups: [group], reads: { nodeMaxBytes: 1024 } }],
     ['no per-node reads', { groups: [group], reads: { maxNodeReads: 0 } }],
     ['an unknown reads field', { groups: [group], reads: { maxBytes: 1 } }],
     ['the same group twice', { groups: [group, { ...group, role: 'other' }] }],

@@ -4,15 +4,11 @@
  * is swept as usual, with the zone-dead and healthy-minimum gates not skewed by it.
  */
 import { AnswerTooLargeError, type CatalogNode, type HealthCheck } from '../../shared/consul';
-import type { GroupsApi } from '../../shared/gcp/groups';
-import type { InstancesApi } from '../../shared/gcp/instances';
-import { noCalls } from '../../shared/health-sweep/calls';
 import { normaliseNodes, type SweepNode } from '../../shared/health-sweep/observe';
 import { planSweep } from '../../shared/health-sweep/plan';
 import { metricPoints } from '../../shared/health-sweep/metrics';
-import { observeWorld, sweepChecksFilter, type SweepConsul } from '../../shared/health-sweep/read';
-import { healthSweepKeys } from '../../shared/health-sweep/state';
-import { config, id, instName, node, T0, world, ZA } from './health-sweep.world';
+import { sweepChecksFilter, type SweepConsul } from '../../shared/health-sweep/read';
+import { config, id, instName, node, observeConsul, perNodeRead, T0, world, ZA } from './health-sweep.world';
 
 const oversized = (n: SweepNode): SweepNode => ({ ...n, health: 'unknown', serf: 'unknown' });
 const grace = 300_000;
@@ -98,6 +94,7 @@ describe('observeWorld: checks over the cap', () => {
     const consul: SweepConsul = {
       agent: { members: async () => [] },
       catalog: {
+        node: async () => null,
         nodes: async () =>
           names.map((name): CatalogNode => ({ name, address: '10.0.0.1', meta: {}, modifyIndex: 1 })),
       },
@@ -105,33 +102,14 @@ describe('observeWorld: checks over the cap', () => {
         state: async () => {
           throw new AnswerTooLargeError(8 * 1024 * 1024);
         },
-        node: async (name, options = {}) => {
-          nodeReads.push({ name, ...options });
-          const answer = perNode(name);
-          if (answer instanceof Error) throw answer;
-          return answer;
-        },
+        node: perNodeRead(nodeReads, perNode),
       },
       kv: { get: async () => null, keys: async () => [], list: async () => [] },
     };
     return { consul, nodeReads };
   };
-  const observe = (consul: SweepConsul, maxNodeReads = 10) => {
-    const calls = noCalls();
-    const groups: GroupsApi = {
-      listManagedInstances: async () => [],
-      isStable: async () => true,
-      recreate: async () => undefined,
-    };
-    const instances: InstancesApi = { get: async () => ({ found: false }) };
-    const cfg = { ...config(), reads: { nodeChecksMaxBytes: cap, maxNodeReads } };
-    const obs = observeWorld(
-      { consul, groups, instances, keys: healthSweepKeys('p/'), calls, lookupLimit: 5 },
-      cfg,
-      T0,
-    );
-    return { obs, calls };
-  };
+  const observe = (consul: SweepConsul, maxNodeReads = 10) =>
+    observeConsul(consul, { nodeChecksMaxBytes: cap, nodeMaxBytes: cap, maxNodeReads });
 
   it('reads node by node with the filter and the per-node cap; one over it is oversized, the read complete', async () => {
     const { consul, nodeReads } = fake(['a', 'b', 'c'], (name) =>
