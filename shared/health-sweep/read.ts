@@ -28,16 +28,15 @@ import type { BucketState } from './token-bucket';
  * `listManagedInstances` and one `get`. Consul: the catalog's nodes and the checks the sweep uses
  * (one call each), the keys of the marks and records and the drain list with its values (one call
  * each), and a get per mark, per leftover candidate and for the bucket. So calls grow with pages
- * and anomalies, never with nodes, except under attack: when the checks together are over the
- * Consul layer's cap (a VM may register checks of any size on its own node), they are read node by
- * node, one call per catalog node (at most `reads.maxNodeReads`), each capped at
- * `reads.nodeChecksMaxBytes`; a node over that is oversized and left alone (readChecks).
+ * and anomalies, never with nodes, except under attack (read-fallback.ts): a VM's own token may
+ * put checks, metadata and tagged addresses of any size on its own node (Consul 1.15.6 bounds none
+ * of them on `/v1/catalog/register`), so either whole answer may be over the Consul layer's cap.
+ * Then it is read node by node, one call per node (at most `reads.maxNodeReads`), each under a
+ * per-node cap: the checks with `/v1/health/node/<node>` (`reads.nodeChecksMaxBytes`), the nodes
+ * listed from the gossip members with `/v1/catalog/node/<name>` (`reads.nodeMaxBytes`). A node over
+ * its cap is oversized and left alone; a listing from the members misses catalog-only nodes, which
+ * the observation says (`listing`) so the planner acts on no absence it cannot prove.
  * Nothing throws: a read that fails is recorded as failed, which makes the sweep report-only.
- *
- * `/v1/catalog/nodes` stays one call, and over the cap it fails the sweep like any failed read:
- * without it no node is known, so there is nothing to read node by node. Consul 1.15.6 does not
- * bound what a node-write token puts there (node meta is validated in an agent's own config, not
- * on `/v1/catalog/register`; tagged addresses not at all): see shared/health-sweep/README.md.
  */
 
 /**
