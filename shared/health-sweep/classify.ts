@@ -16,7 +16,7 @@ export interface NodeInGroup {
 /**
  * `unreadable`: its node's checks were oversized (read.ts); `unlisted`: the nodes were listed from
  * the gossip members (read-fallback.ts) and none named like it claims its id, which proves no
- * absence (a catalog-only node may hold it). Neither is dead nor alive this sweep.
+ * absence (a catalog-only node may hold it). Neither is judged or repaired this sweep.
  */
 export type MemberState =
   | 'transitioning'
@@ -158,8 +158,10 @@ export function memberViews(
 
 /**
  * Zones: a member looks dead without a node (past boot grace) or with a critical node. An
- * unreadable or unlisted one counts neither way: its VM cannot tip its zone into "partitioned" (and so stop
- * every repair there) nor dilute the dead share of its zone.
+ * unreadable one counts neither way: its VM cannot tip its zone into "partitioned" (and so stop
+ * every repair there) nor dilute the dead share of its zone. An unlisted one counts dead, as it
+ * would with the full listing unless a catalog-only node holds it: a listing without those nodes
+ * may only make the zone gate stricter.
  */
 export function zoneSummaries(
   views: readonly MemberView[],
@@ -167,10 +169,10 @@ export function zoneSummaries(
 ): ZoneSummary[] {
   const zoneStats = new Map<string, { running: number; dead: number }>();
   for (const v of views) {
-    if (['transitioning', 'booting', 'draining', 'unreadable', 'unlisted'].includes(v.state)) continue;
+    if (['transitioning', 'booting', 'draining', 'unreadable'].includes(v.state)) continue;
     const s = zoneStats.get(v.member.zone) ?? { running: 0, dead: 0 };
     s.running++;
-    if (v.state === 'orphan' || v.state === 'failing' || v.state === 'broken') s.dead++;
+    if (['orphan', 'unlisted', 'failing', 'broken'].includes(v.state)) s.dead++;
     zoneStats.set(v.member.zone, s);
   }
   return [...zoneStats.entries()]

@@ -16,7 +16,7 @@ const degraded = (obs: Observation): Observation => ({
 const boot = 600_000;
 
 describe('planSweep with the nodes listed from the gossip members', () => {
-  it('does not judge a member whose node it did not list: no orphan, its mark kept, no zone or minimum skew', () => {
+  it('does not judge a member whose node it did not list: no orphan, its mark kept, gates as strict as with all nodes', () => {
     // 1 without a listed node (missing since T0, past the boot grace), 2 broken, 3 healthy.
     const obs = world([{ n: 1, node: null }, { n: 2, node: 'critical' }, { n: 3 }], {
       at: T0 + boot,
@@ -34,18 +34,26 @@ describe('planSweep with the nodes listed from the gossip members', () => {
       instName(1),
     ]);
 
-    const plan = planSweep(cfg, degraded(obs));
+    const plan = planSweep(loose, degraded(obs));
     expect(plan.report.reportOnly).toEqual([]);
     expect(plan.report.listing).toEqual({ source: 'members', detail: 'answer larger than 8388608 bytes' });
     expect(plan.report.orphans).toEqual([]);
-    // 1 counts neither way: 1 dead of 2 running (not partitioned), so 2 is still recreated.
-    expect(plan.report.zones).toEqual([{ zone: ZA, running: 2, dead: 1, partitioned: false }]);
     expect(plan.actions.filter((a) => a.type === 'recreate').map((a) => a.name)).toEqual([instName(2)]);
     // Its mark neither advanced nor dropped.
     expect(plan.marks.filter((m) => m.instanceId === id(1))).toEqual([]);
 
+    // It counts dead in its zone as it would with the full listing (2 of 3: partitioned; the only
+    // zone, so the sweep only reports, as it would with all nodes), never alive.
+    const gated = planSweep(cfg, degraded(obs));
+    expect(gated.report.zones).toEqual([{ zone: ZA, running: 3, dead: 2, partitioned: true }]);
+    expect(gated.report.reportOnly).toEqual(['all-zones-dead']);
+    expect(planSweep(cfg, obs).report.reportOnly).toEqual(['all-zones-dead']);
+
     // Healthy minimum 2 of 3: the unlisted member may be dead, so the recreate of 2 is refused.
-    const strict = planSweep(config({ repairOrphans: true }, { healthyMinimum: 2 }), degraded(obs));
+    const strict = planSweep(
+      config({ repairOrphans: true }, { healthyMinimum: 2, zoneDeadThreshold: 0.9 }),
+      degraded(obs),
+    );
     expect(strict.actions.filter((a) => a.type === 'recreate')).toEqual([]);
     expect(strict.report.refused.map((r) => r.reason)).toEqual(['healthy-minimum']);
   });
