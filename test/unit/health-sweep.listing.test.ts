@@ -3,11 +3,23 @@
  * node): read-fallback.ts lists the nodes from the gossip members, each under a per-node cap, and
  * the planner, knowing catalog-only nodes are missing, never acts on an absence it cannot prove.
  */
+import fc from 'fast-check';
 import { AnswerTooLargeError, type CatalogNode, type Member } from '../../shared/consul';
-import type { Observation } from '../../shared/health-sweep/observe';
+import type { NodeHealth, Observation } from '../../shared/health-sweep/observe';
 import { planSweep } from '../../shared/health-sweep/plan';
 import type { SweepConsul } from '../../shared/health-sweep/read';
-import { config, id, instName, node, observeConsul, perNodeRead, T0, world, ZA } from './health-sweep.world';
+import {
+  config,
+  id,
+  instName,
+  node,
+  observeConsul,
+  perNodeRead,
+  T0,
+  world,
+  ZA,
+  ZB,
+} from './health-sweep.world';
 
 const degraded = (obs: Observation): Observation => ({
   ...obs,
@@ -197,5 +209,86 @@ describe('observeWorld: the node listing over the cap', () => {
     ).obs;
     expect(broken.reads).toEqual([expect.objectContaining({ what: 'catalog/node/a-1', status: 'failed' })]);
     expect(broken.listing).toBeDefined();
+  });
+});
+
+describe('planSweep: a listing without catalog-only nodes acts only on what the full listing would', () => {
+  const health = fc.constantFrom<NodeHealth | null>('passing', 'critical', 'critical', 'maintenance', null);
+  const arb = fc.record({
+    instances: fc.uniqueArray(
+      fc.record({ n: fc.integer({ min: 1, max: 12 }), zone: fc.constantFrom(ZA, ZB), node: health }),
+      { selector: (i) => i.n, maxLength: 10 },
+    ),
+    others: fc.array(
+      fc.record({
+        n: fc.integer({ min: 1, max: 20 }),
+        zone: fc.constantFrom(ZA, ZB),
+        reuseName: fc.boolean(),
+      }),
+      { maxLength: 6 },
+    ),
+    /** Per node, in order: whether it is catalog-only (no gossip member), so unlisted when degraded. */
+    catalogOnly: fc.array(fc.boolean(), { minLength: 16, maxLength: 16 }),
+    marks: fc.array(
+      fc.record({
+        n: fc.integer({ min: 1, max: 20 }),
+        absentCount: fc.integer({ min: 0, max: 4 }),
+        ago: fc.integer({ min: 0, max: 30 }),
+      }),
+      { maxLength: 10 },
+    ),
+    drains: fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 4 }),
+    records: fc.array(fc.integer({ min: 1, max: 20 }), { maxLength: 4 }),
+    lookups: fc.array(fc.record({ n: fc.integer({ min: 1, max: 20 }), found: fc.boolean() }), {
+      maxLength: 6,
+    }),
+    zoneDeadThreshold: fc.constantFrom(0.3, 0.55, 1),
+    healthyMinimum: fc.integer({ min: 0, max: 3 }),
+  });
+
+  it('every action of the degraded plan is a candidate of the full one, and it reports only when that does', () => {
+    fc.assert(
+      fc.property(arb, (c) => {
+        const cfg = config(
+          { repairOrphans: true },
+          { absentSweeps: 2, zoneDeadThreshold: c.zoneDeadThreshold, healthyMinimum: c.healthyMinimum },
+        );
+        const at = T0 + 20 * 60_000;
+        const base = world(c.instances, {
+          at,
+          nodes: c.others.map((o) => node(o.reuseName ? instName(o.n, o.zone) : `backend-x-${o.n}`, id(o.n))),
+          marks: c.marks.map((m) => [
+            id(m.n),
+            {
+              absentCount: m.absentCount,
+              criticalSince: at - m.ago * 60_000,
+              missingSince: at - m.ago * 60_000,
+            },
+          ]),
+          drains: c.drains.map((n) => [instName(n), id(n)]),
+          records: c.records.map((n) => [id(n)]),
+          lookups: c.lookups.map((l) => [
+            id(l.n),
+            l.found ? { found: true, id: id(l.n), status: 'RUNNING' } : { found: false },
+          ]),
+        });
+        const only = new Set(base.nodes.filter((_, i) => c.catalogOnly[i % 16]).map((n) => n.name));
+        const nodes = base.nodes.map((n) => (only.has(n.name) ? { ...n, serf: 'absent' as const } : n));
+        const members = new Map(
+          nodes.filter((n) => !only.has(n.name)).map((n) => [n.name, { address: n.address, status: 1 }]),
+        );
+        const full = planSweep(cfg, { ...base, nodes, members });
+        const partial = planSweep(
+          cfg,
+          degraded({ ...base, nodes: nodes.filter((n) => !only.has(n.name)), members }),
+        );
+        const candidates = new Set(
+          [...full.report.actions, ...full.report.refused.map((r) => r.action)].map((a) => JSON.stringify(a)),
+        );
+        for (const a of partial.actions) expect(candidates).toContain(JSON.stringify(a));
+        if (full.report.reportOnly.length > 0) expect(partial.actions).toEqual([]);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
