@@ -110,12 +110,12 @@ async function asVm(vmToken: string, path: string, body: object): Promise<number
 }
 
 /** A real, acting sweep of the attacker's group; its report in one line. */
-async function actingSweep(answer: string) {
+async function actingSweep(answer: string, thresholds: Record<string, unknown> = {}) {
   const sweep = buildSweep({
     consulAddr: cluster.servers[0]!.httpAddr,
     token,
     computeUrl: emu.url,
-    config: sweepConfig(project, [{ zone, name: 'backend-mig', role: 'backend' }]),
+    config: sweepConfig(project, [{ zone, name: 'backend-mig', role: 'backend' }], thresholds),
     logs,
   });
   try {
@@ -214,7 +214,10 @@ test("one VM's oversized node entry (metadata, tagged addresses) does not make t
   const bytes = await answerBytes('/v1/catalog/nodes');
   expect(bytes).toBeGreaterThan(layerCap);
 
-  const r = await actingSweep(`catalog/nodes answer ${bytes} bytes`);
+  // The group's one member has a catalog entry, no agent: listed from the gossip members, it is
+  // unlisted and counts dead (as a member without a node would), which would make its zone, the
+  // only one, look dead; a zone threshold of 1 keeps that gate out of this test.
+  const r = await actingSweep(`catalog/nodes answer ${bytes} bytes`, { zoneDeadThreshold: 1 });
   expect(r.status).toBe('completed');
   expect(r.report?.reportOnly).toEqual([]);
   expect(r.report?.listing).toEqual(expect.objectContaining({ source: 'members' }));
