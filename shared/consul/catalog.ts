@@ -25,12 +25,30 @@ const registerOptions = (r: CatalogRegistration) => ({
     : {}),
 });
 
-export function catalogApi({ consul, run }: Connection, txn: ConsulClient['txn']): ConsulClient['catalog'] {
+export function catalogApi(
+  { consul, run, raw }: Connection,
+  txn: ConsulClient['txn'],
+): ConsulClient['catalog'] {
   return {
-    node: (name) =>
+    node: (name, options = {}) =>
       run(`catalog node ${name}`, async (pass) => {
         try {
-          const answer = await consul.catalog.node.services({ node: name, ...pass });
+          // A per-request cap is not in the package: then through its HTTP client.
+          const answer =
+            options.maxResponseBytes === undefined
+              ? await consul.catalog.node.services({ node: name, ...pass })
+              : (
+                  await raw(
+                    '_get',
+                    {
+                      name: 'catalog.node.services',
+                      path: '/catalog/node/{node}',
+                      params: { node: name },
+                      maxResponseBytes: options.maxResponseBytes,
+                    },
+                    pass,
+                  )
+                ).body;
           const data = parse(catalogNodeAnswerSchema, answer ?? null, 'catalog/node');
           if (!data) return null;
           return {

@@ -47,3 +47,4 @@ export type {
   TxnOp,
 } from './schemas';
 export { PermanentError, TransientError, classifyError } from '../errors';
+export { AnswerTooLargeError } from './package';

@@ -48,6 +48,8 @@ export interface PapiRequest {
   body?: unknown;
   type?: 'json' | 'text';
   timeout?: number;
+  /** A smaller cap than the connection's for this request's answer. */
+  maxResponseBytes?: number;
 }
 export interface PapiResponse {
   statusCode: number;
@@ -60,7 +62,10 @@ interface Transport {
 interface PapiClient {
   _get(request: PapiRequest): Promise<PapiResponse>;
   _put(request: PapiRequest): Promise<PapiResponse>;
-  _ext(event: 'onRequest', hook: (request: { transport: Transport }, next: () => void) => void): void;
+  _ext(
+    event: 'onRequest',
+    hook: (request: { transport: Transport; opts: Partial<PapiRequest> }, next: () => void) => void,
+  ): void;
 }
 /** papi's error for a non-2xx answer. */
 interface ResponseError {
@@ -87,6 +92,17 @@ export type PassThrough = { timeout: number };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const defaultMaxResponseBytes = 8 * 1024 * 1024;
 
+/**
+ * An answer over the cap: permanent (the same read meets the same answer), and typed, so a caller
+ * can fall back to smaller reads instead of failing as for any other permanent error.
+ */
+export class AnswerTooLargeError extends PermanentError {
+  override name = 'AnswerTooLargeError';
+  constructor(readonly limit: number) {
+    super(`answer larger than ${limit} bytes`);
+  }
+}
+
 /** Wraps the transport so an answer larger than `max` fails the request instead of filling memory. */
 function cappedTransport(transport: Transport, max: number): Transport {
   return {
@@ -97,7 +113,7 @@ function cappedTransport(transport: Transport, max: number): Transport {
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > max && !req.destroyed) {
-            req.emit('error', new PermanentError(`answer larger than ${max} bytes`));
+            req.emit('error', new AnswerTooLargeError(max));
             req.destroy();
           }
         });
@@ -150,7 +166,9 @@ export function connect(settings: ConsulClientSettings): Connection {
   const papi = pkg as unknown as PapiClient;
   const maxBytes = settings.maxResponseBytes ?? defaultMaxResponseBytes;
   papi._ext('onRequest', (request, next) => {
-    request.transport = cappedTransport(request.transport, maxBytes);
+    const own = request.opts.maxResponseBytes;
+    const cap = typeof own === 'number' && own > 0 ? Math.min(own, maxBytes) : maxBytes;
+    request.transport = cappedTransport(request.transport, cap);
     next();
   });
   const tokenHeader: Record<string, string> = settings.token ? { 'x-consul-token': settings.token } : {};

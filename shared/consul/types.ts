@@ -99,7 +99,8 @@ export interface ConsulClient {
   /** A transaction; a rolled-back one (409) is an answer with its errors, not a failure. */
   txn(ops: Answer.TxnOp[]): Promise<Answer.TxnAnswer>;
   catalog: {
-    node(name: string): Promise<Answer.CatalogNodeDetail | null>;
+    /** `maxResponseBytes`: a smaller cap for this answer (over it: AnswerTooLargeError). */
+    node(name: string, options?: { maxResponseBytes?: number }): Promise<Answer.CatalogNodeDetail | null>;
     /** Every node, or those whose metadata holds each of `nodeMeta`'s pairs. */
     nodes(options?: { nodeMeta?: Record<string, string> }): Promise<Answer.CatalogNode[]>;
     register(registration: CatalogRegistration): Promise<void>;
@@ -108,9 +109,16 @@ export interface ConsulClient {
     deleteNodeCas(name: string, modifyIndex: number): Promise<DeleteResult>;
   };
   health: {
-    node(name: string): Promise<Answer.HealthCheck[]>;
+    /** `maxResponseBytes`: a smaller cap for this answer (over it: AnswerTooLargeError). */
+    node(
+      name: string,
+      options?: { filter?: string; maxResponseBytes?: number },
+    ): Promise<Answer.HealthCheck[]>;
     service(name: string, options?: { passing?: boolean; tag?: string }): Promise<Answer.ServiceHealth[]>;
-    state(state?: 'any' | 'passing' | 'warning' | 'critical'): Promise<Answer.HealthCheck[]>;
+    state(
+      state?: 'any' | 'passing' | 'warning' | 'critical',
+      options?: { filter?: string },
+    ): Promise<Answer.HealthCheck[]>;
   };
   session: {
     /** Creates a session; returns its id. */

@@ -13,8 +13,22 @@ export interface NodeInGroup {
   group: WatchedGroup;
 }
 
+/**
+ * `unreadable`: its node's checks were oversized (read.ts); `unlisted`: the nodes were listed from
+ * the gossip members (read-fallback.ts) and none named like it claims its id, which proves no
+ * absence (a catalog-only node may hold it). Neither is judged or repaired this sweep.
+ */
 export type MemberState =
-  'transitioning' | 'booting' | 'orphan' | 'draining' | 'failing' | 'broken' | 'healthy' | 'warning';
+  | 'transitioning'
+  | 'booting'
+  | 'orphan'
+  | 'draining'
+  | 'unreadable'
+  | 'unlisted'
+  | 'failing'
+  | 'broken'
+  | 'healthy'
+  | 'warning';
 
 export interface MemberView {
   member: ManagedMember & { id: string };
@@ -49,7 +63,8 @@ export function lookupCandidates(config: HealthSweepConfig, obs: Observation, li
   const absent: Array<{ c: LookupCandidate; count: number }> = [];
   for (const node of obs.nodes) {
     const id = node.identity;
-    if (!id || live.has(id.instanceId) || !watchedGroupOf(config, node)) continue;
+    if (!id || node.health === 'unknown' || live.has(id.instanceId) || !watchedGroupOf(config, node))
+      continue;
     const count = obs.marks.get(id.instanceId)?.value?.absentCount ?? 0;
     absent.push({
       c: { instanceId: id.instanceId, project: id.project, zone: id.zone, name: node.name },
@@ -66,7 +81,7 @@ export interface NodeIndex {
   byId: Map<string, SweepNode[]>;
   /** Nodes without (valid) identity metadata: never acted on. */
   unidentified: string[];
-  /** Nodes whose identity names a watched group: the ones the sweep may act on. */
+  /** Nodes whose identity names a watched group: the ones the sweep may act on (never an oversized one). */
   inGroups: NodeInGroup[];
 }
 
@@ -83,7 +98,8 @@ export function indexNodes(config: HealthSweepConfig, obs: Observation): NodeInd
     if (list) list.push(node);
     else byId.set(node.identity.instanceId, [node]);
     const group = watchedGroupOf(config, node);
-    if (group) inGroups.push({ node, identity: node.identity, group });
+    // An oversized node still claims its id (its member is unreadable, not missing), but is never acted on.
+    if (group && node.health !== 'unknown') inGroups.push({ node, identity: node.identity, group });
   }
   return { byId, unidentified, inGroups };
 }
@@ -114,11 +130,16 @@ export function memberViews(
       }
       // The node named like the instance if several claim its id (a copy of metadata proves nothing).
       const claims = nodesById.get(id) ?? [];
-      const node = claims.find((n) => n.name === member.name) ?? claims[0];
+      // Listed from the members, another claim may be missing: only the node named like it counts.
+      const node = claims.find((n) => n.name === member.name) ?? (obs.listing ? undefined : claims[0]);
       // Being drained: going away on purpose, so neither dead nor a repair candidate. Node
       // maintenance stays a second signal: the images' shutdown script (ilb-drain.sh) still sets it.
       if (drainedIds.has(id) || node?.health === 'maintenance') {
         views.push({ member: m, group: g, state: 'draining' });
+      } else if (node?.health === 'unknown') {
+        views.push({ member: m, group: g, state: 'unreadable' });
+      } else if (!node && obs.listing) {
+        views.push({ member: m, group: g, state: 'unlisted' });
       } else if (!node) {
         const since = mark?.missingSince ?? now;
         const state = now - since >= t.bootGraceMs ? 'orphan' : 'booting';
@@ -135,17 +156,23 @@ export function memberViews(
   return views;
 }
 
-/** Zones: a member looks dead without a node (past boot grace) or with a critical node. */
+/**
+ * Zones: a member looks dead without a node (past boot grace) or with a critical node. An
+ * unreadable one counts neither way: its VM cannot tip its zone into "partitioned" (and so stop
+ * every repair there) nor dilute the dead share of its zone. An unlisted one counts dead, as it
+ * would with the full listing unless a catalog-only node holds it: a listing without those nodes
+ * may only make the zone gate stricter.
+ */
 export function zoneSummaries(
   views: readonly MemberView[],
   t: Pick<SweepThresholds, 'zoneDeadThreshold'>,
 ): ZoneSummary[] {
   const zoneStats = new Map<string, { running: number; dead: number }>();
   for (const v of views) {
-    if (v.state === 'transitioning' || v.state === 'booting' || v.state === 'draining') continue;
+    if (['transitioning', 'booting', 'draining', 'unreadable'].includes(v.state)) continue;
     const s = zoneStats.get(v.member.zone) ?? { running: 0, dead: 0 };
     s.running++;
-    if (v.state === 'orphan' || v.state === 'failing' || v.state === 'broken') s.dead++;
+    if (['orphan', 'unlisted', 'failing', 'broken'].includes(v.state)) s.dead++;
     zoneStats.set(v.member.zone, s);
   }
   return [...zoneStats.entries()]

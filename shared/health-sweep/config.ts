@@ -63,6 +63,15 @@ const thresholdsSchema = z.strictObject({
   zoneDeadThreshold: z.number().gt(0).max(1).default(0.55),
 });
 
+/** A per-node answer's cap: under the Consul layer's own (8 MiB), over a legitimate node's. */
+const perNodeCap = (fallback: number) =>
+  z
+    .number()
+    .int()
+    .min(4096)
+    .max(8 * 1024 * 1024)
+    .default(fallback);
+
 const configSchema = z.strictObject({
   groups: z
     .array(z.union([zonalGroupSchema, regionalGroupSchema]))
@@ -78,6 +87,20 @@ const configSchema = z.strictObject({
       removeUnproven: z.boolean().default(true),
       /** Findings kept per sweep (report and actions): bounded work whatever the catalog holds. */
       maxFindings: z.number().int().min(1).max(10_000).default(100),
+    })
+    .prefault({}),
+  /**
+   * When the checks of every node together are over the Consul layer's cap (8 MiB), the sweep
+   * reads them node by node (read.ts): a node whose own checks are over `nodeChecksMaxBytes` is
+   * reported oversized and left alone this sweep. More catalog nodes than `maxNodeReads`: the
+   * sweep only reports. When the node listing itself is over the cap, the nodes are listed from
+   * the gossip members, each node's entry read alone under `nodeMaxBytes` (read-fallback.ts).
+   */
+  reads: z
+    .strictObject({
+      nodeChecksMaxBytes: perNodeCap(256 * 1024),
+      nodeMaxBytes: perNodeCap(64 * 1024),
+      maxNodeReads: z.number().int().min(1).max(100_000).default(2000),
     })
     .prefault({}),
 });
@@ -108,6 +131,7 @@ export interface HealthSweepConfig {
   thresholds: SweepThresholds;
   repairOrphans: boolean;
   identity: { removeUnproven: boolean; maxFindings: number };
+  reads: { nodeChecksMaxBytes: number; nodeMaxBytes: number; maxNodeReads: number };
 }
 
 export const groupKey = (project: string, scope: GroupScope, name: string): string =>
@@ -129,7 +153,7 @@ export function parseHealthSweepConfig(input: unknown): HealthSweepConfig {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid health-sweep configuration: ${problems.join('; ')}`);
   }
-  const { groups, thresholds: t, repairOrphans, identity } = parsed.data;
+  const { groups, thresholds: t, repairOrphans, identity, reads } = parsed.data;
   const watched = groups.map((g): WatchedGroup => {
     const scope: GroupScope =
       'zone' in g ? { kind: 'zone', zone: g.zone } : { kind: 'region', region: g.region };
@@ -168,6 +192,7 @@ export function parseHealthSweepConfig(input: unknown): HealthSweepConfig {
     },
     repairOrphans,
     identity,
+    reads,
   };
 }
 

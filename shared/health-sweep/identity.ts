@@ -31,11 +31,16 @@ export function verifyIdentity(config: HealthSweepConfig, obs: Observation): Ide
   const alive = new Set<string>();
   const members = obs.members;
   for (const node of [...obs.nodes].sort(byKey((n) => n.name))) {
-    if (!managed(config, node)) continue;
     const add = (reason: IdentityFinding['reason']) => {
       if (findings.length < config.identity.maxFindings)
         findings.push({ node: node.name, reason, address: node.address });
     };
+    // Its checks were not read (read.ts): reported, and nothing else is concluded about it.
+    if (node.health === 'unknown') {
+      add('oversized');
+      continue;
+    }
+    if (!managed(config, node)) continue;
     if (node.foreignChecks > 0) add('foreign-check');
     if (!members) continue;
     const member = members.get(node.name);

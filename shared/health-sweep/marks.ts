@@ -15,6 +15,19 @@ export function planMarks(
 ): MarkWrite[] {
   const next = new Map<string, SweepMark>();
   for (const [id, count] of nextAbsent) if (!live.has(id)) next.set(id, { absentCount: count });
+  // An oversized node's instance was not judged this sweep: its mark stays as it was.
+  for (const n of obs.nodes) {
+    const kept = n.health === 'unknown' && n.identity ? obs.marks.get(n.identity.instanceId)?.value : null;
+    if (kept && n.identity) next.set(n.identity.instanceId, kept);
+  }
+  // Listed from the gossip members, the sweep judged only what it listed: the marks of members it
+  // did not find and of ids no listed node claims stay as they were, neither advanced nor dropped.
+  if (obs.listing) {
+    const unlisted = new Set(views.filter((v) => v.state === 'unlisted').map((v) => v.member.id));
+    for (const [id, stored] of obs.marks) {
+      if (stored.value && !next.has(id) && (unlisted.has(id) || !live.has(id))) next.set(id, stored.value);
+    }
+  }
   for (const v of views) {
     if (v.state === 'failing' || v.state === 'broken') {
       next.set(v.member.id, { absentCount: 0, criticalSince: v.since });

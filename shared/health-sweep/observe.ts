@@ -80,9 +80,10 @@ export interface NodeIdentity {
 
 /**
  * `maintenance`: the node or one of its services is in maintenance (a drain in progress);
+ * `unknown`: its checks were over the per-node cap (oversized, read.ts): nothing acts on it;
  * otherwise the worst check status; a node without checks counts as passing.
  */
-export type NodeHealth = CheckStatus | 'maintenance';
+export type NodeHealth = CheckStatus | 'maintenance' | 'unknown';
 
 export interface SweepNode {
   name: string;
@@ -92,7 +93,7 @@ export interface SweepNode {
   identity?: NodeIdentity;
   health: NodeHealth;
   /** The node's `serfHealth` check, which the leader registers for every gossip member. */
-  serf: CheckStatus | 'absent';
+  serf: CheckStatus | 'absent' | 'unknown';
   /** Checks whose id no agent of ours registers: left out of `health` (identity.ts). */
   foreignChecks: number;
 }
@@ -148,6 +149,11 @@ export interface Observation {
   /** LAN members by node name; null when not read (then no identity finding acts). */
   members: ReadonlyMap<string, GossipMember> | null;
   reads: ReadOutcome[];
+  /**
+   * Set when `/v1/catalog/nodes` was over the cap and the nodes were listed from the gossip members
+   * (read-fallback.ts): catalog-only nodes are missing, so absence from `nodes` proves nothing.
+   */
+  listing?: { source: 'members'; detail: string };
 }
 
 const projectPattern = /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
@@ -272,16 +278,17 @@ export const isAgentCheck = (checkId: string): boolean =>
 const severity: Record<CheckStatus, number> = { passing: 0, warning: 1, critical: 2 };
 
 /**
- * Catalog nodes (`/v1/catalog/nodes`, all pages) joined with every check (`/v1/health/state/any`):
- * two reads however many nodes. Entries that do not parse are dropped and counted; a check of an
- * unknown status counts as critical (looking dead never deletes anything by itself).
+ * Catalog nodes (`/v1/catalog/nodes`, all pages) joined with the checks read (read.ts). Entries
+ * that do not parse are dropped and counted; a check of an unknown status counts as critical
+ * (looking dead never deletes anything by itself). `oversized`: nodes whose checks were not read.
  */
 export function normaliseNodes(
   rawNodes: readonly unknown[],
   rawChecks: readonly unknown[],
+  oversized: ReadonlySet<string> = new Set(),
 ): { nodes: SweepNode[]; dropped: number } {
   let dropped = 0;
-  const health = new Map<string, NodeHealth>();
+  const health = new Map<string, Exclude<NodeHealth, 'unknown'>>();
   const serf = new Map<string, CheckStatus>();
   const foreign = new Map<string, number>();
   for (const entry of rawChecks) {
@@ -312,13 +319,14 @@ export function normaliseNodes(
     }
     const n = parsed.data;
     const identity = parseIdentity(n.Meta);
+    const unread = oversized.has(n.Node);
     nodes.push({
       name: n.Node,
       address: n.Address,
       modifyIndex: n.ModifyIndex,
       ...(identity ? { identity } : {}),
-      health: health.get(n.Node) ?? 'passing',
-      serf: serf.get(n.Node) ?? 'absent',
+      health: unread ? 'unknown' : (health.get(n.Node) ?? 'passing'),
+      serf: unread ? 'unknown' : (serf.get(n.Node) ?? 'absent'),
       foreignChecks: foreign.get(n.Node) ?? 0,
     });
   }

@@ -108,7 +108,10 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
     countOf: absence.countOf,
     alive: identity.alive,
   });
-  const leftovers = findLeftovers(config, obs, { live, nodesById: nodes.byId, countOf: absence.countOf });
+  // Leftovers are ids no node claims: unprovable while catalog-only nodes are not listed.
+  const leftovers = obs.listing
+    ? { drainLeftovers: [], leftovers: [], actions: [] }
+    : findLeftovers(config, obs, { live, nodesById: nodes.byId, countOf: absence.countOf });
   const repairs = repairCandidates(config, staleness.staleNodes, views, now);
   const gated = gateActions(config, obs, {
     // Catalog-only nodes first: removing one only undoes a write no agent made.
@@ -131,6 +134,7 @@ export function planSweep(config: HealthSweepConfig, obs: Observation): SweepPla
     },
     reportOnly,
     incompleteReads,
+    listing: obs.listing ?? { source: 'catalog' },
     zones,
     ...summaries(config, observed, views),
     stale: staleness.stale,

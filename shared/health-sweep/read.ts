@@ -1,6 +1,5 @@
 import type { InstancesApi, InstanceLookup } from '../gcp/instances';
 import type { ConsulClient } from '../consul';
-import { classifyError } from '../errors';
 import type { GroupsApi } from '../gcp/groups';
 import type { ApiCalls } from './calls';
 import type { HealthSweepConfig } from './config';
@@ -20,21 +19,40 @@ import {
   type Stored,
 } from './observe';
 import { lookupCandidates } from './classify';
+import { describe, listFromMembers, pool, readChecks, type NodeListing } from './read-fallback';
 import type { HealthSweepKeys } from './state';
 import type { BucketState } from './token-bucket';
 
 /**
  * The observe adapter: reads the world once per sweep. Compute: per group, the pages of
- * `listManagedInstances` and one `get`. Consul: the catalog's nodes and every check (one call
- * each), the keys of the marks and records and the drain list with its values (one call each),
- * and a get per mark, per leftover candidate and for the bucket. So calls grow with pages and anomalies, never with nodes.
+ * `listManagedInstances` and one `get`. Consul: the catalog's nodes and the checks the sweep uses
+ * (one call each), the keys of the marks and records and the drain list with its values (one call
+ * each), and a get per mark, per leftover candidate and for the bucket. So calls grow with pages
+ * and anomalies, never with nodes, except under attack (read-fallback.ts): a VM's own token may
+ * put checks, metadata and tagged addresses of any size on its own node (Consul 1.15.6 bounds none
+ * of them on `/v1/catalog/register`), so either whole answer may be over the Consul layer's cap.
+ * Then it is read node by node, one call per node (at most `reads.maxNodeReads`), each under a
+ * per-node cap: the checks with `/v1/health/node/<node>` (`reads.nodeChecksMaxBytes`), the nodes
+ * listed from the gossip members with `/v1/catalog/node/<name>` (`reads.nodeMaxBytes`). A node over
+ * its cap is oversized and left alone; a listing from the members misses catalog-only nodes, which
+ * the observation says (`listing`) so the planner acts on no absence it cannot prove.
  * Nothing throws: a read that fails is recorded as failed, which makes the sweep report-only.
  */
 
+/**
+ * The checks the sweep uses, filtered by the servers (bexpr, `?filter=` on `/v1/health/state/:state`
+ * and `/v1/health/node/:node`: https://developer.hashicorp.com/consul/api-docs/health, "Filtering"):
+ * the ids our agents register (observe.ts `isAgentCheck`) and any check that is not passing (what
+ * identity.ts reports as foreign). Passing checks of other ids never change a decision.
+ */
+export const sweepChecksFilter =
+  'CheckID == "serfHealth" or CheckID == "_node_maintenance" or ' +
+  'CheckID matches "^(service|_service_maintenance):" or Status != "passing"';
+
 export type SweepConsul = {
   agent: Pick<ConsulClient['agent'], 'members'>;
-  catalog: Pick<ConsulClient['catalog'], 'nodes'>;
-  health: Pick<ConsulClient['health'], 'state'>;
+  catalog: Pick<ConsulClient['catalog'], 'nodes' | 'node'>;
+  health: Pick<ConsulClient['health'], 'state' | 'node'>;
   kv: Pick<ConsulClient['kv'], 'get' | 'keys' | 'list'>;
 };
 
@@ -48,26 +66,6 @@ export interface ReadDeps {
   lookupLimit: number;
   /** Parallel requests per source. */
   concurrency?: number;
-}
-
-const describe = (err: unknown) => classifyError(err).message.slice(0, 300);
-
-/**
- * Runs `work` over `items`, at most `limit` at once, in order of the results. Every runner ends
- * before it returns or throws (the first failure): no read outlives the sweep.
- */
-async function pool<T, R>(items: readonly T[], limit: number, work: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i] as T);
-    }
-  });
-  const failed = (await Promise.allSettled(runners)).find((r) => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return out;
 }
 
 export async function observeWorld(
@@ -118,11 +116,19 @@ export async function observeWorld(
     }
   };
 
-  const [groups, rawNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry, rawMembers] =
+  const [groups, wholeNodes, rawChecks, markKeys, recordKeys, drainEntries, bucketEntry, rawMembers] =
     await Promise.all([
       groupsRead,
-      consulRead('catalog/nodes', () => consul.catalog.nodes()),
-      consulRead('health/state/any', () => consul.health.state('any')),
+      // An answer or the error: over the cap, the nodes are listed from the gossip members.
+      consulCall(() => consul.catalog.nodes()).then(
+        (list): NodeListing => ({ nodes: list, oversized: new Set() }),
+        (err: unknown) => ({ err }),
+      ),
+      // An answer or the error: over the cap, the checks are read node by node once the nodes are known.
+      consulCall(() => consul.health.state('any', { filter: sweepChecksFilter })).then(
+        (checks) => ({ checks }),
+        (err: unknown) => ({ err }),
+      ),
       consulRead(keys.marks, () => consul.kv.keys(keys.marks), 'kv'),
       consulRead(keys.records, () => consul.kv.keys(keys.records), 'kv'),
       // The drain list is short (nodes being drained now): values and indexes in one call.
@@ -135,14 +141,18 @@ export async function observeWorld(
     ? new Map(rawMembers.map((m) => [m.name, { address: m.address, status: m.status }]))
     : null;
 
+  const listing =
+    'err' in wholeNodes ? await listFromMembers(deps, config, wholeNodes.err, rawMembers, reads) : wholeNodes;
   // The layer answers in its own shape; the normaliser validates Consul's.
-  const catalog = (rawNodes ?? []).map((n) => ({
+  const catalog = (listing?.nodes ?? []).map((n) => ({
     Node: n.name,
     Address: n.address,
     Meta: n.meta,
     ModifyIndex: n.modifyIndex,
   }));
-  const { nodes, dropped } = normaliseNodes(catalog, rawChecks ?? []);
+  const read = await readChecks(deps, config, sweepChecksFilter, rawChecks, listing?.nodes, reads);
+  const oversized = new Set([...read.oversized, ...(listing?.oversized ?? [])]);
+  const { nodes, dropped } = normaliseNodes(catalog, read.checks, oversized);
   if (dropped > 0) {
     reads.push({
       source: 'consul',
@@ -196,6 +206,7 @@ export async function observeWorld(
     lookups: new Map(),
     members,
     reads,
+    ...(listing?.degraded ? { listing: { source: 'members' as const, detail: listing.degraded } } : {}),
   };
 
   // Compute's word on absent nodes: a 404 (or another id under the name) makes them stale at once.

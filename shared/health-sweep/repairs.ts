@@ -96,8 +96,10 @@ export function gateActions(
   const refused: Refusal[] = [];
   const recreated = new Map<string, number>();
   const runningOf = new Map<string, number>();
+  // An unreadable or unlisted member is not counted as running: for the healthy minimum it may as well be dead.
   for (const v of input.views) {
-    if (v.state !== 'transitioning') runningOf.set(v.group.key, (runningOf.get(v.group.key) ?? 0) + 1);
+    if (!['transitioning', 'unreadable', 'unlisted'].includes(v.state))
+      runningOf.set(v.group.key, (runningOf.get(v.group.key) ?? 0) + 1);
   }
   let bucketState: BucketState | null =
     obs.bucket.value ?? (obs.bucket.modifyIndex > 0 ? { tokens: 0, at: now } : null);

@@ -88,7 +88,13 @@ export interface NodeFinding {
 }
 
 export type IdentityReason =
-  'not-a-member' | 'address-mismatch' | 'no-identity' | 'foreign-check' | 'identity-disputed';
+  | 'not-a-member'
+  | 'address-mismatch'
+  | 'no-identity'
+  | 'foreign-check'
+  | 'identity-disputed'
+  /** Its checks were over the per-node cap: not read, nothing acts on the node or its instance. */
+  | 'oversized';
 
 export interface IdentityFinding {
   node: string;
@@ -112,6 +118,12 @@ export interface SweepReport {
   /** Why the whole sweep only reports; empty when it may act. */
   reportOnly: Array<'incomplete-read' | 'all-zones-dead'>;
   incompleteReads: ReadOutcome[];
+  /**
+   * Where the nodes came from: the catalog, or (its listing over the cap) the gossip members, when
+   * catalog-only nodes are not seen: none is removed, no member is judged by a node it may have
+   * there, and no leftover is reaped (plan.ts).
+   */
+  listing: { source: 'catalog' } | { source: 'members'; detail: string };
   zones: ZoneSummary[];
   groups: GroupSummary[];
   /** Members whose node is passing, per role and zone (every role and zone with a running member). */

@@ -208,6 +208,7 @@ function logSweep(logger: Logger, result: SweepResult): void {
       stopped: result.stopped,
       reportOnly: r?.reportOnly,
       incompleteReads: r?.incompleteReads,
+      listing: r?.listing,
       seen: r?.seen,
       zones: r?.zones,
       stale: r?.stale.length,

@@ -46,6 +46,7 @@ describe('parseHealthSweepConfig', () => {
       },
       repairOrphans: false,
       identity: { removeUnproven: true, maxFindings: 100 },
+      reads: { nodeChecksMaxBytes: 256 * 1024, nodeMaxBytes: 64 * 1024, maxNodeReads: 2000 },
     });
   });
 
@@ -66,6 +67,13 @@ describe('parseHealthSweepConfig', () => {
     ['a zero rate', { groups: [group], thresholds: { tokenBucket: { ratePerMinute: 0 } } }],
     ['a zero dead threshold', { groups: [group], thresholds: { zoneDeadThreshold: 0 } }],
     ['a dead threshold over 1', { groups: [group], thresholds: { zoneDeadThreshold: 1.5 } }],
+    [
+      'a per-node cap over the layer cap',
+      { groups: [group], reads: { nodeChecksMaxBytes: 9 * 1024 * 1024 } },
+    ],
+    ['a node entry cap under 4 KiB', { groups: [group], reads: { nodeMaxBytes: 1024 } }],
+    ['no per-node reads', { groups: [group], reads: { maxNodeReads: 0 } }],
+    ['an unknown reads field', { groups: [group], reads: { maxBytes: 1 } }],
     ['the same group twice', { groups: [group, { ...group, role: 'other' }] }],
     [
       'a zonal and a regional group of the same name in one region',

@@ -1,5 +1,7 @@
 /** Builders of sweep observations for the health-sweep planner tests. */
-import type { InstanceLookup } from '../../shared/gcp/instances';
+import type { GroupsApi } from '../../shared/gcp/groups';
+import type { InstanceLookup, InstancesApi } from '../../shared/gcp/instances';
+import { noCalls } from '../../shared/health-sweep/calls';
 import { parseHealthSweepConfig, type HealthSweepConfig } from '../../shared/health-sweep/config';
 import type {
   GroupObservation,
@@ -10,6 +12,8 @@ import type {
   SweepMark,
   SweepNode,
 } from '../../shared/health-sweep/observe';
+import { observeWorld, type SweepConsul } from '../../shared/health-sweep/read';
+import { healthSweepKeys } from '../../shared/health-sweep/state';
 import type { BucketState } from '../../shared/health-sweep/token-bucket';
 
 export const P = 'ilb-demo';
@@ -141,3 +145,30 @@ export function world(instances: Inst[], x: WorldExtras = {}): Observation {
     reads: [...(x.reads ?? [])],
   };
 }
+
+/** observeWorld over `consul`, with no group members and Compute answering 404, under `reads`. */
+export function observeConsul(consul: SweepConsul, reads: HealthSweepConfig['reads']) {
+  const calls = noCalls();
+  const groups: GroupsApi = {
+    listManagedInstances: async () => [],
+    isStable: async () => true,
+    recreate: async () => undefined,
+  };
+  const instances: InstancesApi = { get: async () => ({ found: false }) };
+  const obs = observeWorld(
+    { consul, groups, instances, keys: healthSweepKeys('p/'), calls, lookupLimit: 5 },
+    { ...config(), reads },
+    T0,
+  );
+  return { obs, calls };
+}
+
+/** A fake per-node read: records each call, answers `perNode(name)`, throwing it when an Error. */
+export const perNodeRead =
+  <A, O extends object>(calls: Array<{ name: string } & O>, perNode: (name: string) => A | Error) =>
+  async (name: string, options?: O): Promise<A> => {
+    calls.push({ name, ...(options ?? ({} as O)) });
+    const answer = perNode(name);
+    if (answer instanceof Error) throw answer;
+    return answer;
+  };
