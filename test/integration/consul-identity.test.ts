@@ -1,70 +1,51 @@
 /**
  * The login token's renewal (consul-identity.sh renew, consul-identity.service), run for real: a
- * backend VM's agent from packer/ files, logged in with its identity token (the metadata stand-in
- * signs it; Consul's jwt auth method trusts its JWKS). A renewal logs in anew, makes the new token the
- * agent's and revokes the old one; a renewal that cannot reach Consul keeps the current token and
- * retries. The intervals are the script's knobs, set short; nothing waits on a clock.
+ * backend VM booted from packer/ files by the sandbox's instance launcher, logged in with its identity
+ * token (the metadata stand-in signs it; Consul's jwt auth method trusts its JWKS). A renewal logs in
+ * anew, makes the new token the agent's and revokes the old one; a renewal that cannot reach Consul
+ * keeps the current token and retries; the shutdown revokes the last one. The intervals are the
+ * script's knobs, set short; nothing waits on a clock.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 
+import { launchInstance, type LocalInstance } from '../../infra-scripts/local/instance';
+import { ensureAppsBuilt } from '../../infra-scripts/local/instance/build';
 import { createMetadataServer, type MetadataServer } from '../../infra-scripts/local/metadata-server';
 import {
   randomLoopbackPrefix,
   startConsulCluster,
   startProcess,
-  toolPath,
   waitFor,
   type ConsulCluster,
   type ManagedProcess,
 } from '../harness';
-import { agentTokenOf, roleTokens } from './system-support';
+import { agentTokenOf, bootAttributes, roleTokens } from './system-support';
 
-const run = promisify(execFile);
-
-jest.setTimeout(120_000);
+jest.setTimeout(180_000);
 
 const prefix = randomLoopbackPrefix();
-const packer = path.resolve('packer');
 const ip = `${prefix}.40`;
 const node = 'backend-r1';
 let cluster: ConsulCluster;
 let md: MetadataServer;
-let root: string;
-let env: NodeJS.ProcessEnv;
-let agent: ManagedProcess | undefined;
+let vm: LocalInstance;
 
-const script = () => path.join(root, 'opt/ilb/bin/consul-identity.sh');
 const server = () => cluster.servers[0]!.httpAddr;
+const unit = (name: string) => vm.processes.get(name)!;
 
-/** consul.service: the agent from the boot's config, then its ExecStartPost login (`ensure`). */
-async function startAgent(): Promise<void> {
-  agent = await startProcess({
-    name: `consul ${node}`,
-    command: toolPath('consul'),
-    args: ['agent', `-config-dir=${root}/etc/consul.d`],
-    env,
-    stopTimeoutMs: 10_000,
-    ready: async () => {
-      const res = await fetch(`http://${ip}:8500/v1/status/leader`, { signal: AbortSignal.timeout(1_000) });
-      return res.ok && ((await res.json()) as string) !== '';
-    },
+/**
+ * consul-identity.service's process as the launcher built it from the unit (its command, its
+ * EnvironmentFile), again with the script's interval knobs set short.
+ */
+const startRenewal = () => {
+  const { spec } = unit('consul-identity');
+  return startProcess({
+    ...spec,
+    env: { ...spec.env, ILB_IDENTITY_RENEW_SECONDS: '1', ILB_IDENTITY_RETRY_SECONDS: '1' },
   });
-  await run('bash', [script(), 'ensure'], { env });
-}
-
-/** consul-identity.service's process, with short intervals. */
-const startRenewal = () =>
-  startProcess({
-    name: `consul-identity ${node}`,
-    command: 'bash',
-    args: [script(), 'renew'],
-    env: { ...env, ILB_IDENTITY_RENEW_SECONDS: '1', ILB_IDENTITY_RETRY_SECONDS: '1' },
-  });
+};
 
 /** systemd's stop with KillMode=mixed: SIGTERM to the script alone; a renewal under way finishes. */
 async function stopRenewal(renewal: ManagedProcess): Promise<void> {
@@ -138,56 +119,48 @@ async function agentActsWith(token: string): Promise<void> {
 }
 
 beforeAll(async () => {
+  await ensureAppsBuilt();
   cluster = await startConsulCluster({ servers: 1, prefix });
   md = createMetadataServer({ port: 0 });
   const tokens = await roleTokens(cluster, md, 'renewal');
+  const where = { zone: 'europe-west4-a', projectNumber: '8' };
   const metadataHost = await md.addInstance({
     id: '5550040',
     name: node,
-    zone: 'europe-west4-a',
     ip,
     projectId: 'renewal',
-    projectNumber: '8',
-    attributes: {
-      'consul-servers': cluster.joinAddrs.join(' '),
-      'consul-gossip-key': cluster.gossipKey,
-      'consul-default-token': tokens['backend-default'],
-    },
+    ...where,
+    attributes: { ...bootAttributes(cluster, tokens, 'backend', where), 'ilb-drain-seconds': '0' },
   });
-  root = await mkdtemp(path.join(os.tmpdir(), 'ilb-renewal-'));
-  env = {
-    ...process.env,
-    PATH: `${path.dirname(toolPath('consul'))}:${process.env.PATH ?? ''}`,
-    ILB_ROOT: root,
-    GCE_METADATA_HOST: metadataHost,
-    CONSUL_CLIENT_ADDR: ip,
-  };
-  await run('bash', [path.join(packer, 'consul/files/install-role.sh'), 'backend', packer], { env });
-  await run('bash', [path.join(root, 'opt/ilb/bin/startup.sh')], { env });
-  await startAgent();
+  // The image's units, consul-identity.service among them (renewing every 20 min).
+  vm = await launchInstance({ role: 'backend', ip, metadataHost });
+  // Its stop as systemd's (KillMode=mixed) sends it: the script leaves its 20 min wait at once.
+  await stopRenewal(unit('consul-identity'));
 });
 
 afterAll(async () => {
-  await agent?.stop();
+  await vm?.kill();
   await md?.stop();
   await cluster?.stop();
-  if (root) await rm(root, { recursive: true, force: true });
 });
 
 describe("the login token's renewal", () => {
   it('logs in anew, gives the agent the new token and revokes the old one', async () => {
-    const old = await agentTokenOf(root);
+    const old = await agentTokenOf(vm.root);
     expect((await self(old)).status).toBe(200);
 
     const renewal = await startRenewal();
-    // A renewal ends in one of these two lines (the second: it could not revoke the old token).
-    await waitFor('a renewal', async () =>
-      /renewed this node's Consul token|could not revoke the previous token/.test(renewal.output()),
-    );
-    await stopRenewal(renewal);
+    try {
+      // A renewal ends in one of these two lines (the second: it could not revoke the old token).
+      await waitFor('a renewal', async () =>
+        /renewed this node's Consul token|could not revoke the previous token/.test(renewal.output()),
+      );
+    } finally {
+      await stopRenewal(renewal);
+    }
     expect(renewal.output()).not.toContain('could not revoke the previous token');
 
-    const current = await agentTokenOf(root);
+    const current = await agentTokenOf(vm.root);
     expect(current).not.toBe(old);
     // The old token is gone: Consul answers 403 "ACL not found".
     expect((await self(old)).status).toBe(403);
@@ -199,36 +172,43 @@ describe("the login token's renewal", () => {
     // The config the agent reloaded names the new token for its config-file services too.
     const conf = z
       .object({ acl: z.object({ tokens: z.record(z.string(), z.string()) }) })
-      .parse(JSON.parse(await readFile(path.join(root, 'etc/consul.d/10-agent.json'), 'utf8')));
+      .parse(JSON.parse(await readFile(path.join(vm.root, 'etc/consul.d/10-agent.json'), 'utf8')));
     expect(conf.acl.tokens.config_file_service_registration).toBe(current);
     await agentActsWith(current);
   });
 
   it('keeps the current token while Consul is unreachable, and retries until a login succeeds', async () => {
-    const before = await agentTokenOf(root);
-    await agent!.stop('SIGINT');
+    const before = await agentTokenOf(vm.root);
+    await unit('consul').stop('SIGINT');
     const renewal = await startRenewal();
     try {
       const failed = 'renewal failed; the current token stays';
       await waitFor('two failed renewals', async () => count(renewal.output(), failed) >= 2);
-      expect(await agentTokenOf(root)).toBe(before);
+      expect(await agentTokenOf(vm.root)).toBe(before);
       // Still valid at the servers: nothing revoked it.
       expect((await self(before)).status).toBe(200);
 
-      await startAgent();
-      // `ensure` kept the stored token (it is valid); the renewal's retry replaces it.
-      expect(await agentTokenOf(root)).toBe(before);
+      // consul.service again, from the config that still holds the current token.
+      await vm.restart('consul');
       await waitFor('a renewal once the agent is back', async () =>
         renewal.output().includes("renewed this node's Consul token"),
       );
     } finally {
       await stopRenewal(renewal);
     }
-    const current = await agentTokenOf(root);
+    const current = await agentTokenOf(vm.root);
     expect(current).not.toBe(before);
     expect((await self(before)).status).toBe(403);
     expect((await self(current)).status).toBe(200);
     expect(await tokensOfNode()).toBe(1);
     await agentActsWith(current);
+  });
+
+  it('logs out at shutdown: ilb-drain.sh revokes the token before the agent leaves', async () => {
+    const last = await agentTokenOf(vm.root);
+    expect((await self(last)).status).toBe(200);
+    await vm.shutdown();
+    expect((await self(last)).status).toBe(403);
+    expect(await tokensOfNode()).toBe(0);
   });
 });
