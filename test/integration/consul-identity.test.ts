@@ -204,6 +204,13 @@ describe("the login token's renewal", () => {
     await agentActsWith(current);
   });
 
+  it("its unit stops before the shutdown's logout, by a signal to the script alone", async () => {
+    const text = await readFile(path.resolve('packer/consul/files/consul-identity.service'), 'utf8');
+    // systemd stops in reverse start order: a unit after ilb-drain.service stops before its ExecStop.
+    expect(text).toMatch(/^After=.*\bilb-drain\.service\b/m);
+    expect(text).toMatch(/^KillMode=mixed$/m);
+  });
+
   it('logs out at shutdown: ilb-drain.sh revokes the token before the agent leaves', async () => {
     const last = await agentTokenOf(vm.root);
     expect((await self(last)).status).toBe(200);
