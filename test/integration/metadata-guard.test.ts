@@ -62,30 +62,27 @@ let dir = '';
 let holder: ChildProcess | undefined;
 let pid = 0;
 
+// nft and ip live in /usr/sbin, which a non-root PATH may lack.
+const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+
 const inNamespaces = (cmd: string[]) =>
-  run('nsenter', ['-t', String(pid), '-n', '-m', '--', ...cmd], { cwd: '/' });
+  run('nsenter', ['-t', String(pid), '-n', '-m', '--', ...cmd], { cwd: '/', env });
 
 const load = () => inNamespaces(['nft', '-f', ruleFile]);
 
 /** One connection as `user` (a name from the namespace's /etc/passwd or a bare uid). */
 async function reach(user: string, proto: 'tcp' | 'udp', host: string, port: number): Promise<string> {
+  // A bare uid runs with the same number as its gid; a named user with its own group.
+  const group = user === 'nobody' ? 'nogroup' : user;
   const as =
-    user === 'root'
-      ? []
-      : [
-          'setpriv',
-          `--reuid=${user}`,
-          `--regid=${/^\d+$/.test(user) ? user : user === 'nobody' ? 'nogroup' : user}`,
-          '--clear-groups',
-          '--',
-        ];
+    user === 'root' ? [] : ['setpriv', `--reuid=${user}`, `--regid=${group}`, '--clear-groups', '--'];
   const { stdout } = await inNamespaces([...as, process.execPath, '-e', client, proto, host, String(port)]);
   return stdout;
 }
 
 beforeAll(async () => {
   for (const tool of ['nft', 'unshare', 'nsenter', 'setpriv']) {
-    await run('bash', ['-c', `PATH="$PATH:/usr/sbin:/sbin" command -v ${tool}`]).catch(() => {
+    await run('bash', ['-c', `command -v ${tool}`], { env }).catch(() => {
       throw new Error(`${tool} is not installed: run \`npm run tools\` (nftables, util-linux)`);
     });
   }
@@ -107,6 +104,7 @@ beforeAll(async () => {
     ['--net', '--mount', '--propagation', 'private', '--', 'bash', '-c', setup, 'guard', listener],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     },
   );
   let stderr = '';
