@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool the tests and the local sandbox need, idempotently:
-#   Debian packages (haproxy, dnsmasq, shellcheck, packer, chromium for the e2e screenshots), a check for
+#   Debian packages (haproxy, dnsmasq, shellcheck, packer, chromium for the e2e screenshots, nftables for
+#   the images' metadata guard), a check for
 #   the Google Cloud CLI (gcloud, for the deploy rehearsal), Consul, consul-template and the
 #   Pub/Sub emulator built from the pinned Go modules under tools/, and the npm dependencies.
 # Binaries go to .tools/bin (git-ignored). A second run only compares stamps and exits.
@@ -42,7 +43,7 @@ with_progress() {
 
 # --- Debian packages -------------------------------------------------------------------------
 # command:package pairs; dnsmasq-base gives the binary without a system service.
-apt_wanted=(haproxy:haproxy dnsmasq:dnsmasq-base shellcheck:shellcheck packer:packer chromium:chromium)
+apt_wanted=(haproxy:haproxy dnsmasq:dnsmasq-base shellcheck:shellcheck packer:packer chromium:chromium nft:nftables)
 missing=()
 for pair in "${apt_wanted[@]}"; do
   cmd=${pair%%:*}

@@ -106,11 +106,17 @@ describe("the images' metadata guard", () => {
   const files = path.resolve('packer');
 
   it('rejects every user but root and the service users on the metadata HTTP port, not DNS', async () => {
-    const rules = await readFile(path.join(files, 'consul/files/metadata-guard.nft'), 'utf8');
-    const rule = rules.split('\n').find((l) => l.includes('169.254.169.254'))!;
-    expect(rule.trim()).toBe(
-      'ip daddr 169.254.169.254 tcp dport 80 meta skuid != { "root", "consul", "ilb" } counter reject with tcp reset',
-    );
+    const text = await readFile(path.join(files, 'consul/files/metadata-guard.nft'), 'utf8');
+    // Both of the server's addresses, every TCP port but DNS (metadata-guard.test.ts loads it for real).
+    const rules = text
+      .split('\n')
+      .filter((l) => l.includes('reject'))
+      .map((l) => l.trim());
+    expect(rules).toEqual([
+      'ip daddr 169.254.169.254 tcp dport != 53 meta skuid != $metadata_users counter reject with tcp reset',
+      'ip6 daddr fd20:ce::254 tcp dport != 53 meta skuid != $metadata_users counter reject with tcp reset',
+    ]);
+    expect(text).toContain('define metadata_users = { "root", "consul", "ilb" }');
     // Loaded by a unit the image enables, after the users exist and checked with `nft -c` first.
     const install = await readFile(path.join(files, 'consul/files/install-packages.sh'), 'utf8');
     expect(install.indexOf('useradd --system --home /opt/ilb')).toBeLessThan(install.indexOf('nft -c -f'));
@@ -127,5 +133,17 @@ describe("the images' metadata guard", () => {
       }
     }
     expect([...users].sort()).toEqual(['consul', 'ilb']);
+  });
+
+  it('is loaded before every unit the images start (each may read the metadata)', async () => {
+    const guard = await readFile(path.join(files, 'consul/files/ilb-metadata-guard.service'), 'utf8');
+    const before = new Set([...guard.matchAll(/^Before=(.+)$/gm)].flatMap((m) => m[1]!.split(' ')));
+    const units: string[] = [];
+    for (const role of ['consul', 'backend', 'haproxy', 'frontend']) {
+      const dir = path.join(files, role, 'files');
+      units.push(...(await readdir(dir)).filter((n) => n.endsWith('.service')));
+    }
+    const unguarded = units.filter((u) => u !== 'ilb-metadata-guard.service' && !before.has(u));
+    expect(unguarded).toEqual([]);
   });
 });

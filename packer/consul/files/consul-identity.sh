@@ -10,7 +10,10 @@
 #                               identity token, make the result the agent's token (reload), revoke the
 #                               token it replaces.
 #   consul-identity.sh renew    login every ILB_IDENTITY_RENEW_SECONDS (default 1200), well inside the
-#                               auth method's MaxTokenTTL (1h): consul-identity.service.
+#                               auth method's MaxTokenTTL (1h): consul-identity.service. A failed
+#                               renewal keeps the current token and retries every
+#                               ILB_IDENTITY_RETRY_SECONDS (default 60) until one succeeds. SIGTERM
+#                               lets a renewal under way finish (stored, reloaded, old one revoked).
 #   consul-identity.sh logout   revoke the agent's token (ilb-drain.sh, just before `consul leave`).
 # The login token holds a node identity (this instance's name) and a service identity (the role's
 # service): Consul's binding rules derive both from the token's claims (acl-setup.sh). A VM that dies
@@ -45,6 +48,15 @@ login_body() {
 login_once() {
   login_body | curl -fsS --max-time 10 -X POST --data @- "http://$CONSUL_HTTP_ADDR/v1/acl/login" |
     jq -r '.SecretID // empty'
+}
+
+# POST /v1/acl/logout revokes the token the request carries (one a login made): by default the
+# agent's, or the one given.
+logout() {
+  local token=${1:-$(current_token)}
+  [ -n "$token" ] || return 0
+  printf 'header = "X-Consul-Token: %s"\n' "$token" |
+    curl -fsS --max-time 10 -K - -X POST "http://$CONSUL_HTTP_ADDR/v1/acl/logout" >/dev/null
 }
 
 # The agent's config with this token as its agent and config-file registration token.
@@ -95,11 +107,13 @@ direct() {
   return 1
 }
 
+# `login [ATTEMPTS]`: at boot the agent forwards the login to the servers only once it has joined,
+# so it is retried (120 attempts, half a second apart); a renewal tries once and retries later.
+# Runs where errexit is off (`login || ...`): every step checks its own failure.
 login() {
-  local old new="" pid
+  local old new="" pid attempts=${1:-120}
   old=$(current_token)
-  # The agent forwards the login to the servers once it has joined: retry while it has not.
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 "$attempts"); do
     if new=$(login_once 2>/dev/null) && [ -n "$new" ]; then break; fi
     sleep 0.5
   done
@@ -107,10 +121,17 @@ login() {
     log ERROR "could not log in to Consul with this instance's identity (auth method $ILB_CONSUL_AUTH_METHOD)"
     return 1
   fi
-  store_token "$new"
+  if ! store_token "$new"; then
+    logout "$new" || true
+    log ERROR "could not store the new token; the agent keeps the current one"
+    return 1
+  fi
   # A reload (SIGHUP) loads the new tokens; `consul reload` would need agent:write, which this token lacks.
-  pid=$(cat "$(jq -r .pid_file "$conf")")
-  kill -HUP "$pid"
+  if ! pid=$(cat "$(jq -r .pid_file "$conf")") || ! kill -HUP "$pid"; then
+    # The old token stays valid: the agent uses it until it restarts with the new one.
+    log ERROR "could not signal the agent to load its new token"
+    return 1
+  fi
   if [ -n "$old" ] && [ "$old" != "$new" ]; then
     if logout "$old"; then log INFO "renewed this node's Consul token"; else
       log WARNING "could not revoke the previous token; it expires with its TTL"
@@ -120,6 +141,24 @@ login() {
   fi
 }
 
+renew() {
+  local interval=${ILB_IDENTITY_RENEW_SECONDS:-1200} retry=${ILB_IDENTITY_RETRY_SECONDS:-60}
+  local wait=$interval stop="" sleeper
+  # The trap only marks the stop: a renewal under way runs to its end.
+  trap 'stop=1' TERM INT
+  while [ -z "$stop" ]; do
+    sleep "$wait" &
+    sleeper=$!
+    # `wait` returns as soon as the trap ran; `sleep` in the foreground would hold the stop.
+    wait "$sleeper" || kill "$sleeper" 2>/dev/null || true
+    [ -z "$stop" ] || break
+    if login 1; then wait=$interval; else
+      wait=$retry
+      log WARNING "renewal failed; the current token stays, retrying in ${retry}s"
+    fi
+  done
+}
+
 # Consul servers hold a token of their own (consul-agent-token); they never log in.
 if [ "${ILB_ROLE:-}" = consul ]; then exit 0; fi
 
@@ -127,10 +166,7 @@ case ${1:-} in
   direct) direct ;;
   ensure) if [ -z "$(current_token)" ]; then login; fi ;;
   login) login ;;
-  renew)
-    interval=${ILB_IDENTITY_RENEW_SECONDS:-1200}
-    while sleep "$interval"; do login || log WARNING "renewal failed; retrying at the next interval"; done
-    ;;
+  renew) renew ;;
   logout)
     if logout; then log INFO "revoked this node's Consul token"; else log WARNING "logout failed"; fi
     ;;
