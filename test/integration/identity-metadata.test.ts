@@ -146,4 +146,11 @@ describe("the images' metadata guard", () => {
     const unguarded = units.filter((u) => u !== 'ilb-metadata-guard.service' && !before.has(u));
     expect(unguarded).toEqual([]);
   });
+
+  it('fails closed: the bootstrap every agent and role unit requires needs the guard loaded', async () => {
+    const bootstrap = await readFile(path.join(files, 'consul/files/ilb-bootstrap.service'), 'utf8');
+    expect(bootstrap).toMatch(/^Requires=ilb-metadata-guard\.service$/m);
+    const consul = await readFile(path.join(files, 'consul/files/consul.service'), 'utf8');
+    expect(consul).toMatch(/^Requires=ilb-bootstrap\.service$/m);
+  });
 });
