@@ -10,9 +10,27 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 import type { ApiModule, ProjectFacts } from '../contract';
-import { aggregation, dashboardSchema } from './dashboard-schema';
+import { aligners, reducers } from '../../../infra-scripts/deploy/dashboard-schema';
+import { dashboardSchema } from './dashboard-schema';
 import { duration, fail, guard, invalid, labels, notFound, now, parse, router, type Params } from './kit';
 
+/** Aggregation as Google takes it in an alert policy: looser than the deploy's dashboards need. */
+const aggregation = z
+  .strictObject({
+    alignmentPeriod: duration.optional(),
+    perSeriesAligner: z.enum(aligners).optional(),
+    crossSeriesReducer: z.enum(reducers).optional(),
+    groupByFields: z.array(z.string()).optional(),
+  })
+  .refine(
+    (a) =>
+      !a.crossSeriesReducer ||
+      a.crossSeriesReducer === 'REDUCE_NONE' ||
+      (a.alignmentPeriod !== undefined &&
+        a.perSeriesAligner !== undefined &&
+        a.perSeriesAligner !== 'ALIGN_NONE'),
+    'crossSeriesReducer needs alignmentPeriod and a perSeriesAligner other than ALIGN_NONE',
+  );
 const filter = z
   .string()
   .refine((f) => /metric\.type\s*=\s*"[^"]+"/.test(f), 'filter must select a metric.type');
