@@ -20,8 +20,11 @@ const durationSchema = z
   .regex(/^\d{1,12}(\.\d{1,9})?s$/, 'a duration such as "60s"')
   .transform((s) => Math.round(Number(s.slice(0, -1)) * 1000));
 
-// REST clients may send enum numbers (proto3 JSON allows both); numbers from google.monitoring.v3.
-const comparisons = [
+/**
+ * google.monitoring.v3.ComparisonType in number order (REST clients may send the number; proto3
+ * JSON allows both). Shared with the rehearsal's Monitoring stand-in.
+ */
+export const comparisons = [
   'COMPARISON_UNSPECIFIED',
   'COMPARISON_GT',
   'COMPARISON_GE',

@@ -11,6 +11,7 @@ import { z } from 'zod';
 
 import type { ApiModule, ProjectFacts } from '../contract';
 import { aligners, reducers } from '../../../infra-scripts/deploy/dashboard-schema';
+import { comparisons } from '../../../infra-scripts/local/compute-emulator/alerting-schemas';
 import { dashboardSchema } from './dashboard-schema';
 import { duration, fail, guard, invalid, labels, notFound, now, parse, router, type Params } from './kit';
 
@@ -42,14 +43,7 @@ const conditionThreshold = z.strictObject({
   aggregations: z.array(aggregation).optional(),
   denominatorFilter: z.string().optional(),
   denominatorAggregations: z.array(aggregation).optional(),
-  comparison: z.enum([
-    'COMPARISON_GT',
-    'COMPARISON_GE',
-    'COMPARISON_LT',
-    'COMPARISON_LE',
-    'COMPARISON_EQ',
-    'COMPARISON_NE',
-  ]),
+  comparison: z.enum(comparisons).exclude(['COMPARISON_UNSPECIFIED']),
   thresholdValue: z.number().optional(),
   duration,
   trigger,
