@@ -15,6 +15,7 @@ import {
   needsConfirmation,
   needsLookup,
   planTarget,
+  refuseForgedOperation,
   resolveInstanceId,
   type Gossip,
 } from './plan';
@@ -174,6 +175,8 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       let failure: ClassifiedError | undefined;
       try {
         const done = await oneAtATime(`${requested.zone}/${requested.name}`, async () => {
+          const forged = refuseForgedOperation(event, requested);
+          if (forged) return { plan: forged, outcome: outcomeOf(forged, false) };
           const seen = await observe(deps, records, event, requested);
           const plan = planTarget(event, seen.target, seen.observation);
           return { plan, outcome: act ? await execute(plan, seen.stored) : outcomeOf(plan, false) };
