@@ -10,7 +10,7 @@ import { z } from 'zod';
 /** A protobuf Duration in JSON: seconds with an `s`. */
 const duration = z.string().regex(/^\d+(\.\d{1,9})?s$/, 'a duration such as "60s"');
 
-const aligners = [
+export const aligners = [
   'ALIGN_NONE',
   'ALIGN_DELTA',
   'ALIGN_RATE',
@@ -31,7 +31,7 @@ const aligners = [
   'ALIGN_PERCENTILE_05',
   'ALIGN_PERCENT_CHANGE',
 ] as const;
-const reducers = [
+export const reducers = [
   'REDUCE_NONE',
   'REDUCE_MEAN',
   'REDUCE_MIN',

@@ -31,8 +31,16 @@ export interface ZoneOperationsApi {
   get(ref: OperationRef): Promise<OperationLookup>;
 }
 
-/** Names Compute gives operations; anything else is not looked up (it would be a 404 anyway). */
-export const operationNamePattern = /^[a-z0-9][-a-z0-9]{0,127}$/;
+/**
+ * What `zoneOperations.get` takes: "Name of the Operations resource to return, or its unique numeric
+ * identifier" (https://cloud.google.com/compute/docs/reference/rest/v1/zoneOperations/get). Names
+ * are Compute resource names, a lower-case letter, then letters, digits and hyphens, not ending in a
+ * hyphen (https://cloud.google.com/compute/docs/naming-resources#resource-name-format); the ones
+ * Compute logs read `operation-<ms>-<hex>-<hex>-<hex>` or `systemevent-<ms>-<hex>` (~55 characters:
+ * test/fixtures/events), so the length is bounded loosely at 128. The id is a uint64
+ * (Operation.id). Nothing else is ever a Compute operation: no `/`, `.`, `?` or `%` reaches a request path.
+ */
+export const operationNamePattern = /^(?:[a-z](?:[-a-z0-9]{0,126}[a-z0-9])?|[1-9][0-9]{0,19})$/;
 
 // The fields read from Compute's answer; the client may give enums as names or numbers.
 const operationSchema = z.object({

@@ -15,6 +15,7 @@ import {
   needsConfirmation,
   needsLookup,
   planTarget,
+  refuseForgedOperation,
   resolveInstanceId,
   type Gossip,
 } from './plan';
@@ -146,14 +147,14 @@ function keyedQueue() {
 const clip = (text: string) => (text.length > maxReasonChars ? `${text.slice(0, maxReasonChars)}…` : text);
 
 /**
- * Handles one Pub/Sub message: decode → ledger → plan → execute → log. Resolves for anything to
- * acknowledge, permanent failures included; throws a TransientError to have it redelivered.
+ * Plans (and, when `act`, applies) one event for each instance it names. Targets are independent:
+ * one failing does not stop the others; any transient failure is thrown after all ran, so the whole
+ * message is redelivered (the ledger frees its id).
  */
-export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
-  const { consul, logger } = deps;
-  const now = deps.now ?? Date.now;
+function createEventProcessor(deps: InstanceEventsDeps) {
+  const { logger } = deps;
   const membership = createMembership({
-    consul,
+    consul: deps.consul,
     recordPrefix: deps.recordPrefix,
     drainPrefix: deps.drainPrefix,
     forceLeave: deps.forceLeave,
@@ -163,10 +164,9 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
   const execute = createStepExecutor(membership);
   const oneAtATime = keyedQueue();
 
-  const processEvent = async (event: InstanceEvent, act: boolean) => {
+  return async (event: InstanceEvent, act: boolean): Promise<TargetOutcome[]> => {
     const outcomes: TargetOutcome[] = [];
     const failures: ClassifiedError[] = [];
-    // Targets are independent: one failing does not stop the others.
     for (const requested of event.targets) {
       const started = performance.now();
       let target = requested;
@@ -174,6 +174,8 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       let failure: ClassifiedError | undefined;
       try {
         const done = await oneAtATime(`${requested.zone}/${requested.name}`, async () => {
+          const forged = refuseForgedOperation(event, requested);
+          if (forged) return { plan: forged, outcome: outcomeOf(forged, false) };
           const seen = await observe(deps, records, event, requested);
           const plan = planTarget(event, seen.target, seen.observation);
           return { plan, outcome: act ? await execute(plan, seen.stored) : outcomeOf(plan, false) };
@@ -204,27 +206,40 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       else if (failure) logger.error(fields, `${what}: failed permanently, not retried`);
       else logger.info(fields, `${what}: ${outcome.decision} (${outcome.reason})`);
     }
-    // One transient failure is worth a redelivery of the whole message; the ledger frees its id.
     const transient = failures.filter((f) => f.transient);
     if (transient.length > 0)
       throw new TransientError(clip(transient.map((f) => f.message).join('; ')), { cause: transient[0] });
     return outcomes;
   };
+}
 
-  /** `events_refused{reason}`: this message's refusals by reason. Best effort: a failure is logged. */
-  const countRefusals = async (targets: TargetOutcome[]) => {
-    const byReason = new Map<string, number>();
-    for (const t of targets)
-      if (t.decision === 'refused') byReason.set(t.reason, (byReason.get(t.reason) ?? 0) + 1);
-    if (byReason.size === 0 || !deps.metrics || deps.project === undefined) return;
-    const type = customMetric('events_refused');
-    const points = [...byReason].map(([reason, value]) => ({ type, labels: { reason }, value }));
-    try {
-      await deps.metrics.write(deps.project, points, now());
-    } catch (err) {
-      logger.warn({ err: classifyError(err).message }, 'events_refused not written');
-    }
-  };
+/** `events_refused{reason}`: one message's refusals by reason. Best effort: a failure is logged. */
+async function countRefusals(
+  deps: Pick<InstanceEventsDeps, 'metrics' | 'project' | 'logger'>,
+  targets: TargetOutcome[],
+  at: number,
+): Promise<void> {
+  const byReason = new Map<string, number>();
+  for (const t of targets)
+    if (t.decision === 'refused') byReason.set(t.reason, (byReason.get(t.reason) ?? 0) + 1);
+  if (byReason.size === 0 || !deps.metrics || deps.project === undefined) return;
+  const type = customMetric('events_refused');
+  const points = [...byReason].map(([reason, value]) => ({ type, labels: { reason }, value }));
+  try {
+    await deps.metrics.write(deps.project, points, at);
+  } catch (err) {
+    deps.logger.warn({ err: classifyError(err).message }, 'events_refused not written');
+  }
+}
+
+/**
+ * Handles one Pub/Sub message: decode → ledger → plan → execute → log. Resolves for anything to
+ * acknowledge, permanent failures included; throws a TransientError to have it redelivered.
+ */
+export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
+  const { logger } = deps;
+  const now = deps.now ?? Date.now;
+  const processEvent = createEventProcessor(deps);
 
   const run = async (event: InstanceEvent): Promise<MessageOutcome> => {
     if (deps.dryRun)
@@ -237,7 +252,7 @@ export function createInstanceEventsHandler(deps: InstanceEventsDeps) {
       for (const t of targets) decisions[t.decision] = (decisions[t.decision] ?? 0) + 1;
       return { targets: targets.length, decisions };
     });
-    await countRefusals(targets);
+    await countRefusals(deps, targets, now());
     if (ledgered.duplicate) {
       logger.info(
         { decision: 'duplicate', eventId: event.id },

@@ -1,5 +1,5 @@
 import type { InstanceLookup } from '../gcp/instances';
-import type { OperationLookup } from '../gcp/operations';
+import { operationNamePattern, type OperationLookup } from '../gcp/operations';
 import type { CatalogNode } from '../consul/schemas';
 import { managedRoles, nodeMetaKeys } from '../contract';
 import { computeNamePattern, instanceIdPattern, type InstanceRecord, type RecordMark } from '../membership';
@@ -50,7 +50,7 @@ export interface TargetPlan {
   /** Event time recorded on the instance's record once the steps succeed. */
   mark?: RecordMark;
   /** For a refusal: the action the entry asked for. */
-  refused?: 'drain' | 'deregister';
+  refused?: 'drain' | 'deregister' | 'restore';
 }
 
 /** Compute states in which an instance still serves. */
@@ -117,6 +117,25 @@ export function needsConfirmation(
   if (event.action === 'restore') return obs.record?.maintenance !== undefined;
   if (obs.node === null) return false;
   return !(event.action === 'drain' && operationConfirms(event, instanceId, obs.operation));
+}
+
+const askedFor = { drain: 'drain', remove: 'deregister', restore: 'restore' } as const;
+
+/**
+ * An entry whose `operation.id` is no Compute operation name is not Google's: refused before
+ * anything is read, so its value never reaches a Compute request (`zoneOperations.get` takes it as
+ * a path segment). Undefined: the entry may be planned.
+ */
+export function refuseForgedOperation(event: InstanceEvent, target: EventTarget): TargetPlan | undefined {
+  if (event.operationId === undefined || operationNamePattern.test(event.operationId)) return undefined;
+  return {
+    target,
+    instanceId: target.instanceId,
+    decision: 'refuse',
+    reason: 'operation-name-invalid',
+    steps: [],
+    refused: askedFor[event.action],
+  };
 }
 
 /** The instance id a target refers to: from the event, else the node's metadata, else Compute. */

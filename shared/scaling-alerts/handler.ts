@@ -1,12 +1,10 @@
-import { TransientError } from '../errors';
-import type { Autoscaler } from '../gcp/autoscaler-schema';
 import type { AutoscalersPort } from '../gcp/autoscalers';
 import type { GroupErrorsApi } from '../gcp/groups';
 import type { MetricPoint, MetricsWriter } from '../gcp/monitoring';
 import type { Logger } from '../logging';
 import type { Decision } from '../outcome';
 import { decodePubsubMessage } from '../pubsub';
-import { actOnAutoscaler, type ActDeps, type ActResult, type AutoscalerOutcome } from './act';
+import type { AutoscalerOutcome } from './act';
 import {
   clampTimes,
   confirmIncident,
@@ -14,12 +12,11 @@ import {
   type Confirmation,
   type PoliciesPort,
 } from './confirm';
-import { readGrowth, type Growth } from './growth';
-import { parseNotificationText, type Incident } from './notification';
-import { decisionPoint, planIncident } from './plan';
-import { autoscalerKey, matchIncident, type AutoscalerRef, type RuleFile, type Target } from './rules';
+import { parseNotificationText } from './notification';
+import { createIncidentAct } from './incident-act';
+import { matchIncident, type RuleFile } from './rules';
 import type { ScheduleCheck } from './schedule';
-import { stateKey, type StateStore } from './state';
+import type { StateStore } from './state';
 
 /** Largest notification accepted: 750,000 bytes, 1,000,000 characters of base64 (Monitoring's are a few kB). */
 const maxNotificationBytes = 750_000;
@@ -68,16 +65,7 @@ export type AlertOutcome =
 export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
   const { logger } = deps;
   const clock = deps.now ?? Date.now;
-  const act: ActDeps = {
-    rules: deps.rules,
-    autoscalers: deps.autoscalers,
-    state: deps.state,
-    logger,
-    clock,
-    maxAttempts: deps.maxAttempts ?? 5,
-    retryDelayMs: deps.retryDelayMs ?? 500,
-    scheduleCheck: deps.scheduleCheck,
-  };
+  const forAutoscaler = createIncidentAct(deps, clock);
 
   async function publish(points: MetricPoint[], incidentId: string) {
     if (deps.dryRun || deps.project === undefined || !points.length) return;
@@ -86,85 +74,6 @@ export function createScalingAlertsHandler(deps: ScalingAlertsDeps) {
     } catch (err) {
       // Metrics are reporting, not control: a failure is logged and the decision stands.
       logger.warn({ incidentId, reason: (err as Error).message }, 'scalingAlerts metrics not published');
-    }
-  }
-
-  /** A failed read decides nothing: the floor is raised as asked, and the line says so. */
-  const growthOf =
-    (api: GroupErrorsApi, fields: Record<string, unknown>) =>
-    async (autoscaler: Autoscaler): Promise<Growth | undefined> => {
-      try {
-        return (await readGrowth(api, autoscaler, clock()))?.growth;
-      } catch (err) {
-        const reason = (err as Error).message;
-        logger.warn(
-          { ...fields, autoscaler: autoscaler.name, reason },
-          'scalingAlerts: group errors not read',
-        );
-        return undefined;
-      }
-    };
-
-  async function forAutoscaler(
-    incident: Incident,
-    target: Target,
-    ref: AutoscalerRef,
-    endOnly: boolean,
-  ): Promise<ActResult> {
-    const project = ref.project ?? deps.project ?? incident.project;
-    const name = autoscalerKey(ref);
-    const fields = {
-      incidentId: incident.id,
-      state: incident.state,
-      tier: target.tierName,
-      rule: target.rule,
-    };
-    if (project === undefined) {
-      const reason = 'no project: the rule names none and none is configured';
-      logger.warn(
-        { ...fields, autoscaler: name, decision: 'refused', reason },
-        'scalingAlerts decision: refused',
-      );
-      return {
-        outcome: { autoscaler: name, decision: 'refused', reason, attempts: 0 },
-        metrics: [decisionPoint(name, target.tierName, 'refused')],
-      };
-    }
-    const scoped = { ...ref, project };
-    try {
-      return await actOnAutoscaler(act, {
-        ref: scoped,
-        name: autoscalerKey(scoped),
-        tier: target.tierName,
-        key: stateKey(deps.kvPrefix, scoped),
-        dryRun: deps.dryRun,
-        missing: 'refused',
-        message: 'scalingAlerts decision',
-        fields,
-        ...(deps.groups && incident.state === 'open' && target.change.type === 'raise-min'
-          ? { growth: growthOf(deps.groups, fields) }
-          : {}),
-        plan: (input) =>
-          planIncident(
-            incident,
-            target,
-            {
-              rules: deps.rules,
-              tierName: target.tierName,
-              tier: target.tier,
-              ref: scoped,
-              ...input,
-            },
-            { endOnly },
-          ),
-      });
-    } catch (err) {
-      if (err instanceof TransientError)
-        logger.error(
-          { ...fields, autoscaler: name, decision: 'retry', reason: (err as Error).message },
-          'scalingAlerts: change not applied, redelivery',
-        );
-      throw err;
     }
   }
 

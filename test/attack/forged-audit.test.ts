@@ -200,4 +200,18 @@ describe('forged audit entries from the seat of a topic publisher', () => {
     await new Promise((r) => setTimeout(r, 1500));
     await expectUnchanged(before);
   });
+
+  it('a delete `first` whose operation id is a path asks Compute nothing and changes nothing', async () => {
+    for (const id of ['../../x', 'a/b?c']) {
+      const before = await state();
+      const calls = edge.calls.length;
+      const outcome = await handle(publish({ ...instanceEntry(a1, {}), operation: { id, first: true } }));
+      expect(outcome).toMatchObject({
+        status: 'applied',
+        targets: [{ decision: 'refused', action: 'drain', reason: 'operation-name-invalid' }],
+      });
+      expect(edge.calls.slice(calls)).toEqual([]);
+      await expectUnchanged(before);
+    }
+  });
 });

@@ -62,6 +62,7 @@ describe('zonal managed instance groups through the real client', () => {
         baseInstanceName: 'backend',
         instanceTemplate: 'global/instanceTemplates/backend-tmpl',
         targetSize: 3,
+        listManagedInstancesResults: 'PAGINATED',
       },
     });
     const started = op.latestResponse as Op;
@@ -75,6 +76,7 @@ describe('zonal managed instance groups through the real client', () => {
     expect(driver.pids().length).toBe(3);
     const [group] = await c.igms.get({ project, zone: zoneA, instanceGroupManager: igm });
     expect(group.targetSize).toBe(3);
+    expect(group.listManagedInstancesResults).toBe('PAGINATED');
     expect(group.status?.isStable).toBe(true);
     for (const m of await managed(igm)) {
       expect(m.instance).toMatch(
@@ -110,6 +112,33 @@ describe('zonal managed instance groups through the real client', () => {
         { autoPaginate: false },
       ),
     ).rejects.toMatchObject({ code: 400 });
+  });
+
+  test('PAGELESS (the default, or patched in) ignores maxResults and pageToken: every instance at once', async () => {
+    const list = () =>
+      c.igms.listManagedInstances(
+        { project, zone: zoneA, instanceGroupManager: igm, maxResults: 2, pageToken: 'garbage' },
+        { autoPaginate: false },
+      );
+    const patch = async (mode: string) =>
+      waitZone(
+        (
+          await c.igms.patch({
+            project,
+            zone: zoneA,
+            instanceGroupManager: igm,
+            instanceGroupManagerResource: { listManagedInstancesResults: mode },
+          })
+        )[0],
+      );
+    await patch('PAGELESS');
+    const [group] = await c.igms.get({ project, zone: zoneA, instanceGroupManager: igm });
+    expect(group.listManagedInstancesResults).toBe('PAGELESS');
+    const [items, next] = await list();
+    expect(items).toHaveLength(3);
+    expect(next?.pageToken ?? undefined).toBeUndefined();
+    await patch('PAGINATED');
+    await expect(list()).rejects.toMatchObject({ code: 400 });
   });
 
   test('unknown resources are Google-shaped 404s with reason notFound', async () => {

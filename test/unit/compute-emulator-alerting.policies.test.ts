@@ -121,7 +121,7 @@ test("the deploy's CPU policies: accepted, one incident per tier (mean across it
   const created = Object.fromEntries(
     Object.entries(policies).map(([name, body]) => [name, m.alerting.createPolicy(project, body)]),
   );
-  expect(created['ilb backend CPU high']!.conditions[0]!.conditionThreshold.aggregations).toEqual([
+  expect(created['ilb backend CPU high']!.conditions[0]).toHaveProperty('conditionThreshold.aggregations', [
     { alignmentPeriod: '60s', perSeriesAligner: 'ALIGN_MEAN', crossSeriesReducer: 'REDUCE_MEAN' },
   ]);
 

@@ -1,5 +1,5 @@
 import type { GcpClients } from '../../shared/gcp/client';
-import { createZoneOperationsApi } from '../../shared/gcp/operations';
+import { createZoneOperationsApi, operationNamePattern } from '../../shared/gcp/operations';
 
 /** A clients factory whose zoneOperations.get answers with `answer` (or throws it). */
 function clients(answer: () => unknown, asked: unknown[] = []): GcpClients {
@@ -50,9 +50,14 @@ describe('zoneOperations.get', () => {
     await expect(createZoneOperationsApi(clients(notFound)).get(ref)).resolves.toEqual({ found: false });
     const asked: unknown[] = [];
     const api = createZoneOperationsApi(clients(() => operation, asked));
-    for (const name of ['../instances/x', 'Operation-UPPER', 'x'.repeat(200), ''])
+    for (const name of ['../instances/x', 'a/b?c', 'Operation-UPPER', 'x'.repeat(200), '', 'op-', '0123'])
       await expect(api.get({ ...ref, name })).resolves.toEqual({ found: false });
     expect(asked).toEqual([]);
+  });
+
+  it('takes the names Compute logs and numeric operation ids', () => {
+    for (const name of [ref.name, 'systemevent-1764161234567-5f4e3d2c1b0a9', '5123456789012345678', 'x'])
+      expect(operationNamePattern.test(name)).toBe(true);
   });
 
   it('refuses an answer without the fields it confirms by', async () => {

@@ -372,6 +372,49 @@ describe('instanceEvents handler: real event shapes', () => {
     });
     expect(forged.written).toEqual([]);
   });
+
+  it('refuses an entry whose operation.id is no Compute operation name, asking Compute nothing', async () => {
+    for (const [id, phase, action] of [
+      ['../../x', { first: true }, 'drain'],
+      ['a/b?c', { first: true }, 'drain'],
+      ['operation-1%2F..', { last: true }, 'deregister'],
+      ['Operation-UPPER', { last: true }, 'deregister'],
+    ] as const) {
+      const entry = edited((e) => {
+        e.insertId = `forged-${id}`;
+        e.operation = { id, ...phase };
+      });
+      // Without a node's identity metadata the handler would otherwise ask Compute who it is.
+      const run = setup({
+        nodes: [backendNode({ [nodeMetaKeys.instanceId]: '' })],
+        operations: async () => ({
+          found: true,
+          operationType: 'delete',
+          targetId: ID,
+          status: 'DONE',
+          failed: false,
+        }),
+        instances: async () => ({ found: false }),
+      });
+      await expect(run.handle(entry)).resolves.toMatchObject({
+        status: 'applied',
+        targets: [{ decision: 'refused', action, reason: 'operation-name-invalid' }],
+      });
+      expect({ id, operations: run.operationReads, instances: run.lookups, written: run.written }).toEqual({
+        id,
+        operations: [],
+        instances: [],
+        written: [],
+      });
+      expect(run.metrics).toEqual([
+        {
+          type: 'custom.googleapis.com/ilb/events_refused',
+          labels: { reason: 'operation-name-invalid' },
+          value: 1,
+        },
+      ]);
+    }
+  });
 });
 
 describe('instanceEvents handler: hostile input', () => {

@@ -7,6 +7,7 @@ import {
   staleDrainMs,
   needsLookup,
   planTarget,
+  refuseForgedOperation,
   resolveInstanceId,
   type Observation,
 } from '../../shared/instance-events/plan';
@@ -155,6 +156,25 @@ describe('planTarget: identity', () => {
         'drain',
       );
     }
+  });
+
+  it('refuses an entry whose operation id is no Compute operation name, whatever it asks for', () => {
+    for (const operationId of ['../../x', 'a/b?c', 'op-', 'Operation-1', 'x'.repeat(129)])
+      for (const [action, refused] of [
+        ['drain', 'drain'],
+        ['remove', 'deregister'],
+        ['restore', 'restore'],
+      ] as const)
+        expect(refuseForgedOperation(event(action, 5, { operationId }), target(X))).toEqual({
+          target: target(X),
+          instanceId: X,
+          decision: 'refuse',
+          reason: 'operation-name-invalid',
+          steps: [],
+          refused,
+        });
+    for (const operationId of [undefined, 'operation-1764160000123-64a1f0c2d4e5a-1b2c3d4e', '5123456789'])
+      expect(refuseForgedOperation(event('drain', 5, { operationId }), target(X))).toBeUndefined();
   });
 
   it('lifts a drain long stale on an instance Compute reports running, and only then', () => {

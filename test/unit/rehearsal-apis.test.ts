@@ -116,7 +116,7 @@ describe('rehearsal stand-in modules', () => {
     expect(good.body).toMatchObject({ name: 'projects/123456789012/secrets/s/versions/1', state: 'ENABLED' });
   });
 
-  it('dashboards: one layout, one content per widget, tiles inside the grid', () => {
+  it("dashboards: the deploy's shape, tiles inside the grid and not overlapping, name and etag read back", () => {
     const widget = {
       title: 'w',
       xyChart: {
@@ -125,31 +125,36 @@ describe('rehearsal stand-in modules', () => {
         ],
       },
     };
-    const ok = { displayName: 'd', mosaicLayout: { columns: 48, tiles: [{ width: 48, height: 4, widget }] } };
+    const tile = (xPos: number, width: number) => ({ xPos, yPos: 0, width, height: 4, widget });
+    const mosaic = (columns: number, ...tiles: ReturnType<typeof tile>[]) => ({
+      displayName: 'd',
+      mosaicLayout: { columns, tiles },
+    });
+    const ok = mosaic(48, tile(0, 24), tile(24, 24));
     expect(dashboardSchema.safeParse(ok).success).toBe(true);
-    const wide = {
-      displayName: 'd',
-      mosaicLayout: { columns: 12, tiles: [{ xPos: 6, width: 12, height: 4, widget }] },
-    };
-    expect(dashboardSchema.safeParse(wide).success).toBe(false);
-    const two = { ...ok, gridLayout: { widgets: [widget] } };
-    expect(dashboardSchema.safeParse(two).success).toBe(false);
-    const mixed = { displayName: 'd', gridLayout: { widgets: [{ ...widget, text: { content: 'x' } }] } };
+    expect(dashboardSchema.safeParse({ ...ok, name: 'projects/1/dashboards/x', etag: 'e' }).success).toBe(
+      true,
+    );
+    expect(dashboardSchema.safeParse(mosaic(12, tile(6, 12))).success).toBe(false);
+    const overlapping = dashboardSchema.safeParse(mosaic(48, tile(0, 24), tile(12, 24)));
+    expect(overlapping.error?.issues.map((i) => i.message)).toEqual([
+      'mosaic tiles must not overlap (cell 12,0 is in two)',
+    ]);
+    expect(dashboardSchema.safeParse({ ...ok, gridLayout: { widgets: [widget] } }).success).toBe(false);
+    const mixed = mosaic(48, {
+      ...tile(0, 4),
+      widget: { ...widget, text: { content: 'x' } } as typeof widget,
+    });
     expect(dashboardSchema.safeParse(mixed).success).toBe(false);
-    const noMetric = {
-      displayName: 'd',
-      gridLayout: {
-        widgets: [
-          {
-            xyChart: {
-              dataSets: [
-                { timeSeriesQuery: { timeSeriesFilter: { filter: 'resource.type="gce_instance"' } } },
-              ],
-            },
-          },
-        ],
+    const noMetric = mosaic(48, {
+      ...tile(0, 4),
+      widget: {
+        ...widget,
+        xyChart: {
+          dataSets: [{ timeSeriesQuery: { timeSeriesFilter: { filter: 'resource.type="gce_instance"' } } }],
+        },
       },
-    };
+    });
     expect(dashboardSchema.safeParse(noMetric).success).toBe(false);
   });
 

@@ -19,7 +19,9 @@ import {
  * `thresholdValue`, and each is one incident.
  */
 
-type Threshold = PolicyInput['conditions'][number]['conditionThreshold'];
+type Threshold = NonNullable<PolicyInput['conditions'][number]['conditionThreshold']>;
+/** What alignment reads of a condition, threshold or absence. */
+type Aggregated = Pick<Threshold, 'filter' | 'aggregations'>;
 type Labels = Record<string, string>;
 type Resource = { type: string; labels: Labels };
 
@@ -161,10 +163,16 @@ const withMetadata = (m: Partial<ResourceMetadata> | undefined): ResourceMetadat
   system_labels: { ...(m?.system_labels ?? {}) },
 });
 
-/** The matching series of the last alignment period, each aligned to one value. */
-function alignEach(source: SeriesSource, c: Threshold, now: number, metadataOf: MetadataOf | undefined) {
+/** The matching series of the last `windowMs` (by default the alignment period), each aligned to one value. */
+function alignEach(
+  source: SeriesSource,
+  c: Aggregated,
+  now: number,
+  metadataOf: MetadataOf | undefined,
+  windowMs: number | undefined,
+) {
   const agg = c.aggregations?.[0];
-  const periodMs = agg?.alignmentPeriod ?? 60_000;
+  const periodMs = windowMs ?? agg?.alignmentPeriod ?? 60_000;
   const aligner = (agg?.perSeriesAligner ?? 'ALIGN_MEAN') as Aligner;
   const terms = filterTerms(c.filter);
   const metricType = terms.find((t) => t.field === 'metric.type')!.value;
@@ -229,15 +237,20 @@ function reduceGroups(aligned: AlignedSeries[], reducer: Exclude<Reducer, 'REDUC
   });
 }
 
-/** The condition's time series after alignment and reduction, and the keys of all of them. */
+/**
+ * The condition's time series after alignment and reduction, and the keys of all of them. A
+ * threshold reads the last alignment period; an absence looks back `windowMs` for each series'
+ * newest point.
+ */
 export function alignedSeries(
   source: SeriesSource,
-  c: Threshold,
+  c: Aggregated,
   now: number,
   metadataOf?: MetadataOf,
+  windowMs?: number,
 ): { keys: Set<string>; aligned: AlignedSeries[] } {
   const agg = c.aggregations?.[0];
-  const each = alignEach(source, c, now, metadataOf);
+  const each = alignEach(source, c, now, metadataOf, windowMs);
   const reducer = agg?.crossSeriesReducer as Reducer | undefined;
   const aligned =
     reducer === undefined || reducer === 'REDUCE_NONE'

@@ -1,5 +1,5 @@
 import type { Comparison, Incident, Policy } from './alerting-schemas';
-import { policyView } from './alerting-views';
+import { conditionView } from './alerting-views';
 
 export interface NotificationContext {
   project: string;
@@ -29,14 +29,19 @@ export function notification(p: Policy, i: Incident, o: NotificationContext) {
   const project = o.project;
   const vm = o.resourceName?.(i.resource);
   const metricName = i.metric.type.split('/').slice(-2).join('/');
-  const value = i.closeReason === 'cancelled' ? cancelledText : i.observed.toFixed(3);
-  const threshold = c.thresholdValue.toFixed(3);
+  // An absence has no value to report while open, nor a threshold.
+  const value =
+    i.closeReason === 'cancelled' ? cancelledText : c || i.state === 'closed' ? i.observed.toFixed(3) : '';
+  const threshold = c ? c.thresholdValue.toFixed(3) : '';
   const resourceName = vm ? `${project} ${vm}` : (i.resource.labels.instance_id ?? i.resource.type);
   const labels = Object.entries(i.metric.labels);
   const subject = `${metricName} for ${resourceName}${labels.length ? ` with metric labels {${labels.map(([k, v]) => `${k}=${v}`).join(', ')}}` : ''}`;
+  const opened = c
+    ? `${subject} is ${comparisonWords(c.comparison as Comparison)} the threshold of ${threshold} with a value of ${value}.`
+    : `${subject} has had no data for ${cond.conditionAbsent!.duration / 60_000} minutes.`;
   const summary =
     i.state === 'open'
-      ? `${subject} is ${comparisonWords(c.comparison as Comparison)} the threshold of ${threshold} with a value of ${value}.`
+      ? opened
       : i.closeReason === 'auto-close'
         ? `${subject} has had no data for the auto-close duration; the incident was closed.`
         : `${subject} returned to normal with a value of ${value}.`;
@@ -51,7 +56,7 @@ export function notification(p: Policy, i: Incident, o: NotificationContext) {
       state: i.state,
       summary,
       observed_value: value,
-      threshold_value: String(c.thresholdValue),
+      threshold_value: c ? String(c.thresholdValue) : '',
       resource: i.resource,
       resource_type_display_name: i.resource.type === 'gce_instance' ? 'VM Instance' : i.resource.type,
       resource_id: i.resource.labels.instance_id ?? '',
@@ -66,11 +71,7 @@ export function notification(p: Policy, i: Incident, o: NotificationContext) {
         mime_type: p.input.documentation?.mimeType ?? 'text/markdown',
         subject: p.input.documentation?.subject ?? '',
       },
-      condition: {
-        name: p.conditionName,
-        displayName: cond.displayName,
-        conditionThreshold: policyView(p).conditions[0]!.conditionThreshold,
-      },
+      condition: conditionView(p),
       condition_name: cond.displayName,
       severity:
         p.input.severity && p.input.severity !== 'SEVERITY_UNSPECIFIED'

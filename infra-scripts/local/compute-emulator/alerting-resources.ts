@@ -153,7 +153,8 @@ export class AlertResources {
 /** A policy body checked as Monitoring checks it: a supported filter, channels that exist. */
 function validPolicy(body: unknown, channelExists: (name: string) => boolean): PolicyInput {
   const input = parse(policySchema, body, 'AlertPolicy');
-  normalizeFilter(input.conditions[0]!.conditionThreshold.filter);
+  const cond = input.conditions[0]!;
+  normalizeFilter((cond.conditionThreshold ?? cond.conditionAbsent)!.filter);
   const refs = [
     ...(input.notificationChannels ?? []),
     ...(input.alertStrategy?.notificationChannelStrategy ?? []).flatMap((s) => s.notificationChannelNames),

@@ -20,8 +20,11 @@ const durationSchema = z
   .regex(/^\d{1,12}(\.\d{1,9})?s$/, 'a duration such as "60s"')
   .transform((s) => Math.round(Number(s.slice(0, -1)) * 1000));
 
-// REST clients may send enum numbers (proto3 JSON allows both); numbers from google.monitoring.v3.
-const comparisons = [
+/**
+ * google.monitoring.v3.ComparisonType in number order (REST clients may send the number; proto3
+ * JSON allows both). Shared with the rehearsal's Monitoring stand-in.
+ */
+export const comparisons = [
   'COMPARISON_UNSPECIFIED',
   'COMPARISON_GT',
   'COMPARISON_GE',
@@ -127,11 +130,35 @@ const thresholdSchema = z.object({
   evaluationMissingData: z.string().optional(),
 });
 
-const conditionSchema = z.object({
-  name: z.string().optional(),
-  displayName: z.string().min(1).max(512),
-  conditionThreshold: thresholdSchema,
+/** Google's longest absence through the API: 24.5 hours (the metric-absence alerting page). */
+export const maxAbsenceMs = 88_200_000;
+
+/**
+ * MetricAbsence (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies#metricabsence):
+ * "the minimum value of this field is 120 seconds", whole minutes.
+ */
+const absenceSchema = z.object({
+  filter: z.string().min(1).max(2048),
+  duration: durationSchema.refine(
+    (ms) => ms >= 120_000 && ms % 60_000 === 0 && ms <= maxAbsenceMs,
+    'duration must be whole minutes, from 120s to 88200s',
+  ),
+  aggregations: z.array(aggregationSchema).max(1, 'one aggregation at most in the emulator').optional(),
+  trigger: z.object({ count: z.number().int().min(1).max(1).optional() }).optional(),
 });
+
+const conditionSchema = z
+  .object({
+    name: z.string().optional(),
+    displayName: z.string().min(1).max(512),
+    conditionThreshold: thresholdSchema.optional(),
+    conditionAbsent: absenceSchema.optional(),
+  })
+  .refine(
+    (c) => (c.conditionThreshold === undefined) !== (c.conditionAbsent === undefined),
+    'a condition holds one of conditionThreshold, conditionAbsent (the ones the emulator evaluates)',
+  );
+export type Condition = z.infer<typeof conditionSchema>;
 
 const channelRefSchema = z
   .string()

@@ -1,7 +1,10 @@
 import { alignedSeries, isViolated, type MetadataOf, type SeriesSource } from './alerting-conditions';
 import { type Fault, IncidentLog } from './alerting-incidents';
 import { AlertResources } from './alerting-resources';
-import type { Policy } from './alerting-schemas';
+import { maxAbsenceMs, type Condition, type Policy } from './alerting-schemas';
+
+type Threshold = NonNullable<Condition['conditionThreshold']>;
+type Absence = NonNullable<Condition['conditionAbsent']>;
 
 export { align, normalizeFilter, reduce, violates } from './alerting-conditions';
 export type { SeriesData, SeriesSource } from './alerting-conditions';
@@ -9,9 +12,9 @@ export type { Incident } from './alerting-schemas';
 
 /**
  * Cloud Monitoring alerting, the subset the sandbox uses: `projects.notificationChannels` (type
- * `pubsub`, label `topic`) and `projects.alertPolicies` with `conditionThreshold` conditions, plus
- * an evaluator that reads the emulator's time series, opens and closes incidents and publishes
- * schema-1.2 notifications to the channels' topics, as Monitoring does (field names from
+ * `pubsub`, label `topic`) and `projects.alertPolicies` with `conditionThreshold` or
+ * `conditionAbsent` conditions, plus an evaluator that reads the emulator's time series, opens and
+ * closes incidents and publishes schema-1.2 notifications to the channels' topics, as Monitoring does (field names from
  * google.monitoring.v3 AlertPolicy / NotificationChannel, REST JSON:
  * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies and
  * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.notificationChannels).
@@ -22,7 +25,8 @@ export type { Incident } from './alerting-schemas';
  * A series that violates for `duration` opens an incident; one whose value no longer violates
  * closes it; open incidents are notified again every `renotifyInterval` of their channels'
  * strategy and closed when the series has had no data for `alertStrategy.autoClose` (default 7
- * days), as Monitoring documents it. A condition deleted or changed while incidents are open
+ * days), as Monitoring documents it. An absence condition opens one incident per series silent for
+ * its `duration` (`evaluateAbsence`). A condition deleted or changed while incidents are open
  * cancels them ("Incident cancelled because …", the closed notification Monitoring sends).
  *
  * The parts: `alerting-schemas` (request bodies), `alerting-resources` (channels and policies),
@@ -163,7 +167,17 @@ export class Alerting {
   }
 
   private async evaluatePolicy(p: Policy, now: number): Promise<void> {
-    const c = p.input.conditions[0]!.conditionThreshold;
+    const cond = p.input.conditions[0]!;
+    if (cond.conditionAbsent) await this.evaluateAbsence(p, cond.conditionAbsent, now);
+    else await this.evaluateThreshold(p, cond.conditionThreshold!, now);
+    const autoClose = p.input.alertStrategy?.autoClose ?? defaultAutoCloseMs;
+    for (const i of this.incidentLog.openOf(p.name)) {
+      if (now - i.lastDataAt >= autoClose) await this.incidentLog.close(p, i, 'auto-close');
+      else await this.incidentLog.renotify(p, i, now);
+    }
+  }
+
+  private async evaluateThreshold(p: Policy, c: Threshold, now: number): Promise<void> {
     const { keys, aligned } = alignedSeries(this.o.store, c, now, this.o.resourceMetadata);
     const since = this.violating.get(p.id) ?? new Map<string, number>();
     this.violating.set(p.id, since);
@@ -183,10 +197,27 @@ export class Alerting {
       }
     }
     for (const key of [...since.keys()]) if (!keys.has(key)) since.delete(key);
-    const autoClose = p.input.alertStrategy?.autoClose ?? defaultAutoCloseMs;
-    for (const i of this.incidentLog.openOf(p.name)) {
-      if (now - i.lastDataAt >= autoClose) await this.incidentLog.close(p, i, 'auto-close');
-      else await this.incidentLog.renotify(p, i, now);
+  }
+
+  /**
+   * Metric absence, per time series: one that had a point in the last 24.5 hours (the longest
+   * absence Monitoring takes) and none for `duration` opens an incident; its next point closes it.
+   * A series never seen cannot go absent. An absence already reported (its incident auto-closed or
+   * cancelled) opens again only after new data: https://cloud.google.com/monitoring/alerts/metric-absence
+   */
+  private async evaluateAbsence(p: Policy, c: Absence, now: number): Promise<void> {
+    const { aligned } = alignedSeries(this.o.store, c, now, this.o.resourceMetadata, maxAbsenceMs);
+    const incidents = this.incidentLog.all().filter((i) => i.policy === p.name);
+    for (const s of aligned) {
+      const mine = incidents.filter((i) => i.seriesKey === s.key);
+      const open = mine.find((i) => i.state === 'open');
+      const absent = now - s.newest >= c.duration;
+      if (open && !absent) {
+        open.lastDataAt = s.newest;
+        open.observed = s.value;
+        await this.incidentLog.close(p, open, 'cleared');
+      } else if (!open && absent && !mine.some((i) => i.lastDataAt >= s.newest))
+        await this.incidentLog.open(p, s, now);
     }
   }
 }

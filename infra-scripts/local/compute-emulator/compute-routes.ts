@@ -69,10 +69,13 @@ function computeKit(emu: ComputeEmulator) {
     view: (t: T) => unknown,
     kind: string,
     field = 'items',
+    pageless = false,
   ) => {
     const q = parse(listQuery, req.query, 'query');
     if (q.filter) throw new ApiError(400, 'unsupported', 'The emulator does not support list filters.');
-    const r = page(items, nameOf, q.maxResults || 500, q.pageToken);
+    const r = pageless
+      ? page(items, nameOf, items.length, undefined)
+      : page(items, nameOf, q.maxResults || 500, q.pageToken);
     return {
       kind,
       [field]: r.items.map(view),
@@ -118,6 +121,7 @@ function igmRoutes(emu: ComputeEmulator, { compute, idempotent, listed }: Kit): 
         (m) => managedInstanceView(emu.project, igm, m.slot, m.instance),
         '',
         'managedInstances',
+        (igm.listManagedInstancesResults ?? 'PAGELESS') === 'PAGELESS',
       );
     }),
     compute('GET', `${igmPath}/listErrors`, (r) => {

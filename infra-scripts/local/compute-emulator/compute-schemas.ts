@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { invalid } from './errors';
+import { listManagedInstancesResults } from './state';
 
 /** Request bodies and queries of the Compute API subset. Everything from a client is checked here. */
 export const resourceName = z
@@ -106,11 +107,13 @@ export const igmInsert = z.object({
   targetSize: z.number().int().min(0).max(1000),
   description: z.string().optional(),
   distributionPolicy: z.object({ zones: z.array(z.object({ zone: z.string() })).optional() }).optional(),
+  listManagedInstancesResults: z.enum(listManagedInstancesResults).optional(),
 });
 export const igmPatch = z.object({
   fingerprint: z.string().optional(),
   description: z.string().optional(),
   instanceTemplate: z.string().optional(),
+  listManagedInstancesResults: z.enum(listManagedInstancesResults).optional(),
 });
 const instances = z.array(z.string().min(1).max(1024)).max(1000).default([]);
 export const instancesBody = z.object({ instances }).strict();

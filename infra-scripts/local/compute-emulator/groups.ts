@@ -5,7 +5,16 @@ import type { MigController } from './mig-controller';
 import type { Operations } from './operations';
 import type { Registry } from './registry';
 import type { Caller, Runtime } from './runtime';
-import { type Igm, lastSegment, links, type Operation, regionOfZone, type Scope, scopePath } from './state';
+import {
+  type Igm,
+  lastSegment,
+  links,
+  type ListManagedInstancesResults,
+  type Operation,
+  regionOfZone,
+  type Scope,
+  scopePath,
+} from './state';
 
 export interface IgmInsert {
   name: string;
@@ -14,12 +23,14 @@ export interface IgmInsert {
   targetSize: number;
   description?: string;
   zones?: string[];
+  listManagedInstancesResults?: ListManagedInstancesResults;
 }
 
 export interface IgmPatch {
   fingerprint?: string;
   description?: string;
   instanceTemplate?: string;
+  listManagedInstancesResults?: ListManagedInstancesResults;
 }
 
 export type InstancesAction = 'deleteInstances' | 'recreateInstances' | 'abandonInstances';
@@ -70,6 +81,7 @@ export class GroupsApi {
       creationTimestamp: this.rt.iso(),
       zones,
       slots: [],
+      listManagedInstancesResults: body.listManagedInstancesResults ?? 'PAGELESS',
     };
     this.registry.addIgm(igm);
     return this.reconcileOperation(igm, 'insert', caller);
@@ -84,6 +96,8 @@ export class GroupsApi {
         : this.registry.getTemplate(lastSegment(body.instanceTemplate));
     if (body.description !== undefined) igm.description = body.description;
     if (template) igm.instanceTemplate = links.template(this.rt.project, template.name);
+    if (body.listManagedInstancesResults !== undefined)
+      igm.listManagedInstancesResults = body.listManagedInstancesResults;
     igm.fingerprint = this.rt.fingerprint();
     return this.reconcileOperation(igm, 'patch', caller);
   }

@@ -72,7 +72,17 @@ export interface Igm {
   zones: string[];
   slots: Slot[];
   autoscaler?: string;
+  /** How `listManagedInstances` answers; unset: PAGELESS, Google's default. */
+  listManagedInstancesResults?: ListManagedInstancesResults;
 }
+
+/**
+ * InstanceGroupManager.listManagedInstancesResults: PAGELESS (the default) ignores `maxResults` and
+ * `pageToken` and returns every instance at once; PAGINATED respects them
+ * (https://cloud.google.com/compute/docs/reference/rest/v1/instanceGroupManagers).
+ */
+export const listManagedInstancesResults = ['PAGELESS', 'PAGINATED'] as const;
+export type ListManagedInstancesResults = (typeof listManagedInstancesResults)[number];
 
 export type AutoscalerMode = 'ON' | 'OFF' | 'ONLY_SCALE_OUT' | 'ONLY_UP';
 

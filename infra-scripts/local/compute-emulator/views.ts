@@ -109,7 +109,7 @@ export function igmView(project: string, igm: Igm) {
       ...(igm.autoscaler ? { autoscaler: igm.autoscaler } : {}),
     },
     targetSize: igm.targetSize,
-    listManagedInstancesResults: 'PAGINATED',
+    listManagedInstancesResults: igm.listManagedInstancesResults ?? 'PAGELESS',
     selfLink: links.igm(project, igm.scope, igm.name),
   };
 }

@@ -68,7 +68,13 @@ export function seedTopology(compute: RunningEmulator, tokens: RoleTokens, insta
       : { kind: 'regions' as const, name: sandboxRegion };
     emu.insertIgm(
       scope,
-      { name: g.role, baseInstanceName: g.role, instanceTemplate: `${g.role}-tmpl`, targetSize: g.size },
+      {
+        name: g.role,
+        baseInstanceName: g.role,
+        instanceTemplate: `${g.role}-tmpl`,
+        targetSize: g.size,
+        listManagedInstancesResults: 'PAGINATED', // as the deploy creates them
+      },
       caller,
     );
     if (!g.autoscaler) continue;

@@ -10,9 +10,28 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 import type { ApiModule, ProjectFacts } from '../contract';
-import { aggregation, dashboardSchema } from './dashboard-schema';
+import { aligners, reducers } from '../../../infra-scripts/deploy/dashboard-schema';
+import { comparisons } from '../../../infra-scripts/local/compute-emulator/alerting-schemas';
+import { dashboardSchema } from './dashboard-schema';
 import { duration, fail, guard, invalid, labels, notFound, now, parse, router, type Params } from './kit';
 
+/** Aggregation as Google takes it in an alert policy: looser than the deploy's dashboards need. */
+const aggregation = z
+  .strictObject({
+    alignmentPeriod: duration.optional(),
+    perSeriesAligner: z.enum(aligners).optional(),
+    crossSeriesReducer: z.enum(reducers).optional(),
+    groupByFields: z.array(z.string()).optional(),
+  })
+  .refine(
+    (a) =>
+      !a.crossSeriesReducer ||
+      a.crossSeriesReducer === 'REDUCE_NONE' ||
+      (a.alignmentPeriod !== undefined &&
+        a.perSeriesAligner !== undefined &&
+        a.perSeriesAligner !== 'ALIGN_NONE'),
+    'crossSeriesReducer needs alignmentPeriod and a perSeriesAligner other than ALIGN_NONE',
+  );
 const filter = z
   .string()
   .refine((f) => /metric\.type\s*=\s*"[^"]+"/.test(f), 'filter must select a metric.type');
@@ -24,14 +43,7 @@ const conditionThreshold = z.strictObject({
   aggregations: z.array(aggregation).optional(),
   denominatorFilter: z.string().optional(),
   denominatorAggregations: z.array(aggregation).optional(),
-  comparison: z.enum([
-    'COMPARISON_GT',
-    'COMPARISON_GE',
-    'COMPARISON_LT',
-    'COMPARISON_LE',
-    'COMPARISON_EQ',
-    'COMPARISON_NE',
-  ]),
+  comparison: z.enum(comparisons).exclude(['COMPARISON_UNSPECIFIED']),
   thresholdValue: z.number().optional(),
   duration,
   trigger,
