@@ -6,6 +6,7 @@ import { NetworkResources } from './network-resources';
 import type { Operations } from './operations';
 import type { Registry } from './registry';
 import type { Caller, Runtime } from './runtime';
+import { metadataFingerprint } from './views';
 import {
   apiBase,
   type Instance,
@@ -233,6 +234,37 @@ export class DeployApi {
     this.commonMetadata = (body.items ?? []).map((m) => ({ key: m.key, value: m.value ?? '' }));
     this.metadataFingerprint = this.rt.fingerprint();
     return this.globalOperation('setCommonInstanceMetadata', `${apiBase}/projects/${this.rt.project}`);
+  }
+
+  /**
+   * instances.setMetadata: replaces the items; the fingerprint read with the instance is required
+   * (https://cloud.google.com/compute/docs/reference/rest/v1/instances/setMetadata: a missing or stale
+   * one fails with 412 conditionNotMet). gcloud compute ssh falls back to it when the project's
+   * metadata cannot take its key.
+   */
+  setInstanceMetadata(zone: string, instanceName: string, input: unknown, caller: Caller): Operation {
+    const body = parse(projectMetadata, input, 'resource');
+    const scope: Scope = { kind: 'zones', name: zone };
+    this.registry.checkScope(scope);
+    const inst = this.registry.listInstances(zone).find((i) => i.name === instanceName);
+    if (!inst) throw notFound(`${scopePath(this.rt.project, scope)}/instances/${instanceName}`);
+    if (body.fingerprint !== metadataFingerprint(inst.metadata))
+      throw new ApiError(
+        412,
+        'conditionNotMet',
+        'Supplied fingerprint does not match current metadata fingerprint.',
+      );
+    inst.metadata = (body.items ?? []).map((m) => ({ key: m.key, value: m.value ?? '' }));
+    return this.operations.run(
+      {
+        scope,
+        operationType: 'setMetadata',
+        targetLink: links.instance(this.rt.project, zone, inst.name),
+        targetId: inst.id,
+      },
+      this.rt.apiActor(caller),
+      () => Promise.resolve(),
+    );
   }
 
   commonMetadataItems(): { key: string; value: string }[] {

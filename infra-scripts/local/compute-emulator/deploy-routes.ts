@@ -118,6 +118,12 @@ export function deployRoutes(emu: ComputeEmulator): Route[] {
     compute('POST', `${project}/zones/:zone/instances`, (r) =>
       operationView(emu.project, api.insertInstance(r.params.zone!, r.body, r.caller)),
     ),
+    compute('POST', `${project}/zones/:zone/instances/:instance/setMetadata`, (r) =>
+      operationView(
+        emu.project,
+        api.setInstanceMetadata(r.params.zone!, r.params.instance!, r.body, r.caller),
+      ),
+    ),
     compute('GET', project, () => api.projectView()),
     compute('POST', `${project}/setCommonInstanceMetadata`, (r) => global(api.setCommonMetadata(r.body))),
     compute('GET', `${project}/regions/:region`, (r) => ({

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 import { invalid } from './errors';
 import {
   type Autoscaler,
@@ -28,6 +30,15 @@ export function templateView(project: string, t: Template) {
   };
 }
 
+/**
+ * An instance's metadata fingerprint: opaque to clients, it changes whenever the items do, so a hash
+ * of the items is one (instances.setMetadata refuses a stale one with 412).
+ */
+export function metadataFingerprint(items: Instance['metadata']): string {
+  // 8 bytes, as Compute's: gcloud decodes and re-encodes it (a bytes field), so it must be canonical base64.
+  return createHash('sha256').update(JSON.stringify(items)).digest().subarray(0, 8).toString('base64');
+}
+
 export function instanceView(project: string, i: Instance) {
   return {
     kind: 'compute#instance',
@@ -45,7 +56,7 @@ export function instanceView(project: string, i: Instance) {
         networkIP: i.networkIP,
       },
     ],
-    metadata: { kind: 'compute#metadata', items: i.metadata },
+    metadata: { kind: 'compute#metadata', fingerprint: metadataFingerprint(i.metadata), items: i.metadata },
     labels: i.labels,
     tags: { items: i.tags },
     scheduling: { automaticRestart: true, onHostMaintenance: 'MIGRATE', preemptible: false },
