@@ -7,6 +7,7 @@
  * functions host and the alert scenarios read this file; it imports none of them.
  */
 import { resolveConfig, scalingRulesDocument, type ResolvedConfig } from '../../deploy/config';
+import { heartbeatPolicy } from '../../deploy/heartbeat';
 import { cpuAlertPolicy } from '../../deploy/steps/monitoring';
 import { groups, metrics, sandboxDeployment, sandboxProject, sandboxRegion, sandboxZones } from './topology';
 
@@ -86,11 +87,11 @@ async function call(url: string, body: unknown): Promise<{ name: string }> {
  * so that the load of the other scenarios does not move the haproxy floor; the alert scenarios
  * enable it while they run (`alertPolicies.patch` with `updateMask=enabled`). Then the deploy's CPU
  * policies, enabled as the deploy creates them: a tier's mean CPU above its target + 0.2 for five
- * minutes, fed by the metrics agent from the instances' processes.
+ * minutes, fed by the metrics agent from the instances' processes. Then the deploy's heartbeat alert.
  */
 export async function setupSandboxAlerting(
   computeUrl: string,
-): Promise<{ channel: string; policy: string; cpuPolicies: string[] }> {
+): Promise<{ channel: string; policy: string; cpuPolicies: string[]; heartbeatPolicy: string }> {
   const base = `${computeUrl}/v3/projects/${sandboxProject}`;
   const channel = await call(`${base}/notificationChannels`, {
     type: 'pubsub',
@@ -130,5 +131,13 @@ export async function setupSandboxAlerting(
       call(`${base}/alertPolicies`, { ...cpuAlertPolicy(c, role), notificationChannels: [channel.name] }),
     ),
   );
-  return { channel: channel.name, policy: policy.name, cpuPolicies: cpu.map((p) => p.name) };
+  // The deploy's heartbeat alert, with the operator's channels (none here): its incident opens in the
+  // emulator once the sandbox's healthSweep stops completing sweeps.
+  const heartbeat = await call(`${base}/alertPolicies`, heartbeatPolicy(c));
+  return {
+    channel: channel.name,
+    policy: policy.name,
+    cpuPolicies: cpu.map((p) => p.name),
+    heartbeatPolicy: heartbeat.name,
+  };
 }
