@@ -81,31 +81,7 @@ export async function observeWorld(
     return p();
   };
 
-  const groupsRead = pool(config.groups, concurrency, async (group): Promise<GroupObservation | null> => {
-    // Both settle before the group counts as read: no call of this sweep outlives it.
-    const [listed, stable] = await Promise.allSettled([
-      deps.groups.listManagedInstances(group),
-      deps.groups.isStable(group),
-    ]);
-    try {
-      if (listed.status === 'rejected') throw listed.reason;
-      if (stable.status === 'rejected') throw stable.reason;
-      const [raw, isStable] = [listed.value, stable.value];
-      const { members, dropped } = normaliseManagedInstances(group, raw);
-      if (dropped > 0) {
-        reads.push({
-          source: 'compute',
-          what: group.key,
-          status: 'partial',
-          detail: `${dropped} managed instances did not parse`,
-        });
-      }
-      return { key: group.key, isStable, members };
-    } catch (err) {
-      reads.push({ source: 'compute', what: group.key, status: 'failed', detail: describe(err) });
-      return null;
-    }
-  });
+  const groupsRead = readGroups(deps, config, concurrency, reads);
 
   const consulRead = async <T>(what: string, p: () => Promise<T>, source: 'consul' | 'kv' = 'consul') => {
     try {
@@ -209,11 +185,56 @@ export async function observeWorld(
     ...(listing?.degraded ? { listing: { source: 'members' as const, detail: listing.degraded } } : {}),
   };
 
-  // Compute's word on absent nodes: a 404 (or another id under the name) makes them stale at once.
+  const lookups = await lookUpAbsent(deps, config, withoutLookups, concurrency, reads);
+  return { ...withoutLookups, lookups };
+}
+
+/** Per group, its managed instances and its stability; a group whose read fails is recorded and null. */
+function readGroups(
+  deps: ReadDeps,
+  config: HealthSweepConfig,
+  concurrency: number,
+  reads: ReadOutcome[],
+): Promise<(GroupObservation | null)[]> {
+  return pool(config.groups, concurrency, async (group): Promise<GroupObservation | null> => {
+    // Both settle before the group counts as read: no call of this sweep outlives it.
+    const [listed, stable] = await Promise.allSettled([
+      deps.groups.listManagedInstances(group),
+      deps.groups.isStable(group),
+    ]);
+    try {
+      if (listed.status === 'rejected') throw listed.reason;
+      if (stable.status === 'rejected') throw stable.reason;
+      const [raw, isStable] = [listed.value, stable.value];
+      const { members, dropped } = normaliseManagedInstances(group, raw);
+      if (dropped > 0) {
+        reads.push({
+          source: 'compute',
+          what: group.key,
+          status: 'partial',
+          detail: `${dropped} managed instances did not parse`,
+        });
+      }
+      return { key: group.key, isStable, members };
+    } catch (err) {
+      reads.push({ source: 'compute', what: group.key, status: 'failed', detail: describe(err) });
+      return null;
+    }
+  });
+}
+
+/** Compute's word on absent nodes: a 404 (or another id under the name) makes them stale at once. */
+async function lookUpAbsent(
+  deps: ReadDeps,
+  config: HealthSweepConfig,
+  observed: Observation,
+  concurrency: number,
+  reads: ReadOutcome[],
+): Promise<Map<string, InstanceLookup>> {
   const lookups = new Map<string, InstanceLookup>();
-  const candidates = lookupCandidates(config, withoutLookups, deps.lookupLimit);
+  const candidates = lookupCandidates(config, observed, deps.lookupLimit);
   await pool(candidates, concurrency, async (c) => {
-    calls.compute++;
+    deps.calls.compute++;
     try {
       lookups.set(c.instanceId, await deps.instances.get({ project: c.project, zone: c.zone, name: c.name }));
     } catch (err) {
@@ -225,5 +246,5 @@ export async function observeWorld(
       });
     }
   });
-  return { ...withoutLookups, lookups };
+  return lookups;
 }
