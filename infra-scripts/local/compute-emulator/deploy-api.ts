@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parse, resourceName as name } from './compute-schemas';
-import { ApiError, notFound } from './errors';
+import { ApiError, fingerprintMismatch, notFound, sameFingerprint } from './errors';
 import type { InstanceLifecycle } from './instances';
 import { NetworkResources } from './network-resources';
 import type { Operations } from './operations';
@@ -225,12 +225,8 @@ export class DeployApi {
   /** projects.setCommonInstanceMetadata: replaces the items; a stale fingerprint is refused (412). */
   setCommonMetadata(input: unknown): GlobalOperation {
     const body = parse(projectMetadata, input, 'resource');
-    if (body.fingerprint !== undefined && body.fingerprint !== this.metadataFingerprint)
-      throw new ApiError(
-        412,
-        'conditionNotMet',
-        'Supplied fingerprint does not match current metadata fingerprint.',
-      );
+    if (body.fingerprint !== undefined && !sameFingerprint(body.fingerprint, this.metadataFingerprint))
+      throw fingerprintMismatch();
     this.commonMetadata = (body.items ?? []).map((m) => ({ key: m.key, value: m.value ?? '' }));
     this.metadataFingerprint = this.rt.fingerprint();
     return this.globalOperation('setCommonInstanceMetadata', `${apiBase}/projects/${this.rt.project}`);
@@ -248,12 +244,11 @@ export class DeployApi {
     this.registry.checkScope(scope);
     const inst = this.registry.listInstances(zone).find((i) => i.name === instanceName);
     if (!inst) throw notFound(`${scopePath(this.rt.project, scope)}/instances/${instanceName}`);
-    if (body.fingerprint !== metadataFingerprint(inst.metadata))
-      throw new ApiError(
-        412,
-        'conditionNotMet',
-        'Supplied fingerprint does not match current metadata fingerprint.',
-      );
+    if (
+      body.fingerprint === undefined ||
+      !sameFingerprint(body.fingerprint, metadataFingerprint(inst.metadata))
+    )
+      throw fingerprintMismatch();
     inst.metadata = (body.items ?? []).map((m) => ({ key: m.key, value: m.value ?? '' }));
     return this.operations.run(
       {

@@ -41,6 +41,15 @@ export const alreadyExists = (path: string): ApiError =>
 export const fingerprintMismatch = (): ApiError =>
   new ApiError(412, 'conditionNotMet', 'Supplied fingerprint does not match current metadata fingerprint.');
 
+/**
+ * Whether a supplied fingerprint is the current one. A fingerprint is a bytes field, and Compute's
+ * JSON mapping accepts standard or URL-safe base64 (https://protobuf.dev/programming-guides/json/,
+ * "bytes"); gcloud's apitools re-encodes what it read URL-safe, so `+`/`/` come back as `-`/`_`.
+ * Node's base64 decoder takes both alphabets: the bytes are compared.
+ */
+export const sameFingerprint = (supplied: string, current: string): boolean =>
+  Buffer.from(supplied, 'base64').equals(Buffer.from(current, 'base64'));
+
 export const invalid = (message: string): ApiError => new ApiError(400, 'invalid', message);
 
 export const notReady = (path: string): ApiError =>

@@ -1,5 +1,5 @@
 import type { AuditEmitter } from './audit';
-import { alreadyExists, ApiError, fingerprintMismatch, invalid } from './errors';
+import { alreadyExists, ApiError, fingerprintMismatch, invalid, sameFingerprint } from './errors';
 import { checkInstanceRefs } from './instance-refs';
 import type { MigController } from './mig-controller';
 import type { Operations } from './operations';
@@ -89,7 +89,8 @@ export class GroupsApi {
 
   patch(scope: Scope, name: string, body: IgmPatch, caller: Caller): Operation {
     const igm = this.registry.getIgm(scope, name);
-    if (body.fingerprint !== undefined && body.fingerprint !== igm.fingerprint) throw fingerprintMismatch();
+    if (body.fingerprint !== undefined && !sameFingerprint(body.fingerprint, igm.fingerprint))
+      throw fingerprintMismatch();
     const template =
       body.instanceTemplate === undefined
         ? undefined
