@@ -146,8 +146,16 @@ describe('a function whose configuration is invalid fails at cold start', () => 
     );
     try {
       await waitFor('the ready line', async () => /healthSweep ready/.test(proc.output()));
-      const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST' });
-      expect(res.status).toBe(401);
+      // The line is written at load, before the framework listens: the first answer, once it does.
+      let status = 0;
+      await waitFor('the listener', async () => {
+        status = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST' }).then(
+          (res) => res.status,
+          () => 0,
+        );
+        return status !== 0;
+      });
+      expect(status).toBe(401);
       expect(proc.running).toBe(true);
     } finally {
       await proc.stop();
